@@ -1,0 +1,40 @@
+"""The ``declarun`` command: a thin click group; each command lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from declarun import __version__
+from declarun.cli.daemon import daemon
+from declarun.cli.output import exit_on_declarun_error
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="declarun")
+def cli() -> None:
+    """declarun: describe containers, volumes and networks in a stack file; make the machine match it."""
+
+
+cli.add_command(daemon)
+
+
+def _register_stack_commands() -> None:
+    from declarun.cli.stack_commands import graph, render, validate
+
+    cli.add_command(validate)
+    cli.add_command(render)
+    cli.add_command(graph)
+
+
+_register_stack_commands()
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI, turning declarun errors into clean exits."""
+    with exit_on_declarun_error():
+        cli.main(prog_name="declarun")
+    sys.exit(0)
