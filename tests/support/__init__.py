@@ -1,0 +1,1 @@
+"""Shared test support: a real distribution registry and busybox test images."""

@@ -1,0 +1,261 @@
+"""Starting declarund for tests: the real daemon as a subprocess, or an app in a thread.
+
+* :func:`running_daemon` starts ``python -m declarun.daemon`` on a Unix socket under a
+  temporary directory, waits until it answers ``/_ping``, and always stops it (SIGTERM,
+  then SIGKILL if it does not exit) — even when the test fails.
+* :func:`serving_app` runs an aiohttp application built by the daemon's own
+  ``make_app`` in a background thread, for tests that must reach into the daemon context
+  (publish events, register a test-only area) while using real clients.
+* :func:`http_request` speaks plain HTTP/1.1 over a Unix socket, for checks the official
+  clients hide (status codes, headers, error bodies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+__all__ = [
+    "REPO_ROOT",
+    "DaemonProcess",
+    "HttpResult",
+    "cli_command",
+    "daemon_command",
+    "http_request",
+    "run_daemon_briefly",
+    "running_daemon",
+    "serving_app",
+    "wait_for_socket",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_START_TIMEOUT = 30.0
+_STOP_TIMEOUT = 20.0
+
+
+@dataclass
+class DaemonProcess:
+    """A running declarund started by a test."""
+
+    process: subprocess.Popen[bytes]
+    socket_path: Path
+    data_root: Path
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The DOCKER_HOST value that reaches this daemon."""
+        return f"unix://{self.socket_path}"
+
+    def env(self) -> dict[str, str]:
+        """An environment for the docker CLI pointed at this daemon only."""
+        env = dict(os.environ)
+        env["DOCKER_HOST"] = self.url
+        for name in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+            env.pop(name, None)
+        env["DOCKER_CONFIG"] = str(self.data_root.parent / "docker-config")
+        return env
+
+    def log(self) -> str:
+        """Everything the daemon wrote to stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit status (SIGKILL after a grace period)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def daemon_command(*args: str) -> list[str]:
+    """The command line that runs declarund from this checkout with ``args``."""
+    return [sys.executable, "-m", "declarun.daemon", *args]
+
+
+def cli_command(*args: str) -> list[str]:
+    """The command line that runs the ``declarun`` CLI from this checkout with ``args``."""
+    return [sys.executable, "-m", "declarun", *args]
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def wait_for_socket(path: Path, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until ``path`` accepts connections; fail early if ``process`` exits."""
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"declarund exited with {process.returncode} before listening")
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
+            probe.connect(str(path))
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"declarund did not listen on {path} in time")
+
+
+@contextlib.contextmanager
+def running_daemon(
+    tmp: Path, *extra: str, name: str = "declarund", socket_path: Path | None = None
+) -> Iterator[DaemonProcess]:
+    """Start declarund with its socket and data root under ``tmp``; stop it afterwards."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    socket_path = socket_path or tmp / f"{name}.sock"
+    data_root = tmp / f"{name}-root"
+    log_path = tmp / f"{name}.log"
+    args = ["--host", f"unix://{socket_path}", "--data-root", str(data_root), *extra]
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            daemon_command(*args),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env=_child_env(),
+        )
+    daemon = DaemonProcess(process, socket_path, data_root, log_path, args)
+    try:
+        try:
+            wait_for_socket(socket_path, process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n--- daemon log ---\n{daemon.log()}") from None
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def run_daemon_briefly(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run declarund with ``args`` expecting it to exit on its own (bad flags, lock held)."""
+    return subprocess.run(
+        daemon_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env=_child_env(),
+        check=False,
+    )
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """A raw HTTP answer."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float = 30) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(str(self._path))
+        self.sock = sock
+
+
+def http_request(
+    socket_path: Path,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpResult:
+    """One HTTP/1.1 request over the Unix socket; returns status, headers and body."""
+    conn = _UnixHTTPConnection(socket_path)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        return HttpResult(response.status, dict(response.getheaders()), data)
+    finally:
+        conn.close()
+
+
+@dataclass
+class ServedApp:
+    """An aiohttp application served from a background thread on a Unix socket."""
+
+    socket_path: Path
+    loop: asyncio.AbstractEventLoop
+    app: web.Application
+
+    def call(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the server's event loop."""
+        self.loop.call_soon_threadsafe(fn)
+
+
+@contextlib.contextmanager
+def serving_app(
+    make: Callable[[], web.Application],
+    socket_path: Path,
+    on_shutdown: Sequence[Callable[[], None]] = (),
+) -> Iterator[ServedApp]:
+    """Serve ``make()`` on ``socket_path`` (with the daemon's runner settings) until exit."""
+    ready = threading.Event()
+    stop: list[asyncio.Event] = []
+    holder: list[ServedApp] = []
+    errors: list[BaseException] = []
+
+    async def main() -> None:
+        app = make()
+        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.UnixSite(runner, str(socket_path))
+        await site.start()
+        stop.append(asyncio.Event())
+        holder.append(ServedApp(socket_path, asyncio.get_running_loop(), app))
+        ready.set()
+        try:
+            await stop[0].wait()
+        finally:
+            for fn in on_shutdown:
+                fn()
+            await runner.cleanup()
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            errors.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=thread_main, name="test-app-server", daemon=True)
+    thread.start()
+    ready.wait(_START_TIMEOUT)
+    if errors:
+        raise errors[0]
+    if not holder:
+        raise RuntimeError("the test app did not start")
+    served = holder[0]
+    try:
+        yield served
+    finally:
+        served.loop.call_soon_threadsafe(stop[0].set)
+        thread.join(_STOP_TIMEOUT)
+        if errors:
+            raise errors[0]
