@@ -1,0 +1,217 @@
+"""The stack's dependency graph: what must exist before what.
+
+One node per image, volume, network and container replica; an edge ``a -> b`` means *a needs
+b* (a container needs its image, volumes, networks and the containers it depends on; a built
+image needs its base image). Creation walks the graph in reverse topological order, removal in
+topological order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+
+from declarun.errors import DeclarunError
+from declarun.spec.model import Build, Image, Stack
+from declarun.spec.naming import replica_names
+
+__all__ = [
+    "GraphFormat",
+    "build_graph",
+    "dockerfile_base_images",
+    "draw_graph",
+    "export_graph",
+    "node_id",
+]
+
+GraphFormat = Literal["dot", "mermaid", "json", "svg", "png"]
+NodeKind = Literal["image", "volume", "network", "container"]
+
+_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(?P<image>\S+)", re.IGNORECASE)
+_ARG = re.compile(r"\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def node_id(kind: NodeKind, name: str) -> str:
+    """The graph node of a resource: ``container:web-1``, ``image:busybox``."""
+    return f"{kind}:{name}"
+
+
+def dockerfile_base_images(build: Build) -> tuple[str, ...]:
+    """The images a build starts FROM, with ``${ARG}`` filled from build args where given.
+
+    Reads the Dockerfile if it is there; a missing file yields nothing (the build will report it).
+    Stage names (``FROM base AS builder`` then ``FROM builder``) are not images and are skipped.
+    """
+    try:
+        text = (build.context / build.dockerfile).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
+    stages: set[str] = set()
+    bases: list[str] = []
+    for line in text.splitlines():
+        match = _FROM.match(line)
+        if match is None:
+            continue
+        image = _ARG.sub(lambda m: build.args.get(m.group("name"), m.group(0)), match["image"])
+        parts = line.split()
+        if len(parts) >= 4 and parts[-2].lower() == "as":
+            stages.add(parts[-1].lower())
+        if image.lower() not in stages and image.lower() != "scratch":
+            bases.append(image)
+    return tuple(dict.fromkeys(bases))
+
+
+def _image_for(reference: str, stack: Stack) -> str | None:
+    if reference in stack.images:
+        return reference
+    for name, image in stack.images.items():
+        if image.ref == reference:
+            return name
+    return None
+
+
+def _add_image(graph: nx.DiGraph, name: str, image: Image) -> None:
+    graph.add_node(node_id("image", name), kind="image", name=name, ref=image.ref or "")
+
+
+def build_graph(stack: Stack) -> nx.DiGraph:
+    """The dependency graph of ``stack`` (which must have passed :func:`check_stack`)."""
+    graph = nx.DiGraph(stack=stack.name)
+    for name, image in stack.images.items():
+        _add_image(graph, name, image)
+    for name in stack.volumes:
+        graph.add_node(node_id("volume", name), kind="volume", name=name)
+    for name in stack.networks:
+        graph.add_node(node_id("network", name), kind="network", name=name)
+    for name, image in stack.images.items():
+        if image.build is None:
+            continue
+        for base in dockerfile_base_images(image.build):
+            base_name = _image_for(base, stack)
+            if base_name is not None and base_name != name:
+                graph.add_edge(node_id("image", name), node_id("image", base_name), kind="base")
+    for name, container in stack.containers.items():
+        for index, replica in enumerate(replica_names(container), start=1):
+            node = node_id("container", replica)
+            graph.add_node(
+                node,
+                kind="container",
+                name=replica,
+                container=name,
+                replica=index,
+                run=container.run,
+            )
+            graph.add_edge(node, node_id("image", container.image), kind="image")
+            for mount in container.mounts:
+                if mount.type == "volume" and mount.source is not None:
+                    graph.add_edge(node, node_id("volume", mount.source), kind="mount")
+            for attachment in container.networks:
+                graph.add_edge(node, node_id("network", attachment.network), kind="network")
+    for container in stack.containers.values():
+        for dependency in container.depends_on:
+            target = stack.containers.get(dependency.container)
+            if target is None:
+                continue
+            for replica in replica_names(container):
+                for target_replica in replica_names(target):
+                    graph.add_edge(
+                        node_id("container", replica),
+                        node_id("container", target_replica),
+                        kind="depends_on",
+                        condition=dependency.condition,
+                    )
+    return graph
+
+
+def _label(graph: nx.DiGraph, node: str) -> str:
+    attrs = graph.nodes[node]
+    return f"{attrs['kind']}: {attrs['name']}"
+
+
+def _dot(graph: nx.DiGraph) -> str:
+    shapes = {"image": "box3d", "volume": "cylinder", "network": "hexagon", "container": "box"}
+    lines = [f"digraph {json.dumps(graph.graph.get('stack', 'stack'))} {{", "  rankdir=LR;"]
+    for node in sorted(graph.nodes):
+        attrs = graph.nodes[node]
+        lines.append(
+            f"  {json.dumps(node)} [label={json.dumps(_label(graph, node))}, "
+            f"shape={shapes[attrs['kind']]}];"
+        )
+    for source, target in sorted(graph.edges):
+        edge = graph.edges[source, target]
+        label = edge.get("condition") or edge["kind"]
+        lines.append(f"  {json.dumps(source)} -> {json.dumps(target)} [label={json.dumps(label)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_id(node: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", node)
+
+
+def _mermaid(graph: nx.DiGraph) -> str:
+    shapes = {
+        "image": ("[[", "]]"),
+        "volume": ("[(", ")]"),
+        "network": ("{{", "}}"),
+        "container": ("[", "]"),
+    }
+    lines = ["flowchart LR"]
+    for node in sorted(graph.nodes):
+        opening, closing = shapes[graph.nodes[node]["kind"]]
+        text = _label(graph, node).replace('"', "'")
+        lines.append(f'  {_mermaid_id(node)}{opening}"{text}"{closing}')
+    for source, target in sorted(graph.edges):
+        edge = graph.edges[source, target]
+        label = edge.get("condition") or edge["kind"]
+        lines.append(f"  {_mermaid_id(source)} -->|{label}| {_mermaid_id(target)}")
+    return "\n".join(lines) + "\n"
+
+
+def _json(graph: nx.DiGraph) -> str:
+    document: dict[str, Any] = {
+        "stack": graph.graph.get("stack"),
+        "nodes": [{"id": node, **graph.nodes[node]} for node in sorted(graph.nodes)],
+        "edges": [
+            {"from": source, "to": target, **graph.edges[source, target]}
+            for source, target in sorted(graph.edges)
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def export_graph(graph: nx.DiGraph, fmt: GraphFormat) -> str:
+    """The graph as text: Graphviz ``dot``, ``mermaid`` or ``json``."""
+    if fmt == "dot":
+        return _dot(graph)
+    if fmt == "mermaid":
+        return _mermaid(graph)
+    if fmt == "json":
+        return _json(graph)
+    raise DeclarunError(f"'{fmt}' is drawn, not printed: use draw_graph")
+
+
+def draw_graph(graph: nx.DiGraph, fmt: Literal["svg", "png"] | GraphFormat, output: Path) -> None:
+    """Draw the graph to an SVG or PNG file with Graphviz's ``dot``."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise DeclarunError(
+            "drawing needs Graphviz's 'dot' (apt-get install graphviz); "
+            "--format dot|mermaid|json print text without it"
+        )
+    result = subprocess.run(
+        [dot, f"-T{fmt}", "-o", str(output)],
+        input=_dot(graph).encode(),
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip()
+        raise DeclarunError(f"Graphviz failed to draw {output}: {message}")

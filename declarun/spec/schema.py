@@ -1,0 +1,207 @@
+"""Validate stack data against ``schema/stack.schema.json`` and explain failures to people.
+
+jsonschema's messages are written for schema authors (``Additional properties are not allowed
+('depend_on' was unexpected)``); here each failure becomes a located problem in the stack's own
+terms (``unknown field 'depend_on'; did you mean 'depends_on'?``). A schema may carry
+``x-error`` on a subschema to replace the generic message for that shape.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from declarun.errors import Problem, SourceLocation
+from declarun.spec.load import DataPath, format_path
+
+__all__ = ["SCHEMA_PATH", "stack_schema", "suggest", "validate_against_schema"]
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "stack.schema.json"
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "nothing (null)",
+}
+
+
+@cache
+def stack_schema() -> dict[str, Any]:
+    """The stack JSON Schema, loaded once."""
+    with SCHEMA_PATH.open(encoding="utf-8") as handle:
+        schema: dict[str, Any] = json.load(handle)
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(stack_schema())
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean' hint for a misspelt ``word`` among ``choices``, if one is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"a string ({shown!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _expected_types(schema: Mapping[str, Any]) -> str:
+    kind = schema.get("type")
+    kinds = [kind] if isinstance(kind, str) else list(kind or [])
+    names = [_TYPE_NAMES.get(k, k) for k in kinds]
+    return " or ".join(names) if names else "another type"
+
+
+def _allowed_keys(schema: Mapping[str, Any]) -> list[str]:
+    return sorted(schema.get("properties", {}))
+
+
+def _is_allowed_by_pattern(key: str, schema: Mapping[str, Any]) -> bool:
+    return any(re.search(pattern, key) for pattern in schema.get("patternProperties", {}))
+
+
+def _relevance(error: ValidationError) -> tuple[int, int, int]:
+    # Prefer the alternative whose type matched (an error deeper inside it) over a bare type error.
+    return (len(error.absolute_path), 0 if error.validator == "type" else 1, -len(error.message))
+
+
+def _explain(error: ValidationError) -> list[tuple[DataPath, str, str | None, bool]]:
+    """(path, message, hint, at_key) for one validation error."""
+    path: DataPath = tuple(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    custom = schema.get("x-error")
+    kind = error.validator
+    if "propertyNames" in error.schema_path and isinstance(error.instance, str):
+        # A key (a resource name) broke the naming rule: point at the key itself.
+        what = schema.get("description", "a valid name")
+        return [
+            (
+                (*path, error.instance),
+                f"invalid name '{error.instance}': expected "
+                f"{what[:1].lower()}{what[1:].rstrip('.')}",
+                None,
+                True,
+            )
+        ]
+    if kind in ("oneOf", "anyOf") and error.context:
+        deeper = [e for e in error.context if len(e.absolute_path) > len(error.absolute_path)]
+        if deeper:
+            return _explain(max(deeper, key=_relevance))
+        non_type = [e for e in error.context if e.validator not in ("type", "not")]
+        if len(non_type) == 1 and not custom:
+            return _explain(non_type[0])
+        if custom:
+            return [(path, f"{custom}; got {_describe(error.instance)}", None, False)]
+        kinds = sorted(
+            {
+                _expected_types(e.schema)
+                for e in error.context
+                if isinstance(e.schema, Mapping) and e.validator == "type"
+            }
+        )
+        if kinds and len(non_type) == 0:
+            return [
+                (
+                    path,
+                    f"expected {' or '.join(kinds)}, got {_describe(error.instance)}",
+                    None,
+                    False,
+                )
+            ]
+        best = best_match(error.context, key=_relevance)
+        return _explain(best) if best is not None else [(path, error.message, None, False)]
+    if custom:
+        return [(path, f"{custom}; got {_describe(error.instance)}", None, False)]
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = _allowed_keys(schema)
+        out: list[tuple[DataPath, str, str | None, bool]] = []
+        for key in error.instance:
+            if key in schema.get("properties", {}) or _is_allowed_by_pattern(key, schema):
+                continue
+            out.append(((*path, key), f"unknown field '{key}'", suggest(key, allowed), True))
+        return out or [(path, error.message, None, False)]
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        return [(path, f"missing required field '{missing}'", None, True)]
+    if kind == "type":
+        return [
+            (
+                path,
+                f"expected {_expected_types(schema)}, got {_describe(error.instance)}",
+                None,
+                False,
+            )
+        ]
+    if kind == "enum":
+        choices = [str(c) for c in schema.get("enum", [])]
+        hint = suggest(str(error.instance), choices) if isinstance(error.instance, str) else None
+        return [
+            (
+                path,
+                f"must be one of {', '.join(choices)}; got {_describe(error.instance)}",
+                hint,
+                False,
+            )
+        ]
+    if kind == "const":
+        return [
+            (path, f"must be {schema.get('const')!r}; got {_describe(error.instance)}", None, False)
+        ]
+    if kind == "pattern":
+        what = schema.get("description", "the expected format")
+        return [
+            (
+                path,
+                f"{_describe(error.instance)} is not valid: expected {what[:1].lower()}"
+                f"{what[1:].rstrip('.')}",
+                None,
+                False,
+            )
+        ]
+    if kind == "minProperties":
+        return [(path, "must not be empty", None, False)]
+    return [(path, error.message, None, False)]
+
+
+def validate_against_schema(
+    data: Any,
+    locate_key: Callable[[DataPath], SourceLocation],
+    locate_value: Callable[[DataPath], SourceLocation],
+) -> list[tuple[DataPath, Problem]]:
+    """All schema problems in ``data``, each with its data path and located in the source file."""
+    problems: list[tuple[DataPath, Problem]] = []
+    for error in _validator().iter_errors(data):
+        for path, message, hint, at_key in _explain(error):
+            where = locate_key(path) if at_key else locate_value(path)
+            problems.append((path, Problem(where, format_path(path), message, hint)))
+    return problems
