@@ -1,0 +1,160 @@
+"""The overlayfs snapshotter: each snapshot holds one layer, stacked at mount time.
+
+Layers are applied in ``overlay`` mode (whiteouts as 0/0 character devices, opaque
+directories as ``trusted.overlay.opaque=y``), so a snapshot directory is usable as an
+overlayfs lower directory as it is. A container gets an upper and a work directory of
+its own; its root filesystem is the overlay mount of those over the chain.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from declarun.daemon.images.fsops import remove_tree
+from declarun.daemon.images.unpack import OVERLAY_OPAQUE_XATTR, Mode
+from declarun.daemon.snapshots.base import DirectorySnapshotter
+from declarun.daemon.snapshots.model import ContainerMounts, Driver, SnapshotError
+
+__all__ = [
+    "OverlaySnapshotter",
+    "mount_overlay",
+    "overlay_options",
+    "overlay_supported",
+    "unmount",
+]
+
+# The kernel copies mount data into one page; longer option strings are refused.
+_MAX_MOUNT_DATA = 4000
+
+
+def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd)
+
+
+def overlay_options(mounts: ContainerMounts, relative_to: Path | None = None) -> str:
+    """The ``-o`` string for mounting ``mounts``, paths relative to ``relative_to`` if given.
+
+    Refuses paths overlayfs cannot take in its option string (``:`` or ``,``).
+    """
+    if mounts.upperdir is None or mounts.workdir is None or not mounts.lowerdirs:
+        raise SnapshotError(f"container {mounts.container_id} has no overlay layers")
+
+    def show(path: Path) -> str:
+        text = str(path.relative_to(relative_to)) if relative_to is not None else str(path)
+        if ":" in text or "," in text:
+            raise SnapshotError(f"path {text!r} cannot be used in an overlay mount")
+        return text
+
+    lower = ":".join(show(p) for p in mounts.lowerdirs)
+    return f"lowerdir={lower},upperdir={show(mounts.upperdir)},workdir={show(mounts.workdir)}"
+
+
+def mount_overlay(mounts: ContainerMounts, target: Path | None = None) -> Path:
+    """Mount a container's overlay root filesystem (at ``mounts.rootfs`` by default).
+
+    Long layer chains are mounted with paths relative to the snapshot root so the option
+    string stays within the kernel's one-page limit.
+    """
+    where = target if target is not None else mounts.rootfs
+    options = overlay_options(mounts)
+    cwd: Path | None = None
+    if len(options) > _MAX_MOUNT_DATA:
+        cwd = Path(os.path.commonpath([*mounts.lowerdirs, mounts.upperdir or where]))
+        options = overlay_options(mounts, relative_to=cwd)
+        if len(options) > _MAX_MOUNT_DATA:
+            raise SnapshotError(f"too many layers to mount ({len(mounts.lowerdirs)})")
+    proc = _run(["mount", "-t", "overlay", "overlay", "-o", options, str(where)], cwd=cwd)
+    if proc.returncode != 0:
+        raise SnapshotError(f"overlay mount failed: {proc.stderr.strip()}")
+    return where
+
+
+def unmount(target: Path) -> None:
+    """Unmount ``target`` if something is mounted there."""
+    if not os.path.ismount(target):
+        return
+    proc = _run(["umount", str(target)])
+    if proc.returncode != 0:
+        raise SnapshotError(f"cannot unmount {target}: {proc.stderr.strip()}")
+
+
+def overlay_supported(directory: Path | None = None) -> bool:
+    """Whether an overlay with trusted xattrs really mounts on ``directory``'s filesystem.
+
+    Tried, not guessed: overlay on overlay, some network filesystems and user namespaces
+    without privileges all fail here. ``directory`` defaults to the temp directory; pass
+    the snapshot root, since support depends on the filesystem underneath.
+    """
+    directory = Path(directory if directory is not None else tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".tmp-overlay-check-", dir=directory) as tmp:
+        base = Path(tmp)
+        for name in ("lower", "upper", "work", "merged"):
+            (base / name).mkdir()
+        (base / "lower" / "probe").write_bytes(b"ok")
+        try:
+            os.setxattr(base / "lower", OVERLAY_OPAQUE_XATTR, b"y")
+            os.removexattr(base / "lower", OVERLAY_OPAQUE_XATTR)
+        except OSError:
+            return False
+        mounts = ContainerMounts(
+            driver="overlay",
+            container_id="probe",
+            rootfs=base / "merged",
+            lowerdirs=(base / "lower",),
+            upperdir=base / "upper",
+            workdir=base / "work",
+        )
+        try:
+            mount_overlay(mounts)
+        except (SnapshotError, OSError):
+            return False
+        try:
+            return (base / "merged" / "probe").read_bytes() == b"ok"
+        finally:
+            unmount(base / "merged")
+
+
+class OverlaySnapshotter(DirectorySnapshotter):
+    """One directory per layer, stacked by overlayfs; containers get upper/work dirs."""
+
+    _driver: Driver = "overlay"
+    _mode: Mode = "overlay"
+
+    def _empty_lower(self) -> Path:
+        # overlayfs needs at least one lower directory, even for an image with no layers
+        empty = self.root / "empty"
+        empty.mkdir(mode=0o755, exist_ok=True)
+        return empty
+
+    def mounts_for(self, chain_id: str | None, container_id: str) -> ContainerMounts:
+        """Create (or reuse, on restart) a container's upper and work dirs over the chain."""
+        if chain_id is not None:
+            lowers = tuple(s.path for s in self.lineage(chain_id))
+        else:
+            lowers = (self._empty_lower(),)
+        directory = self.container_dir(container_id)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        for name, mode in (("upper", 0o755), ("work", 0o700), ("rootfs", 0o755)):
+            path = directory / name
+            path.mkdir(exist_ok=True)
+            if not os.path.ismount(path):
+                os.chmod(path, mode)
+        self._write_container_meta(directory, chain_id)
+        return ContainerMounts(
+            driver="overlay",
+            container_id=container_id,
+            rootfs=directory / "rootfs",
+            lowerdirs=lowers,
+            upperdir=directory / "upper",
+            workdir=directory / "work",
+        )
+
+    def release(self, container_id: str) -> None:
+        """Unmount (if mounted) and delete a container's writable layer."""
+        directory = self.container_dir(container_id)
+        unmount(directory / "rootfs")
+        remove_tree(directory)
