@@ -26,8 +26,12 @@ def _unknown(kind: str, name: str, choices: Iterable[str]) -> tuple[str, str | N
     return f"unknown {kind} '{name}'", suggest(name, choices)
 
 
-def check_references(stack: Stack) -> Iterator[Problem]:
-    """Every image, volume, network and container a container names must be declared."""
+def check_references(stack: Stack, inactive: frozenset[str] = frozenset()) -> Iterator[Problem]:
+    """Every image, volume, network and container a container names must be declared.
+
+    ``inactive`` containers exist but are outside the active profiles; a dependency on one is
+    reported by the profile selection, not as an unknown name.
+    """
     for name, container in stack.containers.items():
         if container.image not in stack.images:
             message, hint = _unknown("image", container.image, stack.images)
@@ -51,7 +55,10 @@ def check_references(stack: Stack) -> Iterator[Problem]:
             path = f"containers.{name}.depends_on[{index}]"
             if dependency.container == name:
                 yield Problem(dependency.location, path, "a container cannot depend on itself")
-            elif dependency.container not in stack.containers:
+            elif (
+                dependency.container not in stack.containers
+                and dependency.container not in inactive
+            ):
                 message, hint = _unknown("container", dependency.container, stack.containers)
                 yield Problem(dependency.location, path, message, hint)
 
@@ -80,30 +87,35 @@ def check_cycles(stack: Stack) -> Iterator[Problem]:
             break
 
 
+_ANY_ADDRESS = (None, "0.0.0.0", "::")
+
+
 def _clashes(a: PortBinding, b: PortBinding) -> bool:
-    if a.host_port is None or b.host_port is None:
+    if a.host_port is None or a.host_port != b.host_port or a.protocol != b.protocol:
         return False
-    if a.host_port != b.host_port or a.protocol != b.protocol:
-        return False
-    return a.host_ip is None or b.host_ip is None or a.host_ip == b.host_ip
+    return a.host_ip in _ANY_ADDRESS or b.host_ip in _ANY_ADDRESS or a.host_ip == b.host_ip
 
 
 def check_host_ports(stack: Stack) -> Iterator[Problem]:
     """A fixed host port can be published once (replicas of a container count separately)."""
-    seen: list[tuple[str, str, PortBinding]] = []  # (container, replica, binding)
+    # (port, protocol) -> the bindings seen so far; only bindings of one port can clash.
+    seen: dict[tuple[int, str], list[tuple[str, str, PortBinding]]] = {}
     for name, container in stack.containers.items():
         for replica in replica_names(container):
             for binding in container.ports:
+                if binding.host_port is None:
+                    continue
+                same_port = seen.setdefault((binding.host_port, binding.protocol), [])
                 clash = next(
                     (
                         (owner, other_replica)
-                        for owner, other_replica, other in seen
+                        for owner, other_replica, other in same_port
                         if _clashes(binding, other)
                     ),
                     None,
                 )
                 if clash is None:
-                    seen.append((name, replica, binding))
+                    same_port.append((name, replica, binding))
                     continue
                 owner, other_replica = clash
                 where = f"{binding.host_ip or '0.0.0.0'}:{binding.host_port}/{binding.protocol}"
@@ -171,31 +183,17 @@ def check_addresses(stack: Stack) -> Iterator[Problem]:
                 )
 
 
-def check_jobs(stack: Stack) -> Iterator[Problem]:
-    """A one-shot job that restarts forever is a contradiction."""
-    for name, container in stack.containers.items():
-        if container.run == "once" and container.restart.name in ("always", "unless-stopped"):
-            yield Problem(
-                container.restart.location,
-                f"containers.{name}.restart",
-                f"a one-shot job (run: once) cannot use restart: {container.restart.name}",
-                "use restart: on-failure to retry it",
-            )
-
-
 CHECKS: tuple[Check, ...] = (
-    check_references,
     check_cycles,
     check_host_ports,
     check_replica_names,
     check_addresses,
-    check_jobs,
 )
 
 
-def check_stack(stack: Stack) -> list[Problem]:
-    """Every semantic problem in ``stack``."""
-    problems: list[Problem] = []
+def check_stack(stack: Stack, inactive: frozenset[str] = frozenset()) -> list[Problem]:
+    """Every semantic problem in ``stack`` (whose ``inactive`` containers were left out)."""
+    problems: list[Problem] = list(check_references(stack, inactive))
     for check in CHECKS:
         problems.extend(check(stack))
     return problems

@@ -9,15 +9,14 @@ becomes a located :class:`~declarun.errors.Problem`; nothing here raises anythin
 
 from __future__ import annotations
 
-import datetime
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from declarun.errors import Problem, SourceLocation, StackError
 
@@ -41,7 +40,6 @@ MAX_DEPTH = 64
 DataPath = tuple[str | int, ...]
 
 _STR = "tag:yaml.org,2002:str"
-_MERGE = "tag:yaml.org,2002:merge"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _BINARY = "tag:yaml.org,2002:binary"
 _KNOWN_SCALAR_TAGS = {
@@ -53,7 +51,13 @@ _KNOWN_SCALAR_TAGS = {
     _TIMESTAMP,
     _BINARY,
 }
+_INT = "tag:yaml.org,2002:int"
+_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+$")
 _MAP = "tag:yaml.org,2002:map"
+# Marks come from PyYAML or from libyaml (a different class); an event may lack one.
+_Mark = Any
+# libyaml's parser when PyYAML was built with it: the events come from C, ten times faster.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SEQ = "tag:yaml.org,2002:seq"
 
 
@@ -68,14 +72,24 @@ def format_path(path: DataPath) -> str:
     return out
 
 
+Position = tuple[int, int]  # 1-based (line, column)
+
+
 @dataclass(frozen=True)
 class LoadedDocument:
-    """The plain data of one YAML file and where each part of it was written."""
+    """The plain data of one YAML file and where each part of it was written.
+
+    Positions are kept as bare (line, column) pairs and become :class:`SourceLocation` only
+    when asked for: a big stack has a hundred thousand of them and most are never needed.
+    """
 
     file: str
     data: Any
-    value_locations: Mapping[DataPath, SourceLocation]
-    key_locations: Mapping[DataPath, SourceLocation]
+    value_positions: Mapping[DataPath, Position]
+    key_positions: Mapping[DataPath, Position]
+
+    def _at(self, position: Position) -> SourceLocation:
+        return SourceLocation(self.file, position[0], position[1])
 
     def locate(self, path: DataPath) -> SourceLocation:
         """Where ``path`` was written: its key if it is a mapping entry, else its value.
@@ -84,151 +98,337 @@ class LoadedDocument:
         """
         probe = tuple(path)
         while True:
-            found = self.key_locations.get(probe) or self.value_locations.get(probe)
+            found = self.key_positions.get(probe) or self.value_positions.get(probe)
             if found is not None:
-                return found
+                return self._at(found)
             if not probe:
                 return SourceLocation(self.file, 1, 1)
             probe = probe[:-1]
 
     def locate_value(self, path: DataPath) -> SourceLocation:
         """Where the value at ``path`` was written (falls back like :meth:`locate`)."""
-        found = self.value_locations.get(tuple(path))
-        return found if found is not None else self.locate(path)
+        found = self.value_positions.get(tuple(path))
+        return self._at(found) if found is not None else self.locate(path)
 
 
-def _location(file: str, node: Node) -> SourceLocation:
-    mark = node.start_mark
-    return SourceLocation(file, mark.line + 1, mark.column + 1)
+class _Merge:
+    """Stands in a path for the value of a ``<<`` merge key until the mapping is complete."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"<<{self.index}"
+
+
+_SKIP = object()  # the value of a key that was refused (a non-scalar key)
+
+
+@dataclass
+class _Frame:
+    """A mapping or sequence being filled, while walking the event stream."""
+
+    path: DataPath
+    value: Any  # dict or list
+    anchor: str | None
+    first_entry: int  # index into the entries list where this node's positions start
+    start: _Mark
+    key: Any = None  # the pending key of a mapping: str, _Merge, _SKIP or None
+    seen: dict[str, int] = field(default_factory=dict)  # key -> line, for duplicates
+    merges: list[tuple[_Merge, int, int]] = field(default_factory=list)  # (mark, start, end)
+    skip_depth: int = 0  # > 0 while discarding a refused key's subtree
+
+
+Entry = tuple[bool, tuple[Any, ...], Position]  # (is_key, path, (line, column))
 
 
 class _Converter:
-    """Turns a composed node tree into plain data, recording positions and problems."""
+    """Builds plain data and positions straight from the parser's events.
+
+    Working on events rather than composed nodes is what makes big stacks load fast (libyaml
+    emits events in C; composing nodes costs an object per value). Aliases are resolved here by
+    reference, with a budget of how many values they stand for, so an alias bomb is refused
+    before anything is expanded.
+    """
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.values: dict[DataPath, SourceLocation] = {}
-        self.keys: dict[DataPath, SourceLocation] = {}
+        self.entries: list[Entry] = []
         self.problems: list[Problem] = []
         self.budget = MAX_NODES
+        self.anchors: dict[str, tuple[Any, list[Entry], int, int]] = {}
+        self.stack: list[_Frame] = []
+        self.root: Any = None
+        self.documents = 0
+        self.merged: list[bool] = []  # non-empty once a merge key was seen
         self._scalars = SafeConstructor()
+        self._resolver = yaml.resolver.Resolver()
 
-    def problem(self, node: Node, path: DataPath, message: str) -> None:
-        self.problems.append(Problem(_location(self.file, node), format_path(path), message))
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def position(mark: _Mark) -> Position:
+        if mark is None:
+            return (1, 1)
+        return (mark.line + 1, mark.column + 1)
 
-    def convert(self, node: Node, path: DataPath, depth: int = 0) -> Any:
-        self.budget -= 1
+    def where(self, mark: _Mark) -> SourceLocation:
+        line, column = self.position(mark)
+        return SourceLocation(self.file, line, column)
+
+    def problem(self, mark: _Mark, path: DataPath, message: str) -> None:
+        self.problems.append(Problem(self.where(mark), format_path(path), message))
+
+    def spend(self, count: int, mark: _Mark) -> None:
+        self.budget -= count
         if self.budget < 0:
-            raise _TooBig(node)
-        if depth > MAX_DEPTH:
-            raise _TooDeep(node)
-        self.values.setdefault(path, _location(self.file, node))
-        if isinstance(node, ScalarNode):
-            return self._scalar(node, path)
-        if isinstance(node, SequenceNode):
-            if node.tag != _SEQ:
-                self.problem(node, path, f"unsupported YAML tag {node.tag!r}")
-            return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        if isinstance(node, MappingNode):
-            if node.tag != _MAP:
-                self.problem(node, path, f"unsupported YAML tag {node.tag!r}")
-            return self._mapping(node, path, depth)
-        self.problem(node, path, "unsupported YAML node")
-        return None
+            raise _TooBig(self.where(mark))
 
-    def _scalar(self, node: ScalarNode, path: DataPath) -> Any:
-        if node.tag not in _KNOWN_SCALAR_TAGS:
-            self.problem(node, path, f"unsupported YAML tag {node.tag!r}")
-            return node.value
-        if node.tag in (_TIMESTAMP, _BINARY):
-            # Dates and binary blobs have no meaning in a stack; keep the text as written.
-            return node.value
-        try:
-            value = self._scalars.construct_object(node, deep=True)
-        except (ConstructorError, ValueError) as exc:
-            self.problem(node, path, f"invalid scalar: {exc}")
-            return node.value
-        if isinstance(value, datetime.date):
-            return node.value
-        return value
+    def child_path(self) -> DataPath:
+        frame = self.stack[-1]
+        if isinstance(frame.value, list):
+            return (*frame.path, len(frame.value))
+        return (*frame.path, frame.key)
 
-    def _key(self, node: Node, path: DataPath) -> str | None:
-        if isinstance(node, ScalarNode):
-            # Keys are names: keep them as written (`on`, `1`, `yes` are names, not booleans).
-            return str(node.value)
-        self.problem(node, path, "a mapping key must be a plain name, not a list or mapping")
-        return None
+    def expecting_key(self) -> bool:
+        return (
+            bool(self.stack)
+            and isinstance(self.stack[-1].value, dict)
+            and self.stack[-1].key is None
+        )
 
-    def _mapping(self, node: MappingNode, path: DataPath, depth: int) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        first_seen: dict[str, SourceLocation] = {}
-        merges: list[tuple[Node, Node]] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                merges.append((key_node, value_node))
-                continue
-            key = self._key(key_node, path)
-            if key is None:
-                continue
-            where = _location(self.file, key_node)
-            if key in first_seen:
-                earlier = first_seen[key]
+    # -- events ----------------------------------------------------------------------------
+    def feed(self, event: yaml.Event) -> None:
+        if self.stack and self.stack[-1].skip_depth:
+            self._skip(event)
+        elif type(event) is yaml.ScalarEvent or isinstance(event, yaml.ScalarEvent):
+            self._scalar_event(event)
+        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            self._start(event)
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            self._end()
+        elif isinstance(event, yaml.AliasEvent):
+            self._alias(event)
+        elif isinstance(event, yaml.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                raise _SecondDocument(self.where(event.start_mark))
+
+    def _skip(self, event: yaml.Event) -> None:
+        frame = self.stack[-1]
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            frame.skip_depth += 1
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            frame.skip_depth -= 1
+        if frame.skip_depth == 0:
+            frame.key = _SKIP  # the refused key's value comes next and is dropped too
+
+    def _scalar_event(self, event: yaml.ScalarEvent) -> None:
+        if self.expecting_key():
+            frame = self.stack[-1]
+            if event.value == "<<" and event.implicit[0] and event.tag is None:
+                frame.key = _Merge(len(frame.merges))
+                self.merged.append(True)
+                return
+            key = event.value
+            earlier = frame.seen.get(key)
+            if earlier is not None:
                 self.problem(
-                    key_node,
-                    (*path, key),
-                    f"duplicate key '{key}' (first defined at line {earlier.line})",
+                    event.start_mark,
+                    (*frame.path, key),
+                    f"duplicate key '{key}' (first defined at line {earlier})",
+                )
+                frame.key = _SKIP
+                return
+            position = self.position(event.start_mark)
+            frame.seen[key] = position[0]
+            frame.key = key
+            self.entries.append((True, (*frame.path, key), position))
+            return
+        self.spend(1, event.start_mark)
+        path = self.child_path() if self.stack else ()
+        value = self._scalar_value(event, path)
+        first = len(self.entries)
+        self.entries.append((False, path, self.position(event.start_mark)))
+        if event.anchor:
+            self.anchors[event.anchor] = (value, self.entries[first:], len(path), 1)
+        self._attach(value, first)
+
+    def _scalar_value(self, event: yaml.ScalarEvent, path: DataPath) -> Any:
+        plain, _quoted = event.implicit
+        tag = event.tag
+        if tag is None or tag == "!":
+            if not plain or tag == "!":
+                return event.value
+            tag = self._resolver.resolve(  # type: ignore[no-untyped-call]
+                yaml.ScalarNode, event.value, (True, False)
+            )
+            if tag == _INT and _SEXAGESIMAL.match(event.value):
+                # YAML 1.1 reads 22:22 as 1342; in a stack it is always a port mapping.
+                return event.value
+        if tag == _STR:
+            return event.value
+        if tag not in _KNOWN_SCALAR_TAGS:
+            self.problem(event.start_mark, path, f"unsupported YAML tag {tag!r}")
+            return event.value
+        if tag in (_TIMESTAMP, _BINARY):
+            # Dates and binary blobs have no meaning in a stack; keep the text as written.
+            return event.value
+        node = yaml.ScalarNode(tag, event.value, None, None, event.style)
+        try:
+            return self._scalars.construct_object(node, deep=True)
+        except (ConstructorError, ValueError) as exc:
+            self.problem(event.start_mark, path, f"invalid scalar: {exc}")
+            return event.value
+
+    def _start(self, event: yaml.MappingStartEvent | yaml.SequenceStartEvent) -> None:
+        if self.expecting_key():
+            self.problem(
+                event.start_mark,
+                self.stack[-1].path,
+                "a mapping key must be a plain name, not a list or mapping",
+            )
+            self.stack[-1].skip_depth = 1
+            return
+        self.spend(1, event.start_mark)
+        if len(self.stack) >= MAX_DEPTH:
+            raise _TooDeep(self.where(event.start_mark))
+        is_map = isinstance(event, yaml.MappingStartEvent)
+        path = self.child_path() if self.stack else ()
+        if event.tag not in (None, "!", _MAP if is_map else _SEQ):
+            self.problem(event.start_mark, path, f"unsupported YAML tag {event.tag!r}")
+        first = len(self.entries)
+        self.entries.append((False, path, self.position(event.start_mark)))
+        self.stack.append(_Frame(path, {} if is_map else [], event.anchor, first, event.start_mark))
+
+    def _end(self) -> None:
+        frame = self.stack.pop()
+        if isinstance(frame.value, dict) and frame.merges:
+            self._apply_merges(frame)
+        if frame.anchor:
+            size = len(self.entries) - frame.first_entry
+            self.anchors[frame.anchor] = (
+                frame.value,
+                self.entries[frame.first_entry :],
+                len(frame.path),
+                size,
+            )
+        if self.stack:
+            self._attach(frame.value, frame.first_entry)
+        else:
+            self.root = frame.value
+
+    def _alias(self, event: yaml.AliasEvent) -> None:
+        if self.expecting_key():
+            self.problem(
+                event.start_mark,
+                self.stack[-1].path,
+                "a mapping key must be a plain name, not an alias",
+            )
+            self.stack[-1].key = _SKIP
+            return
+        anchor = self.anchors.get(event.anchor or "")
+        path = self.child_path() if self.stack else ()
+        if anchor is None:
+            self.problem(
+                event.start_mark, path, f"invalid YAML: found undefined alias '{event.anchor}'"
+            )
+            self._attach(None, len(self.entries))
+            return
+        value, entries, depth, size = anchor
+        first = len(self.entries)
+        self.spend(size, event.start_mark)
+        # The aliased value keeps the positions where the anchor was written.
+        self.entries.extend(
+            (is_key, (*path, *sub[depth:]), where) for is_key, sub, where in entries
+        )
+        self._attach(value, first)
+
+    def _attach(self, value: Any, first_entry: int) -> None:
+        if not self.stack:
+            self.root = value
+            return
+        frame = self.stack[-1]
+        if isinstance(frame.value, list):
+            frame.value.append(value)
+            return
+        key = frame.key
+        frame.key = None
+        if key is _SKIP:
+            return
+        if isinstance(key, _Merge):
+            frame.merges.append((key, first_entry, len(self.entries)))
+            frame.value[key] = value
+            return
+        frame.value[key] = value
+
+    def _apply_merges(self, frame: _Frame) -> None:
+        """YAML merge keys (``<<: *defaults``): explicit keys win over merged ones."""
+        mapping: dict[Any, Any] = frame.value
+        for merge, first, last in frame.merges:
+            merged = mapping.pop(merge)
+            sources = merged if isinstance(merged, list) else [merged]
+            if not all(isinstance(source, dict) for source in sources):
+                self.problem(
+                    frame.start, frame.path, "'<<' must merge a mapping or a list of mappings"
                 )
                 continue
-            first_seen[key] = where
-            self.keys[(*path, key)] = where
-            result[key] = self.convert(value_node, (*path, key), depth + 1)
-        for key_node, value_node in merges:
-            self._merge(key_node, value_node, path, depth, result)
-        return result
+            for position, source in enumerate(sources):
+                prefix = (
+                    (*frame.path, merge)
+                    if not isinstance(merged, list)
+                    else (*frame.path, merge, position)
+                )
+                taken = {key for key in source if key not in mapping}
+                mapping.update((key, source[key]) for key in taken)
+                self._move_positions(first, last, prefix, taken, frame.path)
 
-    def _merge(
-        self, key_node: Node, value_node: Node, path: DataPath, depth: int, into: dict[str, Any]
+    def _move_positions(
+        self, first: int, last: int, prefix: tuple[Any, ...], keys: set[str], target: DataPath
     ) -> None:
-        """YAML merge keys (``<<: *defaults``): explicit keys win over merged ones."""
-        sources: list[Node]
-        if isinstance(value_node, MappingNode):
-            sources = [value_node]
-        elif isinstance(value_node, SequenceNode) and all(
-            isinstance(item, MappingNode) for item in value_node.value
-        ):
-            sources = list(value_node.value)
-        else:
-            self.problem(key_node, path, "'<<' must merge a mapping or a list of mappings")
-            return
-        for source in sources:
-            assert isinstance(source, MappingNode)
-            for sub_key, sub_value in source.value:
-                key = self._key(sub_key, path)
-                if key is None or key in into:
-                    continue
-                self.keys[(*path, key)] = _location(self.file, sub_key)
-                into[key] = self.convert(sub_value, (*path, key), depth + 1)
+        """Re-record the positions of merged ``keys`` from under ``prefix`` to ``target``."""
+        size = len(prefix)
+        moved = [
+            (is_key, (*target, *path[size:]), where)
+            for is_key, path, where in self.entries[first:last]
+            if len(path) > size and path[:size] == prefix and path[size] in keys
+        ]
+        self.entries.extend(moved)
+
+    def positions(self) -> tuple[dict[DataPath, Position], dict[DataPath, Position]]:
+        values: dict[DataPath, Position] = {}
+        keys: dict[DataPath, Position] = {}
+        merged = any(frame_merges for frame_merges in self.merged)
+        for is_key, path, where in self.entries:
+            if merged and any(isinstance(part, _Merge) for part in path):
+                continue
+            (keys if is_key else values).setdefault(path, where)
+        return values, keys
 
 
 class _TooBig(Exception):
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, where: SourceLocation) -> None:
+        self.where = where
 
 
 class _TooDeep(Exception):
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, where: SourceLocation) -> None:
+        self.where = where
+
+
+class _SecondDocument(Exception):
+    def __init__(self, where: SourceLocation) -> None:
+        self.where = where
 
 
 def _yaml_error_problem(file: str, exc: yaml.YAMLError) -> Problem:
+    if isinstance(exc, yaml.reader.ReaderError):
+        text = f"unacceptable character #x{exc.character:04x} at position {exc.position}"
+        return Problem(SourceLocation(file, 1, 1), "", f"invalid YAML: {text}")
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if isinstance(exc, yaml.MarkedYAMLError):
         text = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
     else:
         text = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-        if isinstance(exc, yaml.reader.ReaderError):
-            text = f"unacceptable character #x{exc.character:04x} at position {exc.position}"
-            return Problem(SourceLocation(file, 1, 1), "", f"invalid YAML: {text}")
     line = mark.line + 1 if mark is not None else 1
     column = mark.column + 1 if mark is not None else 1
     return Problem(SourceLocation(file, line, column), "", f"invalid YAML: {text}")
@@ -237,41 +437,44 @@ def _yaml_error_problem(file: str, exc: yaml.YAMLError) -> Problem:
 def load_yaml_text(text: str, file: str) -> LoadedDocument:
     """Parse YAML text into a :class:`LoadedDocument`, raising :class:`StackError` on any problem."""
     origin = SourceLocation(file, 1, 1)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise StackError([_yaml_error_problem(file, exc)]) from None
-    except RecursionError:
-        raise StackError([Problem(origin, "", "the document is nested too deeply")]) from None
-    if root is None:
-        raise StackError([Problem(origin, "", "the file is empty")])
     converter = _Converter(file)
     try:
-        data = converter.convert(root, ())
+        for event in yaml.parse(text, Loader=_LOADER):
+            converter.feed(event)
+    except yaml.YAMLError as exc:
+        raise StackError([*converter.problems, _yaml_error_problem(file, exc)]) from None
     except _TooBig as exc:
         raise StackError(
             [
                 Problem(
-                    _location(file, exc.node),
+                    exc.where,
                     "",
-                    f"the document expands to more than {MAX_NODES:,} values through aliases "
-                    "(an alias bomb?)",
+                    f"the document expands to more than {MAX_NODES:,} values through "
+                    "aliases (an alias bomb?)",
                 )
             ]
         ) from None
     except _TooDeep as exc:
         raise StackError(
+            [Problem(exc.where, "", f"the document is nested deeper than {MAX_DEPTH} levels")]
+        ) from None
+    except _SecondDocument as exc:
+        raise StackError(
             [
                 Problem(
-                    _location(file, exc.node),
+                    exc.where,
                     "",
-                    f"the document is nested deeper than {MAX_DEPTH} levels",
+                    "invalid YAML: expected a single document in the stream but found "
+                    "another document",
                 )
             ]
         ) from None
     if converter.problems:
         raise StackError(converter.problems)
-    return LoadedDocument(file, data, converter.values, converter.keys)
+    if converter.documents == 0:
+        raise StackError([Problem(origin, "", "the file is empty")])
+    values, keys = converter.positions()
+    return LoadedDocument(file, converter.root, values, keys)
 
 
 def load_yaml_file(path: Path, display_name: str | None = None) -> LoadedDocument:

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from declarun.errors import StackError
+from declarun.errors import Problem, StackError
 from declarun.spec.frozen import FrozenDict, freeze
 from declarun.spec.model import Build, Container, Image, Network, Stack, Volume
 from declarun.spec.normalize_common import FieldPath, Locate, Normalizer, scalar_text
 from declarun.spec.normalize_container import DEFAULT_NETWORK, StackRefs, normalize_container
 
-__all__ = ["normalize"]
+__all__ = ["normalize", "normalize_collecting"]
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -115,13 +115,34 @@ def normalize(
     source_file: Path | None = None,
     locate_value: Locate | None = None,
 ) -> Stack:
+    """Build the ``Stack`` model; raises ``StackError`` with every problem found.
+
+    See :func:`normalize_collecting` for the arguments.
+    """
+    stack, problems = normalize_collecting(
+        doc, locate, base_dir=base_dir, source_file=source_file, locate_value=locate_value
+    )
+    if problems:
+        raise StackError(problems)
+    return stack
+
+
+def normalize_collecting(
+    doc: Mapping[str, Any],
+    locate: Locate,
+    *,
+    base_dir: Path,
+    source_file: Path | None = None,
+    locate_value: Locate | None = None,
+) -> tuple[Stack, list[Problem]]:
     """Build the ``Stack`` model from templated, schema-valid data.
 
     ``locate(path)`` gives the source location of a field path such as
     ``("containers", "web", "ports", 0)``; ``base_dir`` anchors relative paths (bind mounts,
     env files, build contexts). Model objects are located at their keys; problems at the
     offending value when ``locate_value`` is given (else at its key). ``source_file`` defaults
-    to the file ``locate`` names. Raises ``StackError`` holding every problem found.
+    to the file ``locate`` names. Returns the stack with the problems found; where a value had a
+    problem the stack holds a default in its place, so later checks can still run on the rest.
     """
     ctx = Normalizer(locate, base_dir, locate_value)
     stack_location = ctx.locate(("stack",))
@@ -144,9 +165,7 @@ def normalize(
         networks[DEFAULT_NETWORK] = Network(
             name=DEFAULT_NETWORK, implicit=True, location=stack_location
         )
-    if ctx.problems:
-        raise StackError(ctx.problems)
-    return Stack(
+    stack = Stack(
         name=scalar_text(doc.get("stack")),
         vars=freeze(_mapping(doc.get("vars"))),
         images=FrozenDict(images),
@@ -156,3 +175,4 @@ def normalize(
         location=stack_location,
         source_file=source_file if source_file is not None else Path(stack_location.file),
     )
+    return stack, list(ctx.problems)

@@ -21,7 +21,7 @@ from declarun.errors import Problem, StackError
 from declarun.spec.check import check_stack
 from declarun.spec.load import DataPath, LoadedDocument, load_yaml_file
 from declarun.spec.model import Stack
-from declarun.spec.normalize import normalize
+from declarun.spec.normalize import normalize_collecting
 from declarun.spec.profiles import select_profiles
 from declarun.spec.repair import mentions_removed, repair
 from declarun.spec.schema import validate_against_schema
@@ -175,19 +175,16 @@ def _finish(
     removed: set[str],
 ) -> Stack:
     """Normalise, select profiles and check schema-valid data."""
-    problems: list[Problem] = []
-    try:
-        stack = normalize(
-            data,
-            document.locate,
-            base_dir=path.resolve().parent,
-            locate_value=document.locate_value,
-        )
-    except StackError as exc:
-        problems.extend(exc.problems)
-        raise StackError([p for p in problems if not mentions_removed(p, removed)]) from None
+    stack, problems = normalize_collecting(
+        data,
+        document.locate,
+        base_dir=path.resolve().parent,
+        locate_value=document.locate_value,
+        source_file=path,
+    )
     active, profile_problems = select_profiles(stack, options.profiles)
-    problems = [*profile_problems, *check_stack(active)]
+    inactive = frozenset(stack.containers) - frozenset(active.containers)
+    problems = [*problems, *profile_problems, *check_stack(active, inactive)]
     problems = [p for p in problems if not mentions_removed(p, removed)]
     if problems:
         raise StackError(problems)

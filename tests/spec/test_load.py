@@ -19,8 +19,8 @@ def problems_of(text: str) -> list[str]:
 def test_positions_of_keys_and_values() -> None:
     doc = load_yaml_text("stack: demo\ncontainers:\n  web:\n    ports:\n      - '80'\n", "s.yaml")
     assert doc.data == {"stack": "demo", "containers": {"web": {"ports": ["80"]}}}
-    assert doc.key_locations[("containers", "web")] == SourceLocation("s.yaml", 3, 3)
-    assert doc.value_locations[("containers", "web", "ports", 0)] == SourceLocation("s.yaml", 5, 9)
+    assert doc.locate(("containers", "web")) == SourceLocation("s.yaml", 3, 3)
+    assert doc.locate_value(("containers", "web", "ports", 0)) == SourceLocation("s.yaml", 5, 9)
     assert doc.locate(("containers", "web", "image")) == SourceLocation("s.yaml", 3, 3)
     assert doc.locate_value(("stack",)) == SourceLocation("s.yaml", 1, 8)
 
@@ -39,7 +39,7 @@ def test_merge_keys_explicit_wins_and_positions_point_at_anchor() -> None:
     text = "x-d: &d\n  a: 1\n  b: 2\nitem:\n  <<: *d\n  b: 3\n"
     doc = load_yaml_text(text, "s.yaml")
     assert doc.data["item"] == {"b": 3, "a": 1}
-    assert doc.key_locations[("item", "a")].line == 2
+    assert doc.locate(("item", "a")).line == 2
 
 
 @pytest.mark.parametrize(
@@ -47,13 +47,13 @@ def test_merge_keys_explicit_wins_and_positions_point_at_anchor() -> None:
     [
         (
             "a: [1, 2\n",
-            "s.yaml:2:1: invalid YAML: while parsing a flow sequence expected ',' or ']'",
+            "s.yaml:2:1: invalid YAML: while parsing a flow sequence",
         ),
         ("a: 1\na: 2\n", "s.yaml:2:1: a: duplicate key 'a' (first defined at line 1)"),
         ("a: !python/object x\n", "s.yaml:1:4: a: unsupported YAML tag '!python/object'"),
         ("", "s.yaml:1:1: the file is empty"),
         ("? [a]\n: 1\n", "s.yaml:1:3: a mapping key must be a plain name, not a list or mapping"),
-        ("a: *nope\n", "s.yaml:1:4: invalid YAML: found undefined alias 'nope'"),
+        ("a: *nope\n", "s.yaml:1:4: a: invalid YAML: found undefined alias 'nope'"),
         (
             "a: 1\n---\nb: 2\n",
             "s.yaml:2:1: invalid YAML: expected a single document in the stream but found another document",
@@ -77,7 +77,7 @@ def test_billion_laughs_is_refused_quickly() -> None:
 
 def test_deep_nesting_is_refused() -> None:
     problems = problems_of("a: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert "nested" in problems[0]
+    assert "nest" in problems[0]
 
 
 def test_large_file_is_refused(tmp_path: Path) -> None:
@@ -108,3 +108,27 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         load_yaml_file(tmp_path / "nope.yaml")
     with pytest.raises(StackError, match="is a directory"):
         load_yaml_file(tmp_path)
+
+
+def test_ports_stay_text_not_base_sixty() -> None:
+    doc = load_yaml_text("ports: [22:22, 8080:80, 1:30:00]\nn: 0x10\n", "s.yaml")
+    assert doc.data == {"ports": ["22:22", "8080:80", "1:30:00"], "n": 16}
+
+
+def test_alias_positions_point_at_the_anchor() -> None:
+    text = "x-env: &env\n  A: 1\n  B: 2\nweb:\n  env: *env\n"
+    doc = load_yaml_text(text, "s.yaml")
+    assert doc.data["web"]["env"] == {"A": 1, "B": 2}
+    assert doc.locate(("web", "env", "B")) == SourceLocation("s.yaml", 3, 3)
+
+
+def test_merge_of_a_list_of_mappings() -> None:
+    text = "a: &a {x: 1}\nb: &b {x: 2, y: 3}\nc:\n  <<: [*a, *b]\n  z: 4\n"
+    doc = load_yaml_text(text, "s.yaml")
+    assert doc.data["c"] == {"z": 4, "x": 1, "y": 3}
+    assert doc.locate(("c", "y")).line == 2
+
+
+def test_non_mapping_merge_is_a_problem() -> None:
+    problems = problems_of("a: &a [1]\nb:\n  <<: *a\n")
+    assert "'<<' must merge a mapping" in problems[0]
