@@ -1,0 +1,83 @@
+"""Small HTTP helpers every API area uses: query parameters, JSON bodies, JSON streams.
+
+They follow dockerd's conventions, so handlers read like the API reference:
+
+* booleans in the query string are false for ``""``, ``0``, ``no``, ``false`` and ``none``
+  (any case), true otherwise (dockerd's ``httputils.BoolValue``);
+* a malformed number or JSON body is a 400 with a message naming the parameter;
+* streamed responses (``/events``, pull progress) send their headers at once and each JSON
+  document as one line, flushed as it is written.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from declarun.daemon.api.errors import BadRequest
+
+__all__ = [
+    "compact_json",
+    "json_response",
+    "query_bool",
+    "query_int",
+    "read_json",
+    "start_json_stream",
+    "write_json_line",
+]
+
+_FALSE_WORDS = frozenset({"", "0", "no", "false", "none"})
+
+
+def compact_json(document: Any) -> str:
+    """JSON as dockerd's encoder writes it: no spaces, one trailing newline."""
+    return json.dumps(document, separators=(",", ":")) + "\n"
+
+
+def json_response(document: Any, status: int = 200) -> web.Response:
+    """A complete ``application/json`` response."""
+    return web.Response(text=compact_json(document), status=status, content_type="application/json")
+
+
+def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter the way dockerd reads it; ``default`` when absent."""
+    if name not in request.query:
+        return default
+    return request.query[name].strip().lower() not in _FALSE_WORDS
+
+
+def query_int(request: web.Request, name: str, default: int) -> int:
+    """An integer query parameter; 400 if it is present but not a number."""
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"invalid value for {name}: {raw!r} is not an integer") from None
+
+
+async def read_json(request: web.Request, *, default: Any = None) -> Any:
+    """The request body as JSON; ``default`` for an empty body, 400 if it does not parse."""
+    body = await request.read()
+    if not body.strip():
+        return default
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"invalid JSON body: {exc}") from None
+
+
+async def start_json_stream(request: web.Request, status: int = 200) -> web.StreamResponse:
+    """Start a streamed ``application/json`` response; its headers reach the client at once."""
+    response = web.StreamResponse(status=status)
+    response.content_type = "application/json"
+    await response.prepare(request)
+    return response
+
+
+async def write_json_line(response: web.StreamResponse, document: Any) -> None:
+    """Write one JSON document and a newline to a stream started by start_json_stream()."""
+    await response.write(compact_json(document).encode())

@@ -1,0 +1,157 @@
+"""Running declarund: data root, lock, listeners, signals, clean shutdown.
+
+:func:`run` is what ``declarun daemon`` and ``python -m declarun.daemon`` call. It returns
+when the daemon was asked to stop (SIGTERM or SIGINT): listeners closed, open streams
+ended, socket files removed. SIGHUP publishes a ``daemon reload`` event, as dockerd does
+on a configuration reload (declarund has no configuration file to re-read yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+
+from declarun import __version__
+from declarun.daemon import sysinfo
+from declarun.daemon.config import DaemonConfig
+from declarun.daemon.context import DaemonContext
+from declarun.daemon.listen import UnixListener, bind_unix, server_tls_context
+from declarun.daemon.lockfile import DataRootLock
+from declarun.daemon.server import make_app
+from declarun.errors import DaemonError
+
+__all__ = ["configure_logging", "prepare_data_root", "run"]
+
+log = logging.getLogger("declarun.daemon")
+
+_DATA_ROOT_MODE = 0o711
+# Streams still open at shutdown get this long to finish before they are cancelled.
+_SHUTDOWN_GRACE = 5.0
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; request lines only at debug level."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    numeric = logging.CRITICAL if level == "fatal" else getattr(logging, level.upper())
+    root.setLevel(numeric)
+    logging.getLogger("aiohttp.access").setLevel(
+        logging.INFO if numeric <= logging.DEBUG else logging.WARNING
+    )
+
+
+def prepare_data_root(root: Path) -> str:
+    """Create the data root (0711) and return this daemon's engine ID, kept in it."""
+    try:
+        root.mkdir(mode=_DATA_ROOT_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DaemonError(f"cannot create data root {root}: {exc.strerror}") from None
+    if not root.is_dir():
+        raise DaemonError(f"data root {root} is not a directory")
+    id_file = root / "engine-id"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        existing = id_file.read_text().strip()
+        if existing:
+            return existing
+    engine_id = str(uuid.uuid4())
+    tmp = root / f".engine-id.{os.getpid()}"
+    try:
+        tmp.write_text(engine_id + "\n")
+        os.replace(tmp, id_file)
+    except OSError as exc:
+        raise DaemonError(f"cannot write {id_file}: {exc.strerror}") from None
+    return engine_id
+
+
+def run(config: DaemonConfig) -> None:
+    """Run declarund in the foreground until SIGTERM/SIGINT; raises DaemonError on failure."""
+    configure_logging(config.log_level)
+    engine_id = prepare_data_root(config.data_root)
+    with DataRootLock(config.lock_path):
+        asyncio.run(_serve(config, engine_id))
+    log.info("declarund stopped")
+
+
+async def _serve(config: DaemonConfig, engine_id: str) -> None:
+    ctx = DaemonContext(config=config, engine_id=engine_id)
+    if not sysinfo.runtime_info(config.runtime)[0]:
+        log.warning("OCI runtime %s not found in PATH; containers will not start", config.runtime)
+    app = make_app(ctx)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        handler_cancellation=True,
+        shutdown_timeout=_SHUTDOWN_GRACE,
+        access_log=logging.getLogger("aiohttp.access"),
+    )
+    await runner.setup()
+    listeners: list[UnixListener] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        for address in config.hosts:
+            if address.scheme == "unix":
+                assert address.path is not None
+                listener = bind_unix(address.path)
+                listeners.append(listener)
+                await web.SockSite(runner, listener.socket).start()
+            else:
+                assert config.tls is not None  # DaemonConfig refuses TCP without TLS
+                site = web.TCPSite(
+                    runner, address.host, address.port, ssl_context=server_tls_context(config.tls)
+                )
+                try:
+                    await site.start()
+                except OSError as exc:
+                    raise DaemonError(
+                        f"cannot listen on {address}: {exc.strerror or exc}"
+                    ) from None
+            log.info("API listen on %s", address)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, _publish_reload, ctx)
+        log.info(
+            "declarund %s started (data root %s, runtime %s, pid %d)",
+            __version__,
+            config.data_root,
+            config.runtime,
+            os.getpid(),
+        )
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        ctx.events.close()
+        await runner.cleanup()
+        for listener in listeners:
+            listener.remove()
+
+
+def _publish_reload(ctx: DaemonContext) -> None:
+    config = ctx.config
+    ctx.events.publish(
+        "daemon",
+        "reload",
+        ctx.engine_id,
+        {
+            "name": sysinfo.hostname(),
+            "default-runtime": config.runtime,
+            "max-concurrent-downloads": str(config.max_concurrent_downloads),
+            "registry-mirrors": ",".join(config.registry_mirrors),
+            "insecure-registries": ",".join(config.insecure_registries),
+        },
+    )
+    log.info("SIGHUP: published daemon reload event")
