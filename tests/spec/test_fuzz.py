@@ -141,3 +141,29 @@ def test_random_input_fails_cleanly(text: bytes) -> None:
 @given(values)
 def test_random_documents_fail_cleanly(data: Any) -> None:
     _check(yaml.safe_dump({"stack": "fuzz", "containers": data}).encode())
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(SEEDS),
+    picks=st.lists(
+        st.tuples(
+            st.integers(0, 10_000),
+            st.sampled_from(["replace", "delete", "rename", "insert"]),
+            values,
+            st.text(min_size=1, max_size=8),
+        ),
+        min_size=0,
+        max_size=3,
+    ),
+)
+def test_fast_validator_agrees_with_jsonschema(seed: Any, picks: list[Any]) -> None:
+    """The compiled fast path must accept exactly what the reference validator accepts."""
+    from declarun.spec.schema import _validator, is_valid
+
+    data = copy.deepcopy(seed)
+    for index, operation, new, word in picks:
+        paths = list(_paths(data))
+        data = _mutate(data, paths[index % len(paths)], operation, new, word)
+    reference_valid = next(iter(_validator().iter_errors(data)), None) is None
+    assert is_valid(data) == reference_valid
