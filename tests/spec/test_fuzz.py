@@ -109,25 +109,30 @@ def _check(text: bytes) -> None:
                 assert str(problem)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.sampled_from(SEEDS),
-    picks=st.lists(
-        st.tuples(
-            st.integers(0, 10_000),
-            st.sampled_from(["replace", "delete", "rename", "insert"]),
-            values,
-            st.text(min_size=1, max_size=8),
-        ),
-        min_size=1,
-        max_size=4,
-    ),
-)
-def test_mutated_examples_fail_cleanly(seed: Any, picks: list[Any]) -> None:
+def _apply(seed: Any, picks: list[tuple[int, str, Any, str]]) -> Any:
     data = copy.deepcopy(seed)
     for index, operation, new, word in picks:
         paths = list(_paths(data))
         data = _mutate(data, paths[index % len(paths)], operation, new, word)
+    return data
+
+
+def mutated_examples(min_edits: int, max_edits: int) -> st.SearchStrategy[Any]:
+    """A bundled example with a few random edits: replace, delete, rename or insert."""
+    edit = st.tuples(
+        st.integers(0, 10_000),
+        st.sampled_from(["replace", "delete", "rename", "insert"]),
+        values,
+        st.text(min_size=1, max_size=8),
+    )
+    return st.builds(
+        _apply, st.sampled_from(SEEDS), st.lists(edit, min_size=min_edits, max_size=max_edits)
+    )
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_examples(1, 4))
+def test_mutated_examples_fail_cleanly(data: Any) -> None:
     _check(yaml.safe_dump(data, sort_keys=False).encode())
 
 
@@ -144,26 +149,10 @@ def test_random_documents_fail_cleanly(data: Any) -> None:
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.sampled_from(SEEDS),
-    picks=st.lists(
-        st.tuples(
-            st.integers(0, 10_000),
-            st.sampled_from(["replace", "delete", "rename", "insert"]),
-            values,
-            st.text(min_size=1, max_size=8),
-        ),
-        min_size=0,
-        max_size=3,
-    ),
-)
-def test_fast_validator_agrees_with_jsonschema(seed: Any, picks: list[Any]) -> None:
+@given(mutated_examples(0, 3))
+def test_fast_validator_agrees_with_jsonschema(data: Any) -> None:
     """The compiled fast path must accept exactly what the reference validator accepts."""
     from declarun.spec.schema import _validator, is_valid
 
-    data = copy.deepcopy(seed)
-    for index, operation, new, word in picks:
-        paths = list(_paths(data))
-        data = _mutate(data, paths[index % len(paths)], operation, new, word)
     reference_valid = next(iter(_validator().iter_errors(data)), None) is None
     assert is_valid(data) == reference_valid
