@@ -1,0 +1,425 @@
+"""The desired state: the stack translated into Docker Engine API objects, in one place.
+
+``desired_state(stack, ...)`` gives, for every image, volume, network and container replica,
+its engine name, its canonical configuration and hash (``configs``), the labels it carries
+(``identity``), and the exact create body to send:
+
+* containers: ``POST /containers/create?name=<engine_name>`` with :meth:`DesiredContainer.
+  create_body` (docker-py: ``client.api.create_container_from_config(body, name)``); then
+  ``POST /networks/{id}/connect`` for each of :attr:`DesiredContainer.extra_networks` before
+  starting it (engines before API 1.44 accept a single network at create);
+* networks: ``POST /networks/create`` with :attr:`DesiredNetwork.body`;
+* volumes: ``POST /volumes/create`` with :attr:`DesiredVolume.body`.
+
+The diff uses the same values to know what *should* be, so what is planned is what is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from declarun.plan.configs import container_config, network_config, volume_config
+from declarun.plan.identity import (
+    LABEL_CONFIG,
+    LABEL_CONFIG_HASH,
+    LABEL_KEEP,
+    LABEL_PROFILES,
+    LABEL_REPLICA,
+    built_image_tag,
+    canonical_json,
+    config_hash,
+    container_name,
+    input_label,
+    network_name,
+    ownership_labels,
+    volume_name,
+)
+from declarun.plan.inputs import UNHASHED, bind_key, context_key
+from declarun.plan.lock import Lock, image_platform
+from declarun.spec.frozen import FrozenDict, freeze, thaw
+from declarun.spec.model import Container, Image, Mount, Network, Stack, Volume
+from declarun.spec.naming import replica_names
+
+__all__ = [
+    "DEFAULT_PLATFORM",
+    "DesiredContainer",
+    "DesiredImage",
+    "DesiredInput",
+    "DesiredNetwork",
+    "DesiredState",
+    "DesiredVolume",
+    "desired_state",
+]
+
+DEFAULT_PLATFORM = "linux/amd64"
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DesiredImage:
+    """An image the stack needs. ``ref`` is what to pull, inspect and run."""
+
+    id: str  # graph node id, image:<name>
+    name: str
+    ref: str  # the stack's ref, the lock's pin (repo@digest), or the build tag
+    written_ref: str  # as the stack writes it (the build tag when it has none)
+    pull: str
+    platform: str  # the stack's platform, else the engine's
+    locked_digest: str | None = None
+    build_context: str | None = None  # absolute path, for built images
+    context_digest: str | None = None  # from the snapshot's inputs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DesiredVolume:
+    """A named volume to exist, with its create body."""
+
+    id: str
+    name: str
+    engine_name: str
+    keep: bool
+    config: FrozenDict[str, Any]
+    config_hash: str
+    body: FrozenDict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DesiredNetwork:
+    """A network to exist, with its create body."""
+
+    id: str
+    name: str
+    engine_name: str
+    config: FrozenDict[str, Any]
+    config_hash: str
+    body: FrozenDict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DesiredInput:
+    """One input of a container: a file whose content, by digest, the container depends on."""
+
+    kind: str  # env-file | bind
+    path: str
+    label: str  # the label key recording the digest
+    digest: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DesiredContainer:
+    """One container replica to exist, with everything needed to create it."""
+
+    id: str  # graph node id, container:<replica>
+    container: str  # the stack's container name
+    replica: str  # web, or web-2
+    index: int  # 1-based
+    engine_name: str
+    image: str  # key of DesiredState.images
+    image_ref: str
+    run: str  # service | once
+    config_json: str  # canonical JSON of the configuration (plan.configs), as labelled
+    config_hash: str
+    inputs: tuple[DesiredInput, ...]
+    body_json: str  # kept as text: thousands of containers freeze slowly, JSON is fast
+    extra_networks: tuple[tuple[str, FrozenDict[str, Any]], ...]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The canonical configuration (a fresh copy)."""
+        config: dict[str, Any] = json.loads(self.config_json)
+        return config
+
+    def create_body(self) -> dict[str, Any]:
+        """The ``POST /containers/create`` body as plain data (a fresh copy each call)."""
+        body: dict[str, Any] = json.loads(self.body_json)
+        return body
+
+    def connect_bodies(self) -> list[tuple[str, dict[str, Any]]]:
+        """(network engine name, ``POST /networks/{id}/connect`` body) for each extra network."""
+        return [
+            (network, {"Container": self.engine_name, "EndpointConfig": thaw(endpoint)})
+            for network, endpoint in self.extra_networks
+        ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DesiredState:
+    """Everything the stack wants, by resource name within each kind."""
+
+    stack: str
+    platform: str
+    images: FrozenDict[str, DesiredImage]
+    volumes: FrozenDict[str, DesiredVolume]
+    networks: FrozenDict[str, DesiredNetwork]
+    containers: FrozenDict[str, DesiredContainer]  # by replica name
+
+    @property
+    def engine_names(self) -> frozenset[tuple[str, str]]:
+        """(kind, engine name) of every object declarun would own."""
+        return frozenset(
+            [("volume", v.engine_name) for v in self.volumes.values()]
+            + [("network", n.engine_name) for n in self.networks.values()]
+            + [("container", c.engine_name) for c in self.containers.values()]
+        )
+
+
+def _image(
+    stack: Stack, image: Image, lock: Lock | None, platform: str, inputs: Mapping[str, str]
+) -> DesiredImage:
+    written = image.ref or built_image_tag(stack.name, image.name)
+    wanted_platform = image_platform(image, platform)
+    pinned = None
+    if lock is not None and image.build is None and image.ref is not None:
+        pinned = lock.pinned(image.ref, wanted_platform)
+    context = None if image.build is None else str(image.build.context)
+    return DesiredImage(
+        id=f"image:{image.name}",
+        name=image.name,
+        ref=pinned or written,
+        written_ref=written,
+        pull=image.pull,
+        platform=wanted_platform,
+        locked_digest=None if pinned is None else pinned.rpartition("@")[2],
+        build_context=context,
+        context_digest=None if context is None else inputs.get(context_key(context)),
+    )
+
+
+def _volume(stack: Stack, volume: Volume) -> DesiredVolume:
+    config = volume_config(volume)
+    engine = volume_name(stack.name, volume.name)
+    labels = {**volume.labels, **ownership_labels(stack.name, "volume", volume.name, config)}
+    labels[LABEL_KEEP] = "true" if volume.keep else "false"
+    body = {
+        "Name": engine,
+        "Driver": volume.driver,
+        "DriverOpts": dict(volume.driver_opts),
+        "Labels": labels,
+    }
+    return DesiredVolume(
+        id=f"volume:{volume.name}",
+        name=volume.name,
+        engine_name=engine,
+        keep=volume.keep,
+        config=freeze(config),
+        config_hash=config_hash(config),
+        body=freeze(body),
+    )
+
+
+def _network(stack: Stack, network: Network) -> DesiredNetwork:
+    config = network_config(network)
+    engine = network_name(stack.name, network.name)
+    labels = {**network.labels, **ownership_labels(stack.name, "network", network.name, config)}
+    body: dict[str, Any] = {
+        "Name": engine,
+        "Driver": network.driver,
+        "Internal": network.internal,
+        "Labels": labels,
+        "CheckDuplicate": True,
+    }
+    if network.subnet is not None:
+        pool = {"Subnet": network.subnet}
+        if network.gateway is not None:
+            pool["Gateway"] = network.gateway
+        body["IPAM"] = {"Driver": "default", "Config": [pool]}
+        if ":" in network.subnet:
+            body["EnableIPv6"] = True
+    return DesiredNetwork(
+        id=f"network:{network.name}",
+        name=network.name,
+        engine_name=engine,
+        config=freeze(config),
+        config_hash=config_hash(config),
+        body=freeze(body),
+    )
+
+
+def _mount_body(stack: Stack, mount: Mount) -> dict[str, Any]:
+    body: dict[str, Any] = {"Type": mount.type, "Target": mount.target, "ReadOnly": mount.read_only}
+    if mount.type == "volume" and mount.source is not None:
+        body["Source"] = volume_name(stack.name, mount.source)
+    elif mount.type == "bind":
+        body["Source"] = mount.source
+    elif mount.type == "tmpfs":
+        options: dict[str, int] = {}
+        if mount.tmpfs_size is not None:
+            options["SizeBytes"] = mount.tmpfs_size
+        if mount.tmpfs_mode is not None:
+            options["Mode"] = mount.tmpfs_mode
+        if options:
+            body["TmpfsOptions"] = options
+    return body
+
+
+def _inputs(container: Container, inputs: Mapping[str, str]) -> tuple[DesiredInput, ...]:
+    found: dict[str, DesiredInput] = {}
+    for env_file in container.env_files:
+        path = str(env_file.path)
+        label = input_label("env-file", path)
+        found[label] = DesiredInput(
+            kind="env-file", path=path, label=label, digest=f"sha256:{env_file.sha256}"
+        )
+    for mount in container.mounts:
+        if mount.type != "bind" or not mount.read_only or mount.source is None:
+            continue
+        digest = inputs.get(bind_key(mount.source), UNHASHED)
+        if digest != UNHASHED:  # too large or unreadable: not tracked (see plan.inputs)
+            label = input_label("bind", mount.source)
+            found[label] = DesiredInput(kind="bind", path=mount.source, label=label, digest=digest)
+    return tuple(found[label] for label in sorted(found))
+
+
+def _host_config(stack: Stack, container: Container, primary: str) -> dict[str, Any]:
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for port in container.ports:
+        bindings.setdefault(f"{port.container_port}/{port.protocol}", []).append(
+            {
+                "HostIp": port.host_ip or "",
+                "HostPort": "" if port.host_port is None else str(port.host_port),
+            }
+        )
+    restart: dict[str, Any] = {"Name": container.restart.name}
+    if container.restart.name == "on-failure":
+        restart["MaximumRetryCount"] = container.restart.max_retries
+    host: dict[str, Any] = {
+        "Mounts": [_mount_body(stack, mount) for mount in container.mounts],
+        "PortBindings": bindings,
+        "RestartPolicy": restart,
+        "ReadonlyRootfs": container.read_only,
+        "CapAdd": list(container.cap_add),
+        "CapDrop": list(container.cap_drop),
+        "NetworkMode": primary,
+    }
+    resources = container.resources
+    if resources.cpus is not None:
+        host["NanoCpus"] = round(resources.cpus * _NS)
+    if resources.memory is not None:
+        host["Memory"] = resources.memory
+    if resources.pids is not None:
+        host["PidsLimit"] = resources.pids
+    return host
+
+
+def _endpoint(
+    container: Container, replica: str, aliases: tuple[str, ...], ipv4: str | None
+) -> dict[str, Any]:
+    # Containers find each other by their stack names (db, web-1), not their engine names.
+    names = list(dict.fromkeys([replica, container.name, *aliases]))
+    endpoint: dict[str, Any] = {"Aliases": names}
+    if ipv4 is not None:
+        endpoint["IPAMConfig"] = {"IPv4Address": ipv4}
+    return endpoint
+
+
+def _container_body(
+    stack: Stack, container: Container, replica: str, image_ref: str, labels: dict[str, str]
+) -> tuple[dict[str, Any], tuple[tuple[str, FrozenDict[str, Any]], ...]]:
+    endpoints = [
+        (
+            network_name(stack.name, a.network),
+            _endpoint(container, replica, a.aliases, a.ipv4_address),
+        )
+        for a in container.networks
+    ]
+    primary = endpoints[0][0] if endpoints else "none"
+    body: dict[str, Any] = {
+        "Image": image_ref,
+        "Env": [f"{key}={value.value}" for key, value in container.env.items()],
+        "Labels": labels,
+        "StopTimeout": math.ceil(container.stop_grace_period.total_seconds()),
+        "HostConfig": _host_config(stack, container, primary),
+        "NetworkingConfig": {"EndpointsConfig": dict(endpoints[:1])},
+    }
+    optional = {
+        "Cmd": None if container.command is None else list(container.command),
+        "Entrypoint": None if container.entrypoint is None else list(container.entrypoint),
+        "WorkingDir": container.working_dir,
+        "User": container.user,
+        "Hostname": container.hostname,
+        "StopSignal": container.stop_signal,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    if container.ports:
+        body["ExposedPorts"] = {f"{p.container_port}/{p.protocol}": {} for p in container.ports}
+    check = container.healthcheck
+    if check is not None:
+        body["Healthcheck"] = {
+            "Test": list(check.test),
+            "Interval": round(check.interval.total_seconds() * _NS),
+            "Timeout": round(check.timeout.total_seconds() * _NS),
+            "Retries": check.retries,
+            "StartPeriod": round(check.start_period.total_seconds() * _NS),
+        }
+    extra = tuple((name, freeze(endpoint)) for name, endpoint in endpoints[1:])
+    return body, extra
+
+
+def _containers(
+    stack: Stack, container: Container, image: DesiredImage, inputs: Mapping[str, str]
+) -> list[DesiredContainer]:
+    config = container_config(container, image.written_ref)
+    found = _inputs(container, inputs)
+    shared = {
+        **container.labels,
+        **ownership_labels(stack.name, "container", container.name, config),
+    }
+    shared.update({item.label: item.digest for item in found})
+    if container.profiles:
+        shared[LABEL_PROFILES] = ",".join(container.profiles)
+    result = []
+    for index, replica in enumerate(replica_names(container), start=1):
+        labels = {**shared, LABEL_REPLICA: str(index)}
+        body, extra = _container_body(stack, container, replica, image.ref, labels)
+        result.append(
+            DesiredContainer(
+                id=f"container:{replica}",
+                container=container.name,
+                replica=replica,
+                index=index,
+                engine_name=container_name(stack.name, replica),
+                image=image.name,
+                image_ref=image.ref,
+                run=container.run,
+                config_json=shared[LABEL_CONFIG],
+                config_hash=shared[LABEL_CONFIG_HASH],
+                inputs=found,
+                body_json=canonical_json(body),
+                extra_networks=extra,
+            )
+        )
+    return result
+
+
+def desired_state(
+    stack: Stack,
+    *,
+    inputs: Mapping[str, str] | None = None,
+    lock: Lock | None = None,
+    platform: str = DEFAULT_PLATFORM,
+) -> DesiredState:
+    """Translate ``stack`` into engine objects.
+
+    ``inputs`` are the host input digests (``Snapshot.inputs``), ``lock`` pins image references
+    to digests, ``platform`` is the engine's (``os/arch``) for images that name none.
+    """
+    known = inputs or {}
+    images = {
+        name: _image(stack, image, lock, platform, known) for name, image in stack.images.items()
+    }
+    containers: dict[str, DesiredContainer] = {}
+    for container in stack.containers.values():
+        for replica in _containers(stack, container, images[container.image], known):
+            containers[replica.replica] = replica
+    return DesiredState(
+        stack=stack.name,
+        platform=platform,
+        images=FrozenDict(images),
+        volumes=FrozenDict({name: _volume(stack, v) for name, v in stack.volumes.items()}),
+        networks=FrozenDict({name: _network(stack, n) for name, n in stack.networks.items()}),
+        containers=FrozenDict(containers),
+    )

@@ -1,0 +1,229 @@
+"""``stack.lock``: every image reference of a stack pinned to a digest, per platform.
+
+The file is JSON with sorted keys and two-space indentation, ending in a newline, so it is
+stable under regeneration and diffs well in review::
+
+    {
+      "images": {
+        "127.0.0.1:5000/declarun/busybox:1.36": {
+          "platforms": {"linux/amd64": "sha256:…"},
+          "repository": "127.0.0.1:5000/declarun/busybox"
+        }
+      },
+      "lockVersion": 1,
+      "stack": "webapp"
+    }
+
+Keys of ``images`` are references exactly as the stack writes them; an apply with a lock
+pulls and runs ``<repository>@<digest>`` instead. Reading, writing and the staleness check
+are pure; :func:`resolve_lock` is the one function that asks a registry (through the engine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from declarun.daemon.images.reference import parse_reference
+from declarun.errors import DeclarunError, ImageReferenceError
+from declarun.spec.frozen import FrozenDict
+from declarun.spec.model import Image, Stack
+
+__all__ = [
+    "LOCK_FILE_NAME",
+    "LOCK_VERSION",
+    "Lock",
+    "LockError",
+    "LockedImage",
+    "image_platform",
+    "is_stale",
+    "lock_from_text",
+    "lock_path",
+    "lock_to_text",
+    "lockable_images",
+    "pinned_reference",
+    "read_lock",
+    "resolve_lock",
+    "stale_reasons",
+    "write_lock",
+]
+
+LOCK_FILE_NAME = "stack.lock"
+LOCK_VERSION = 1
+
+
+class LockError(DeclarunError):
+    """A lock file is missing, unreadable, malformed or does not fit the stack."""
+
+
+@dataclass(frozen=True, slots=True)
+class LockedImage:
+    """One reference, its repository, and the digest it resolved to on each platform."""
+
+    ref: str
+    repository: str
+    platforms: FrozenDict[str, str]
+
+    def pinned(self, platform: str) -> str | None:
+        """``repository@digest`` for ``platform``, or None when the lock has no such entry."""
+        digest = self.platforms.get(platform)
+        return None if digest is None else f"{self.repository}@{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A whole lock file."""
+
+    stack: str
+    images: FrozenDict[str, LockedImage]
+    version: int = LOCK_VERSION
+
+    def pinned(self, ref: str, platform: str) -> str | None:
+        """The pinned reference to use for ``ref`` on ``platform``, if locked."""
+        entry = self.images.get(ref)
+        return None if entry is None else entry.pinned(platform)
+
+
+def lock_path(stack: Stack) -> Path:
+    """Where a stack's lock lives: ``stack.lock`` next to the stack file."""
+    return stack.source_file.parent / LOCK_FILE_NAME
+
+
+def image_platform(image: Image, engine_platform: str) -> str:
+    """The platform an image is used on: its own ``platform:``, else the engine's."""
+    return image.platform or engine_platform
+
+
+def lockable_images(stack: Stack) -> dict[str, Image]:
+    """The images a lock covers, by reference: every image pulled by reference (not built)."""
+    return {
+        image.ref: image
+        for image in stack.images.values()
+        if image.ref is not None and image.build is None
+    }
+
+
+def pinned_reference(ref: str, digest: str) -> str:
+    """``repository@digest`` in Docker's familiar form (what ``RepoDigests`` lists)."""
+    return f"{parse_reference(ref).familiar_name()}@{digest}"
+
+
+def lock_to_text(lock: Lock) -> str:
+    """The lock file's text: sorted keys, stable on every run."""
+    document = {
+        "lockVersion": lock.version,
+        "stack": lock.stack,
+        "images": {
+            ref: {"repository": entry.repository, "platforms": dict(entry.platforms)}
+            for ref, entry in lock.images.items()
+        },
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _require(condition: bool, source: str, message: str) -> None:
+    if not condition:
+        raise LockError(f"{source}: {message}")
+
+
+def lock_from_text(text: str, source: str = LOCK_FILE_NAME) -> Lock:
+    """Parse a lock file's text; raises :class:`LockError` saying what is wrong."""
+    try:
+        document: Any = json.loads(text)
+    except ValueError as exc:
+        raise LockError(f"{source}: not valid JSON: {exc}") from None
+    _require(isinstance(document, dict), source, "expected a JSON object")
+    version = document.get("lockVersion")
+    _require(version == LOCK_VERSION, source, f"unsupported lockVersion {version!r}")
+    stack = document.get("stack")
+    _require(isinstance(stack, str) and bool(stack), source, "'stack' must be a name")
+    images = document.get("images", {})
+    _require(isinstance(images, dict), source, "'images' must be an object")
+    entries: dict[str, LockedImage] = {}
+    for ref, entry in sorted(images.items()):
+        _require(isinstance(entry, dict), source, f"images[{ref!r}] must be an object")
+        repository, platforms = entry.get("repository"), entry.get("platforms")
+        _require(isinstance(repository, str), source, f"images[{ref!r}].repository missing")
+        _require(
+            isinstance(platforms, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in platforms.items()),
+            source,
+            f"images[{ref!r}].platforms must map platforms to digests",
+        )
+        entries[ref] = LockedImage(ref, repository, FrozenDict(sorted(platforms.items())))
+    return Lock(stack=stack, images=FrozenDict(entries), version=version)
+
+
+def read_lock(path: Path) -> Lock:
+    """Read a lock file; a missing or unreadable file is a :class:`LockError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LockError(f"{path}: no lock file (run 'declarun lock' to create it)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockError(f"{path}: cannot read the lock file: {exc}") from None
+    return lock_from_text(text, str(path))
+
+
+def write_lock(lock: Lock, path: Path) -> None:
+    """Write a lock file atomically (a reader never sees half a file)."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(lock_to_text(lock), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def stale_reasons(lock: Lock, stack: Stack, engine_platform: str) -> list[str]:
+    """Why ``lock`` does not fit ``stack`` (empty when it does), one sentence each."""
+    reasons: list[str] = []
+    if lock.stack != stack.name:
+        reasons.append(f"the lock is for stack '{lock.stack}', not '{stack.name}'")
+    wanted = lockable_images(stack)
+    for ref, image in sorted(wanted.items()):
+        platform = image_platform(image, engine_platform)
+        entry = lock.images.get(ref)
+        if entry is None:
+            reasons.append(f"image {ref} is not locked")
+        elif platform not in entry.platforms:
+            reasons.append(f"image {ref} is not locked for platform {platform}")
+    for ref in sorted(set(lock.images) - set(wanted)):
+        reasons.append(f"the lock pins {ref}, which the stack no longer uses")
+    return reasons
+
+
+def is_stale(lock: Lock, stack: Stack, engine_platform: str) -> bool:
+    """True when the lock misses an image (or platform) the stack uses, or pins one it does not."""
+    return bool(stale_reasons(lock, stack, engine_platform))
+
+
+def _digest_in(ref: str) -> str | None:
+    try:
+        return parse_reference(ref).digest
+    except ImageReferenceError:
+        return None
+
+
+def resolve_lock(client: Any, stack: Stack, engine_platform: str) -> Lock:
+    """Resolve every lockable reference to a digest through the engine (registry I/O).
+
+    Uses ``GET /distribution/{name}/json`` (docker-py ``images.get_registry_data``): the digest
+    of what the tag names now (an index pins every platform's manifest). A reference that
+    already carries a digest is recorded as it is, without asking.
+    """
+    entries: dict[str, LockedImage] = {}
+    for ref, image in sorted(lockable_images(stack).items()):
+        platform = image_platform(image, engine_platform)
+        try:
+            repository = parse_reference(ref).familiar_name()
+        except ImageReferenceError as exc:
+            raise LockError(f"image {ref}: {exc}") from None
+        digest = _digest_in(ref)
+        if digest is None:
+            try:
+                digest = str(client.images.get_registry_data(ref).id)
+            except Exception as exc:  # docker-py raises APIError subclasses and socket errors
+                raise LockError(f"cannot resolve {ref}: {exc}") from None
+        entries[ref] = LockedImage(ref, repository, FrozenDict({platform: digest}))
+    return Lock(stack=stack.name, images=FrozenDict(entries))

@@ -1,0 +1,136 @@
+"""A plan as people read it: one line per change, its reasons below, and a summary.
+
+::
+
+      + create container web (shop-web)
+    -/+ replace container db (shop-db)
+          env.LOG_LEVEL: "info" → "debug"
+          env file changed: /srv/shop/.env (sha256 0a1b2c3d4e5f… → 9f8e7d6c5b4a…)
+      - remove container old (shop-old)
+          the container is no longer in the stack
+
+    Plan: 1 to create, 1 to replace, 1 to remove.
+
+Unchanged resources are not listed unless they carry a note (an orphan kept by
+``--no-prune``, a volume change declarun will not make). Colour follows the console, which
+the CLI builds with its colour policy (``declarun.cli.output``): none off a terminal or with
+``NO_COLOR``. Secrets arrive masked in the plan and are shown masked.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.markup import escape
+
+from declarun.plan.model import Change, Plan, Reason
+from declarun.plan.reasons import show
+
+__all__ = ["NO_CHANGES", "plan_text", "render_plan", "summary_line"]
+
+NO_CHANGES = "No changes. The machine matches the stack."
+
+_VERB = {
+    "create": "create",
+    "recreate": "replace",
+    "start": "start",
+    "stop": "stop",
+    "remove": "remove",
+    "pull": "pull",
+    "build": "build",
+    "noop": "keep",
+    "error": "error",
+}
+_STYLE = {
+    "create": "green",
+    "recreate": "yellow",
+    "start": "yellow",
+    "stop": "yellow",
+    "remove": "red",
+    "pull": "cyan",
+    "build": "cyan",
+    "noop": "dim",
+    "error": "bold red",
+}
+_SYMBOL_WIDTH = 3
+
+
+def summary_line(plan: Plan) -> str:
+    """``Plan: N to create, N to replace, N to remove.`` plus non-zero start/stop/pull/build."""
+    counts = plan.counts()
+    parts = [
+        f"{counts['create']} to create",
+        f"{counts['recreate']} to replace",
+        f"{counts['remove']} to remove",
+    ]
+    for action in ("start", "stop", "pull", "build"):
+        if counts[action]:
+            parts.append(f"{counts[action]} to {action}")
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def _reason_text(reason: Reason) -> str:
+    data = reason.to_data()  # masks any secret-looking env value that slipped through
+    if reason.kind == "field_changed" and reason.field is not None:
+        return f"{reason.field}: {show(data['before'])} → {show(data['after'])}"
+    return reason.message
+
+
+def _what(change: Change) -> str:
+    if change.name == change.engine_name:
+        return f"{change.kind} {change.name}"
+    return f"{change.kind} {change.name} ({change.engine_name})"
+
+
+def _change_lines(change: Change) -> list[str]:
+    style = _STYLE[change.action]
+    symbol = "=" if change.action == "noop" else change.symbol
+    head = (
+        f"[{style}]{escape(symbol.rjust(_SYMBOL_WIDTH))} {_VERB[change.action]}[/{style}] "
+        f"{escape(_what(change))}"
+    )
+    lines = [head]
+    for reason in change.reasons:
+        if change.action == "create" and reason.kind == "missing":
+            continue  # "+ create" already says it does not exist
+        tone = "red" if reason.kind in ("foreign", "image_missing") else "dim"
+        lines.append(f"{' ' * (_SYMBOL_WIDTH + 3)}[{tone}]{escape(_reason_text(reason))}[/{tone}]")
+    return lines
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    """Print ``plan`` on ``console``: the changes with their reasons, then the summary."""
+    shown = [c for c in plan.changes if c.action != "noop" or c.reasons]
+    for change in shown:
+        for line in _change_lines(change):
+            console.print(line, markup=True, highlight=False)
+    if shown:
+        console.print()
+    if plan.is_empty:
+        console.print(NO_CHANGES, markup=False, highlight=False)
+        return
+    console.print(f"[bold]{escape(summary_line(plan))}[/bold]", markup=True, highlight=False)
+    errors = plan.errors
+    if errors:
+        noun = "change" if len(errors) == 1 else "changes"
+        console.print(
+            f"[bold red]{len(errors)} {noun} cannot be made: this plan cannot be applied.[/bold red]",
+            markup=True,
+            highlight=False,
+        )
+
+
+def plan_text(plan: Plan, *, width: int = 120) -> str:
+    """The rendering as plain text, without colour (for logs, files and tests)."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        no_color=True,
+        force_terminal=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    render_plan(plan, console)
+    return buffer.getvalue()

@@ -1,0 +1,291 @@
+"""Observation: the engine's actual state (and the host's input files) as an immutable value.
+
+:func:`observe` is the only I/O in planning. It reads, through docker-py, the containers,
+networks and volumes that belong to the stack (by the ``dev.declarun.stack`` label) or whose
+name the stack wants (foreign objects in the way), the images the stack refers to, the
+engine's platform, and the digests of the host inputs (``plan.inputs``). Everything is kept in
+frozen dataclasses, so the diff that follows can be a pure function, and the snapshot has a
+:meth:`Snapshot.fingerprint` that a saved plan records: an apply of a saved plan refuses to run
+when the world's fingerprint is no longer the same.
+
+:meth:`Snapshot.from_data` builds one from plain data, for unit tests and saved fixtures.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from declarun.errors import EngineError
+from declarun.plan.identity import LABEL_STACK, canonical_json, sha256_text
+from declarun.plan.inputs import input_digests
+from declarun.spec.frozen import FrozenDict, freeze, thaw
+from declarun.spec.model import Stack
+
+__all__ = [
+    "ObservedContainer",
+    "ObservedImage",
+    "ObservedNetwork",
+    "ObservedVolume",
+    "Snapshot",
+    "observe",
+]
+
+_EMPTY: FrozenDict[str, str] = FrozenDict()
+_NONE: FrozenDict[str, Any] = FrozenDict()
+_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObservedContainer:
+    """A container as the engine reports it. ``state`` is Docker's: created, running, paused,
+    restarting, removing, exited or dead; ``health`` None when it has no healthcheck."""
+
+    id: str
+    name: str
+    labels: FrozenDict[str, str] = _EMPTY
+    image: str = ""  # the reference it was created with
+    image_id: str = ""
+    state: str = "running"
+    exit_code: int | None = None
+    health: str | None = None  # starting, healthy, unhealthy
+    networks: tuple[str, ...] = ()  # engine names of the networks it is attached to
+    volumes: tuple[str, ...] = ()  # engine names of the named volumes it mounts
+    ports: tuple[str, ...] = ()  # published ports, "0.0.0.0:8080->80/tcp"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObservedNetwork:
+    """A network as the engine reports it."""
+
+    id: str
+    name: str
+    labels: FrozenDict[str, str] = _EMPTY
+    driver: str = "bridge"
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObservedVolume:
+    """A volume as the engine reports it."""
+
+    name: str
+    labels: FrozenDict[str, str] = _EMPTY
+    driver: str = "local"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObservedImage:
+    """A local image, found by the reference the stack uses for it."""
+
+    ref: str
+    id: str
+    repo_digests: tuple[str, ...] = ()
+    repo_tags: tuple[str, ...] = ()
+    labels: FrozenDict[str, str] = _EMPTY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """What the engine holds for one stack, at one moment. Maps are keyed by engine name
+    (images by the reference they were looked up with); an image absent locally is absent."""
+
+    stack: str
+    platform: str = "linux/amd64"
+    containers: FrozenDict[str, ObservedContainer] = _NONE
+    networks: FrozenDict[str, ObservedNetwork] = _NONE
+    volumes: FrozenDict[str, ObservedVolume] = _NONE
+    images: FrozenDict[str, ObservedImage] = _NONE
+    inputs: FrozenDict[str, str] = _EMPTY  # bind:/path, context:/path -> digest
+
+    def owns(self, labels: FrozenDict[str, str]) -> bool:
+        """True when an object with these labels belongs to this snapshot's stack."""
+        return labels.get(LABEL_STACK) == self.stack
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain JSON-able data in a canonical order (what :meth:`from_data` reads)."""
+
+        def listed(mapping: FrozenDict[str, Any]) -> list[dict[str, Any]]:
+            return [
+                {f.name: thaw(getattr(item, f.name)) for f in fields(item)}
+                for _key, item in sorted(mapping.items())
+            ]
+
+        return {
+            "stack": self.stack,
+            "platform": self.platform,
+            "containers": listed(self.containers),
+            "networks": listed(self.networks),
+            "volumes": listed(self.volumes),
+            "images": listed(self.images),
+            "inputs": dict(sorted(self.inputs.items())),
+        }
+
+    def fingerprint(self) -> str:
+        """``sha256:<hex>`` of the canonical form: equal states give equal fingerprints."""
+        return sha256_text(canonical_json(self.to_data()))
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Snapshot:
+        """Build a snapshot from plain data (lists of objects with the dataclass field names)."""
+
+        def build(kind: type[_T], items: list[dict[str, Any]], key: str) -> FrozenDict[str, _T]:
+            made = {item[key]: kind(**{k: freeze(v) for k, v in item.items()}) for item in items}
+            return FrozenDict(sorted(made.items()))
+
+        return cls(
+            stack=data["stack"],
+            platform=data.get("platform", "linux/amd64"),
+            containers=build(ObservedContainer, data.get("containers", []), "name"),
+            networks=build(ObservedNetwork, data.get("networks", []), "name"),
+            volumes=build(ObservedVolume, data.get("volumes", []), "name"),
+            images=build(ObservedImage, data.get("images", []), "ref"),
+            inputs=FrozenDict(sorted(data.get("inputs", {}).items())),
+        )
+
+
+# -- reading the engine ---------------------------------------------------------------------
+
+
+def _labels(raw: Any) -> FrozenDict[str, str]:
+    return FrozenDict(sorted((raw or {}).items()))
+
+
+def _ports(raw: Any) -> tuple[str, ...]:
+    published = {
+        f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p.get('Type', 'tcp')}"
+        for p in raw or ()
+        if p.get("PublicPort")
+    }
+    return tuple(sorted(published))
+
+
+def _health(status: str) -> str | None:
+    match = _HEALTH.search(status or "")
+    if match is None:
+        return None
+    return "starting" if match.group(1) == "health: starting" else match.group(1)
+
+
+def _container(client: Any, summary: dict[str, Any]) -> ObservedContainer:
+    state = str(summary.get("State") or "")
+    exit_code: int | None = None
+    health = _health(str(summary.get("Status") or ""))
+    if state in ("exited", "dead"):
+        # The exit code only appears in a human status text in the list; inspect is exact.
+        details = client.api.inspect_container(summary["Id"])
+        exit_code = int(details.get("State", {}).get("ExitCode", 0))
+        health = (details.get("State", {}).get("Health") or {}).get("Status") or health
+    networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+    volumes = [m.get("Name") for m in summary.get("Mounts") or () if m.get("Type") == "volume"]
+    return ObservedContainer(
+        id=summary["Id"],
+        name=summary["Names"][0].lstrip("/"),
+        labels=_labels(summary.get("Labels")),
+        image=str(summary.get("Image") or ""),
+        image_id=str(summary.get("ImageID") or ""),
+        state=state,
+        exit_code=exit_code,
+        health=health,
+        networks=tuple(sorted(networks)),
+        volumes=tuple(sorted(v for v in volumes if v)),
+        ports=_ports(summary.get("Ports")),
+    )
+
+
+def _image(client: Any, ref: str) -> ObservedImage | None:
+    try:
+        raw = client.api.inspect_image(ref)
+    except Exception as exc:
+        if getattr(exc, "status_code", None) == 404 or type(exc).__name__ == "ImageNotFound":
+            return None
+        raise
+    return ObservedImage(
+        ref=ref,
+        id=raw["Id"],
+        repo_digests=tuple(sorted(raw.get("RepoDigests") or ())),
+        repo_tags=tuple(sorted(raw.get("RepoTags") or ())),
+        labels=_labels((raw.get("Config") or {}).get("Labels")),
+    )
+
+
+def _platform(client: Any) -> str:
+    version = client.version()
+    return f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
+
+
+def _read(client: Any, stack: Stack | str, lock: Any) -> Snapshot:
+    # Imported here: planning from saved data must not need the desired-state machinery.
+    from declarun.plan.desired import desired_state
+
+    name = stack if isinstance(stack, str) else stack.name
+    platform = _platform(client)
+    wanted: set[tuple[str, str]] = set()
+    refs: list[str] = []
+    if isinstance(stack, Stack):
+        desired = desired_state(stack, lock=lock, platform=platform)
+        wanted = set(desired.engine_names)
+        refs = sorted({image.ref for image in desired.images.values()})
+
+    def keep(kind: str, object_name: str, labels: Any) -> bool:
+        return (labels or {}).get(LABEL_STACK) == name or (kind, object_name) in wanted
+
+    containers = [
+        _container(client, c)
+        for c in client.api.containers(all=True)
+        if c.get("Names") and keep("container", c["Names"][0].lstrip("/"), c.get("Labels"))
+    ]
+    networks = [
+        ObservedNetwork(
+            id=n["Id"],
+            name=n["Name"],
+            labels=_labels(n.get("Labels")),
+            driver=str(n.get("Driver") or ""),
+            internal=bool(n.get("Internal")),
+        )
+        for n in client.api.networks()
+        if keep("network", n["Name"], n.get("Labels"))
+    ]
+    volumes = [
+        ObservedVolume(
+            name=v["Name"], labels=_labels(v.get("Labels")), driver=str(v.get("Driver") or "")
+        )
+        for v in client.api.volumes().get("Volumes") or ()
+        if keep("volume", v["Name"], v.get("Labels"))
+    ]
+    images = [found for ref in refs if (found := _image(client, ref)) is not None]
+    return Snapshot(
+        stack=name,
+        platform=platform,
+        containers=FrozenDict(sorted((c.name, c) for c in containers)),
+        networks=FrozenDict(sorted((n.name, n) for n in networks)),
+        volumes=FrozenDict(sorted((v.name, v) for v in volumes)),
+        images=FrozenDict(sorted((i.ref, i) for i in images)),
+        inputs=input_digests(stack) if isinstance(stack, Stack) else FrozenDict(),
+    )
+
+
+def observe(client: Any, stack: Stack | str, *, lock: Any = None) -> Snapshot:
+    """Read the engine's state for ``stack`` through a ``docker.DockerClient``.
+
+    Given a :class:`Stack`, also looks for foreign objects holding the names it wants, inspects
+    the images it uses (the lock's pinned references when ``lock`` is given) and digests its
+    host inputs. Given only a stack name, reads what the stack owns. Engine failures are
+    raised as :class:`EngineError`.
+    """
+    try:
+        return _read(client, stack, lock)
+    except EngineError:
+        raise
+    except Exception as exc:
+        # docker-py raises DockerException subclasses and requests' connection errors;
+        # both mean the same to a user: the engine could not be read.
+        if type(exc).__module__.split(".")[0] not in (
+            "docker",
+            "requests",
+            "urllib3",
+        ) and not isinstance(exc, OSError):
+            raise
+        raise EngineError(f"cannot read the engine's state: {exc}") from exc
