@@ -106,7 +106,7 @@ def test_render_yaml_and_json_agree_and_apply_vars() -> None:
     assert yaml.safe_load(as_yaml.stdout) == data
     web = data["containers"]["web"]
     assert web["ports"][0]["host_port"] == 9090 and web["ports"][0]["container_port"] == 80
-    assert data["images"]["busybox"]["ref"] == "127.0.0.1:5000/declarun/busybox:1.36"
+    assert data["images"]["busybox"]["ref"] == "127.0.0.1:5000/declarun/busybox:1.35"
 
 
 def test_vars_precedence_and_profiles(tmp_path: Path) -> None:
