@@ -37,8 +37,14 @@ def compact_json(document: Any) -> str:
 
 
 def json_response(document: Any, status: int = 200) -> web.Response:
-    """A complete ``application/json`` response."""
-    return web.Response(text=compact_json(document), status=status, content_type="application/json")
+    """A complete ``application/json`` response.
+
+    The body is given as bytes so that no ``charset`` is appended: the docker CLI only
+    decodes an error body whose Content-Type is exactly ``application/json``.
+    """
+    return web.Response(
+        body=compact_json(document).encode(), status=status, content_type="application/json"
+    )
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:

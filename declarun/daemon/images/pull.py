@@ -1,0 +1,382 @@
+"""Pulling an image from a registry into the content store, snapshots and metadata.
+
+Two steps, so that what can fail before any output fails as a plain HTTP error (as
+dockerd answers a missing tag with a 404 rather than a stream)::
+
+    pull = await prepare_pull(service, ref, platform=..., credentials=...)  # ApiError
+    await pull.run(emit)       # streams Docker's progress messages; errors as a message
+
+``run`` follows the GC protocol of :mod:`declarun.daemon.images.gc`: one lease for the
+whole pull, each blob, ingest ref and snapshot added to it *before* it is looked for or
+written, the image record stored before the lease is dropped. Layers download in
+parallel (``max_concurrent_downloads``) into resumable ingests and are unpacked in order
+as soon as they and the layers below are there; each unpack checks the diff ID the image
+config lists. Nothing is registered unless every step succeeded, so a failed pull leaves
+no image and no corrupt blob behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from declarun.daemon.api.errors import ApiError, BadRequest, InternalError, NotFound
+from declarun.daemon.images import mediatypes
+from declarun.daemon.images.auth import Credentials, DockerConfig, RegistryAuthError
+from declarun.daemon.images.content import BlobExistsError, Descriptor
+from declarun.daemon.images.platform import Platform, PlatformError
+from declarun.daemon.images.progress import (
+    Emit,
+    ProgressThrottle,
+    error_message,
+    progress_message,
+    short_id,
+    status_message,
+)
+from declarun.daemon.images.reference import ImageReference
+from declarun.daemon.images.registry import (
+    RegistryClient,
+    RegistryNotFoundError,
+    Repository,
+    ResolvedImage,
+)
+from declarun.daemon.images.service import ImageService
+from declarun.daemon.metadata import ImageLayer, ImageRecord, Layer, LeaseResource
+from declarun.daemon.snapshots import chain_ids
+from declarun.errors import ContentError, DaemonError
+
+__all__ = ["PreparedPull", "credential_provider", "prepare_pull", "registry_error"]
+
+_LEASE_TTL = 24 * 3600.0
+
+
+def credential_provider() -> Callable[[str], Credentials | None]:
+    """Credentials from the daemon user's docker config, read afresh for each operation."""
+
+    def lookup(domain: str) -> Credentials | None:
+        return DockerConfig.load().lookup(domain)
+
+    return lookup
+
+
+def registry_error(exc: DaemonError, ref: ImageReference, action: str = "pull") -> ApiError:
+    """A registry failure worded and classed as dockerd does."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, RegistryAuthError):
+        return NotFound(
+            f"{action} access denied for {ref.familiar_name()}, repository does not exist or "
+            f"may require 'docker login': {exc}"
+        )
+    if isinstance(exc, RegistryNotFoundError):
+        detail = str(exc).split(": not found: ", 1)[-1]
+        return NotFound(f"manifest for {ref.familiar()} not found: {detail}")
+    if isinstance(exc, PlatformError):
+        return NotFound(str(exc))
+    return InternalError(str(exc))
+
+
+async def prepare_pull(
+    service: ImageService,
+    ref: ImageReference,
+    *,
+    platform: Platform | None,
+    credentials: Credentials | None,
+) -> PreparedPull:
+    """Resolve ``ref`` on its registry to one image manifest (raises ApiError)."""
+    client = RegistryClient(service.registry_config, credentials=credential_provider())
+    try:
+        repo = client.repository(ref, credentials=credentials)
+        resolved = await repo.resolve(ref.object, platform)
+        if resolved.manifest.media_type not in mediatypes.MANIFEST_TYPES:
+            raise BadRequest(f"unsupported manifest type {resolved.manifest.media_type}")
+    except BaseException as exc:
+        await client.close()
+        if isinstance(exc, DaemonError):
+            raise registry_error(exc, ref) from None
+        raise
+    return PreparedPull(service, ref, client, repo, resolved)
+
+
+@dataclass
+class _LayerJob:
+    desc: Descriptor
+    diff_id: str
+    chain_id: str
+    present: bool
+
+
+class PreparedPull:
+    """A resolved pull, ready to run; owns its registry client until ``run`` ends."""
+
+    def __init__(
+        self,
+        service: ImageService,
+        ref: ImageReference,
+        client: RegistryClient,
+        repo: Repository,
+        resolved: ResolvedImage,
+    ) -> None:
+        self.service = service
+        self.ref = ref
+        self.client = client
+        self.repo = repo
+        self.resolved = resolved
+        top = resolved.index or resolved.manifest
+        self.top_digest = top.digest
+        self.record: ImageRecord | None = None
+
+    async def close(self) -> None:
+        """Close the registry client (``run`` does it; call it if ``run`` is never called)."""
+        await self.client.close()
+
+    async def run(self, emit: Emit) -> bool:
+        """Pull, sending progress messages to ``emit``; False (and an error message) on
+        failure. Cancelling it stops the pull and leaves nothing registered."""
+        svc = self.service
+        lease = await asyncio.to_thread(svc.metadata.create_lease, _LEASE_TTL)
+        try:
+            tag_id = self.ref.digest or self.ref.tag or "latest"
+            emit(status_message(f"Pulling from {self.ref.path}", tag_id))
+            updated = await self._pull(lease.id, emit)
+            emit(status_message(f"Digest: {self.top_digest}"))
+            verb = "Downloaded newer image" if updated else "Image is up to date"
+            emit(status_message(f"Status: {verb} for {self.ref.familiar()}"))
+            name = self.ref.familiar()
+            svc.ctx.events.publish("image", "pull", name, {"name": self.ref.familiar_name()})
+            return True
+        except DaemonError as exc:
+            emit(error_message(registry_error(exc, self.ref).message))
+            return False
+        finally:
+            await asyncio.shield(asyncio.to_thread(svc.metadata.delete_lease, lease.id))
+            await asyncio.shield(self.client.close())
+
+    async def _lease(self, lease_id: str, *resources: LeaseResource) -> None:
+        await asyncio.to_thread(_add_to_lease, self.service, lease_id, resources)
+
+    async def _pull(self, lease_id: str, emit: Emit) -> bool:
+        svc, manifest, index = self.service, self.resolved.manifest, self.resolved.index
+        blobs = [m for m in (manifest, index) if m is not None]
+        await self._lease(lease_id, *(LeaseResource("content", m.digest) for m in blobs))
+        for m in blobs:
+            await asyncio.to_thread(svc.store.put, m.data, expected=m.digest)
+        doc = manifest.json()
+        config_desc = Descriptor.from_json(doc.get("config"))
+        raw_layers = doc.get("layers")
+        if not isinstance(raw_layers, list):
+            raise ContentError(f"manifest {manifest.digest} has no layers list")
+        layers = [Descriptor.from_json(layer) for layer in raw_layers]
+        for layer in layers:
+            if layer.media_type not in mediatypes.LAYER_TYPES:
+                raise ContentError(f"unsupported layer media type {layer.media_type}")
+        await self._lease(lease_id, LeaseResource("content", config_desc.digest))
+        config_data = await self._config(config_desc)
+        config = json.loads(config_data)
+        diff_ids = _diff_ids(config, len(layers))
+        chains = chain_ids(diff_ids)
+        previous = await asyncio.to_thread(self._current_image_id)
+        await self._lease(
+            lease_id,
+            *(LeaseResource("content", d.digest) for d in layers),
+            *(LeaseResource("ingest", _ingest_ref(d.digest)) for d in layers),
+            *(LeaseResource("snapshot", c) for c in chains),
+        )
+        jobs = [
+            _LayerJob(d, diff, chain, await asyncio.to_thread(self._present, d, chain))
+            for d, diff, chain in zip(layers, diff_ids, chains, strict=True)
+        ]
+        # Up to date: the tag already names this image and every layer is here.
+        quiet = previous == config_desc.digest and all(j.present for j in jobs)
+        sizes = await self._fetch_and_unpack(jobs, emit, quiet=quiet)
+        record = ImageRecord(
+            id=config_desc.digest,
+            manifest=Descriptor(manifest.media_type, manifest.digest, manifest.size),
+            config=Descriptor(config_desc.media_type, config_desc.digest, config_desc.size),
+            layers=tuple(
+                ImageLayer(
+                    Descriptor(j.desc.media_type, j.desc.digest, j.desc.size), j.diff_id, j.chain_id
+                )
+                for j in jobs
+            ),
+            platform=_config_platform(config),
+            created=config.get("created") if isinstance(config.get("created"), str) else None,
+            size=sum(sizes),
+            index=(
+                Descriptor(index.media_type, index.digest, index.size)
+                if index is not None
+                else None
+            ),
+        )
+        self.record = record
+        names = [str(self.ref), f"{self.ref.repository}@{self.top_digest}"]
+        if self.ref.digest is not None:
+            names = names[1:]
+        await asyncio.shield(asyncio.to_thread(svc.metadata.put_image, record, names=names))
+        return previous != record.id
+
+    def _current_image_id(self) -> str | None:
+        with contextlib.suppress(DaemonError):
+            return self.service.metadata.resolve(str(self.ref)).id
+        return None
+
+    def _present(self, desc: Descriptor, chain: str) -> bool:
+        svc = self.service
+        return svc.store.exists(desc.digest) and svc.snapshotter.exists(chain)
+
+    async def _config(self, desc: Descriptor) -> bytes:
+        store = self.service.store
+        if await asyncio.to_thread(store.exists, desc.digest):
+            return await asyncio.to_thread(store.read, desc.digest)
+        data = await self.repo.fetch_blob_bytes(desc.digest)
+        if len(data) != desc.size:
+            raise ContentError(f"config {desc.digest}: expected {desc.size} bytes, got {len(data)}")
+        await asyncio.to_thread(store.put, data, expected=desc.digest)
+        return data
+
+    async def _fetch_and_unpack(
+        self, jobs: list[_LayerJob], emit: Emit, *, quiet: bool = False
+    ) -> list[int]:
+        loop = asyncio.get_running_loop()
+        for job in [] if quiet else jobs:
+            status = "Already exists" if job.present else "Pulling fs layer"
+            emit(status_message(status, short_id(job.desc.digest), detail=True))
+        limit = asyncio.Semaphore(self.service.max_concurrent_downloads)
+        downloads: dict[str, asyncio.Task[None]] = {}
+        for job in jobs:
+            if not job.present and job.desc.digest not in downloads:
+                downloads[job.desc.digest] = asyncio.create_task(
+                    self._download(job.desc, limit, emit)
+                )
+        try:
+            sizes: list[int] = []
+            parent: str | None = None
+            for job in jobs:
+                if job.desc.digest in downloads:
+                    await downloads[job.desc.digest]
+                size = await self._unpack(job, parent, emit, loop)
+                sizes.append(size)
+                parent = job.chain_id
+            return sizes
+        finally:
+            for task in downloads.values():
+                task.cancel()
+            await asyncio.gather(*downloads.values(), return_exceptions=True)
+
+    async def _download(self, desc: Descriptor, limit: asyncio.Semaphore, emit: Emit) -> None:
+        store, lid = self.service.store, short_id(desc.digest)
+        async with limit:
+            try:
+                writer = await asyncio.to_thread(
+                    store.writer, _ingest_ref(desc.digest), expected=desc.digest, size=desc.size
+                )
+            except BlobExistsError:
+                emit(status_message("Download complete", lid, detail=True))
+                return
+            throttle = ProgressThrottle(desc.size)
+
+            def progress(current: int) -> None:
+                if throttle.due(current):
+                    emit(progress_message("Downloading", lid, current, desc.size))
+
+            try:
+                offset = writer.offset
+                await self.repo.fetch_blob(
+                    desc.digest,
+                    writer,
+                    size=desc.size,
+                    offset=offset,
+                    hasher=writer.hasher() if offset else None,
+                    progress=progress,
+                )
+                emit(status_message("Verifying Checksum", lid, detail=True))
+                await asyncio.shield(asyncio.to_thread(writer.commit))
+            except ContentError:
+                # Bytes that do not hash to the digest must not be resumed from later.
+                writer.close()
+                await asyncio.to_thread(store.abort, writer.ref)
+                raise
+            finally:
+                writer.close()
+        emit(status_message("Download complete", lid, detail=True))
+
+    async def _unpack(
+        self, job: _LayerJob, parent: str | None, emit: Emit, loop: asyncio.AbstractEventLoop
+    ) -> int:
+        svc, lid = self.service, short_id(job.desc.digest)
+        if await asyncio.to_thread(svc.snapshotter.exists, job.chain_id):
+            info = await asyncio.to_thread(svc.snapshotter.info, job.chain_id)
+            size = info.size
+        else:
+            throttle = ProgressThrottle(job.desc.size)
+
+            def report(current: int) -> None:
+                if throttle.due(current):
+                    msg = progress_message("Extracting", lid, current, job.desc.size)
+                    loop.call_soon_threadsafe(emit, msg)
+
+            size = await asyncio.shield(asyncio.to_thread(self._apply, job, parent, report))
+        layer = Layer(job.chain_id, job.diff_id, parent, size, time.time())
+        await asyncio.to_thread(svc.metadata.put_layer, layer)
+        if not job.present:
+            emit(status_message("Pull complete", lid, detail=True))
+        return size
+
+    def _apply(self, job: _LayerJob, parent: str | None, report: Callable[[int], None]) -> int:
+        svc = self.service
+        with svc.store.open(job.desc.digest) as blob:
+            applied = svc.snapshotter.apply_layer(
+                parent, _CountingReader(blob, report), diff_id=job.diff_id
+            )
+        return applied.snapshot.size
+
+
+def _add_to_lease(
+    service: ImageService, lease_id: str, resources: tuple[LeaseResource, ...]
+) -> None:
+    service.metadata.add_lease_resources(lease_id, resources)
+
+
+class _CountingReader:
+    """A blob file that reports how many bytes were read (Extracting progress)."""
+
+    def __init__(self, source: BinaryIO, report: Callable[[int], None]) -> None:
+        self._source = source
+        self._report = report
+        self._count = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._source.read(size)
+        self._count += len(data)
+        self._report(self._count)
+        return data
+
+
+def _ingest_ref(digest: str) -> str:
+    return f"pull-{digest}"
+
+
+def _diff_ids(config: Any, layer_count: int) -> list[str]:
+    rootfs = config.get("rootfs") if isinstance(config, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise ContentError("image config has no rootfs.diff_ids list")
+    if len(diff_ids) != layer_count:
+        raise ContentError(f"image config lists {len(diff_ids)} diff IDs for {layer_count} layers")
+    try:
+        chain_ids(diff_ids)
+    except ValueError as exc:
+        raise ContentError(f"image config: {exc}") from None
+    return list(diff_ids)
+
+
+def _config_platform(config: Any) -> Platform:
+    os_name = config.get("os") if isinstance(config.get("os"), str) else "linux"
+    arch = config.get("architecture") if isinstance(config.get("architecture"), str) else ""
+    variant = config.get("variant") if isinstance(config.get("variant"), str) else None
+    return Platform(os_name, arch or "amd64", variant or None)
