@@ -115,3 +115,13 @@ def daemon(
     except DaemonError as exc:
         raise click.UsageError(str(exc), ctx=click_ctx) from None
     run(config)
+
+
+def _register_control_commands() -> None:
+    from declarun.cli.daemon_control import status, stop
+
+    daemon.add_command(status)
+    daemon.add_command(stop)
+
+
+_register_control_commands()

@@ -33,6 +33,17 @@ def _register_stack_commands() -> None:
 _register_stack_commands()
 
 
+def _register_engine_commands() -> None:
+    from declarun.cli.day_commands import exec_command, logs, status, watch
+    from declarun.cli.engine_commands import apply, destroy, lock, plan
+
+    for command in (plan, apply, destroy, lock, status, logs, exec_command, watch):
+        cli.add_command(command)
+
+
+_register_engine_commands()
+
+
 def main() -> None:
     """Console-script entry point: run the CLI, turning declarun errors into clean exits."""
     with exit_on_declarun_error():

@@ -1,0 +1,1 @@
+"""declarun.reconcile: carry out a plan against an engine, then check the result."""

@@ -1,0 +1,237 @@
+"""Apply and destroy: observe → plan → execute → observe again, until the machine matches.
+
+Reconciliation is level-triggered: every round reads the whole actual state afresh and plans
+from it, so a step that half-worked, or an object changed meanwhile, is simply seen and put
+right in the next round. Rounds are bounded (:data:`DEFAULT_ROUNDS`); a round with a failure
+ends the loop (repeating a failing step would only fail again) and the report says what is
+left. A saved plan is applied exactly as saved, and only if the world it was made from is
+still the world: same snapshot fingerprint, same desired state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from declarun.errors import DeclarunError
+from declarun.plan.desired import desired_state
+from declarun.plan.destroy import plan_destroy
+from declarun.plan.diff import diff
+from declarun.plan.lock import Lock, LockError, lock_path, read_lock, stale_reasons
+from declarun.plan.model import Plan
+from declarun.plan.snapshot import Snapshot, observe
+from declarun.reconcile.executor import (
+    DEFAULT_PARALLEL,
+    ApplyResult,
+    NullProgress,
+    ProgressSink,
+    execute,
+)
+from declarun.reconcile.steps import plan_steps
+from declarun.spec.model import Stack
+
+__all__ = [
+    "DEFAULT_ROUNDS",
+    "ApplyOptions",
+    "ApplyRefused",
+    "ApplyReport",
+    "PlanRun",
+    "Round",
+    "StalePlan",
+    "apply_saved_plan",
+    "apply_stack",
+    "destroy_stack",
+    "load_stack_lock",
+    "make_plan",
+]
+
+DEFAULT_ROUNDS = 3
+
+
+class ApplyRefused(DeclarunError):
+    """A plan holds changes that cannot be made (a foreign object in the way, ...)."""
+
+
+class StalePlan(DeclarunError):
+    """A saved plan no longer fits the world or the stack."""
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How an apply behaves (the command line's flags)."""
+
+    prune: bool = True
+    volumes: bool = False
+    locked: bool = False
+    parallel: int = DEFAULT_PARALLEL
+    max_rounds: int = DEFAULT_ROUNDS
+
+
+@dataclass(frozen=True)
+class Round:
+    """One execution: the plan it carried out and how each change ended."""
+
+    plan: Plan
+    result: ApplyResult
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """Every round of an apply, and the plan still left afterwards (empty when converged)."""
+
+    rounds: tuple[Round, ...]
+    remaining: Plan
+
+    @property
+    def converged(self) -> bool:
+        """True when the last observation matched the stack."""
+        return self.remaining.is_empty
+
+    @property
+    def ok(self) -> bool:
+        """True when every change succeeded and the machine matches the stack."""
+        return self.converged and all(r.result.ok for r in self.rounds)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """True when the first observation already matched: no action was taken."""
+        return not self.rounds and self.converged
+
+
+#: Called with each plan before it runs; returns the progress sink (a context manager).
+PlanRun = Callable[[Plan], contextlib.AbstractContextManager[ProgressSink]]
+
+
+@contextlib.contextmanager
+def _quiet(_: Plan) -> Any:
+    yield NullProgress()
+
+
+def load_stack_lock(stack: Stack, *, locked: bool) -> Lock | None:
+    """The stack's lock when it has one; with ``locked`` a missing lock is a LockError."""
+    path = lock_path(stack)
+    if not path.exists() and not locked:
+        return None
+    return read_lock(path)
+
+
+def _check_lock(lock: Lock | None, stack: Stack, snapshot: Snapshot, locked: bool) -> None:
+    if lock is None or not locked:
+        return
+    reasons = stale_reasons(lock, stack, snapshot.platform)
+    if reasons:
+        raise LockError(f"{lock_path(stack)} is stale (run 'declarun lock'): " + "; ".join(reasons))
+
+
+def make_plan(
+    client: Any, stack: Stack, options: ApplyOptions = ApplyOptions()
+) -> tuple[Plan, Snapshot, Lock | None]:
+    """Observe the engine and plan: the plan, the snapshot it came from, the lock used."""
+    lock = load_stack_lock(stack, locked=options.locked)
+    snapshot = observe(client, stack, lock=lock)
+    _check_lock(lock, stack, snapshot, options.locked)
+    plan = diff(stack, snapshot, prune=options.prune, volumes=options.volumes, lock=lock)
+    return plan, snapshot, lock
+
+
+def _refuse_errors(plan: Plan) -> None:
+    if plan.errors:
+        lines = [f"{c.kind} {c.name}: {r.message}" for c in plan.errors for r in c.reasons]
+        raise ApplyRefused("the plan has changes that cannot be made:\n" + "\n".join(lines))
+
+
+def _run(
+    client: Any,
+    plan: Plan,
+    stack: Stack,
+    snapshot: Snapshot,
+    lock: Lock | None,
+    parallel: int,
+    on_plan: PlanRun,
+) -> ApplyResult:
+    desired = desired_state(stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform)
+    steps = plan_steps(client, plan, desired, stack)
+    with on_plan(plan) as progress:
+        return execute(steps, parallel=parallel, progress=progress)
+
+
+def apply_stack(
+    client: Any,
+    stack: Stack,
+    options: ApplyOptions = ApplyOptions(),
+    on_plan: PlanRun = _quiet,
+) -> ApplyReport:
+    """Make the engine match ``stack``: plan, execute, re-observe; at most ``max_rounds``.
+
+    Raises ApplyRefused before touching anything when the plan holds ``error`` changes, and
+    LockError for a missing or stale lock under ``locked``.
+    """
+    rounds: list[Round] = []
+    for _ in range(max(1, options.max_rounds)):
+        plan, snapshot, lock = make_plan(client, stack, options)
+        if plan.is_empty:
+            return ApplyReport(tuple(rounds), plan)
+        _refuse_errors(plan)
+        result = _run(client, plan, stack, snapshot, lock, options.parallel, on_plan)
+        rounds.append(Round(plan, result))
+        if not result.ok:
+            break
+    remaining, _, _ = make_plan(client, stack, options)
+    return ApplyReport(tuple(rounds), remaining)
+
+
+def apply_saved_plan(
+    client: Any,
+    stack: Stack,
+    saved: Plan,
+    options: ApplyOptions = ApplyOptions(),
+    on_plan: PlanRun = _quiet,
+) -> ApplyReport:
+    """Carry out ``saved`` exactly, refusing (StalePlan) if the world or the stack moved."""
+    if saved.stack != stack.name:
+        raise StalePlan(f"the plan is for stack '{saved.stack}', not '{stack.name}'")
+    lock = load_stack_lock(stack, locked=options.locked)
+    snapshot = observe(client, stack, lock=lock)
+    if snapshot.fingerprint() != saved.fingerprint:
+        raise StalePlan("the actual state changed since the plan was made: re-run plan")
+    if saved.mode == "apply":
+        _check_lock(lock, stack, snapshot, options.locked)
+        fresh = diff(stack, snapshot, prune=options.prune, volumes=options.volumes, lock=lock)
+        if fresh.desired_hash != saved.desired_hash:
+            raise StalePlan("the stack changed since the plan was made: re-run plan")
+    _refuse_errors(saved)
+    rounds: tuple[Round, ...] = ()
+    if not saved.is_empty:
+        result = _run(client, saved, stack, snapshot, lock, options.parallel, on_plan)
+        rounds = (Round(saved, result),)
+    if saved.mode == "destroy":
+        after = observe(client, stack)
+        remaining = plan_destroy(stack, after, volumes=_destroys_volumes(saved))
+    else:
+        remaining, _, _ = make_plan(client, stack, options)
+    return ApplyReport(rounds, remaining)
+
+
+def _destroys_volumes(plan: Plan) -> bool:
+    return any(c.kind == "volume" and c.action == "remove" for c in plan.changes)
+
+
+def destroy_stack(
+    client: Any,
+    stack: Stack,
+    *,
+    volumes: bool = False,
+    parallel: int = DEFAULT_PARALLEL,
+    on_plan: PlanRun = _quiet,
+) -> ApplyReport:
+    """Remove everything ``stack`` owns, dependents first; volumes only with ``volumes``
+    (never ``keep: true`` ones)."""
+    snapshot = observe(client, stack)
+    plan = plan_destroy(stack, snapshot, volumes=volumes)
+    if plan.is_empty:
+        return ApplyReport((), plan)
+    result = _run(client, plan, stack, snapshot, None, parallel, on_plan)
+    remaining = plan_destroy(stack, observe(client, stack), volumes=volumes)
+    return ApplyReport((Round(plan, result),), remaining)

@@ -1,0 +1,158 @@
+"""Waiting for a container to reach a ``depends_on`` condition, and explaining when it does not.
+
+The conditions are Compose's: ``started`` (running, or already finished with exit code 0),
+``healthy`` (its health check says healthy), ``completed`` (exited with code 0). Each wait is
+level-triggered — it reads the container's state with ``inspect`` until the condition holds
+or can no longer hold — so it needs no event stream and cannot miss a transition. It fails
+fast: an ``unhealthy`` verdict or a non-zero exit ends the wait at once, with a report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import docker.errors
+
+from declarun.reconcile.executor import StepFailed
+
+__all__ = [
+    "COMPLETED_TIMEOUT",
+    "STARTED_TIMEOUT",
+    "Condition",
+    "failure_report",
+    "health_timeout",
+    "wait_for",
+]
+
+Condition = Literal["started", "healthy", "completed"]
+STARTED_TIMEOUT = 60.0
+COMPLETED_TIMEOUT = 600.0
+_POLL = 0.2
+_LOG_TAIL = 20
+_NS = 1_000_000_000
+
+
+def health_timeout(inspect: dict[str, Any]) -> float:
+    """How long a health check may take to decide: its start period plus every retry, + slack."""
+    check = (inspect.get("Config") or {}).get("Healthcheck") or {}
+    interval = (check.get("Interval") or 30 * _NS) / _NS
+    timeout = (check.get("Timeout") or 30 * _NS) / _NS
+    retries = check.get("Retries") or 3
+    start = (check.get("StartPeriod") or 0) / _NS
+    return max(30.0, start + (interval + timeout) * (retries + 1) + 10.0)
+
+
+def _health_output(inspect: dict[str, Any]) -> str:
+    health = (inspect.get("State") or {}).get("Health") or {}
+    entries = health.get("Log") or []
+    if not entries:
+        return ""
+    last = entries[-1]
+    output = str(last.get("Output", "")).strip()
+    return f"last health check (exit {last.get('ExitCode')}): {output or '(no output)'}"
+
+
+def failure_report(client: Any, name: str, inspect: dict[str, Any] | None = None) -> str:
+    """What a person needs to see when a container fails: state, exit code, health, logs."""
+    try:
+        data = inspect if inspect is not None else client.api.inspect_container(name)
+    except docker.errors.APIError as exc:
+        return f"{name}: cannot inspect: {exc.explanation or exc}"
+    state = data.get("State") or {}
+    lines = [f"{name}: {state.get('Status', '?')}, exit code {state.get('ExitCode', '?')}"]
+    if state.get("Error"):
+        lines.append(f"error: {state['Error']}")
+    if state.get("OOMKilled"):
+        lines.append("killed: out of memory")
+    health = _health_output(data)
+    if health:
+        lines.append(health)
+    try:
+        raw = client.api.logs(name, stdout=True, stderr=True, tail=_LOG_TAIL)
+        logs = raw.decode(errors="replace").rstrip() if isinstance(raw, bytes) else str(raw)
+    except docker.errors.APIError:
+        logs = ""
+    if logs:
+        lines.append(f"last {_LOG_TAIL} lines of its log:")
+        lines.extend(f"  | {line}" for line in logs.splitlines()[-_LOG_TAIL:])
+    return "\n".join(lines)
+
+
+def _check(condition: Condition, name: str, data: dict[str, Any]) -> tuple[bool, str | None, str]:
+    """(met, failure or None, what it is doing now) for one look at the container."""
+    state = data.get("State") or {}
+    status = state.get("Status", "")
+    exit_code = state.get("ExitCode", 0)
+    finished = status in ("exited", "dead") and not state.get("Restarting")
+    if condition == "completed":
+        if finished:
+            if exit_code == 0:
+                return True, None, "completed"
+            return False, f"{name} exited with code {exit_code}", status
+        if status == "created":
+            return False, f"{name} was never started", status
+        return False, None, status
+    if condition == "started":
+        if state.get("Running"):
+            return True, None, "running"
+        if finished and exit_code == 0:
+            return True, None, "completed"
+        if finished or status == "created":
+            return False, f"{name} is not running ({status}, exit code {exit_code})", status
+        return False, None, status
+    health = state.get("Health")
+    if health is None:
+        return False, f"{name} has no health check, so it can never be healthy", status
+    verdict = health.get("Status", "")
+    if verdict == "healthy" and state.get("Running"):
+        return True, None, "healthy"
+    if verdict == "unhealthy":
+        return False, f"{name} is unhealthy", "unhealthy"
+    if finished or status == "created":
+        return False, f"{name} is not running ({status}, exit code {exit_code})", status
+    return False, None, verdict or status
+
+
+def wait_for(
+    client: Any,
+    name: str,
+    condition: Condition,
+    *,
+    timeout: float | None = None,
+    report: Callable[[str], None] | None = None,
+) -> None:
+    """Block until container ``name`` meets ``condition``; StepFailed (with a report) if not.
+
+    ``timeout`` defaults by condition: 60 s to start, the health check's own schedule to turn
+    healthy, 10 minutes to complete.
+    """
+    deadline: float | None = None
+    last_status = ""
+    while True:
+        try:
+            data = client.api.inspect_container(name)
+        except docker.errors.NotFound:
+            raise StepFailed(f"{name} does not exist, so it cannot be {condition}") from None
+        if deadline is None:
+            limit = timeout
+            if limit is None:
+                limit = {"started": STARTED_TIMEOUT, "completed": COMPLETED_TIMEOUT}.get(
+                    condition, health_timeout(data)
+                )
+            deadline = time.monotonic() + limit
+        met, failure, now = _check(condition, name, data)
+        if met:
+            return
+        if failure is not None:
+            raise StepFailed(failure, failure_report(client, name, data))
+        if report is not None and now != last_status:
+            report(f"waiting for {name} to be {condition} ({now})")
+            last_status = now
+        if time.monotonic() > deadline:
+            raise StepFailed(
+                f"timed out waiting for {name} to be {condition} (still {now})",
+                failure_report(client, name, data),
+            )
+        time.sleep(_POLL)

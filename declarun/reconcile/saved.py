@@ -1,0 +1,73 @@
+"""Saved plans on disk: the plan document plus where its stack came from.
+
+``plan -o plan.json`` writes the plan document (``specs/plan-format.md``) with one more
+top-level member, ``source``: the stack file's absolute path, the active profiles and the
+vars files, so ``apply plan.json`` can load the same stack to re-derive and compare it.
+``--var`` values are deliberately not saved (they may be secrets): give them again to apply;
+a different value changes the desired state and the saved plan is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from declarun.plan.model import Plan, PlanFormatError
+
+__all__ = ["PlanSource", "is_saved_plan", "read_saved_plan", "write_saved_plan"]
+
+
+@dataclass(frozen=True)
+class PlanSource:
+    """The stack a saved plan was made from."""
+
+    file: Path
+    profiles: tuple[str, ...] = ()
+    vars_files: tuple[Path, ...] = ()
+
+
+def write_saved_plan(plan: Plan, source: PlanSource, path: Path) -> None:
+    """Write ``plan`` with its ``source`` to ``path`` atomically."""
+    document: dict[str, Any] = plan.to_data()
+    document["source"] = {
+        "file": str(source.file.resolve()),
+        "profiles": list(source.profiles),
+        "vars_files": [str(p.resolve()) for p in source.vars_files],
+    }
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    os.replace(temporary, path)
+
+
+def is_saved_plan(path: Path) -> bool:
+    """True when ``path`` holds a plan document rather than a stack file."""
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+    return head.lstrip().startswith("{") and '"format_version"' in head
+
+
+def read_saved_plan(path: Path) -> tuple[Plan, PlanSource]:
+    """Read a saved plan and its source; PlanFormatError when it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PlanFormatError(f"{path}: cannot read the saved plan: {exc}") from None
+    plan = Plan.from_data(data)
+    source = data.get("source") if isinstance(data, dict) else None
+    if not isinstance(source, dict) or not isinstance(source.get("file"), str):
+        raise PlanFormatError(
+            f"{path}: the plan does not say which stack file it was made from "
+            "(save plans with 'declarun plan FILE -o PLAN')"
+        )
+    return plan, PlanSource(
+        file=Path(source["file"]),
+        profiles=tuple(str(p) for p in source.get("profiles") or ()),
+        vars_files=tuple(Path(str(p)) for p in source.get("vars_files") or ()),
+    )

@@ -1,0 +1,108 @@
+"""``status``: each resource of a stack, what it should be next to what it is.
+
+One row per declared volume, network and container replica, plus what the stack owns but no
+longer declares; each row carries the action a plan would take on it (``noop`` when right).
+Rows are plain data so the CLI can print a table or JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from declarun.plan.desired import desired_state
+from declarun.plan.model import Change
+from declarun.plan.snapshot import ObservedContainer
+from declarun.reconcile.apply import ApplyOptions, make_plan
+from declarun.spec.model import Stack
+
+__all__ = ["status_rows"]
+
+
+def _container_actual(observed: ObservedContainer | None) -> str:
+    if observed is None:
+        return "missing"
+    if observed.state in ("exited", "dead") and observed.exit_code is not None:
+        return f"{observed.state} ({observed.exit_code})"
+    return observed.state
+
+
+def _row(change: Change | None, kind: str, name: str, engine_name: str, **extra: Any) -> Any:
+    return {
+        "kind": kind,
+        "name": name,
+        "engine_name": engine_name,
+        "action": "noop" if change is None else change.action,
+        "reasons": [] if change is None else [r.message for r in change.reasons],
+        **extra,
+    }
+
+
+def status_rows(client: Any, stack: Stack) -> list[dict[str, Any]]:
+    """Observe the engine and describe every resource of ``stack`` (see the module docstring)."""
+    plan, snapshot, lock = make_plan(client, stack, ApplyOptions(prune=True))
+    desired = desired_state(stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform)
+    changes = {c.id: c for c in plan.changes}
+    rows: list[dict[str, Any]] = []
+    described: set[str] = set()
+    for volume in desired.volumes.values():
+        present = volume.engine_name in snapshot.volumes
+        rows.append(
+            _row(
+                changes.get(volume.id),
+                "volume",
+                volume.name,
+                volume.engine_name,
+                desired="present",
+                actual="present" if present else "missing",
+                health=None,
+                ports=[],
+            )
+        )
+        described.add(volume.id)
+    for network in desired.networks.values():
+        present = network.engine_name in snapshot.networks
+        rows.append(
+            _row(
+                changes.get(network.id),
+                "network",
+                network.name,
+                network.engine_name,
+                desired="present",
+                actual="present" if present else "missing",
+                health=None,
+                ports=[],
+            )
+        )
+        described.add(network.id)
+    for container in desired.containers.values():
+        observed = snapshot.containers.get(container.engine_name)
+        rows.append(
+            _row(
+                changes.get(container.id),
+                "container",
+                container.replica,
+                container.engine_name,
+                desired="completed" if container.run == "once" else "running",
+                actual=_container_actual(observed),
+                health=None if observed is None else observed.health,
+                ports=[] if observed is None else list(observed.ports),
+            )
+        )
+        described.add(container.id)
+    for change in plan.changes:
+        if change.id in described or change.kind == "image":
+            continue
+        observed = snapshot.containers.get(change.engine_name)
+        rows.append(
+            _row(
+                change,
+                change.kind,
+                change.name,
+                change.engine_name,
+                desired="absent",
+                actual=_container_actual(observed) if change.kind == "container" else "present",
+                health=None if observed is None else observed.health,
+                ports=[] if observed is None else list(observed.ports),
+            )
+        )
+    return rows

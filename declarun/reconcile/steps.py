@@ -1,0 +1,197 @@
+"""From a :class:`~declarun.plan.model.Plan` to executor steps: what each change does.
+
+Each actionable change becomes one :class:`~declarun.reconcile.executor.Step` whose needs are
+the change's ``depends_on``. Container steps first wait for their ``waits`` (the
+``depends_on`` conditions of the stack), then act:
+
+* ``create``: create, connect the extra networks, then start — a ``run: once`` job is run to
+  completion, a service with a health check must turn healthy, other services must run;
+* ``recreate``: the health-gated replace of :mod:`declarun.reconcile.replace`;
+* ``start`` / ``stop`` / ``remove``: as named.
+
+Create bodies come from the desired state the plan was made against, so what runs is what
+the plan showed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from declarun.plan.desired import DesiredContainer, DesiredState
+from declarun.plan.model import Change, Plan
+from declarun.reconcile import actions
+from declarun.reconcile.conditions import wait_for
+from declarun.reconcile.executor import Step, StepContext, StepFailed
+from declarun.reconcile.replace import replace_container, start_gated
+from declarun.spec.frozen import thaw
+from declarun.spec.model import Stack
+
+__all__ = ["change_label", "plan_steps"]
+
+_DEFAULT_GRACE = timedelta(seconds=10)
+_VERBS = {
+    "create": "create",
+    "recreate": "replace",
+    "start": "start",
+    "stop": "stop",
+    "remove": "remove",
+    "pull": "pull",
+    "build": "build",
+}
+
+
+def change_label(change: Change) -> str:
+    """How a change reads in progress lines: ``replace container web``, ``pull busybox:1``."""
+    verb = _VERBS.get(change.action, change.action)
+    if change.kind == "image":
+        return f"{verb} {change.engine_name}"
+    return f"{verb} {change.kind} {change.name}"
+
+
+class _Builder:
+    def __init__(self, client: Any, plan: Plan, desired: DesiredState, stack: Stack) -> None:
+        self.client = client
+        self.plan = plan
+        self.desired = desired
+        self.stack = stack
+
+    def grace(self, change: Change) -> timedelta:
+        wanted = self.desired.containers.get(change.name)
+        if wanted is None or wanted.container not in self.stack.containers:
+            return _DEFAULT_GRACE
+        return self.stack.containers[wanted.container].stop_grace_period
+
+    def container(self, change: Change) -> DesiredContainer:
+        wanted = self.desired.containers.get(change.name)
+        if wanted is None:
+            raise StepFailed(f"container {change.name} is not in the stack any more: re-run plan")
+        return wanted
+
+    def wait_first(self, change: Change, ctx: StepContext) -> None:
+        for wait in change.waits:
+            try:
+                target = self.plan.change(wait.on).engine_name
+            except KeyError:
+                target = wait.on.partition(":")[2]
+            condition = wait.condition
+            if condition not in ("started", "healthy", "completed"):
+                raise StepFailed(f"unknown condition {condition!r} on {wait.on}")
+            try:
+                wait_for(self.client, target, condition, report=ctx.update)  # type: ignore[arg-type]
+            except StepFailed as exc:
+                raise StepFailed(
+                    f"{change.name} waits for {wait.on.partition(':')[2]}: {exc}", exc.report
+                ) from None
+
+    def run_container(self, name: str, wanted: DesiredContainer, ctx: StepContext) -> None:
+        if wanted.run == "once":
+            actions.run_once(self.client, name, ctx=ctx)
+        else:
+            start_gated(self.client, name, ctx)
+
+    def container_step(self, change: Change) -> Callable[[StepContext], None]:
+        client, name = self.client, change.engine_name
+
+        def run(ctx: StepContext) -> None:
+            if change.action in ("create", "recreate", "start"):
+                self.wait_first(change, ctx)
+            if change.action == "create":
+                wanted = self.container(change)
+                actions.create_container(client, name, wanted.create_body(), _extra(wanted))
+                self.run_container(name, wanted, ctx)
+            elif change.action == "recreate":
+                wanted = self.container(change)
+                replace_container(
+                    client,
+                    name,
+                    wanted.create_body(),
+                    extra_networks=_extra(wanted),
+                    grace=self.grace(change),
+                    job=wanted.run == "once",
+                    ctx=ctx,
+                )
+            elif change.action == "start":
+                self.run_container(name, self.container(change), ctx)
+            elif change.action == "stop":
+                actions.stop_container(client, name, self.grace(change))
+            elif change.action == "remove":
+                actions.remove_container(client, name, self.grace(change))
+            else:
+                raise StepFailed(f"cannot {change.action} a container")
+
+        return run
+
+    def network_step(self, change: Change) -> Callable[[StepContext], None]:
+        client, name = self.client, change.engine_name
+
+        def run(_: StepContext) -> None:
+            if change.action in ("remove", "recreate"):
+                actions.remove_network(client, name)
+            if change.action in ("create", "recreate"):
+                wanted = self.desired.networks.get(change.name)
+                if wanted is None:
+                    raise StepFailed(f"network {change.name} is not in the stack: re-run plan")
+                actions.create_network(client, _thaw(wanted.body))
+
+        return run
+
+    def volume_step(self, change: Change) -> Callable[[StepContext], None]:
+        client, name = self.client, change.engine_name
+
+        def run(_: StepContext) -> None:
+            if change.action == "remove":
+                actions.remove_volume(client, name)
+            elif change.action == "create":
+                wanted = self.desired.volumes.get(change.name)
+                if wanted is None:
+                    raise StepFailed(f"volume {change.name} is not in the stack: re-run plan")
+                actions.create_volume(client, _thaw(wanted.body))
+            else:
+                raise StepFailed(f"declarun does not {change.action} volumes")
+
+        return run
+
+    def image_step(self, change: Change) -> Callable[[StepContext], None]:
+        wanted = self.desired.images.get(change.name)
+        platform = wanted.platform if wanted is not None else None
+
+        def run(ctx: StepContext) -> None:
+            if change.action == "pull":
+                actions.pull_image(self.client, change.engine_name, platform=platform, ctx=ctx)
+            elif change.action == "build":
+                raise StepFailed("building images is not supported yet: push the image instead")
+            elif change.action != "remove":
+                raise StepFailed(f"cannot {change.action} an image")
+
+        return run
+
+    def step(self, change: Change) -> Step:
+        makers = {
+            "container": self.container_step,
+            "network": self.network_step,
+            "volume": self.volume_step,
+            "image": self.image_step,
+        }
+        return Step(
+            key=change.id,
+            label=change_label(change),
+            run=makers[change.kind](change),
+            needs=frozenset(change.depends_on),
+        )
+
+
+def _extra(wanted: DesiredContainer) -> list[tuple[str, dict[str, Any]]]:
+    return [(network, body["EndpointConfig"]) for network, body in wanted.connect_bodies()]
+
+
+def _thaw(body: Any) -> dict[str, Any]:
+    plain: dict[str, Any] = thaw(body)
+    return plain
+
+
+def plan_steps(client: Any, plan: Plan, desired: DesiredState, stack: Stack) -> list[Step]:
+    """The executor steps of ``plan``'s actionable changes, in plan order."""
+    builder = _Builder(client, plan, desired, stack)
+    return [builder.step(change) for change in plan.actionable]

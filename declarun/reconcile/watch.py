@@ -1,0 +1,152 @@
+"""``watch``: keep reconciling a stack until told to stop.
+
+Two things wake the loop: the engine's event stream (a container of the stack died, stopped
+or was removed out of band; filtered by the stack's label) and the stack file changing on
+disk (polled once a second by modification time and content hash — no extra dependency).
+On waking it does what ``apply`` does: observe, plan, act. Because that is level-triggered,
+events only say *when* to look, never *what* to do: a missed or duplicated event costs
+nothing, and the events caused by our own actions end in an empty plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from declarun.errors import DeclarunError, StackError
+from declarun.plan.identity import LABEL_STACK
+from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun, apply_stack
+from declarun.spec.model import Stack
+
+__all__ = ["WatchHooks", "file_digest", "watch_stack"]
+
+# Container actions that can leave the stack's state wrong; the rest (exec_*, health checks,
+# attach, ...) happen all the time and change nothing a plan looks at.
+_CONTAINER_ACTIONS = frozenset({"die", "destroy", "stop", "kill", "oom", "pause", "rename"})
+_POLL = 1.0
+_SETTLE = 0.5  # a burst of events (rm -f = kill, die, destroy) is handled as one
+_RECONNECT = 2.0
+
+
+@dataclass
+class WatchHooks:
+    """How a watch reports; every hook is optional."""
+
+    on_plan: PlanRun | None = None
+    on_report: Callable[[ApplyReport], None] | None = None
+    on_error: Callable[[DeclarunError], None] | None = None
+    on_wake: Callable[[str], None] | None = None
+
+
+def file_digest(path: Path) -> tuple[float, str]:
+    """(modification time, sha256 of the bytes) of ``path``; ``(0, "")`` when unreadable."""
+    try:
+        mtime = path.stat().st_mtime
+        return mtime, hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return 0.0, ""
+
+
+def _relevant(event: dict[str, Any]) -> bool:
+    if event.get("Type") != "container":
+        return event.get("Action") == "destroy"
+    action = str(event.get("Action") or event.get("status") or "")
+    return action in _CONTAINER_ACTIONS
+
+
+def _follow_events(
+    client: Any, stack_name: str, wake: queue.Queue[str], stop: threading.Event
+) -> None:
+    """Feed relevant engine events into ``wake`` until ``stop``; reconnects when cut off."""
+    filters = {"label": f"{LABEL_STACK}={stack_name}"}
+    while not stop.is_set():
+        try:
+            stream = client.events(decode=True, filters=filters)
+            try:
+                for event in stream:
+                    if stop.is_set():
+                        return
+                    if _relevant(event):
+                        actor = (event.get("Actor") or {}).get("Attributes") or {}
+                        wake.put(f"{actor.get('name', '?')}: {event.get('Action')}")
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+        except Exception:  # the daemon restarted or the socket closed: try again shortly
+            pass
+        stop.wait(_RECONNECT)
+
+
+def _drain(wake: queue.Queue[str]) -> list[str]:
+    found = []
+    while True:
+        try:
+            found.append(wake.get_nowait())
+        except queue.Empty:
+            return found
+
+
+def watch_stack(
+    client: Any,
+    path: Path,
+    load: Callable[[Path], Stack],
+    options: ApplyOptions,
+    stop: threading.Event,
+    hooks: WatchHooks | None = None,
+) -> None:
+    """Reconcile the stack in ``path`` now and whenever it drifts, until ``stop`` is set.
+
+    ``load`` reads the stack file (with the command line's variables and profiles). A stack
+    file that stops being valid is reported through ``on_error`` and the last good stack stays
+    in force until the file is fixed; engine failures are reported and retried on the next
+    wake-up.
+    """
+    hooks = hooks or WatchHooks()
+    stack = load(path)
+    seen = file_digest(path)
+    wake: queue.Queue[str] = queue.Queue()
+    follower = threading.Thread(
+        target=_follow_events,
+        args=(client, stack.name, wake, stop),
+        name="declarun-watch-events",
+        daemon=True,  # blocked in a socket read; it must not keep the process alive
+    )
+    follower.start()
+    why = "start"
+    while not stop.is_set():
+        if why:
+            if hooks.on_wake is not None:
+                hooks.on_wake(why)
+            try:
+                kwargs = {"on_plan": hooks.on_plan} if hooks.on_plan is not None else {}
+                report = apply_stack(client, stack, options, **kwargs)
+                if hooks.on_report is not None:
+                    hooks.on_report(report)
+            except DeclarunError as exc:
+                if hooks.on_error is not None:
+                    hooks.on_error(exc)
+            _drain(wake)  # what our own actions caused is already reflected
+        why = ""
+        try:
+            first = wake.get(timeout=_POLL)
+        except queue.Empty:
+            first = None
+        if first is not None:
+            stop.wait(_SETTLE)
+            why = "; ".join([first, *_drain(wake)])
+        now = file_digest(path)
+        if now != seen:
+            if now[1] != seen[1]:
+                try:
+                    stack = load(path)
+                    why = why or f"{path} changed"
+                except StackError as exc:
+                    if hooks.on_error is not None:
+                        hooks.on_error(exc)
+            seen = now
