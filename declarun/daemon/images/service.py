@@ -143,6 +143,8 @@ class ImageService:
     def open(cls, ctx: DaemonContext) -> ImageService:
         """Open the stores under the data root, wire the OCI index, sweep leftovers."""
         root = ctx.data_root
+        # The daemon's start-up makes the data root; an app served on its own (tests) may not.
+        root.mkdir(parents=True, exist_ok=True, mode=0o711)
         metadata = Metadata(root / "metadata.db")
         store = LocalStore(root / "content")
         snapshotter = open_snapshotter(root, _remembered_driver(root))
