@@ -63,6 +63,7 @@ class DaemonContext:
     content_store: Any = None  # OCI-layout blob store (declarun.daemon.images.content)
     image_store: Any = None  # image resolution and listing (declarun.daemon.images.store)
     snapshotter: Any = None  # overlayfs or copy snapshotter (declarun.daemon.snapshots)
+    containers: Any = None  # ContainerService (declarun.daemon.containers.service)
     # The storage driver name /info reports; the snapshotter sets it when attached.
     storage_driver: str = "overlay2"
     # Counters /info reads on each call; they must be quick and must not block.

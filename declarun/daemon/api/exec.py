@@ -1,0 +1,171 @@
+"""The Exec API area: ``POST /containers/{id}/exec``, ``POST /exec/{id}/start|resize``, ``GET /exec/{id}/json``.
+
+Start is hijacked (as attach: raw with a TTY, multiplexed without) unless ``Detach``. As
+in dockerd the connection is taken over *before* the process starts, so a process that
+cannot start (``exec: "nope": executable file not found in $PATH``) reports its error as
+output on the stream and its exit code (126/127) in ``GET /exec/{id}/json``; the docker
+CLI prints the one and exits with the other. The stream ends after the exit code is
+recorded, so a client inspecting the exec right after sees it.
+
+The listeners exec, attach, health checks and restart policies need on the container
+service are installed by the attach area's start-up hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from declarun.daemon.api.attach import detach_keys_of
+from declarun.daemon.api.errors import BadRequest, Conflict
+from declarun.daemon.api.http import json_response, query_int, read_json
+from declarun.daemon.containers.attach import STDOUT
+from declarun.daemon.containers.attachment import AttachOptions, frame, pump
+from declarun.daemon.containers.execs import ExecConfig, ExecInstance, ExecStartFailed
+from declarun.daemon.containers.hooks import (
+    container_service,
+    exec_manager,
+)
+from declarun.daemon.containers.syncpipe import MonitorError
+from declarun.daemon.context import DaemonContext
+from declarun.daemon.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
+
+__all__ = ["routes"]
+
+log = logging.getLogger("declarun.daemon.api.exec")
+
+
+def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+    """The Exec area's routes."""
+    api = _ExecApi(ctx)
+    return [
+        web.post("/containers/{id}/exec", api.create),
+        web.post("/exec/{id}/start", api.start),
+        web.post("/exec/{id}/resize", api.resize),
+        web.get("/exec/{id}/json", api.inspect),
+    ]
+
+
+def _command_text(instance: ExecInstance) -> str:
+    return " ".join(instance.config.cmd)
+
+
+class _ExecApi:
+    def __init__(self, ctx: DaemonContext) -> None:
+        self.ctx = ctx
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def execs(self) -> Any:
+        return exec_manager(self.ctx)
+
+    async def create(self, request: web.Request) -> web.Response:
+        """``POST /containers/{id}/exec`` (201 ``{"Id": ...}``)."""
+        service = container_service(self.ctx)
+        record = service.get(request.match_info["id"])
+        config = ExecConfig.from_api(await read_json(request, default={}))
+        if config.detach_keys:
+            detach_keys_of(config.detach_keys)
+        instance = self.execs.create(record, config)
+        service.publish(record, f"exec_create: {_command_text(instance)}",
+                        {"execID": instance.id})  # fmt: skip
+        return json_response({"Id": instance.id}, status=201)
+
+    async def inspect(self, request: web.Request) -> web.Response:
+        """``GET /exec/{id}/json``."""
+        instance = self.execs.get(request.match_info["id"])
+        return json_response(instance.to_inspect())
+
+    async def resize(self, request: web.Request) -> web.Response:
+        """``POST /exec/{id}/resize?h=&w=``."""
+        instance = self.execs.get(request.match_info["id"])
+        height, width = query_int(request, "h", 0), query_int(request, "w", 0)
+        if instance.session is None or not instance.running:
+            raise Conflict(f"exec {instance.id} is not running")
+        try:
+            instance.session.resize(width, height)
+        except MonitorError as exc:
+            raise BadRequest(str(exc)) from None
+        return web.Response(status=200)
+
+    async def start(self, request: web.Request) -> web.StreamResponse:
+        """``POST /exec/{id}/start``: hijacked stream, or detached."""
+        body = await read_json(request, default={}) or {}
+        if not isinstance(body, dict):
+            raise BadRequest("invalid JSON body: expected an object")
+        instance = self.execs.get(request.match_info["id"])
+        service = container_service(self.ctx)
+        record = service.get(instance.container_id)
+        if instance.started:
+            raise Conflict(f"Error: Exec command {instance.id} is already running"
+                           if instance.running else
+                           f"Error: Exec command {instance.id} has already run")  # fmt: skip
+        if not record.state.running:
+            raise Conflict(f"Container {record.id} is not running")
+        if body.get("Detach"):
+            await self.execs.start(record, instance)
+            self._published_start(service, record, instance)
+            self._spawn(self._finish(service, record, instance))
+            return web.Response(status=200)
+        options = AttachOptions(
+            tty=instance.config.tty,
+            stdin=instance.config.attach_stdin,
+            stdout=instance.config.attach_stdout,
+            stderr=instance.config.attach_stderr,
+            detach_keys=detach_keys_of(instance.config.detach_keys or None),
+        )
+        reader, writer = await hijack(
+            request, content_type=RAW_STREAM if options.tty else MULTIPLEXED_STREAM
+        )
+        try:
+            try:
+                session = await self.execs.start(record, instance)
+            except ExecStartFailed as exc:
+                message = (exc.message + "\r\n").encode()
+                writer.write(message if options.tty else frame(STDOUT, message))
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
+                service.publish(record, "exec_die", {"execID": instance.id,
+                                                     "exitCode": str(exc.exit_code)})  # fmt: skip
+                return hijacked_response(request)
+            self._published_start(service, record, instance)
+            detached = False
+            try:
+                detached = await pump(session.attach, reader, writer, options)
+            except (ConnectionError, MonitorError) as exc:
+                log.debug("exec %s stream ended: %s", instance.id[:12], exc)
+            finally:
+                # Also when the client went away (cancellation): the exec runs on, and its
+                # remaining output must still be drained and its exit recorded.
+                finishing = self._spawn(self._finish(service, record, instance))
+            if not detached:
+                # The exit code must be recorded before the client sees the stream end.
+                await asyncio.shield(finishing)
+        finally:
+            writer.close()
+        return hijacked_response(request)
+
+    def _published_start(self, service: Any, record: Any, instance: ExecInstance) -> None:
+        service.publish(record, f"exec_start: {_command_text(instance)}",
+                        {"execID": instance.id})  # fmt: skip
+
+    async def _finish(self, service: Any, record: Any, instance: ExecInstance) -> None:
+        session = instance.session
+        if session is not None:
+            # Output nobody reads any more must still be consumed: conmon's writes block.
+            with contextlib.suppress(Exception):
+                while await session.attach.read() is not None:
+                    pass
+        code = await self.execs.wait_and_close(instance)
+        service.publish(record, "exec_die", {"execID": instance.id, "exitCode": str(code)})
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task

@@ -1,0 +1,111 @@
+"""``POST /containers/create`` up to a record: validate, find the image, merge, name.
+
+:func:`new_record` is the part of a create that touches nothing on disk; the service then
+prepares the writable layer and stores the record. Deviation from dockerd, until bridge
+networking exists (issue 5): ``NetworkMode`` ``default``/``bridge`` gives the container a
+network namespace of its own with only a loopback device, like ``none``; the mode is kept
+as requested for inspect.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from declarun.daemon.api.errors import BadRequest
+from declarun.daemon.containers.createconfig import parse_create_request
+from declarun.daemon.containers.record import ContainerRecord, effective_config
+from declarun.daemon.containers.store import RecordStore
+from declarun.daemon.metadata import Image
+
+__all__ = ["SUPPORTED_NETWORK_MODES", "ImageSource", "new_record"]
+
+SUPPORTED_NETWORK_MODES = ("none", "host", "bridge", "default")
+
+
+class ImageSource(Protocol):
+    """What creating a container needs from the image service."""
+
+    def resolve(self, name: str) -> Image:
+        """The image ``name`` refers to; NotFound ``No such image: name`` otherwise."""
+        ...
+
+    def config_document(self, image: Image) -> dict[str, Any]:
+        """The image's config JSON."""
+        ...
+
+    def ensure_snapshot(self, image: Image) -> None:
+        """Make sure the image's layers are applied as snapshots (blocking)."""
+        ...
+
+
+def _with_runtime(body: Mapping[str, Any], default_runtime: str) -> dict[str, Any]:
+    request: dict[str, Any] = copy.deepcopy(dict(body))
+    host = request.get("HostConfig")
+    if not isinstance(host, dict):
+        host = {}
+        request["HostConfig"] = host
+    if not host.get("Runtime"):
+        host["Runtime"] = default_runtime
+    return request
+
+
+def new_record(
+    body: Any,
+    *,
+    name: str,
+    cid: str,
+    images: ImageSource,
+    store: RecordStore,
+    default_runtime: str,
+) -> tuple[ContainerRecord, Image]:
+    """A record for a validated create request (nothing stored yet).
+
+    Raises :class:`InvalidCreateRequest` for a bad request, NotFound for a missing image.
+    """
+    parsed = parse_create_request(body, name=name)
+    network_mode = parsed.host_config.network_mode
+    if network_mode not in SUPPORTED_NETWORK_MODES:
+        raise BadRequest(
+            f"network mode {network_mode!r} is not supported yet; use none, host or bridge"
+        )
+    image = images.resolve(parsed.config.image)
+    document = images.config_document(image)
+    image_config = document.get("config") if isinstance(document.get("config"), dict) else {}
+    request = _with_runtime(body, default_runtime)
+    runtime = store.runtime(str(request["HostConfig"]["Runtime"]))
+    config, host_config = effective_config(cid, parsed.name, request, image_config or {})
+    if host_config.network_mode == "host" and not parsed.config.hostname:
+        config = config.with_hostname(socket.gethostname())
+    layers = image.record.layers
+    rec = ContainerRecord(
+        id=cid,
+        name=parsed.name,
+        created_ns=time.time_ns(),
+        image_id=image.id,
+        chain_id=layers[-1].chain_id if layers else None,
+        request=request,
+        image_config=image_config or {},
+        config=config,
+        host_config=host_config,
+        layout=store.layout_for(cid),
+        runtime=runtime,
+    )
+    _name_anonymous_volumes(rec)
+    return rec, image
+
+
+def _name_anonymous_volumes(rec: ContainerRecord) -> None:
+    """Give every anonymous volume (and image VOLUME) a fixed random name now."""
+    covered = set()
+    for mount in rec.host_config.mounts:
+        covered.add(mount.target)
+        if mount.type == "volume":
+            rec.volume_names[mount.target] = mount.source or secrets.token_hex(32)
+    for target in rec.config.volumes:
+        if target not in covered:
+            rec.volume_names[target] = secrets.token_hex(32)

@@ -1,0 +1,164 @@
+"""Restart policies: ``no``, ``on-failure[:max]``, ``always``, ``unless-stopped``.
+
+Decided after each recorded exit (the service's exit listener), as dockerd's restart
+manager does:
+
+* ``always`` and ``unless-stopped`` restart whatever the exit code; ``on-failure``
+  restarts a non-zero exit while ``RestartCount`` is below ``max`` (0 = no limit);
+* a container stopped by the user (``State.manually_stopped``, set by stop/kill) is never
+  restarted, nor one that is being removed;
+* the delay starts at 100 ms and doubles with each restart up to one minute; it returns
+  to 100 ms once a run lasted at least 10 s;
+* during the delay ``State.Restarting`` is true; ``RestartCount`` grows by one with each
+  restart. A stop, kill, start or removal meanwhile cancels the pending restart.
+
+At daemon start (:meth:`RestartManager.restart_at_daemon_start`), containers that are not
+running are started again when their policy is ``always``, or ``unless-stopped`` and they
+were not stopped by the user -- also when they ended while the daemon was down.
+
+The back-off delay is kept in memory per container (a daemon restart resets it, as in
+dockerd).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+__all__ = [
+    "BACKOFF_START",
+    "MAX_BACKOFF",
+    "RESET_AFTER",
+    "RestartManager",
+    "next_delay",
+    "should_restart",
+]
+
+log = logging.getLogger("declarun.daemon.restart")
+
+BACKOFF_START = 0.1
+MAX_BACKOFF = 60.0
+RESET_AFTER = 10.0
+
+
+def should_restart(policy: str, maximum: int, exit_code: int, restart_count: int,
+                   manually_stopped: bool) -> bool:  # fmt: skip
+    """Whether a container that just exited restarts (dockerd's ``ShouldRestart``)."""
+    if manually_stopped:
+        return False
+    if policy in ("always", "unless-stopped"):
+        return True
+    if policy == "on-failure":
+        return exit_code != 0 and (maximum == 0 or restart_count < maximum)
+    return False
+
+
+def next_delay(previous: float, ran_for: float) -> float:
+    """The back-off before the next restart (0 ``previous`` means none yet)."""
+    if ran_for >= RESET_AFTER:
+        previous = 0.0
+    delay = BACKOFF_START if previous <= 0 else previous * 2
+    return min(delay, MAX_BACKOFF)
+
+
+class RestartManager:
+    """Pending restarts and back-off delays of the daemon's containers."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self._delays: dict[str, float] = {}
+        self._pending: dict[str, asyncio.Task[None]] = {}
+
+    def on_exit(self, record: Any, status: Any) -> None:
+        """The exit listener: schedule a restart when the policy asks for one."""
+        policy = record.host_config.restart_policy
+        state = record.state
+        if state.removal_in_progress or not should_restart(
+            policy.name, policy.maximum_retry_count, status.code, state.restart_count,
+            state.manually_stopped,
+        ):  # fmt: skip
+            return
+        started = state.started_at / 1e9 if state.started_at else time.time()
+        finished = state.finished_at / 1e9 if state.finished_at else time.time()
+        delay = next_delay(self._delays.get(record.id, 0.0), finished - started)
+        self._delays[record.id] = delay
+        self.cancel(record.id)
+        self.service.update_state(record.id, restarting=True)
+        self._pending[record.id] = asyncio.get_running_loop().create_task(
+            self._restart_later(record.id, delay), name=f"restart-{record.id[:12]}"
+        )
+
+    def cancel(self, container_id: str) -> None:
+        """Forget a pending restart (the container was stopped, started or removed)."""
+        task = self._pending.pop(container_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def close(self) -> None:
+        """Cancel every pending restart (daemon shutdown)."""
+        tasks = list(self._pending.values())
+        self._pending.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _restart_later(self, container_id: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            record = self.service.get(container_id)
+            state = record.state
+            # Anything that happened meanwhile (stop, kill, start, rm) cleared the flag.
+            if not state.restarting or state.running or state.manually_stopped:
+                if state.restarting and not state.running:
+                    self.service.update_state(container_id, restarting=False)
+                return
+            # Still "restarting" until the start has made it "running": no observer may see
+            # the container settled between the two.
+            self.service.update_state(container_id, restart_count=state.restart_count + 1)
+            try:
+                await self.service.start(container_id)
+            except Exception as exc:  # a failed start ends the policy run
+                log.warning("restarting container %s failed: %s", container_id[:12], exc)
+                with contextlib.suppress(Exception):
+                    self.service.update_state(container_id, restarting=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # removed meanwhile
+            log.debug("restart of %s abandoned: %s", container_id[:12], exc)
+        finally:
+            if self._pending.get(container_id) is asyncio.current_task():
+                del self._pending[container_id]
+
+    def restart_at_daemon_start(self) -> None:
+        """Start the containers whose policy wants them running (see module docstring)."""
+        for record in self.service.list():
+            policy = record.host_config.restart_policy.name
+            state = record.state
+            if state.running or state.removal_in_progress:
+                continue
+            wanted = policy == "always" or (
+                policy == "unless-stopped" and not state.manually_stopped
+            )
+            if not wanted or state.started_at == 0:
+                continue
+            if state.restarting:
+                self.service.update_state(record.id, restarting=False)
+            self._pending[record.id] = asyncio.get_running_loop().create_task(
+                self._start_now(record.id), name=f"restart-{record.id[:12]}"
+            )
+
+    async def _start_now(self, container_id: str) -> None:
+        try:
+            await self.service.start(container_id)
+            log.info("restarted container %s (restart policy)", container_id[:12])
+        except Exception as exc:  # reported, the daemon keeps starting
+            log.warning("restarting container %s at daemon start failed: %s",
+                        container_id[:12], exc)  # fmt: skip
+        finally:
+            if self._pending.get(container_id) is asyncio.current_task():
+                del self._pending[container_id]

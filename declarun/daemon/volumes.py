@@ -1,0 +1,309 @@
+"""Local volumes: named directories under ``<data-root>/volumes`` that outlive containers.
+
+Layout, one directory per volume (the same as dockerd's ``local`` driver)::
+
+    <data-root>/volumes/<name>/_data        the volume's content (the Mountpoint)
+    <data-root>/volumes/<name>/volume.json  {"Name", "Driver", "CreatedAt", "Labels", "Options"}
+
+The metadata lives in ``volume.json`` next to the data rather than in the SQLite database:
+a volume is a directory, and keeping its description inside that directory means creating
+or removing one is a single ``rename``/``rmtree`` with nothing to keep consistent across
+two stores. ``volume.json`` is written to a temporary file and renamed into place, and a
+volume only exists once its directory holds it, so a daemon killed half-way leaves at
+worst a stray ``.tmp-*`` directory (swept at start).
+
+Driver options of the local driver (``type``, ``device``, ``o``) describe a file system
+to mount on ``_data`` (``type=tmpfs o=size=64m``, ``type=none o=bind device=/path``);
+the mount is made when a container first needs the volume and undone on removal. Without
+options a volume is a plain directory.
+
+Which containers use a volume is asked of the container service through the ``users``
+callback (it reads the mounts of each container's runtime bundle), so removal refuses a
+volume in use with dockerd's message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import posixpath
+import re
+import secrets
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from declarun.daemon.api.errors import BadRequest, Conflict, InternalError, NotFound
+
+__all__ = [
+    "ANONYMOUS_LABEL",
+    "Volume",
+    "VolumeStore",
+    "check_volume_name",
+]
+
+log = logging.getLogger("declarun.daemon.volumes")
+
+#: The label dockerd (23+) puts on anonymous volumes; prune only takes these by default.
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+_META = "volume.json"
+_DATA = "_data"
+_LOCAL_OPTS = frozenset({"type", "device", "o"})
+
+UsersFn = Callable[[str], list[str]]
+
+
+def check_volume_name(name: str) -> str:
+    """``name`` if it is a valid local volume name, else a 400 with dockerd's message."""
+    if not _NAME.fullmatch(name):
+        raise BadRequest(
+            f'create {name}: "{name}" includes invalid characters for a local volume name, '
+            'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
+            "directory, use absolute path"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One volume as ``GET /volumes/{name}`` describes it."""
+
+    name: str
+    mountpoint: Path
+    created_at: str
+    driver: str = "local"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def anonymous(self) -> bool:
+        """Created for a container without a name (``-v /path``, image VOLUME)."""
+        return ANONYMOUS_LABEL in self.labels
+
+    def to_api(self) -> dict[str, Any]:
+        """The Swagger ``Volume`` object."""
+        return {
+            "CreatedAt": self.created_at,
+            "Driver": self.driver,
+            "Labels": dict(self.labels),
+            "Mountpoint": str(self.mountpoint),
+            "Name": self.name,
+            "Options": dict(self.options) or None,
+            "Scope": "local",
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_mountpoint(path: Path) -> bool:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as info:
+            target = str(path)
+            return any(line.split()[4] == target for line in info if len(line.split()) > 4)
+    except OSError:
+        return False
+
+
+class VolumeStore:
+    """The local volume driver: create, look up, list, remove volumes under ``root``."""
+
+    def __init__(self, root: Path, users: UsersFn | None = None) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._users: UsersFn = users or (lambda _name: [])
+        # Creation and removal of one name must not interleave (two `docker run -v x:/x`).
+        self._lock = threading.RLock()
+        for stray in self.root.glob(".tmp-*"):
+            shutil.rmtree(stray, ignore_errors=True)
+
+    def set_users(self, users: UsersFn) -> None:
+        """Install the callback naming the containers that use a volume."""
+        self._users = users
+
+    def users(self, name: str) -> list[str]:
+        """IDs of the containers whose mounts use volume ``name``."""
+        return self._users(name)
+
+    def path(self, name: str) -> Path:
+        """The Mountpoint of volume ``name`` (whether or not it exists)."""
+        return self.root / name / _DATA
+
+    def name_of(self, host_path: str) -> str | None:
+        """The volume whose data directory holds ``host_path``, if any."""
+        try:
+            relative = Path(host_path).relative_to(self.root)
+        except ValueError:
+            return None
+        parts = relative.parts
+        if len(parts) >= 2 and parts[1] == _DATA and _NAME.fullmatch(parts[0]):
+            return parts[0]
+        return None
+
+    def _read(self, name: str) -> Volume | None:
+        meta = self.root / name / _META
+        try:
+            doc = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        return Volume(
+            name=name,
+            mountpoint=self.path(name),
+            created_at=str(doc.get("CreatedAt", "")),
+            driver=str(doc.get("Driver", "local")),
+            labels={str(k): str(v) for k, v in (doc.get("Labels") or {}).items()},
+            options={str(k): str(v) for k, v in (doc.get("Options") or {}).items()},
+        )
+
+    def find(self, name: str) -> Volume | None:
+        """Volume ``name``, or ``None`` when there is none."""
+        return self._read(name) if _NAME.fullmatch(name) else None
+
+    def get(self, name: str) -> Volume:
+        """Volume ``name``; 404 ``get NAME: no such volume``."""
+        volume = self._read(name) if _NAME.fullmatch(name) else None
+        if volume is None:
+            raise NotFound(f"get {name}: no such volume")
+        return volume
+
+    def list(self) -> list[Volume]:
+        """Every volume, by name."""
+        found = []
+        for entry in sorted(self.root.iterdir()):
+            if entry.name.startswith(".") or not entry.is_dir():
+                continue
+            volume = self._read(entry.name)
+            if volume is not None:
+                found.append(volume)
+        return found
+
+    def create(
+        self,
+        name: str = "",
+        *,
+        driver: str = "local",
+        options: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[Volume, bool]:
+        """Create a volume (a random 64-hex name when ``name`` is empty).
+
+        Returns the volume and whether it is new; creating an existing name returns it
+        unchanged, as dockerd does.
+        """
+        if driver not in ("", "local"):
+            raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
+        options = dict(options or {})
+        for key in options:
+            if key not in _LOCAL_OPTS:
+                raise BadRequest(f"invalid option key: {key!r}")
+        if options and "type" not in options and "device" not in options:
+            raise BadRequest('missing required option: "type"')
+        anonymous = not name
+        name = name or secrets.token_hex(32)
+        check_volume_name(name)
+        with self._lock:
+            existing = self._read(name)
+            if existing is not None:
+                return existing, False
+            all_labels = dict(labels or {})
+            if anonymous:
+                all_labels.setdefault(ANONYMOUS_LABEL, "")
+            doc = {
+                "Name": name,
+                "Driver": "local",
+                "CreatedAt": _now(),
+                "Labels": all_labels,
+                "Options": options,
+            }
+            staging = self.root / f".tmp-{secrets.token_hex(8)}"
+            staging.mkdir(mode=0o701)
+            try:
+                (staging / _DATA).mkdir(mode=0o755)
+                (staging / _META).write_text(json.dumps(doc))
+                os.rename(staging, self.root / name)
+            except OSError as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                if (self.root / name).exists():
+                    # Someone else (a leftover directory without metadata) holds the name.
+                    raise Conflict(f"create {name}: volume directory already exists") from None
+                raise InternalError(f"create {name}: {exc.strerror or exc}") from None
+            volume = self._read(name)
+            assert volume is not None
+            log.info("created volume %s", name)
+            return volume, True
+
+    def mount(self, name: str, subpath: str = "") -> Path:
+        """The host directory to bind for volume ``name``; mounts its file system if any."""
+        volume = self.get(name)
+        data = volume.mountpoint
+        if volume.options.get("type") or volume.options.get("device"):
+            with self._lock:
+                if not _is_mountpoint(data):
+                    self._mount_fs(volume)
+        if subpath:
+            cleaned = posixpath.normpath(subpath)
+            if cleaned.startswith("..") or posixpath.isabs(cleaned):
+                raise BadRequest(f"invalid volume subpath: {subpath}")
+            target = data / cleaned
+            # The subpath must stay inside the volume even through symlinks.
+            if not str(target.resolve()).startswith(str(data.resolve()) + os.sep):
+                raise BadRequest(f"volume subpath {subpath} resolves outside the volume")
+            if not target.exists():
+                raise BadRequest(f"cannot access path {subpath} in volume {name}: not found")
+            return target
+        return data
+
+    def _mount_fs(self, volume: Volume) -> None:
+        opts = volume.options
+        kind = opts.get("type", "")
+        device = opts.get("device", "") or kind or "none"
+        args = ["mount"]
+        if kind and kind != "none":
+            args += ["-t", kind]
+        if opts.get("o"):
+            args += ["-o", opts["o"]]
+        args += [device, str(volume.mountpoint)]
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            why = done.stderr.strip() or f"mount exited with {done.returncode}"
+            raise InternalError(f"error while mounting volume '{volume.mountpoint}': {why}")
+
+    def unmount(self, name: str) -> None:
+        """Undo the file-system mount of a volume with driver options (if mounted)."""
+        data = self.path(name)
+        if _is_mountpoint(data):
+            with contextlib.suppress(OSError):
+                subprocess.run(["umount", "-l", str(data)], capture_output=True, check=False)
+
+    def remove(self, name: str, *, force: bool = False) -> None:
+        """Remove a volume and its data; 409 while a container uses it, 404 if missing.
+
+        ``force`` only makes a missing volume no error (dockerd never removes one in use).
+        """
+        with self._lock:
+            if self._read(name) is None:
+                if force:
+                    return
+                raise NotFound(f"get {name}: no such volume")
+            users = self.users(name)
+            if users:
+                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            self.unmount(name)
+            doomed = self.root / f".tmp-{secrets.token_hex(8)}"
+            try:
+                os.rename(self.root / name, doomed)
+            except OSError as exc:
+                raise InternalError(f"remove {name}: {exc.strerror or exc}") from None
+            shutil.rmtree(doomed, ignore_errors=True)
+            log.info("removed volume %s", name)
