@@ -122,6 +122,7 @@ class _Merge:
 
 
 _SKIP = object()  # the value of a key that was refused (a non-scalar key)
+_UNRESOLVED = object()
 
 
 @dataclass
@@ -163,6 +164,7 @@ class _Converter:
         self.merged: list[bool] = []  # non-empty once a merge key was seen
         self._scalars = SafeConstructor()
         self._resolver = yaml.resolver.Resolver()
+        self._plain_cache: dict[str, Any] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -200,7 +202,7 @@ class _Converter:
     def feed(self, event: yaml.Event) -> None:
         if self.stack and self.stack[-1].skip_depth:
             self._skip(event)
-        elif type(event) is yaml.ScalarEvent or isinstance(event, yaml.ScalarEvent):
+        elif type(event) is yaml.ScalarEvent:
             self._scalar_event(event)
         elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             self._start(event)
@@ -223,35 +225,63 @@ class _Converter:
             frame.key = _SKIP  # the refused key's value comes next and is dropped too
 
     def _scalar_event(self, event: yaml.ScalarEvent) -> None:
-        if self.expecting_key():
-            frame = self.stack[-1]
-            if event.value == "<<" and event.implicit[0] and event.tag is None:
-                frame.key = _Merge(len(frame.merges))
-                self.merged.append(True)
-                return
-            key = event.value
-            earlier = frame.seen.get(key)
-            if earlier is not None:
-                self.problem(
-                    event.start_mark,
-                    (*frame.path, key),
-                    f"duplicate key '{key}' (first defined at line {earlier})",
-                )
-                frame.key = _SKIP
-                return
-            position = self.position(event.start_mark)
-            frame.seen[key] = position[0]
-            frame.key = key
-            self.entries.append((True, (*frame.path, key), position))
+        # The hottest path of loading a big stack: kept flat on purpose.
+        stack = self.stack
+        frame = stack[-1] if stack else None
+        mark = event.start_mark
+        position = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        if frame is not None and frame.key is None and type(frame.value) is dict:
+            self._key_event(event, frame, position)
             return
-        self.spend(1, event.start_mark)
-        path = self.child_path() if self.stack else ()
-        value = self._scalar_value(event, path)
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooBig(self.where(mark))
+        if frame is None:
+            path: tuple[Any, ...] = ()
+        elif type(frame.value) is dict:
+            path = (*frame.path, frame.key)
+        else:
+            path = (*frame.path, len(frame.value))
+        if event.tag is None and event.implicit[0]:
+            value = self._plain_value(event, path)
+        else:
+            value = self._scalar_value(event, path)
         first = len(self.entries)
-        self.entries.append((False, path, self.position(event.start_mark)))
+        self.entries.append((False, path, position))
         if event.anchor:
             self.anchors[event.anchor] = (value, self.entries[first:], len(path), 1)
         self._attach(value, first)
+
+    def _key_event(self, event: yaml.ScalarEvent, frame: _Frame, position: Position) -> None:
+        if event.value == "<<" and event.implicit[0] and event.tag is None:
+            frame.key = _Merge(len(frame.merges))
+            self.merged.append(True)
+            return
+        key = event.value
+        earlier = frame.seen.get(key)
+        if earlier is not None:
+            self.problem(
+                event.start_mark,
+                (*frame.path, key),
+                f"duplicate key '{key}' (first defined at line {earlier})",
+            )
+            frame.key = _SKIP
+            return
+        frame.seen[key] = position[0]
+        frame.key = key
+        self.entries.append((True, (*frame.path, key), position))
+
+    def _plain_value(self, event: yaml.ScalarEvent, path: DataPath) -> Any:
+        """An untagged plain scalar; stacks repeat them (``true``, ``5s``), so resolve each once."""
+        text = event.value
+        cached = self._plain_cache.get(text, _UNRESOLVED)
+        if cached is not _UNRESOLVED:
+            return cached
+        problems = len(self.problems)
+        value = self._scalar_value(event, path)
+        if len(self.problems) == problems:
+            self._plain_cache[text] = value
+        return value
 
     def _scalar_value(self, event: yaml.ScalarEvent, path: DataPath) -> Any:
         plain, _quoted = event.implicit
