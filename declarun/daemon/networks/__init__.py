@@ -1,0 +1,16 @@
+"""declarund networking: network namespaces, CNI plugins, name resolution, published ports.
+
+Modules, each with one purpose:
+
+``netns``      persistent named network namespaces (bind mounts under the run dir)
+``cni``        network configuration lists and a small CNI plugin driver with a result cache
+``ipam_pool``  automatic subnet allocation that avoids the host's routes and other networks
+``dnswire``    the DNS message subset the embedded server needs
+``dns``        the embedded DNS server (127.0.0.11 in each container) and resolv.conf
+``ports``      published ports: host-port reservation and the userland proxy
+``errors``     the errors of this package
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,95 @@
+"""Automatic subnets for networks created without one, from Docker's default pools.
+
+Docker's defaults: ``172.17.0.0/16`` (the default ``bridge`` network), then
+``172.18.0.0/16`` … ``172.31.0.0/16``, then ``192.168.0.0/20``, ``192.168.16.0/20`` …
+``192.168.240.0/20``. A candidate is skipped when it overlaps a route of the host (so a
+container never shadows a LAN or VPN the host reaches) or a subnet another declarun network
+already uses. :func:`allocate_subnet` is pure; :func:`host_routes` is the only I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from declarun.daemon.networks.errors import PoolExhaustedError
+
+__all__ = [
+    "DEFAULT_POOLS",
+    "AddressPool",
+    "allocate_subnet",
+    "candidate_subnets",
+    "default_gateway",
+    "host_routes",
+]
+
+AddressPool = tuple[ipaddress.IPv4Network, int]
+"""A base network and the prefix length of the subnets carved from it."""
+
+DEFAULT_POOLS: tuple[AddressPool, ...] = (
+    (ipaddress.IPv4Network("172.17.0.0/16"), 16),
+    (ipaddress.IPv4Network("172.18.0.0/15"), 16),
+    (ipaddress.IPv4Network("172.20.0.0/14"), 16),
+    (ipaddress.IPv4Network("172.24.0.0/13"), 16),
+    (ipaddress.IPv4Network("192.168.0.0/16"), 20),
+)
+
+
+def candidate_subnets(
+    pools: Iterable[AddressPool] = DEFAULT_POOLS,
+) -> Iterator[ipaddress.IPv4Network]:
+    """Every subnet of the pools, in Docker's order."""
+    for base, prefix in pools:
+        yield from base.subnets(new_prefix=prefix)
+
+
+def allocate_subnet(
+    in_use: Iterable[ipaddress.IPv4Network],
+    routes: Iterable[ipaddress.IPv4Network],
+    pools: Iterable[AddressPool] = DEFAULT_POOLS,
+) -> ipaddress.IPv4Network:
+    """The first pool subnet overlapping neither ``in_use`` nor ``routes``.
+
+    A default route (``0.0.0.0/0``) overlaps everything and is therefore ignored, as Docker
+    does. Raises :class:`PoolExhaustedError` when nothing is left.
+    """
+    taken = list(in_use) + [r for r in routes if r.prefixlen > 0]
+    for candidate in candidate_subnets(pools):
+        if not any(candidate.overlaps(other) for other in taken):
+            return candidate
+    raise PoolExhaustedError(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults "
+        "to assign to the network"
+    )
+
+
+def default_gateway(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
+    """The gateway Docker picks when none is given: the subnet's first host address."""
+    return subnet[1] if subnet.prefixlen < 32 else subnet[0]
+
+
+def host_routes(proc_route: Path = Path("/proc/net/route")) -> list[ipaddress.IPv4Network]:
+    """The destinations of the host's IPv4 routes (main table), default route included.
+
+    Read from ``/proc/net/route`` rather than ``ip -j route`` to spare a process per network
+    creation; the fields are the kernel's little-endian hexadecimal words.
+    """
+    networks: list[ipaddress.IPv4Network] = []
+    try:
+        lines = proc_route.read_text().splitlines()[1:]
+    except OSError:
+        return networks
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            dest = socket.inet_ntoa(struct.pack("<I", int(fields[1], 16)))
+            mask = socket.inet_ntoa(struct.pack("<I", int(fields[7], 16)))
+            networks.append(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False))
+        except (ValueError, struct.error):
+            continue
+    return networks
