@@ -17,7 +17,9 @@ lint: deps
 typecheck: deps
 	$(VENV)/mypy
 
+# A fresh base directory per run: tests mount network namespaces and overlays under their tmp
+# dirs, and pytest's clean-up of an older run's directory must never trip over one.
 unit: deps
-	$(VENV)/pytest -q
+	$(VENV)/pytest -q -p no:cacheprovider --basetemp="$$(mktemp -d /tmp/declarun-tests.XXXXXX)"
 
 test: lint typecheck unit

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # System parts the daemon and the tests drive for real. graphviz draws `declarun graph --format svg`.
 SYSTEM_PACKAGES=(
-  python3-venv make graphviz
+  python3-venv make graphviz curl
   runc conmon crun docker-registry skopeo umoci busybox-static
   containernetworking-plugins iptables docker.io apache2-utils
 )

@@ -23,11 +23,25 @@ def use_colour(stream: object) -> bool:
     return bool(isatty and isatty())
 
 
+def _width(stream: object) -> int | None:
+    """Tables piped to a file or a CI log get room; rich would squeeze them into 80 columns."""
+    isatty = getattr(stream, "isatty", None)
+    if isatty and isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() else 160
+
+
 def stdout_console() -> Console:
     """A rich console on stdout that follows the colour policy."""
     colour = use_colour(sys.stdout)
     return Console(
-        file=sys.stdout, no_color=not colour, force_terminal=colour, highlight=False, soft_wrap=True
+        file=sys.stdout,
+        no_color=not colour,
+        force_terminal=colour,
+        highlight=False,
+        soft_wrap=True,
+        width=_width(sys.stdout),
     )
 
 
@@ -35,7 +49,12 @@ def stderr_console() -> Console:
     """A rich console on stderr that follows the colour policy."""
     colour = use_colour(sys.stderr)
     return Console(
-        file=sys.stderr, no_color=not colour, force_terminal=colour, highlight=False, soft_wrap=True
+        file=sys.stderr,
+        no_color=not colour,
+        force_terminal=colour,
+        highlight=False,
+        soft_wrap=True,
+        width=_width(sys.stderr),
     )
 
 

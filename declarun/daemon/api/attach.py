@@ -14,7 +14,7 @@ connection ends when the container's output ends, the client detaches (``detachK
 default ``ctrl-p,ctrl-q``), or the client goes away; the container keeps running.
 
 This area's start-up hook installs the listeners attach, exec, health checks and restart
-policies hang on the container service (:func:`~declarun.daemon.containers.hooks.install_hooks`).
+policies hang on the container service (:func:`~declarun.daemon.containers.hooks.install_listeners`).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from declarun.daemon.containers.attachment import (
 from declarun.daemon.containers.hooks import (
     attach_waiters,
     container_service,
-    install_hooks,
     shutdown_hooks,
 )
 from declarun.daemon.containers.logfile import read_log
+from declarun.daemon.containers.setup import container_service as open_container_service
 from declarun.daemon.containers.syncpipe import MonitorError
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
@@ -55,8 +55,9 @@ _HEAD_ALONE = 0.05
 
 
 async def on_startup(ctx: DaemonContext) -> None:
-    """Install the container-service listeners of attach, exec, health and restart."""
-    await install_hooks(ctx)
+    """Open the container service (it installs the attach, exec, health and restart
+    listeners)."""
+    await open_container_service(ctx)
 
 
 async def on_cleanup(ctx: DaemonContext) -> None:

@@ -132,7 +132,12 @@ class ContainersApi:
         for rec in records:
             size_rw = await asyncio.to_thread(self.service.size_rw, rec) if size else None
             size_root = self._image_size(rec) + (size_rw or 0) if size else None
-            out.append(summary_document(rec, size_rw=size_rw, size_root=size_root))
+            net = getattr(self.service, "networking", None)
+            out.append(summary_document(
+                rec, size_rw=size_rw, size_root=size_root,
+                network_settings=net.settings(rec, summary=True) if net else None,
+                ports=net.port_summary(rec) if net else None,
+            ))  # fmt: skip
         return json_response(out)
 
     def _image_size(self, rec: ContainerRecord) -> int:
@@ -144,7 +149,8 @@ class ContainersApi:
     def _matches(self, rec: ContainerRecord, filters: Filters, show_all: bool) -> bool:
         state = rec.state
         statuses = filters.get("status")
-        if not show_all and not state.running and not statuses:
+        # Like dockerd, where a container in a restart back-off still counts as running.
+        if not show_all and not state.listed and not statuses:
             return False
         if statuses and state.status not in statuses:
             return False
@@ -156,7 +162,7 @@ class ContainersApi:
             return False
         exited = filters.get("exited")
         if exited:
-            if state.running or state.started_at == 0:
+            if state.listed or state.started_at == 0:
                 return False
             if str(state.exit_code) not in exited:
                 return False
@@ -202,8 +208,10 @@ class ContainersApi:
             size_rw = await asyncio.to_thread(self.service.size_rw, rec)
             size_root = self._image_size(rec) + size_rw
         layer_dir = self.service.rootfs.snapshotter.root / "containers" / rec.id
+        net = getattr(self.service, "networking", None)
         doc = inspect_document(rec, driver=self.ctx.storage_driver, layer_dir=layer_dir,
-                               size_rw=size_rw, size_root=size_root)  # fmt: skip
+                               size_rw=size_rw, size_root=size_root,
+                               network_settings=net.settings(rec, summary=False) if net else None)  # fmt: skip
         return json_response(doc)
 
     async def start(self, request: web.Request) -> web.Response:

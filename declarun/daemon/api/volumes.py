@@ -23,7 +23,8 @@ from declarun.daemon.api.errors import BadRequest
 from declarun.daemon.api.filters import Filters, parse_filters
 from declarun.daemon.api.http import json_response, query_bool, read_json
 from declarun.daemon.apiversion import API_VERSION_KEY
-from declarun.daemon.containers.volumemounts import attach_volume_store, volume_store
+from declarun.daemon.containers.setup import container_service
+from declarun.daemon.containers.volumemounts import volume_store
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.volumes import Volume, VolumeStore
 
@@ -34,8 +35,8 @@ _PRUNE_FILTERS = ("label", "label!", "all")
 
 
 async def on_startup(ctx: DaemonContext) -> None:
-    """Open the volume store and connect it with the container service."""
-    await attach_volume_store(ctx)
+    """Open the container service, which connects the volume store to it."""
+    await container_service(ctx)
 
 
 def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:

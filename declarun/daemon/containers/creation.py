@@ -1,10 +1,10 @@
 """``POST /containers/create`` up to a record: validate, find the image, merge, name.
 
 :func:`new_record` is the part of a create that touches nothing on disk; the service then
-prepares the writable layer and stores the record. Deviation from dockerd, until bridge
-networking exists (issue 5): ``NetworkMode`` ``default``/``bridge`` gives the container a
-network namespace of its own with only a loopback device, like ``none``; the mode is kept
-as requested for inspect.
+prepares the writable layer and stores the record. ``NetworkMode`` is checked here for its
+form only (``bridge``, ``host``, ``none``, ``container:<id>`` or a network name); whether
+the network or container exists is the networking's check
+(:meth:`~declarun.daemon.containers.networking.ContainerNetworking.validate`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from declarun.daemon.containers.record import ContainerRecord, effective_config
 from declarun.daemon.containers.store import RecordStore
 from declarun.daemon.metadata import Image
 
-__all__ = ["SUPPORTED_NETWORK_MODES", "ImageSource", "new_record"]
+__all__ = ["BUILTIN_NETWORK_MODES", "ImageSource", "new_record"]
 
-SUPPORTED_NETWORK_MODES = ("none", "host", "bridge", "default")
+BUILTIN_NETWORK_MODES = ("none", "host", "bridge", "default")
 
 
 class ImageSource(Protocol):
@@ -69,10 +69,8 @@ def new_record(
     """
     parsed = parse_create_request(body, name=name)
     network_mode = parsed.host_config.network_mode
-    if network_mode not in SUPPORTED_NETWORK_MODES:
-        raise BadRequest(
-            f"network mode {network_mode!r} is not supported yet; use none, host or bridge"
-        )
+    if network_mode.startswith("container:") and not network_mode.partition(":")[2]:
+        raise BadRequest("invalid network mode: container: needs a container name or id")
     image = images.resolve(parsed.config.image)
     document = images.config_document(image)
     image_config = document.get("config") if isinstance(document.get("config"), dict) else {}

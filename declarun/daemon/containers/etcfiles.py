@@ -3,14 +3,19 @@
 They live in the container's bundle directory and are bind-mounted over the image's, as
 dockerd does, so the image's own files are never changed and the daemon can rewrite them.
 
-* ``hosts``: the loopback entries Docker writes, the container's hostname on 127.0.0.1
-  (there is no container address until bridge networking exists), then ``ExtraHosts``.
-  With ``NetworkMode: host`` the host's ``/etc/hosts`` is copied instead.
+* ``hosts``: the loopback entries Docker writes, the container's hostname on its network
+  addresses (on 127.0.1.1 when it has none: ``none`` mode, or before the first start), then
+  ``ExtraHosts``. With ``NetworkMode: host`` the host's ``/etc/hosts`` is copied instead.
 * ``resolv.conf``: the host's, minus loopback nameservers (they would point into the
   container's own network namespace); Google's public servers when none is left, as
   dockerd does. ``Dns``/``DnsSearch``/``DnsOptions`` replace the respective parts. With
   ``NetworkMode: host`` the host's file is copied unchanged (loopback servers work there).
 * ``hostname``: the container's hostname and a newline.
+
+Networking may replace ``resolv.conf`` (``nameserver 127.0.0.11`` on user networks) and
+``hosts`` (shared with the other container in ``container:<id>`` mode) through the
+:class:`~declarun.daemon.containers.networking.NetworkSetup` given to
+:func:`write_etc_files`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 from pathlib import Path
 
 from declarun.daemon.containers.hostconfig import HostConfig
+from declarun.daemon.containers.networking import NetworkSetup
 
 __all__ = [
     "HOST_HOSTS",
@@ -50,13 +56,19 @@ def _read(path: Path) -> str:
         return ""
 
 
-def hosts_content(hostname: str, host_config: HostConfig, host_hosts: str | None = None) -> str:
-    """The container's ``/etc/hosts``."""
+def hosts_content(
+    hostname: str,
+    host_config: HostConfig,
+    host_hosts: str | None = None,
+    addresses: tuple[str, ...] = (),
+) -> str:
+    """The container's ``/etc/hosts`` (``addresses``: its own network addresses)."""
     if host_config.network_mode == "host":
         return host_hosts if host_hosts is not None else _read(HOST_HOSTS)
     lines = list(_DEFAULT_HOSTS)
     if hostname:
-        lines.append(f"127.0.1.1\t{hostname}")
+        for address in addresses or ("127.0.1.1",):
+            lines.append(f"{address}\t{hostname}")
     for entry in host_config.extra_hosts:
         # "name:ip" (ip may hold colons: IPv6); Docker also accepts "name=ip".
         sep = "=" if "=" in entry else ":"
@@ -115,8 +127,14 @@ def _write(path: Path, content: str) -> None:
     os.replace(temp, path)
 
 
-def write_etc_files(directory: Path, hostname: str, host_config: HostConfig) -> dict[str, Path]:
+def write_etc_files(
+    directory: Path,
+    hostname: str,
+    host_config: HostConfig,
+    network: NetworkSetup | None = None,
+) -> dict[str, Path]:
     """Write the three files into ``directory``; returns container path -> host file."""
+    network = network or NetworkSetup()
     directory.mkdir(parents=True, exist_ok=True)
     files = {
         "/etc/hostname": directory / "hostname",
@@ -124,6 +142,12 @@ def write_etc_files(directory: Path, hostname: str, host_config: HostConfig) -> 
         "/etc/resolv.conf": directory / "resolv.conf",
     }
     _write(files["/etc/hostname"], hostname + "\n")
-    _write(files["/etc/hosts"], hosts_content(hostname, host_config))
-    _write(files["/etc/resolv.conf"], resolv_conf_content(host_config))
+    hosts = network.hosts
+    if hosts is None:
+        hosts = hosts_content(hostname, host_config, addresses=network.addresses)
+    _write(files["/etc/hosts"], hosts)
+    resolv = network.resolv_conf
+    if resolv is None:
+        resolv = resolv_conf_content(host_config)
+    _write(files["/etc/resolv.conf"], resolv)
     return files

@@ -1,20 +1,23 @@
 """What attach, exec, health checks, restart policies and volumes hang on the container service.
 
-The container service (``ctx.containers``, attached by the containers API area) knows
-nothing of these features; they register listeners on it. :func:`install_hooks` does that
-once per daemon (idempotent; the attach area calls it from its start-up hook, opening
-the service first if the containers area has not yet):
+The container service (``ctx.containers``) knows nothing of these features; they register
+listeners on it. Opening the service (:func:`~declarun.daemon.containers.setup.container_service`)
+calls :func:`install_listeners` *before* it restores the stored containers, so that no exit
+the restore records (ended while the daemon was down, or while it was restoring) misses
+the restart policy, the health checker or the volume store; then, once every container
+is restored, :func:`start_after_restore`:
 
 * pre-start: clients waiting in ``POST /containers/{id}/attach`` connect to conmon's
   attach socket before the container's process runs (:class:`AttachWaiters`);
 * start: the health checker of the container starts (:class:`HealthMonitors`);
+* start failure: the attaches waiting for that start end with its error;
+* user stop or kill: a pending restart is cancelled;
 * exit: the health checker stops; the restart policy decides (:class:`RestartManager`);
-* remove: the container's exec instances are forgotten, its health checker stopped;
-* a failed start ends the attaches waiting for it (``start`` is wrapped: the service has
-  no start-failure listener);
-* the volume store is connected (:func:`~declarun.daemon.containers.volumemounts.attach_volume_store`)
-  before, once, the containers whose restart policy says so are started again
-  (:meth:`RestartManager.restart_at_daemon_start`).
+* remove: the container's exec instances are forgotten, its health checker stopped, its
+  pending restart cancelled;
+* the volume store is connected (:func:`~declarun.daemon.containers.volumemounts.connect_volume_store`);
+* after the restore, running containers resume their health checks and the restart
+  policies are applied (:meth:`RestartManager.restart_at_daemon_start`).
 
 The per-daemon objects live on the context (see :func:`attach_waiters`, :func:`exec_manager`).
 """
@@ -22,18 +25,16 @@ The per-daemon objects live on the context (see :func:`attach_waiters`, :func:`e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
+from declarun.daemon.api.errors import InternalError
 from declarun.daemon.containers.attachment import AttachWaiters
 from declarun.daemon.containers.execs import ExecManager
 from declarun.daemon.containers.health import HealthMonitors
 from declarun.daemon.containers.restart import RestartManager
 from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.containers.setup import container_service as open_container_service
-from declarun.daemon.containers.setup import service_of
-from declarun.daemon.containers.volumemounts import attach_volume_store
+from declarun.daemon.containers.volumemounts import connect_volume_store
 from declarun.daemon.context import DaemonContext
 
 __all__ = [
@@ -41,9 +42,10 @@ __all__ = [
     "container_service",
     "exec_manager",
     "health_monitors",
-    "install_hooks",
+    "install_listeners",
     "restart_manager",
     "shutdown_hooks",
+    "start_after_restore",
 ]
 
 log = logging.getLogger("declarun.daemon.containers.hooks")
@@ -57,7 +59,10 @@ _INSTALLED = "_declarun_hooks_installed"
 
 def container_service(ctx: DaemonContext) -> ContainerService:
     """The daemon's container service (500 if start-up did not attach one)."""
-    return service_of(ctx)
+    service = ctx.containers
+    if not isinstance(service, ContainerService):
+        raise InternalError("the container service is not available")
+    return service
 
 
 def _singleton(ctx: DaemonContext, attr: str, make: Any) -> Any:
@@ -96,22 +101,32 @@ def restart_manager(ctx: DaemonContext) -> RestartManager:
     return manager
 
 
-async def install_hooks(ctx: DaemonContext) -> None:
-    """Open the container service if needed and register every listener, once."""
-    service = await open_container_service(ctx)
+def install_listeners(ctx: DaemonContext, service: ContainerService) -> None:
+    """Register every listener on ``service`` (once, before its containers are restored)."""
     if getattr(ctx, _INSTALLED, False):
         return
     setattr(ctx, _INSTALLED, True)
     waiters = attach_waiters(ctx)
     execs = exec_manager(ctx)
-    health = health_monitors(ctx)
-    restart = restart_manager(ctx)
+    health: HealthMonitors = _singleton(ctx, _HEALTH, lambda: HealthMonitors(service))
+    restart: RestartManager = _singleton(ctx, _RESTART, lambda: RestartManager(service))
+    # Exits recorded by the restore are only noted: the policy decides once all are known.
+    restart.hold()
 
     async def prestart(record: Any) -> None:
         await waiters.connect_all(record.id, record.layout.attach_socket)
 
     def started(record: Any) -> None:
         health.start(record)
+
+    def start_failed(record: Any, error: BaseException) -> None:
+        # `docker run` attaches, then starts; when the start fails (`exec: "nope":
+        # executable file not found`) the CLI waits for its attach stream to end before it
+        # reports the error, as dockerd closes the streams.
+        waiters.fail_all(record.id, f"the container did not start: {error}")
+
+    def stopped(record: Any) -> None:
+        restart.cancel(record.id)
 
     def exited(record: Any, status: Any) -> None:
         health.stop(record.id)
@@ -122,44 +137,23 @@ async def install_hooks(ctx: DaemonContext) -> None:
         restart.cancel(record.id)
         execs.forget_container(record.id)
 
-    _end_attaches_on_failed_start(service, waiters)
     service.add_prestart_listener(prestart)
     service.add_start_listener(started)
+    service.add_start_failure_listener(start_failed)
+    service.add_stop_listener(stopped)
     service.add_exit_listener(exited)
     service.add_remove_listener(removed)
-    # Volume mounts must resolve before any container is started again below.
-    await attach_volume_store(ctx)
+    connect_volume_store(ctx, service)
+
+
+def start_after_restore(ctx: DaemonContext, service: ContainerService) -> None:
+    """Resume health checks of running containers and apply the restart policies."""
+    health = health_monitors(ctx)
     for record in service.list():
         # Containers that survived a daemon restart keep being checked.
         if record.state.running:
             health.start(record, resume=True)
-    restart.restart_at_daemon_start()
-
-
-def _end_attaches_on_failed_start(service: ContainerService, waiters: AttachWaiters) -> None:
-    """Make a failed start end the attaches waiting for it, as dockerd closes the streams.
-
-    ``docker run`` attaches, then starts; when the start fails (``exec: "nope": executable
-    file not found``) the CLI waits for its attach stream to end before it reports the
-    error; with ``--rm`` it then waits for the container's removal. The service has no
-    start-failure listener, so its ``start`` is wrapped here.
-    """
-    original = service.start
-
-    async def start(ref: str) -> Any:
-        try:
-            return await original(ref)
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                record = service.get(ref)
-                waiters.fail_all(record.id, f"the container did not start: {exc}")
-                if record.host_config.auto_remove and not record.state.running:
-                    # dockerd removes an AutoRemove container whose start failed; `docker
-                    # run --rm` waits for that removal before it reports the error.
-                    await service.remove(record.id, force=True, volumes=True)
-            raise
-
-    service.start = start  # type: ignore[method-assign]
+    restart_manager(ctx).restart_at_daemon_start()
 
 
 async def shutdown_hooks(ctx: DaemonContext) -> None:

@@ -4,6 +4,10 @@
 resolver for volume directories, rewrites the daemon-managed /etc files, writes
 ``config.json`` with :func:`build_spec` and has conmon ``runc create`` it. The user process
 does not run yet (``runc start`` is the caller's, after attach clients are connected).
+Networking (:mod:`~declarun.daemon.containers.networking`) is set up first, when the
+service has it: the namespace path goes into ``config.json``, the addresses and resolver
+into the /etc files; a networking failure (a host port in use) fails the start with
+dockerd's 500, and everything set up so far is released.
 
 Failures become :class:`StartFailed`, an API error carrying the exit code Docker records
 for them: 127 when the command does not exist, 126 when it cannot be executed (dockerd's
@@ -25,11 +29,13 @@ from declarun.daemon.containers.errors import InvalidCreateRequest, UnknownUserE
 from declarun.daemon.containers.etcfiles import write_etc_files
 from declarun.daemon.containers.monitor import CreatedContainer, create_container
 from declarun.daemon.containers.mountspec import MountSpec
+from declarun.daemon.containers.networking import ContainerNetworking, NetworkSetup
 from declarun.daemon.containers.record import ContainerRecord
 from declarun.daemon.containers.rootfs import RootfsManager
 from declarun.daemon.containers.runtime import OciRuntimeError
 from declarun.daemon.containers.syncpipe import MonitorError
 from declarun.daemon.containers.users import resolve_user
+from declarun.errors import DaemonError
 
 __all__ = ["MountResolver", "StartFailed", "init_binary", "launch", "volume_mounts"]
 
@@ -103,7 +109,9 @@ def _resolve_volumes(
     return paths, extra
 
 
-def _prepare_bundle(rec: ContainerRecord, rootfs: Path, resolver: MountResolver | None) -> None:
+def _prepare_bundle(
+    rec: ContainerRecord, rootfs: Path, resolver: MountResolver | None, network: NetworkSetup
+) -> None:
     """Blocking part of a launch: user, volumes, /etc files, config.json."""
     hc = rec.host_config
     try:
@@ -114,7 +122,7 @@ def _prepare_bundle(rec: ContainerRecord, rootfs: Path, resolver: MountResolver 
     rec.volume_paths = {target: str(path) for target, path in volume_paths.items()}
     if extra:
         hc = dataclasses.replace(hc, mounts=hc.mounts + tuple(extra))
-    etc = write_etc_files(rec.bundle_dir, rec.config.hostname, hc)
+    etc = write_etc_files(rec.bundle_dir, rec.config.hostname, hc, network)
     inputs = BundleInputs(
         container_id=rec.id,
         rootfs=rootfs,
@@ -125,6 +133,7 @@ def _prepare_bundle(rec: ContainerRecord, rootfs: Path, resolver: MountResolver 
         volume_paths=volume_paths,
         etc_files=etc,
         init_binary=init_binary() if hc.init else None,
+        network_namespace=network.netns,
     )
     try:
         spec = build_spec(inputs)
@@ -134,30 +143,46 @@ def _prepare_bundle(rec: ContainerRecord, rootfs: Path, resolver: MountResolver 
 
 
 async def launch(
-    rec: ContainerRecord, rootfs: RootfsManager, resolver: MountResolver | None
+    rec: ContainerRecord,
+    rootfs: RootfsManager,
+    resolver: MountResolver | None,
+    networking: ContainerNetworking | None = None,
 ) -> CreatedContainer:
-    """Mount, write the bundle and create the container under conmon (not started yet).
+    """Mount, attach networks, write the bundle and create the container under conmon (not
+    started yet).
 
-    On failure nothing stays mounted or created.
+    On failure nothing stays mounted, attached or created.
     """
     root = await asyncio.to_thread(rootfs.mount, rec.chain_id, rec.id)
     try:
-        await asyncio.to_thread(_prepare_bundle, rec, root, resolver)
-        rec.rootfs_path = root
-        # A runtime container left by an earlier run (daemon killed mid-start) blocks the id.
-        await rec.runtime.delete(rec.id, force=True)
         try:
-            return await create_container(
-                rec.runtime,
-                rec.layout,
-                rec.id,
-                name=rec.name,
-                terminal=rec.config.tty,
-                stdin=rec.config.open_stdin,
-                leave_stdin_open=rec.config.open_stdin and not rec.config.stdin_once,
-            )
-        except (MonitorError, OciRuntimeError) as exc:
-            raise _classify(str(exc).removeprefix(f"cannot create container {rec.id}: ")) from None
+            network = await networking.setup(rec) if networking is not None else NetworkSetup()
+        except ApiError:
+            raise
+        except DaemonError as exc:
+            raise StartFailed(str(exc), 500, 128) from None
+        try:
+            await asyncio.to_thread(_prepare_bundle, rec, root, resolver, network)
+            rec.rootfs_path = root
+            # A runtime container left by an earlier run (daemon killed mid-start) blocks the id.
+            await rec.runtime.delete(rec.id, force=True)
+            try:
+                return await create_container(
+                    rec.runtime,
+                    rec.layout,
+                    rec.id,
+                    name=rec.name,
+                    terminal=rec.config.tty,
+                    stdin=rec.config.open_stdin,
+                    leave_stdin_open=rec.config.open_stdin and not rec.config.stdin_once,
+                )
+            except (MonitorError, OciRuntimeError) as exc:
+                message = str(exc).removeprefix(f"cannot create container {rec.id}: ")
+                raise _classify(message) from None
+        except BaseException:
+            if networking is not None:
+                await networking.teardown(rec)
+            raise
     except BaseException:
         rec.rootfs_path = None
         await asyncio.to_thread(rootfs.release_mount, rec.id)

@@ -72,9 +72,13 @@ class ContainerState:
 
     @property
     def status(self) -> str:
-        """``created``, ``running``, ``paused``, ``restarting``, ``removing``, ``exited``, ``dead``."""
+        """``created``, ``running``, ``paused``, ``restarting``, ``removing``, ``exited``, ``dead``.
+
+        During a restart policy's back-off the state is ``restarting`` with ``running``
+        false (dockerd keeps ``Running`` true then; ``Status`` is the same).
+        """
         if self.restarting:
-            return "restarting"  # restart policies set it with or without Running
+            return "restarting"
         if self.running:
             return "paused" if self.paused else "running"
         if self.removal_in_progress:
@@ -82,6 +86,38 @@ class ContainerState:
         if self.dead:
             return "dead"
         return "created" if self.started_at == 0 else "exited"
+
+    @property
+    def listed(self) -> bool:
+        """Whether ``docker ps`` without ``--all`` shows it (running, or restarting)."""
+        return self.running or self.restarting
+
+    # -- transitions (dockerd's SetRunning, SetStopped, ...); the caller persists ------
+
+    def set_running(self, pid: int, conmon_pid: int, started_at: int) -> None:
+        """The user process runs: clears the last exit, the error and the user's stop."""
+        self.running, self.paused, self.restarting = True, False, False
+        self.pid, self.conmon_pid = pid, conmon_pid
+        self.started_at, self.exit_code, self.error = started_at, 0, ""
+        self.oom_killed = self.manually_stopped = False
+
+    def set_exited(self, exit_code: int, finished_at: int, oom_killed: bool) -> None:
+        """The run ended (``finished_at`` never before ``started_at``: exit files' mtimes
+        are coarse)."""
+        self.running = self.paused = self.restarting = False
+        self.pid = self.conmon_pid = 0
+        self.exit_code = exit_code
+        self.finished_at = max(finished_at, self.started_at)
+        self.oom_killed = oom_killed
+
+    def set_start_failed(self, error: str, exit_code: int) -> None:
+        """A start failed: the error and the exit code Docker records for it."""
+        self.error, self.exit_code = error, exit_code
+
+    def set_stopped_by_user(self) -> None:
+        """``docker stop``/``kill``: no restart policy brings it back, none is pending."""
+        self.manually_stopped = True
+        self.restarting = False
 
     def to_json(self) -> dict[str, Any]:
         """The stored form (field names as in this class)."""

@@ -6,15 +6,21 @@ manager does:
 * ``always`` and ``unless-stopped`` restart whatever the exit code; ``on-failure``
   restarts a non-zero exit while ``RestartCount`` is below ``max`` (0 = no limit);
 * a container stopped by the user (``State.manually_stopped``, set by stop/kill) is never
-  restarted, nor one that is being removed;
+  restarted, nor one that is being removed; a stop or kill during the back-off cancels the
+  pending restart (the service's stop listener calls :meth:`RestartManager.cancel`);
 * the delay starts at 100 ms and doubles with each restart up to one minute; it returns
   to 100 ms once a run lasted at least 10 s;
 * during the delay ``State.Restarting`` is true; ``RestartCount`` grows by one with each
   restart. A stop, kill, start or removal meanwhile cancels the pending restart.
 
-At daemon start (:meth:`RestartManager.restart_at_daemon_start`), containers that are not
-running are started again when their policy is ``always``, or ``unless-stopped`` and they
-were not stopped by the user -- also when they ended while the daemon was down.
+At daemon start the listeners are installed before the restore and the manager is *held*
+(:meth:`RestartManager.hold`): exits the restore records are only noted. Then
+:meth:`RestartManager.restart_at_daemon_start` decides once, with every container's state
+known: containers that are not running are started again when their policy is
+``always``, or ``unless-stopped`` and they were not stopped by the user -- also when they
+ended while the daemon was down; an ``on-failure`` container whose exit was noted meanwhile
+gets its ordinary policy decision. Nothing is started twice: a container with a pending
+restart is left to it.
 
 The back-off delay is kept in memory per container (a daemon restart resets it, as in
 dockerd).
@@ -26,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -64,6 +71,13 @@ def next_delay(previous: float, ran_for: float) -> float:
     return min(delay, MAX_BACKOFF)
 
 
+@dataclass(frozen=True)
+class _LastExit:
+    """The recorded exit of a container, as the exit listener receives one."""
+
+    code: int
+
+
 class RestartManager:
     """Pending restarts and back-off delays of the daemon's containers."""
 
@@ -71,9 +85,18 @@ class RestartManager:
         self.service = service
         self._delays: dict[str, float] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
+        self._held = False
+        self._noted: dict[str, Any] = {}
+
+    def hold(self) -> None:
+        """Only note exits until :meth:`restart_at_daemon_start` (the daemon is restoring)."""
+        self._held = True
 
     def on_exit(self, record: Any, status: Any) -> None:
         """The exit listener: schedule a restart when the policy asks for one."""
+        if self._held:
+            self._noted[record.id] = status
+            return
         policy = record.host_config.restart_policy
         state = record.state
         if state.removal_in_progress or not should_restart(
@@ -136,18 +159,23 @@ class RestartManager:
 
     def restart_at_daemon_start(self) -> None:
         """Start the containers whose policy wants them running (see module docstring)."""
+        self._held = False
+        noted, self._noted = self._noted, {}
         for record in self.service.list():
             policy = record.host_config.restart_policy.name
             state = record.state
-            if state.running or state.removal_in_progress:
+            if state.running or state.removal_in_progress or record.id in self._pending:
                 continue
             wanted = policy == "always" or (
                 policy == "unless-stopped" and not state.manually_stopped
             )
-            if not wanted or state.started_at == 0:
-                continue
-            if state.restarting:
+            was_restarting = state.restarting
+            if was_restarting:  # a back-off the previous daemon did not finish
                 self.service.update_state(record.id, restarting=False)
+            if not wanted or state.started_at == 0:
+                if record.id in noted or was_restarting:
+                    self.on_exit(record, noted.get(record.id) or _LastExit(state.exit_code))
+                continue
             self._pending[record.id] = asyncio.get_running_loop().create_task(
                 self._start_now(record.id), name=f"restart-{record.id[:12]}"
             )

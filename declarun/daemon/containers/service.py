@@ -36,6 +36,11 @@ archive) -- these names are stable::
     service.add_exit_listener(cb)                 # cb(record, ExitStatus); after the state
                                                   # is exited and persisted (restart policy)
     service.add_start_listener(cb)                # cb(record) after every start (health)
+    service.add_start_failure_listener(cb)        # cb(record, error) after a failed start
+                                                  # (state persisted; an AutoRemove
+                                                  # container is removed after the call)
+    service.add_stop_listener(cb)                 # cb(record) after a user stop or kill
+                                                  # (manually_stopped set; restart policy)
     service.add_prestart_listener(acb)            # await acb(record) after conmon created
                                                   # the container, before the user process
                                                   # runs (attach connects here)
@@ -53,6 +58,11 @@ archive) -- these names are stable::
     async with service.mounted_rootfs(ref) as root:   # the root filesystem, mounted for the
         ...                                       # block (running or not; docker cp/export)
     service.wait_exit(ref) -> ExitStatus          # await the current run's end
+
+The parts live in their own modules: the listeners in :mod:`listeners`, following and
+recording exits in :mod:`exits`, state transitions on
+:class:`~declarun.daemon.containers.record.ContainerState`, signals and stop waits in
+:mod:`stopping`; this module holds the operations and their locking.
 """
 
 from __future__ import annotations
@@ -60,71 +70,62 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import inspect
-import logging
-import os
-import signal as signal_module
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from declarun.daemon.api.errors import BadRequest, Conflict, NotFound, NotModified
-from declarun.daemon.containers.createconfig import check_container_name, parse_stop_signal
+from declarun.daemon.containers.createconfig import check_container_name
 from declarun.daemon.containers.creation import ImageSource, new_record
 from declarun.daemon.containers.errors import InvalidCreateRequest
 from declarun.daemon.containers.etcfiles import write_etc_files
+from declarun.daemon.containers.exits import ExitRecorder
 from declarun.daemon.containers.exitwatch import ExitStatus, ExitWatcher
 from declarun.daemon.containers.launch import MountResolver, StartFailed, launch
-from declarun.daemon.containers.monitor import start_container, stop_container
+from declarun.daemon.containers.listeners import (
+    ExitListener,
+    Listeners,
+    PrestartListener,
+    RemoveListener,
+    StartFailureListener,
+    StartListener,
+    StopListener,
+)
+from declarun.daemon.containers.monitor import start_container
 from declarun.daemon.containers.names import generate_name, new_container_id
+from declarun.daemon.containers.networking import ContainerNetworking
 from declarun.daemon.containers.record import ContainerRecord
+from declarun.daemon.containers.removal import Removal, remove_files
 from declarun.daemon.containers.rootfs import RootfsManager
 from declarun.daemon.containers.runtime import OciRuntimeError
+from declarun.daemon.containers.stopping import RunControl
 from declarun.daemon.containers.store import RecordStore, name_conflict
-from declarun.daemon.containers.syncpipe import MonitorError
 from declarun.daemon.context import ContainerCounts
 from declarun.daemon.events import EventBus
-from declarun.daemon.images.fsops import remove_tree
 
 __all__ = ["ContainerService", "ExitListener", "StartListener"]
-
-log = logging.getLogger("declarun.daemon.containers")
-
-ExitListener = Callable[[ContainerRecord, ExitStatus], object]
-StartListener = Callable[[ContainerRecord], object]
-PrestartListener = Callable[[ContainerRecord], Awaitable[None]]
-RemoveListener = Callable[[ContainerRecord, bool], object]
-
-DEFAULT_STOP_TIMEOUT = 10
-# How long a kill with SIGKILL waits for the exit to be recorded before answering.
-_KILL_SETTLE = 10.0
 
 
 class ContainerService:
     """Every container of one daemon (use from the daemon's event loop)."""
 
     def __init__(
-        self,
-        store: RecordStore,
-        rootfs: RootfsManager,
-        events: EventBus,
-        exit_dir: Path,
+        self, store: RecordStore, rootfs: RootfsManager, events: EventBus, exit_dir: Path
     ) -> None:
         self.store = store
         self.rootfs = rootfs
         self.events = events
         self.watcher = ExitWatcher(exit_dir)
+        self.listeners = Listeners()
+        self.exits = ExitRecorder(store, rootfs, self.watcher, self.listeners,
+                                  self.publish, self._auto_remove)  # fmt: skip
+        self.control = RunControl(self)
+        self.removal = Removal(self)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._runs: dict[str, asyncio.Task[ExitStatus | None]] = {}
-        self._removed: dict[str, list[asyncio.Future[int]]] = {}
-        self._next_exit: dict[str, list[asyncio.Future[int]]] = {}
-        self._background: set[asyncio.Task[Any]] = set()
-        self._exit_listeners: list[ExitListener] = []
-        self._start_listeners: list[StartListener] = []
-        self._prestart_listeners: list[PrestartListener] = []
-        self._remove_listeners: list[RemoveListener] = []
         self._resolver: MountResolver | None = None
+        #: Networking (namespaces, CNI, DNS, ports); set by the networks area at start-up.
+        self.networking: ContainerNetworking | None = None
 
     # -- the interface other areas build on ------------------------------------------
 
@@ -138,19 +139,27 @@ class ContainerService:
 
     def add_exit_listener(self, callback: ExitListener) -> None:
         """Call ``callback(record, status)`` after each exit has been recorded."""
-        self._exit_listeners.append(callback)
+        self.listeners.exit.append(callback)
 
     def add_start_listener(self, callback: StartListener) -> None:
         """Call ``callback(record)`` after each successful start."""
-        self._start_listeners.append(callback)
+        self.listeners.start.append(callback)
 
     def add_prestart_listener(self, callback: PrestartListener) -> None:
         """Await ``callback(record)`` between conmon's create and the user process' start."""
-        self._prestart_listeners.append(callback)
+        self.listeners.prestart.append(callback)
+
+    def add_start_failure_listener(self, callback: StartFailureListener) -> None:
+        """Call ``callback(record, error)`` after a start failed (before AutoRemove)."""
+        self.listeners.start_failure.append(callback)
+
+    def add_stop_listener(self, callback: StopListener) -> None:
+        """Call ``callback(record)`` after the user stopped or killed a container."""
+        self.listeners.stop.append(callback)
 
     def add_remove_listener(self, callback: RemoveListener) -> None:
         """Call ``callback(record, remove_volumes)`` after a container was removed."""
-        self._remove_listeners.append(callback)
+        self.listeners.remove.append(callback)
 
     def register_mount_resolver(self, resolver: MountResolver) -> None:
         """Use ``resolver(spec) -> host path`` for ``volume`` mounts."""
@@ -176,7 +185,8 @@ class ContainerService:
         self.events.publish("container", action, record.id, attrs)
 
     def counts(self) -> ContainerCounts:
-        """Containers by state, for ``/info``."""
+        """Containers by state, for ``/info`` (restarting ones count as stopped, as in
+        dockerd)."""
         running = paused = stopped = 0
         for rec in self.store.all():
             if rec.state.paused:
@@ -203,136 +213,76 @@ class ContainerService:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if rec.state.running:
                 raise NotModified("container already started")
-            await self._settle(rec)
-            await self._start_locked(rec)
+            await self.exits.settle(rec)
+            error = await self._try_start(rec)
+        if error is not None:
+            await self._after_failed_start(rec)
+            raise error
         return rec
+
+    async def _try_start(self, rec: ContainerRecord) -> Exception | None:
+        """Start under the lock; a failure is recorded, announced and returned."""
+        try:
+            await self._start_locked(rec)
+        except Exception as exc:
+            self.listeners.start_failed(rec, exc)
+            return exc
+        return None
+
+    async def _after_failed_start(self, rec: ContainerRecord) -> None:
+        # dockerd removes an AutoRemove container whose start failed (volumes too); `docker
+        # run --rm` waits for that removal before it reports the error.
+        if rec.host_config.auto_remove and not rec.state.running and self.store.contains(rec.id):
+            with contextlib.suppress(NotFound):
+                await self.remove(rec.id, force=True, volumes=True)
 
     async def _start_locked(self, rec: ContainerRecord) -> None:
         try:
-            created = await launch(rec, self.rootfs, self._resolver)
+            created = await launch(rec, self.rootfs, self._resolver, self.networking)
         except StartFailed as exc:
-            rec.state.error = exc.message
-            rec.state.exit_code = exc.exit_code
+            rec.state.set_start_failed(exc.message, exc.exit_code)
             self.store.save(rec)
             raise
         try:
-            for listener in self._prestart_listeners:
-                await listener(rec)
+            await self.listeners.prestart_all(rec)
             started_at = time.time_ns()
             await start_container(rec.runtime, rec.id)
         except BaseException as exc:
             await self._abort_start(rec)
             if isinstance(exc, OciRuntimeError):
-                rec.state.error, rec.state.exit_code = exc.message, 128
+                rec.state.set_start_failed(exc.message, 128)
                 self.store.save(rec)
                 raise StartFailed(exc.message, 500, 128) from None
             raise
-        state = rec.state
-        state.running, state.paused, state.restarting = True, False, False
-        state.pid, state.conmon_pid = created.pid, created.conmon_pid
-        state.started_at, state.exit_code, state.error = started_at, 0, ""
-        state.oom_killed = state.manually_stopped = False
+        rec.state.set_running(created.pid, created.conmon_pid, started_at)
         self.store.save(rec)
         self.publish(rec, "start")
-        self._watch(rec)
-        for callback in self._start_listeners:
-            self._call(callback, rec)
+        self.exits.watch(rec)
+        self.listeners.started(rec)
 
     async def _abort_start(self, rec: ContainerRecord) -> None:
         with contextlib.suppress(OciRuntimeError):
             await rec.runtime.delete(rec.id, force=True)
         rec.rootfs_path = None
         await asyncio.to_thread(self.rootfs.release_mount, rec.id)
+        if self.networking is not None:
+            await self.networking.teardown(rec)
 
     def resume_watch(self, rec: ContainerRecord) -> None:
         """Watch a container found running after a daemon restart."""
-        self._watch(rec)
+        self.exits.watch(rec)
 
     async def record_recovered_exit(self, rec: ContainerRecord, status: ExitStatus) -> None:
         """Record an exit that happened while no daemon was watching."""
-        await self._record_exit(rec, status)
-
-    def _watch(self, rec: ContainerRecord) -> None:
-        """Follow the current run of ``rec`` until its exit is recorded."""
-        task = asyncio.get_running_loop().create_task(self._await_exit(rec))
-        self._runs[rec.id] = task
-
-    async def _await_exit(self, rec: ContainerRecord) -> ExitStatus | None:
-        status = await self.watcher.wait(rec.id)
-        try:
-            await self._record_exit(rec, status)
-        except Exception:
-            log.exception("recording the exit of container %s failed", rec.id)
-        return status
-
-    async def _record_exit(self, rec: ContainerRecord, status: ExitStatus) -> None:
-        # Release first, change the state last: a start waits for this task, and nothing
-        # else may see "not running" while the old run still holds its mount.
-        with contextlib.suppress(OciRuntimeError):
-            await rec.runtime.delete(rec.id, force=True)
-        rec.rootfs_path = None
-        await asyncio.to_thread(self.rootfs.release_mount, rec.id)
-        state = rec.state
-        state.running = state.paused = state.restarting = False
-        state.pid = state.conmon_pid = 0
-        state.exit_code = status.code
-        finished = status.finished_at.timestamp() if status.finished_at else time.time()
-        # The exit file's mtime is coarse (a clock tick): never before the start.
-        state.finished_at = max(int(finished * 1_000_000_000), state.started_at)
-        state.oom_killed = rec.layout.oom_file.exists()
-        if not self.store.contains(rec.id):
-            return
-        self.store.save(rec)
-        if state.oom_killed:
-            self.publish(rec, "oom")
-        started = state.started_at / 1e9 if state.started_at else finished
-        self.publish(
-            rec, "die", {"exitCode": str(status.code), "execDuration": str(int(finished - started))}
-        )
-        for future in self._next_exit.pop(rec.id, []):
-            if not future.done():
-                future.set_result(status.code)
-        for callback in self._exit_listeners:
-            self._call(callback, rec, status)
-        if rec.host_config.auto_remove and not state.restarting:
-            self._spawn(self._auto_remove(rec))
+        await self.exits.record(rec, status)
 
     async def _auto_remove(self, rec: ContainerRecord) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             await self.remove(rec.id, force=True)
-        except NotFound:
-            pass
-        except Exception:
-            log.exception("auto-removing container %s failed", rec.id)
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    def _call(self, callback: Callable[..., object], *args: Any) -> None:
-        try:
-            result = callback(*args)
-        except Exception:
-            log.exception("container listener %r failed", callback)
-            return
-        if inspect.isawaitable(result):
-            self._spawn(result)
-
-    async def _settle(self, rec: ContainerRecord) -> None:
-        """Let the recording of a previous run's exit finish."""
-        task = self._runs.get(rec.id)
-        if task is not None and not task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task)
 
     async def wait_exit(self, ref: str) -> ExitStatus | None:
         """Wait until the current run of ``ref`` has ended and been recorded."""
-        rec = self.get(ref)
-        task = self._runs.get(rec.id)
-        if task is None:
-            return None
-        return await asyncio.shield(task)
+        return await self.exits.wait_exit(self.get(ref))
 
     # -- create ----------------------------------------------------------------------
 
@@ -351,12 +301,14 @@ class ContainerService:
                 raise name_conflict(rec.name, owner)
         else:
             rec.name = generate_name(lambda n: self.store.name_owner(n) is not None)
+        if self.networking is not None:
+            self.networking.validate(rec)
         try:
             await asyncio.to_thread(images.ensure_snapshot, image)
             await asyncio.to_thread(self._prepare_files, rec)
             self.store.add(rec)
         except BaseException:
-            await asyncio.to_thread(self._remove_files, rec)
+            await asyncio.to_thread(remove_files, self.rootfs, rec)
             raise
         self.publish(rec, "create")
         return rec
@@ -366,116 +318,40 @@ class ContainerService:
         self.rootfs.prepare(rec.chain_id, rec.id)
         write_etc_files(rec.bundle_dir, rec.config.hostname, rec.host_config)
 
-    def _remove_files(self, rec: ContainerRecord) -> None:
-        self.rootfs.remove(rec.id)
-        remove_tree(rec.bundle_dir)
-        rec.layout.exit_file(rec.id).unlink(missing_ok=True)
-
     # -- stop, kill, restart, pause ------------------------------------------------------
-
-    def _stop_signal(self, rec: ContainerRecord) -> int:
-        try:
-            return parse_stop_signal(rec.config.stop_signal or "SIGTERM")
-        except InvalidCreateRequest:
-            return int(signal_module.SIGTERM)
 
     async def stop(
         self, ref: str, timeout: int | None = None, signal: str | None = None
     ) -> ContainerRecord:
-        """Docker's stop: the stop signal, SIGKILL after ``timeout`` s; NotModified if stopped."""
-        rec = self.get(ref)
-        async with self.lock(rec):
-            if not rec.state.running:
-                raise NotModified("container already stopped")
-            rec.state.manually_stopped = True
-            self.store.save(rec)
-            await self._stop_locked(rec, timeout, signal)
-        self.publish(rec, "stop")
-        return rec
-
-    async def _stop_locked(
-        self, rec: ContainerRecord, timeout: int | None, signal: str | None = None
-    ) -> None:
-        sig = self._signal(signal) if signal else self._stop_signal(rec)
-        if timeout is None:
-            timeout = rec.config.stop_timeout
-        if timeout is None:
-            timeout = DEFAULT_STOP_TIMEOUT
-        if rec.state.paused:
-            with contextlib.suppress(OciRuntimeError):
-                await rec.runtime.resume(rec.id)
-        self.publish(rec, "kill", {"signal": str(sig)})
-        wait = float(timeout) if timeout >= 0 else 365 * 86400.0
-        try:
-            await stop_container(rec.runtime, rec.layout, rec.id, signal=sig, timeout=wait,
-                                 watcher=self.watcher)  # fmt: skip
-        except MonitorError as exc:
-            log.warning("stopping %s: %s", rec.id, exc)
-        await self._settle(rec)
-
-    @staticmethod
-    def _signal(text: str) -> int:
-        try:
-            return parse_stop_signal(text)
-        except InvalidCreateRequest:
-            raise BadRequest(f"Invalid signal: {text}") from None
+        """Docker's stop: the stop signal, SIGKILL after ``timeout`` s; NotModified if stopped
+        (see :class:`~declarun.daemon.containers.stopping.RunControl`)."""
+        return await self.control.stop(ref, timeout, signal)
 
     async def kill(self, ref: str, signal: str = "KILL") -> ContainerRecord:
         """Send a signal to the container's init process (409 if it is not running)."""
-        rec = self.get(ref)
-        sig = self._signal(signal or "KILL")
-        async with self.lock(rec):
-            if not rec.state.running:
-                raise Conflict(f"Cannot kill container: {ref}: Container {rec.id} is not running")
-            try:
-                await rec.runtime.kill(rec.id, sig)
-            except OciRuntimeError as exc:
-                raise Conflict(f"Cannot kill container: {ref}: {exc.message}") from None
-            self.publish(rec, "kill", {"signal": str(sig)})
-            if sig == signal_module.SIGKILL:
-                if rec.state.paused:
-                    with contextlib.suppress(OciRuntimeError):
-                        await rec.runtime.resume(rec.id)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._settle(rec), _KILL_SETTLE)
-        return rec
+        return await self.control.kill(ref, signal)
+
+    async def pause(self, ref: str) -> ContainerRecord:
+        """Freeze every process of a running container."""
+        return await self.control.pause(ref)
+
+    async def unpause(self, ref: str) -> ContainerRecord:
+        """Thaw a paused container."""
+        return await self.control.unpause(ref)
 
     async def restart(self, ref: str, timeout: int | None = None) -> ContainerRecord:
         """Stop (if running) and start again."""
         rec = self.get(ref)
         async with self.lock(rec):
             if rec.state.running:
-                await self._stop_locked(rec, timeout)
+                await self.control.stop_locked(rec, timeout)
                 self.publish(rec, "stop")
-            await self._settle(rec)
-            await self._start_locked(rec)
+            await self.exits.settle(rec)
+            error = await self._try_start(rec)
+        if error is not None:
+            await self._after_failed_start(rec)
+            raise error
         self.publish(rec, "restart")
-        return rec
-
-    async def pause(self, ref: str) -> ContainerRecord:
-        """Freeze every process of a running container."""
-        rec = self.get(ref)
-        async with self.lock(rec):
-            if not rec.state.running:
-                raise Conflict(f"Container {rec.id} is not running")
-            if rec.state.paused:
-                raise Conflict(f"Container {rec.id} is already paused")
-            await rec.runtime.pause(rec.id)
-            rec.state.paused = True
-            self.store.save(rec)
-        self.publish(rec, "pause")
-        return rec
-
-    async def unpause(self, ref: str) -> ContainerRecord:
-        """Thaw a paused container."""
-        rec = self.get(ref)
-        async with self.lock(rec):
-            if not rec.state.paused:
-                raise Conflict(f"Container {rec.id} is not paused")
-            await rec.runtime.resume(rec.id)
-            rec.state.paused = False
-            self.store.save(rec)
-        self.publish(rec, "unpause")
         return rec
 
     async def rename(self, ref: str, new_name: str) -> ContainerRecord:
@@ -500,86 +376,31 @@ class ContainerService:
     async def wait(self, ref: str, condition: str = "not-running") -> int:
         """The exit code once ``condition`` (not-running, next-exit, removed) holds."""
         rec = self.get(ref)
-        loop = asyncio.get_running_loop()
         if condition == "removed":
-            future: asyncio.Future[int] = loop.create_future()
-            self._removed.setdefault(rec.id, []).append(future)
-            return await future
+            return await self.removal.removed(rec)
         if condition == "not-running" and not rec.state.running:
             return rec.state.exit_code
-        future = loop.create_future()
-        self._next_exit.setdefault(rec.id, []).append(future)
-        return await future
+        return await self.exits.next_exit(rec)
 
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
         """Remove a container and everything it has on disk (running ones only with force)."""
-        rec = self.get(ref)
-        async with self.lock(rec):
-            if not self.store.contains(rec.id):
-                raise NotFound(f"No such container: {ref}")
-            if rec.state.removal_in_progress and not force:
-                raise Conflict(f"removal of container {rec.id} is already in progress")
-            if rec.state.running:
-                if not force:
-                    what = (
-                        "paused and running: unpause and then stop"
-                        if rec.state.paused
-                        else ("running: stop")
-                    )
-                    raise Conflict(
-                        f'cannot remove container "/{rec.name}": container is {what} the '
-                        "container before removing or force remove"
-                    )
-                await self._stop_locked(rec, 0, "KILL")
-            await self._settle(rec)
-            rec.state.removal_in_progress = True
-            self.store.save(rec)
-            await self._delete(rec)
-        self.publish(rec, "destroy")
-        for future in self._removed.pop(rec.id, []):
-            if not future.done():
-                future.set_result(rec.state.exit_code)
-        for future in self._next_exit.pop(rec.id, []):
-            if not future.done():
-                future.set_exception(NotFound(f"No such container: {rec.id}"))
-        for callback in self._remove_listeners:
-            self._call(callback, rec, volumes)
-
-    async def _delete(self, rec: ContainerRecord) -> None:
-        task = self._runs.pop(rec.id, None)
-        if task is not None and not task.done():
-            task.cancel()
-        with contextlib.suppress(OciRuntimeError):
-            await rec.runtime.delete(rec.id, force=True)
-        await asyncio.to_thread(self._remove_files, rec)
-        self.store.delete(rec)
-        self._locks.pop(rec.id, None)
+        await self.removal.remove(ref, force=force, volumes=volumes)
 
     async def prune(
         self, keep: Callable[[ContainerRecord], bool]
     ) -> tuple[builtins.list[str], int]:
         """Remove every stopped container ``keep`` does not keep; ids and bytes freed."""
-        removed: builtins.list[str] = []
-        freed = 0
-        for rec in self.list():
-            if rec.state.running or keep(rec):
-                continue
-            size = await asyncio.to_thread(self.size_rw, rec)
-            try:
-                await self.remove(rec.id)
-            except (Conflict, NotFound):
-                continue
-            removed.append(rec.id)
-            freed += size
-        return removed, freed
+        return await self.removal.prune(keep)
+
+    def forget_lock(self, rec: ContainerRecord) -> None:
+        """Drop the lock of a removed container."""
+        self._locks.pop(rec.id, None)
 
     # -- file system ---------------------------------------------------------------------
 
     def size_rw(self, rec: ContainerRecord) -> int:
         """Bytes in the container's writable layer (blocking: walks the upper directory)."""
-        base = self.rootfs.snapshotter.root / "containers" / rec.id
-        upper = base / "upper" if (base / "upper").is_dir() else base / "rootfs"
-        return tree_size(upper)
+        return self.removal.size_rw(rec)
 
     @contextlib.asynccontextmanager
     async def mounted_rootfs(self, ref: str) -> AsyncIterator[Path]:
@@ -593,16 +414,6 @@ class ContainerService:
 
     def close(self) -> None:
         """Stop watching exits (the containers themselves keep running)."""
-        for task in list(self._runs.values()) + list(self._background):
+        for task in [*self.exits.tasks(), *self.listeners.tasks()]:
             task.cancel()
         self.watcher.close()
-
-
-def tree_size(path: Path) -> int:
-    """Apparent size of the files under ``path`` (links not followed, errors skipped)."""
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total

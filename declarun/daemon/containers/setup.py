@@ -2,8 +2,20 @@
 
 :func:`container_service` is idempotent and safe to await from any API area's start-up
 hook (areas start in name order, so an area that sorts before ``containers`` may be the
-first to ask): the first call opens the image stores if needed, restores every container
-(:mod:`restore`) and sets ``ctx.containers`` and ``ctx.container_counts``.
+first to ask). The first call, in this order:
+
+1. opens the image stores if needed and creates the service with its exit watcher;
+2. opens networking (a container found dead by the restore releases its network);
+3. installs every listener (:func:`~declarun.daemon.containers.hooks.install_listeners`:
+   attach, exec, health, restart policy, volumes) -- before anything can be recorded;
+4. restores every container (:mod:`restore`), recording the exits it finds; networking
+   keeps what running containers hold and cleans the rest;
+5. sets ``ctx.containers`` and ``ctx.container_counts``;
+6. resumes health checks and applies restart policies
+   (:func:`~declarun.daemon.containers.hooks.start_after_restore`).
+
+Each step sees the previous one complete: no exit is observed before the listeners exist,
+and no restart decision is taken before every container's state is known.
 """
 
 from __future__ import annotations
@@ -11,7 +23,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from declarun.daemon.api.errors import InternalError
+from declarun.daemon.containers.hooks import container_service as service_of
+from declarun.daemon.containers.hooks import install_listeners, start_after_restore
 from declarun.daemon.containers.restore import restore
 from declarun.daemon.containers.rootfs import RootfsManager
 from declarun.daemon.containers.service import ContainerService
@@ -20,6 +33,7 @@ from declarun.daemon.context import DaemonContext
 from declarun.daemon.images.inspect import image_config
 from declarun.daemon.images.service import ImageService, attach_image_service
 from declarun.daemon.metadata import Image
+from declarun.daemon.networks.setup import attach_networking, recover_networking
 
 __all__ = ["ServiceImages", "close_container_service", "container_service", "service_of"]
 
@@ -58,9 +72,13 @@ async def container_service(ctx: DaemonContext) -> ContainerService:
         service = ContainerService(store, RootfsManager(images.snapshotter), ctx.events,
                                    store.exit_dir)  # fmt: skip
         service.watcher.start()
+        await attach_networking(ctx, service)
+        install_listeners(ctx, service)
         await restore(service)
+        await recover_networking(ctx, service)
         ctx.containers = service
         ctx.container_counts = service.counts
+        start_after_restore(ctx, service)
         return service
 
 
@@ -69,11 +87,3 @@ def close_container_service(ctx: DaemonContext) -> None:
     service = ctx.containers
     if isinstance(service, ContainerService):
         service.close()
-
-
-def service_of(ctx: DaemonContext) -> ContainerService:
-    """The attached container service (500 if start-up did not attach one)."""
-    service = ctx.containers
-    if not isinstance(service, ContainerService):
-        raise InternalError("the container service is not available")
-    return service

@@ -107,6 +107,7 @@ def mounts_document(rec: ContainerRecord) -> list[dict[str, Any]]:
 
 
 def _network_settings(rec: ContainerRecord, *, summary: bool) -> dict[str, Any]:
+    """Without networking attached: the configured mode with an empty endpoint."""
     mode = rec.host_config.network_mode
     endpoint = {
         "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
@@ -153,8 +154,12 @@ def inspect_document(
     layer_dir: Path,
     size_rw: int | None = None,
     size_root: int | None = None,
+    network_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``GET /containers/{id}/json``; ``layer_dir`` holds the writable layer."""
+    """``GET /containers/{id}/json``; ``layer_dir`` holds the writable layer.
+
+    ``network_settings`` comes from the networking (``service.networking.settings``).
+    """
     args = list(process_args(rec.config))
     upper = layer_dir
     doc: dict[str, Any] = {
@@ -192,14 +197,22 @@ def inspect_document(
         doc["SizeRootFs"] = size_root
     doc["Mounts"] = mounts_document(rec)
     doc["Config"] = rec.config.to_inspect()
-    doc["NetworkSettings"] = _network_settings(rec, summary=False)
+    doc["NetworkSettings"] = (
+        network_settings if network_settings is not None else _network_settings(rec, summary=False)
+    )
     return doc
 
 
 def summary_document(
-    rec: ContainerRecord, *, size_rw: int | None = None, size_root: int | None = None
+    rec: ContainerRecord,
+    *,
+    size_rw: int | None = None,
+    size_root: int | None = None,
+    network_settings: dict[str, Any] | None = None,
+    ports: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One entry of ``GET /containers/json``."""
+    """One entry of ``GET /containers/json`` (``network_settings``/``ports`` from the
+    networking when it is attached)."""
     args = process_args(rec.config)
     doc: dict[str, Any] = {
         "Id": rec.id,
@@ -208,12 +221,16 @@ def summary_document(
         "ImageID": rec.image_id,
         "Command": " ".join(args),
         "Created": rec.created_ns // 1_000_000_000,
-        "Ports": [],
+        "Ports": ports if ports is not None else [],
         "Labels": dict(rec.config.labels),
         "State": rec.state.status,
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config.network_mode},
-        "NetworkSettings": _network_settings(rec, summary=True),
+        "NetworkSettings": (
+            network_settings
+            if network_settings is not None
+            else _network_settings(rec, summary=True)
+        ),
         "Mounts": mounts_document(rec),
     }
     if size_rw is not None:

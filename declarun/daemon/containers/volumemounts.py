@@ -1,8 +1,8 @@
 """Volumes as container mounts: the volume store hooked to the container service.
 
-:func:`attach_volume_store` (idempotent; the volume API area calls it at start-up) opens
-the :class:`~declarun.daemon.volumes.VolumeStore` under ``<data-root>/volumes``, and, once
-the container service is attached (``ctx.containers``):
+:func:`volume_store` opens the :class:`~declarun.daemon.volumes.VolumeStore` under
+``<data-root>/volumes``; :func:`connect_volume_store` (idempotent; called when the
+container service is opened, before its containers are restored) hooks it to the service:
 
 * registers the mount resolver: a ``volume`` mount names its volume (the service gives
   anonymous ones a generated 64-hex name at create); a volume that does not exist yet is
@@ -22,15 +22,17 @@ import contextlib
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from declarun.daemon.api.errors import ApiError
 from declarun.daemon.containers.mountspec import MountSpec
-from declarun.daemon.containers.setup import container_service
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.volumes import ANONYMOUS_LABEL, VolumeStore
 
-__all__ = ["attach_volume_store", "volume_store"]
+if TYPE_CHECKING:
+    from declarun.daemon.containers.service import ContainerService
+
+__all__ = ["connect_volume_store", "volume_store"]
 
 log = logging.getLogger("declarun.daemon.volumes")
 
@@ -48,10 +50,9 @@ def volume_store(ctx: DaemonContext) -> VolumeStore:
     return store
 
 
-async def attach_volume_store(ctx: DaemonContext) -> VolumeStore:
-    """Open the store and connect it with the container service (see module docstring)."""
+def connect_volume_store(ctx: DaemonContext, service: ContainerService) -> VolumeStore:
+    """Open the store and connect it with ``service`` (see module docstring)."""
     store = volume_store(ctx)
-    service = await container_service(ctx)
     if getattr(ctx, _HOOKED_ATTR, False):
         return store
     setattr(ctx, _HOOKED_ATTR, True)

@@ -9,6 +9,16 @@ Modules, each with one purpose:
 ``dns``        the embedded DNS server (127.0.0.11 in each container) and resolv.conf
 ``ports``      published ports: host-port reservation and the userland proxy
 ``errors``     the errors of this package
+
+The daemon's side (see ``specs/networking.md``):
+
+``store``      network records and per-container live state (JSON files)
+``service``    the built-in and user networks behind ``/networks``
+``wiring``     containers on networks: setup, teardown, connect, crash recovery
+``portspec``   PortBindings / PublishAllPorts to the ports to bind
+``views``      the Network and NetworkSettings JSON shapes
+``hostfw``     the route_localnet guard rule and the FORWARD policy
+``setup``      opening networking with the container service
 """
 
 from __future__ import annotations

@@ -162,13 +162,17 @@ def test_restart_policies_at_daemon_restart(own_daemon: DaemonProcess, tmp_path:
     for pid in pids.values():
         os.kill(pid, signal.SIGKILL)
     for pid in pids.values():
-        wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 30, f"pid {pid} to end")  # type: ignore[misc]
+        wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 120, f"pid {pid} to end")  # type: ignore[misc]
     socket_path = daemon.socket_path
     with running_daemon(tmp_path, socket_path=socket_path) as again:
         try:
             for name in ("always-c", "unless-c"):
-                wait_until(lambda name=name: _state(again, name)["Running"] is True, 60,  # type: ignore[misc]
-                           f"{name} to run again")  # fmt: skip
+                try:
+                    # Generous: a loaded machine may take long to restore and start them.
+                    wait_until(lambda name=name: _state(again, name)["Running"] is True, 180,  # type: ignore[misc]
+                               f"{name} to run again")  # fmt: skip
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}\n--- daemon log ---\n{again.log()}") from None
                 runs = run(again, "exec", name, "cat", "/data/runs").stdout
                 assert runs == b"x\nx\n", runs
             assert _state(again, "stopped-c")["Running"] is False
