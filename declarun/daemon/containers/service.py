@@ -123,6 +123,7 @@ class ContainerService:
         self.control = RunControl(self)
         self.removal = Removal(self)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._names_in_creation: dict[str, str] = {}  # name -> id, between check and store
         self._resolver: MountResolver | None = None
         #: Networking (namespaces, CNI, DNS, ports); set by the networks area at start-up.
         self.networking: ContainerNetworking | None = None
@@ -295,14 +296,21 @@ class ContainerService:
             body, name=name, cid=cid, images=images, store=self.store,
             default_runtime=default_runtime,
         )  # fmt: skip
+        # A name is claimed before the first await: concurrent creates (50 `docker run` at
+        # once) must not both pass the check and race to the store.
         if rec.name:
             owner = self.store.name_owner(rec.name)
             if owner is not None:
                 raise name_conflict(rec.name, owner)
+            if rec.name in self._names_in_creation:
+                raise name_conflict(rec.name, self._names_in_creation[rec.name])
         else:
-            rec.name = generate_name(lambda n: self.store.name_owner(n) is not None)
+            rec.name = generate_name(
+                lambda n: self.store.name_owner(n) is not None or n in self._names_in_creation
+            )
         if self.networking is not None:
             self.networking.validate(rec)
+        self._names_in_creation[rec.name] = rec.id
         try:
             await asyncio.to_thread(images.ensure_snapshot, image)
             await asyncio.to_thread(self._prepare_files, rec)
@@ -310,6 +318,8 @@ class ContainerService:
         except BaseException:
             await asyncio.to_thread(remove_files, self.rootfs, rec)
             raise
+        finally:
+            self._names_in_creation.pop(rec.name, None)
         self.publish(rec, "create")
         return rec
 

@@ -390,3 +390,31 @@ def test_events_report_the_lifecycle(cdaemon: DaemonProcess, image: str) -> None
     assert actions == ["create", "start", "die", "destroy"]
     die = events[2]["Actor"]["Attributes"]
     assert die["exitCode"] == "9" and die["name"] == "evented"
+
+
+def test_concurrent_creates_get_distinct_names_and_one_wins_a_taken_name(
+    client: docker_py.DockerClient, image: str
+) -> None:
+    """Fifty creates at once: generated names never collide; a shared explicit name goes to
+    exactly one of them and the others get Docker's conflict (409), not a server error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(name: str | None) -> str | int:
+        try:
+            return str(client.api.create_container(image, ["true"], name=name)["Id"])
+        except docker_py.errors.APIError as exc:
+            return int(exc.status_code or 0)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        generated = list(pool.map(create, [None] * 30))
+        contested = list(pool.map(create, ["contested"] * 8))
+    created = [c for c in generated + contested if isinstance(c, str)]
+    try:
+        assert all(isinstance(c, str) for c in generated), generated
+        names = {client.api.inspect_container(c)["Name"] for c in generated}
+        assert len(names) == 30
+        assert sum(isinstance(c, str) for c in contested) == 1
+        assert sorted(c for c in contested if isinstance(c, int)) == [409] * 7
+    finally:
+        for cid in created:
+            client.api.remove_container(cid, force=True)
