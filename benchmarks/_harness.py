@@ -3,14 +3,20 @@
 A :class:`Harness` is a context manager that owns one short temporary directory (Unix
 socket paths are limited to 108 bytes, containerd's included) and every process started
 through it. On exit — normal, an exception, Ctrl-C, SIGTERM or SIGHUP — it stops the
-processes in reverse order (SIGTERM, then SIGKILL of the process group), unmounts anything
-left mounted under its directory and removes it (unless ``keep=True``).
+processes in reverse order (SIGTERM, then SIGKILL of the process group), runs ``runc delete
+--force`` on every runtime state left under its directory (conmon and containers outlive
+declarund by design), kills the processes whose command line still names the directory,
+unmounts anything left mounted under it and removes it (unless ``keep=True``).
 
 * :meth:`Harness.start_registry` — the CNCF distribution registry on ``127.0.0.1:<free port>``.
 * :meth:`Harness.start_dockerd` — Debian's dockerd on a private socket and data root (root
   only); it spawns its own containerd, which :meth:`Daemon.rss_kib` counts.
 * :meth:`Harness.start_declarund` — ``python -m declarun.daemon`` from this checkout.
+* :meth:`Harness.network_namespace` — a private network namespace (for a dockerd with its
+  default bridge and iptables rules, kept off the host's network).
 * :func:`docker` — the one docker CLI every benchmark uses as the client.
+* :meth:`Harness.on_exit` — a clean-up step (e.g. removing a daemon's containers and
+  networks) that runs before the processes started earlier are stopped.
 
 Anything that cannot start raises :class:`BenchError` with the reason and the log tail;
 scripts turn it into a message and a non-zero exit, never a traceback.
@@ -285,7 +291,27 @@ class Harness:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def network_namespace(self, name: str) -> str:
+        """A fresh named network namespace with loopback up; deleted on exit."""
+        netns = f"{self.root.name}-{name}"
+        for command in (
+            ["ip", "netns", "add", netns],
+            ["ip", "netns", "exec", netns, "ip", "link", "set", "lo", "up"],
+        ):
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise BenchError(f"{' '.join(command)} failed: {done.stderr.strip()}")
+            if command[2] == "add":
+                self._stack.callback(
+                    subprocess.run, ["ip", "netns", "delete", netns], capture_output=True
+                )
+        return netns
+
     def _remove_root(self) -> None:
+        # Container monitors (conmon) outlive declarund by design, and containers outlive
+        # their monitors: delete the containers, then stop what is left of ours.
+        _delete_runtime_containers(self.root)
+        _kill_strays(self.root)
         _unmount_under(self.root)
         if self.keep:
             print(f"kept {self.root}", file=sys.stderr)
@@ -296,6 +322,10 @@ class Harness:
         """Delete a directory under the root (unmounting anything left mounted in it)."""
         _unmount_under(path)
         shutil.rmtree(path, ignore_errors=True)
+
+    def on_exit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` on exit, before anything started earlier is stopped (LIFO order)."""
+        self._stack.callback(fn)
 
     def spawn(self, name: str, command: Sequence[str], log: Path, **kwargs: object) -> Process:
         """Start ``command`` in its own session, output to ``log``; stopped on exit."""
@@ -341,8 +371,20 @@ class Harness:
                 raise BenchError(f"the registry did not answer on {url}:\n{_log_tail(log)}")
             time.sleep(0.05)
 
-    def start_dockerd(self, name: str, *, insecure_registries: Sequence[str] = ()) -> Daemon:
-        """Debian's dockerd with a fresh data root ``<root>/<name>``; needs root."""
+    def start_dockerd(
+        self,
+        name: str,
+        *,
+        insecure_registries: Sequence[str] = (),
+        netns: str | None = None,
+    ) -> Daemon:
+        """Debian's dockerd with a fresh data root ``<root>/<name>``; needs root.
+
+        Without ``netns`` it runs with no bridge and no iptables rules (nothing on the host's
+        network changes). With ``netns`` (from :meth:`network_namespace`) it runs inside that
+        namespace with its default networking: the ``docker0`` bridge, veth pairs and
+        iptables rules all live and die there.
+        """
         if os.geteuid() != 0:
             raise BenchError("dockerd needs root: run the benchmark as root")
         binary = shutil.which("dockerd")
@@ -356,11 +398,14 @@ class Harness:
             "--exec-root", str(directory / "exec"),
             "--host", f"unix://{sock}",
             "--pidfile", str(directory / "docker.pid"),
-            "--bridge", "none",
-            "--iptables=false",
-            "--ip6tables=false",
-            "--ip-masq=false",
         ]  # fmt: skip
+        if netns is None:
+            command += ["--bridge", "none", "--iptables=false", "--ip6tables=false"]
+            command += ["--ip-masq=false"]
+        else:
+            # nsenter execs dockerd (same PID) in the namespace; not `ip netns exec`, whose
+            # fresh /sys has no cgroup mounts.
+            command = ["nsenter", f"--net=/run/netns/{netns}", *command]
         for registry in insecure_registries:
             command += ["--insecure-registry", registry]
         log = directory / "dockerd.log"
@@ -438,6 +483,43 @@ def _find_descendant(pid: int, needle: str) -> int:
             if needle in Path(f"/proc/{candidate}/cmdline").read_text().replace("\0", " "):
                 return candidate
     return pid
+
+
+def _delete_runtime_containers(root: Path) -> None:
+    """``runc delete --force`` every container whose runc state lives under ``root``."""
+    runc = shutil.which("runc")
+    if runc is None:
+        return
+    found: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "state.json" in filenames:
+            found.append((os.path.dirname(dirpath), os.path.basename(dirpath)))
+            dirnames.clear()
+        # Container root filesystems hold nothing of interest and may be large.
+        dirnames[:] = [d for d in dirnames if d not in ("rootfs", "merged", "diff", "blobs")]
+    for state_root, container_id in found:
+        subprocess.run(
+            [runc, "--root", state_root, "delete", "--force", container_id],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+
+
+def _kill_strays(root: Path) -> None:
+    """SIGKILL processes whose command line names a path under ``root`` (only ours do)."""
+    needle = str(root).encode()
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry), signal.SIGKILL)
 
 
 def _unmount_under(path: Path) -> None:
