@@ -125,7 +125,7 @@ def build_conflist(
         "bridge": spec.bridge or bridge_name(spec.network_id),
         "isGateway": True,
         "isDefaultGateway": False,
-        "ipMasq": not spec.internal,
+        "ipMasq": False,  # one MASQUERADE rule per network instead: see hostfw
         "hairpinMode": True,
         "capabilities": {"ips": True},
         "ipam": ipam,

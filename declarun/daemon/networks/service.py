@@ -132,6 +132,7 @@ class NetworkService:
         self.dns = EmbeddedDns(upstreams_of(resolv))
         self.events = events
         self.firewall = False
+        self._nat_ready: set[str] = set()  # networks whose MASQUERADE rule is in place
         self._networks: dict[str, NetworkRecord] = {}
         self._lock = asyncio.Lock()
         #: Live endpoints per network: network id -> {container id: (name, attachment)};
@@ -165,6 +166,21 @@ class NetworkService:
                 ))  # fmt: skip
         await hostfw.guard_route_localnet()
         self.firewall = await hostfw.forward_policy_drops()
+
+    async def ensure_outbound_nat(self, record: NetworkRecord) -> None:
+        """Give a non-internal network its outbound NAT rule, once per daemon run."""
+        if record.internal or record.subnet is None or record.id in self._nat_ready:
+            return
+        await hostfw.ensure_masquerade(str(record.subnet), bridge_name(record.id), record.id)
+        self._nat_ready.add(record.id)
+
+    async def _drop_bridge(self, record: NetworkRecord) -> None:
+        """Remove a network's bridge, its leases and its outbound NAT rule."""
+        bridge = bridge_name(record.id)
+        await self.cni.remove_network(record.id, bridge)
+        self._nat_ready.discard(record.id)
+        if record.subnet is not None:
+            await hostfw.remove_masquerade(str(record.subnet), bridge, record.id)
 
     def _add(self, record: NetworkRecord) -> None:
         self.store.save_network(record)
@@ -265,7 +281,7 @@ class NetworkService:
                     f"error while removing network: network {record.name} id {record.id} "
                     "has active endpoints"
                 )
-            await self.cni.remove_network(record.id, bridge_name(record.id))
+            await self._drop_bridge(record)
             self.store.delete_network(record.id)
             self._networks.pop(record.id, None)
             self.dns.remove_network(record.id)
@@ -306,7 +322,7 @@ class NetworkService:
             subnet = ipam_pool.allocate_subnet(in_use, foreign)
         except PoolExhaustedError as exc:
             raise Forbidden(str(exc)) from None
-        await self.cni.remove_network(record.id, own)
+        await self._drop_bridge(record)
         moved = dataclasses.replace(
             record, subnet=subnet, gateway=ipam_pool.default_gateway(subnet), ip_range=None
         )
@@ -323,7 +339,7 @@ class NetworkService:
         for record in self._networks.values():
             if record.driver == "bridge" and record.id not in busy:
                 try:
-                    await self.cni.remove_network(record.id, bridge_name(record.id))
+                    await self._drop_bridge(record)
                 except Exception:  # best effort at shutdown
                     continue
 

@@ -257,6 +257,7 @@ class ContainerNetworking:
         publication: Publication | None = None
         async with lock:
             record = await self.networks.claim_subnet(record)
+            await self.networks.ensure_outbound_nat(record)
             spec = self.networks.spec(record)
             if ports and ip is None:
                 ip = self._pick_ip(record)

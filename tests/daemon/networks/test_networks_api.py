@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker as docker_py
 import pytest
 
 from tests.daemon.conftest import PushedImage
@@ -249,6 +250,38 @@ def test_connect_and_disconnect(ndaemon: DaemonProcess, image: str) -> None:
         docker(ndaemon, "network", "rm", "front", "back")
 
 
+def test_endpoints_without_network_mode_join_those_networks_only(
+    ndaemon: DaemonProcess, image: str
+) -> None:
+    # docker-py and the reconciler send networks in EndpointsConfig with no NetworkMode;
+    # Docker then attaches the container to those networks, not to its default bridge.
+    docker(ndaemon, "network", "create", "only1")
+    docker(ndaemon, "network", "create", "only2")
+    client = docker_py.APIClient(base_url=ndaemon.url)
+    try:
+        endpoints = {"only1": {"Aliases": ["first"]}, "only2": {}}
+        body = {"Image": image, "Cmd": list(HTTPD),
+                "NetworkingConfig": {"EndpointsConfig": endpoints}}  # fmt: skip
+        client.create_container_from_config(body, name="endpoints")
+        nets = inspect(ndaemon, "inspect", "endpoints")["NetworkSettings"]["Networks"]
+        assert set(nets) == {"only1", "only2"}
+        docker(ndaemon, "start", "endpoints")
+        nets = inspect(ndaemon, "inspect", "endpoints")["NetworkSettings"]["Networks"]
+        assert set(nets) == {"only1", "only2"}
+        assert nets["only1"]["IPAddress"] and nets["only2"]["IPAddress"]
+        links = docker(ndaemon, "exec", "endpoints", "ip", "-o", "link").stdout
+        names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
+        assert names == ["eth0", "eth1", "lo"]
+        short = inspect(ndaemon, "inspect", "endpoints")["Id"][:12]
+        served = in_container(ndaemon, "only1", image, "wget", "-q", "-O", "-",
+                              "http://first/hostname")  # fmt: skip
+        assert served.strip() == short
+    finally:
+        client.close()
+        docker(ndaemon, "rm", "-f", "endpoints", check=False)
+        docker(ndaemon, "network", "rm", "only1", "only2")
+
+
 def test_network_modes_host_none_container(ndaemon: DaemonProcess, image: str) -> None:
     none_links = in_container(ndaemon, "none", image, "ip", "-o", "link")
     assert [line.split(":")[1].strip() for line in none_links.splitlines()] == ["lo"]
@@ -310,3 +343,30 @@ def test_sigkill_and_restart_leave_no_network_state(
             docker(second, "rm", "-f", "keep", "gone")
             docker(second, "network", "rm", "crash")
             assert network_leftovers(second.data_root, [keep, gone]) == clean
+
+
+def _nat_rules() -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def test_outbound_nat_is_one_rule_per_network(ndaemon: DaemonProcess, image: str) -> None:
+    """A non-internal network gets one MASQUERADE rule at its first attachment (not a chain
+    per container); an internal one gets none; removing the network removes its rule."""
+    docker(ndaemon, "network", "create", "--subnet", "10.231.7.0/24", "natted")
+    docker(ndaemon, "network", "create", "--internal", "--subnet", "10.231.8.0/24", "closed")
+    try:
+        in_container(ndaemon, "natted", image, "true")
+        in_container(ndaemon, "natted", image, "true")
+        in_container(ndaemon, "closed", image, "true")
+        rules = _nat_rules()
+        natted = [line for line in rules.splitlines() if "10.231.7.0/24" in line]
+        assert len(natted) == 1 and "MASQUERADE" in natted[0], rules
+        assert "10.231.8.0/24" not in rules
+    finally:
+        docker(ndaemon, "network", "rm", "natted", "closed")
+    assert "10.231.7.0/24" not in _nat_rules()

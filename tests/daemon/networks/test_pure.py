@@ -175,7 +175,7 @@ def test_conflist_for_a_normal_network(tmp_path: Path) -> None:
     assert conf["cniVersion"] == "1.0.0" and conf["name"] == "declarun-" + "f" * 64
     bridge, portmap, firewall = conf["plugins"]
     assert bridge["bridge"] == "dr-ffffffffffff" and len(bridge["bridge"]) <= 15
-    assert bridge["ipMasq"] and bridge["isGateway"] and bridge["hairpinMode"]
+    assert not bridge["ipMasq"] and bridge["isGateway"] and bridge["hairpinMode"]
     assert bridge["ipam"]["routes"] == [{"dst": "0.0.0.0/0"}]
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.77.0.0/24", "gateway": "10.77.0.1"}]]
     assert bridge["ipam"]["dataDir"] == str(tmp_path)
