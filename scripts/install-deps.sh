@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 SYSTEM_PACKAGES=(
   python3-venv make graphviz curl
   runc conmon crun docker-registry skopeo umoci busybox-static
-  containernetworking-plugins iptables docker.io apache2-utils
+  containernetworking-plugins iptables docker.io apache2-utils docker-compose
 )
 
 missing=()
