@@ -214,7 +214,9 @@ def _stop_signal(ctx: Normalizer, value: Any, path: FieldPath) -> str | None:
 
 
 def _capabilities(value: Any) -> tuple[str, ...]:
-    caps = (scalar_text(c).strip().upper() for c in value or ())
+    if not value:
+        return ()
+    caps = (scalar_text(c).strip().upper() for c in value)
     return tuple(c.removeprefix("CAP_") for c in caps)
 
 

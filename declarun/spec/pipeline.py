@@ -10,9 +10,11 @@ the user sees the problems that matter first (a typo in a field name, not its co
 
 from __future__ import annotations
 
+import gc
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,11 +115,29 @@ def _render_stack(
     return rendered
 
 
+@contextmanager
+def _bulk_allocation() -> Iterator[None]:
+    """Loading a stack allocates ~10^5 small objects and frees almost none: the cyclic
+    collector would scan them again and again for nothing (~10 % of a big load)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_stack(path: Path, options: LoadOptions | None = None) -> Stack:
     """Load, template, validate, normalise and check one stack file.
 
     Raises :class:`StackError` with every problem found, each located in the file the user wrote.
     """
+    with _bulk_allocation():
+        return _load_stack(path, options)
+
+
+def _load_stack(path: Path, options: LoadOptions | None) -> Stack:
     options = options or LoadOptions()
     environ = dict(os.environ if options.environ is None else options.environ)
     document = load_yaml_file(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from fractions import Fraction
+from functools import lru_cache
 
 __all__ = [
     "MAX_SIZE",
@@ -52,7 +53,7 @@ def _to_timedelta(micros: Fraction, text: object) -> timedelta:
         raise ValueError(f"duration {text!r} is too large") from None
 
 
-def parse_duration(value: object) -> timedelta:
+def _parse_duration(value: object) -> timedelta:
     """Parse a duration: ``"1m30s"``, ``"500ms"``, ``"1.5s"``, or a number of seconds.
 
     Raises ``ValueError`` with a message fit for a user when ``value`` is not a duration.
@@ -100,7 +101,7 @@ def format_duration(value: timedelta) -> str:
     return "".join(parts)
 
 
-def parse_size(value: object) -> int:
+def _parse_size(value: object) -> int:
     """Parse a size into bytes: ``"256m"``, ``"1g"``, ``"1.5g"``, ``"512kb"``, or bytes as a number.
 
     Raises ``ValueError`` with a message fit for a user when ``value`` is not a size.
@@ -134,3 +135,34 @@ def format_size(value: int) -> str:
         if value and value % size == 0:
             return f"{value // size}{unit}"
     return str(value)
+
+
+# Stacks repeat the same few durations and sizes thousands of times: parse each text once.
+@lru_cache(maxsize=4096)
+def _cached_duration(value: int | float | str) -> timedelta:
+    return _parse_duration(value)
+
+
+@lru_cache(maxsize=4096)
+def _cached_size(value: int | float | str) -> int:
+    return _parse_size(value)
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse a duration: ``"1m30s"``, ``"500ms"``, ``"1.5s"``, or a number of seconds.
+
+    Raises ``ValueError`` with a message fit for a user when ``value`` is not a duration.
+    """
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return _cached_duration(value)
+    return _parse_duration(value)
+
+
+def parse_size(value: object) -> int:
+    """Parse a size into bytes: ``"256m"``, ``"1g"``, ``"1.5g"``, ``"512kb"``, or bytes.
+
+    Raises ``ValueError`` with a message fit for a user when ``value`` is not a size.
+    """
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return _cached_size(value)
+    return _parse_size(value)
