@@ -1,5 +1,6 @@
-"""The engine commands as a person runs them (``python -m declarun ...``), against a real dockerd:
-exit codes, output, saved plans, status, logs, exec, watch, and clean errors."""
+"""The engine commands as a person runs them (``python -m declarun ...``), on each engine
+(declarund and a real dockerd): exit codes, output, saved plans, status, logs, exec, watch, and
+clean errors."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from tests.support.engine_fixtures import DockerEngine
+from tests.support.engine_fixtures import Engine
 from tests.support.registry import free_port
 from tests.support.stacks import fetch, unique_stack, wait_until, write_stack
 
@@ -22,7 +23,7 @@ from tests.support.stacks import fetch, unique_stack, wait_until, write_stack
 class Cli:
     """Runs declarun against the test engine, in the stack's directory."""
 
-    def __init__(self, engine: DockerEngine, tmp: Path) -> None:
+    def __init__(self, engine: Engine, tmp: Path) -> None:
         self.engine = engine
         self.tmp = tmp
         self.name = unique_stack("c")
@@ -58,13 +59,13 @@ class Cli:
 
 
 @pytest.fixture
-def cli(docker_engine: DockerEngine, tmp_path: Path) -> Iterator[Cli]:
-    runner = Cli(docker_engine, tmp_path)
+def cli(engine: Engine, tmp_path: Path) -> Iterator[Cli]:
+    runner = Cli(engine, tmp_path)
     yield runner
     runner.run("destroy", "stack.yaml", "--volumes")
-    for volume in docker_engine.client.api.volumes().get("Volumes") or ():
+    for volume in engine.client.api.volumes().get("Volumes") or ():
         if volume["Name"].startswith(f"{runner.name}-"):
-            docker_engine.client.api.remove_volume(volume["Name"])
+            engine.client.api.remove_volume(volume["Name"])
 
 
 def test_plan_exit_codes_apply_output_and_no_op(cli: Cli) -> None:
@@ -102,7 +103,7 @@ def test_plan_errors_exit_1_with_a_message(cli: Cli) -> None:
     assert invalid.returncode == 1
     assert "portz" in invalid.stderr
     # A name taken by an object declarun does not own is never touched.
-    cli.engine.dockerd.docker("create", "--name", f"{cli.name}-web", cli.engine.image, "true")
+    cli.engine.docker("create", "--name", f"{cli.name}-web", cli.engine.image, "true")
     try:
         foreign = cli.run("plan", "stack.yaml")
         assert foreign.returncode == 1
@@ -112,7 +113,7 @@ def test_plan_errors_exit_1_with_a_message(cli: Cli) -> None:
         assert "cannot be made" in refused.stderr
         assert cli.container_id("db") is None
     finally:
-        cli.engine.dockerd.docker("rm", "-f", f"{cli.name}-web")
+        cli.engine.docker("rm", "-f", f"{cli.name}-web")
 
 
 def test_no_engine_is_a_clean_error(cli: Cli, tmp_path: Path) -> None:
@@ -130,13 +131,13 @@ def test_saved_plan_is_applied_or_refused_when_stale(cli: Cli) -> None:
     saved = cli.run("plan", "stack.yaml", "-o", "plan.json")
     assert saved.returncode == 2
     assert json.loads((cli.tmp / "plan.json").read_text())["source"]["file"].endswith("stack.yaml")
-    cli.engine.dockerd.docker("volume", "create", "--label", f"dev.declarun.stack={cli.name}",
+    cli.engine.docker("volume", "create", "--label", f"dev.declarun.stack={cli.name}",
                               f"{cli.name}-data")  # fmt: skip
     stale = cli.run("apply", "plan.json")
     assert stale.returncode == 1
     assert "the actual state changed since the plan was made: re-run plan" in stale.stderr
     assert cli.container_id("db") is None
-    cli.engine.dockerd.docker("volume", "rm", f"{cli.name}-data")
+    cli.engine.docker("volume", "rm", f"{cli.name}-data")
     applied = cli.run("apply", "plan.json")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert fetch(cli.port).strip() == "migrated"
@@ -183,7 +184,7 @@ def test_watch_heals_removal_and_follows_the_file(cli: Cli) -> None:
         wait_until("the first apply", lambda: cli.container_id("web") is not None, 120)
         wait_until("web to serve", lambda: _serves(cli.port), 60)
         first = cli.container_id("web")
-        cli.engine.dockerd.docker("rm", "-f", f"{cli.name}-web")
+        cli.engine.docker("rm", "-f", f"{cli.name}-web")
         wait_until(
             "watch to recreate web",
             lambda: cli.container_id("web") not in (None, first) and _serves(cli.port),

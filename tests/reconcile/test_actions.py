@@ -1,4 +1,5 @@
-"""Engine actions, waits and health-gated replacement against a real dockerd."""
+"""Engine actions, waits and health-gated replacement, on each engine (declarund and a real
+dockerd)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from declarun.reconcile.actions import (
 from declarun.reconcile.conditions import wait_for
 from declarun.reconcile.executor import NullProgress, StepContext, StepFailed
 from declarun.reconcile.replace import TEMP_SUFFIX, replace_container
-from tests.support.engine_fixtures import DockerEngine
+from tests.support.engine_fixtures import Engine
 from tests.support.registry import free_port
 
 FAST = timedelta(seconds=1)
@@ -42,19 +43,19 @@ class Updates(NullProgress):
 
 
 @pytest.fixture(scope="module")
-def image(docker_engine: DockerEngine) -> str:
-    pull_image(docker_engine.client, docker_engine.image)
-    return docker_engine.image
+def image(engine: Engine) -> str:
+    pull_image(engine.client, engine.image)
+    return engine.image
 
 
 @pytest.fixture
-def names(docker_engine: DockerEngine) -> Iterator[list[str]]:
+def names(engine: Engine) -> Iterator[list[str]]:
     """Container names a test uses; removed afterwards whatever happened."""
     made: list[str] = []
     yield made
     for name in made + [n + TEMP_SUFFIX for n in made]:
         with contextlib.suppress(docker.errors.NotFound):
-            docker_engine.client.api.remove_container(name, force=True, v=True)
+            engine.client.api.remove_container(name, force=True, v=True)
 
 
 def body(image: str, script: str, **extra: Any) -> dict[str, Any]:
@@ -71,57 +72,57 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def state(engine: DockerEngine, name: str) -> dict[str, Any]:
+def state(engine: Engine, name: str) -> dict[str, Any]:
     data: dict[str, Any] = engine.client.api.inspect_container(name)
     return data
 
 
-def test_pull_reports_layer_progress_and_leaves_the_image(docker_engine: DockerEngine) -> None:
+def test_pull_reports_layer_progress_and_leaves_the_image(engine: Engine) -> None:
     updates = Updates()
-    ref = docker_engine.image
+    ref = engine.image
     with contextlib.suppress(docker.errors.NotFound):
-        docker_engine.client.api.remove_image(ref, force=True)
-    pull_image(docker_engine.client, ref, ctx=StepContext("pull", updates))
-    assert docker_engine.client.api.inspect_image(ref)["Id"].startswith("sha256:")
+        engine.client.api.remove_image(ref, force=True)
+    pull_image(engine.client, ref, ctx=StepContext("pull", updates))
+    assert engine.client.api.inspect_image(ref)["Id"].startswith("sha256:")
     assert updates.texts, "no progress reported"
     assert updates.texts[-1].startswith("1/1 layers")
 
 
 def test_pull_of_a_missing_image_fails_with_the_engines_reason(
-    docker_engine: DockerEngine,
+    engine: Engine,
 ) -> None:
     with pytest.raises(StepFailed, match=r"pull .*nothere"):
-        pull_image(docker_engine.client, f"{docker_engine.registry.host}/nothere:1")
+        pull_image(engine.client, f"{engine.registry.host}/nothere:1")
 
 
-def test_network_and_volume_lifecycle(docker_engine: DockerEngine) -> None:
+def test_network_and_volume_lifecycle(engine: Engine) -> None:
     net, vol = unique("net"), unique("vol")
-    create_network(docker_engine.client, {"Name": net, "Driver": "bridge", "Labels": {"a": "b"}})
-    create_volume(docker_engine.client, {"Name": vol, "Labels": {"a": "b"}})
+    create_network(engine.client, {"Name": net, "Driver": "bridge", "Labels": {"a": "b"}})
+    create_volume(engine.client, {"Name": vol, "Labels": {"a": "b"}})
     try:
-        assert docker_engine.client.api.inspect_network(net)["Labels"] == {"a": "b"}
-        assert docker_engine.client.api.inspect_volume(vol)["Labels"] == {"a": "b"}
+        assert engine.client.api.inspect_network(net)["Labels"] == {"a": "b"}
+        assert engine.client.api.inspect_volume(vol)["Labels"] == {"a": "b"}
         with pytest.raises(StepFailed, match=f"create network {net}"):
-            create_network(docker_engine.client, {"Name": net, "Driver": "bridge"})
+            create_network(engine.client, {"Name": net, "Driver": "bridge"})
     finally:
-        remove_network(docker_engine.client, net)
-        remove_volume(docker_engine.client, vol)
-    remove_network(docker_engine.client, net)  # gone already: still fine
+        remove_network(engine.client, net)
+        remove_volume(engine.client, vol)
+    remove_network(engine.client, net)  # gone already: still fine
     with pytest.raises(docker.errors.NotFound):
-        docker_engine.client.api.inspect_volume(vol)
+        engine.client.api.inspect_volume(vol)
 
 
 def test_container_joins_every_network_with_its_aliases(
-    docker_engine: DockerEngine, image: str, names: list[str]
+    engine: Engine, image: str, names: list[str]
 ) -> None:
     nets = [unique("n1"), unique("n2")]
     for net in nets:
-        create_network(docker_engine.client, {"Name": net, "Driver": "bridge"})
+        create_network(engine.client, {"Name": net, "Driver": "bridge"})
     name = unique("multi")
     names.append(name)
     try:
         create_container(
-            docker_engine.client,
+            engine.client,
             name,
             {
                 "Image": image,
@@ -134,92 +135,92 @@ def test_container_joins_every_network_with_its_aliases(
                 },
             },
         )
-        networks = state(docker_engine, name)["NetworkSettings"]["Networks"]
+        networks = state(engine, name)["NetworkSettings"]["Networks"]
         assert set(networks) == set(nets)
         assert "second" in networks[nets[1]]["Aliases"]
     finally:
-        remove_container(docker_engine.client, name)
+        remove_container(engine.client, name)
         for net in nets:
-            remove_network(docker_engine.client, net)
+            remove_network(engine.client, net)
 
 
 def test_healthy_wait_passes_and_unhealthy_fails_fast_with_the_check_output(
-    docker_engine: DockerEngine, image: str, names: list[str]
+    engine: Engine, image: str, names: list[str]
 ) -> None:
     good, bad = unique("good"), unique("bad")
     names += [good, bad]
     create_container(
-        docker_engine.client, good, body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY)
+        engine.client, good, body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY)
     )
     check = {**HEALTHY, "Test": ["CMD-SHELL", "echo db not ready >&2; exit 1"]}
     create_container(
-        docker_engine.client,
+        engine.client,
         bad,
         body(image, "echo starting up; sleep 60", Healthcheck=check),
     )
-    start_container(docker_engine.client, good)
-    start_container(docker_engine.client, bad)
-    wait_for(docker_engine.client, good, "healthy")
+    start_container(engine.client, good)
+    start_container(engine.client, bad)
+    wait_for(engine.client, good, "healthy")
     with pytest.raises(StepFailed, match="is unhealthy") as failure:
-        wait_for(docker_engine.client, bad, "healthy")
+        wait_for(engine.client, bad, "healthy")
     assert "db not ready" in failure.value.report
     assert "starting up" in failure.value.report  # the log tail
 
 
 def test_healthy_condition_without_a_healthcheck_fails(
-    docker_engine: DockerEngine, image: str, names: list[str]
+    engine: Engine, image: str, names: list[str]
 ) -> None:
     name = unique("nocheck")
     names.append(name)
-    create_container(docker_engine.client, name, body(image, "sleep 60"))
-    start_container(docker_engine.client, name)
+    create_container(engine.client, name, body(image, "sleep 60"))
+    start_container(engine.client, name)
     with pytest.raises(StepFailed, match="has no health check"):
-        wait_for(docker_engine.client, name, "healthy")
+        wait_for(engine.client, name, "healthy")
 
 
 def test_run_once_succeeds_on_zero_and_reports_a_non_zero_exit(
-    docker_engine: DockerEngine, image: str, names: list[str]
+    engine: Engine, image: str, names: list[str]
 ) -> None:
     ok, failing = unique("job-ok"), unique("job-bad")
     names += [ok, failing]
-    create_container(docker_engine.client, ok, body(image, "echo migrated"))
-    run_once(docker_engine.client, ok)
-    wait_for(docker_engine.client, ok, "completed")
-    create_container(docker_engine.client, failing, body(image, "echo cannot migrate; exit 3"))
+    create_container(engine.client, ok, body(image, "echo migrated"))
+    run_once(engine.client, ok)
+    wait_for(engine.client, ok, "completed")
+    create_container(engine.client, failing, body(image, "echo cannot migrate; exit 3"))
     with pytest.raises(StepFailed, match="exited with code 3") as failure:
-        run_once(docker_engine.client, failing)
+        run_once(engine.client, failing)
     assert "exit code 3" in failure.value.report
     assert "cannot migrate" in failure.value.report
 
 
 def test_replace_is_gated_on_health_and_keeps_the_old_one_when_the_new_fails(
-    docker_engine: DockerEngine, image: str, names: list[str]
+    engine: Engine, image: str, names: list[str]
 ) -> None:
     name = unique("svc")
     names.append(name)
     create_container(
-        docker_engine.client, name, body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY)
+        engine.client, name, body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY)
     )
-    start_container(docker_engine.client, name)
-    old_id = state(docker_engine, name)["Id"]
+    start_container(engine.client, name)
+    old_id = state(engine, name)["Id"]
     broken = body(image, "echo v2 broken; sleep 60", Healthcheck=HEALTHY)
     with pytest.raises(StepFailed, match="keeps running") as failure:
-        replace_container(docker_engine.client, name, broken)
+        replace_container(engine.client, name, broken)
     assert "v2 broken" in failure.value.report
-    assert state(docker_engine, name)["Id"] == old_id
-    assert state(docker_engine, name)["State"]["Running"]
+    assert state(engine, name)["Id"] == old_id
+    assert state(engine, name)["State"]["Running"]
     with pytest.raises(docker.errors.NotFound):
-        state(docker_engine, name + TEMP_SUFFIX)
+        state(engine, name + TEMP_SUFFIX)
     fixed = body(image, "touch /tmp/ok; echo v3; sleep 60", Healthcheck=HEALTHY)
-    replace_container(docker_engine.client, name, fixed)
-    now = state(docker_engine, name)
+    replace_container(engine.client, name, fixed)
+    now = state(engine, name)
     assert now["Id"] != old_id
     assert now["Config"]["Cmd"][-1].endswith("echo v3; sleep 60")
     assert now["State"]["Health"]["Status"] == "healthy"
 
 
 def test_replace_with_a_port_clash_restores_the_old_container(
-    docker_engine: DockerEngine, image: str, names: list[str]
+    engine: Engine, image: str, names: list[str]
 ) -> None:
     name = unique("port")
     names.append(name)
@@ -229,21 +230,21 @@ def test_replace_with_a_port_clash_restores_the_old_container(
         "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": port}]}},
     }
     create_container(
-        docker_engine.client,
+        engine.client,
         name,
         body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY, **published),
     )
-    start_container(docker_engine.client, name)
-    old_id = state(docker_engine, name)["Id"]
+    start_container(engine.client, name)
+    old_id = state(engine, name)["Id"]
     broken = body(image, "echo v2 broken; sleep 60", Healthcheck=HEALTHY, **published)
     with pytest.raises(StepFailed, match="started again") as failure:
-        replace_container(docker_engine.client, name, broken)
+        replace_container(engine.client, name, broken)
     assert "v2 broken" in failure.value.report
-    restored = state(docker_engine, name)
+    restored = state(engine, name)
     assert restored["Id"] == old_id
     assert restored["State"]["Running"]
     good = body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY, **published)
-    replace_container(docker_engine.client, name, good)
-    replaced = state(docker_engine, name)
+    replace_container(engine.client, name, good)
+    replaced = state(engine, name)
     assert replaced["Id"] != old_id
     assert replaced["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"] == port

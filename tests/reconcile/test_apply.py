@@ -1,4 +1,4 @@
-"""apply / destroy / saved plans end to end, against a real dockerd.
+"""apply / destroy / saved plans end to end, on each engine (declarund and a real dockerd).
 
 The stack (``tests.support.stacks``): a health-checked ``db`` on a named volume, a ``run:
 once`` ``migrate`` job writing into it, and ``web`` (busybox httpd) publishing a port on
@@ -25,7 +25,7 @@ from declarun.reconcile.apply import (
 )
 from declarun.spec.model import Stack
 from declarun.spec.pipeline import LoadOptions, load_stack
-from tests.support.engine_fixtures import DockerEngine
+from tests.support.engine_fixtures import Engine
 from tests.support.registry import free_port
 from tests.support.stacks import fetch, unique_stack, write_stack
 
@@ -33,7 +33,7 @@ from tests.support.stacks import fetch, unique_stack, write_stack
 class Deployed:
     """One test's stack: its file, name and port, with helpers to load and inspect it."""
 
-    def __init__(self, engine: DockerEngine, tmp: Path) -> None:
+    def __init__(self, engine: Engine, tmp: Path) -> None:
         self.engine = engine
         self.client = engine.client
         self.name = unique_stack("t")
@@ -61,12 +61,12 @@ class Deployed:
 
 
 @pytest.fixture
-def deployed(docker_engine: DockerEngine, tmp_path: Path) -> Iterator[Deployed]:
-    stack = Deployed(docker_engine, tmp_path)
+def deployed(engine: Engine, tmp_path: Path) -> Iterator[Deployed]:
+    stack = Deployed(engine, tmp_path)
     yield stack
-    destroy_stack(docker_engine.client, stack.load(), volumes=True)
+    destroy_stack(engine.client, stack.load(), volumes=True)
     for volume in stack.owned()["volumes"]:  # keep: true survives destroy by design
-        docker_engine.client.api.remove_volume(volume)
+        engine.client.api.remove_volume(volume)
 
 
 def test_apply_converges_serves_and_reapplies_as_a_no_op(deployed: Deployed) -> None:
@@ -114,7 +114,7 @@ def test_changing_one_field_replaces_exactly_that_container(deployed: Deployed) 
 
 def test_out_of_band_removal_is_healed(deployed: Deployed) -> None:
     assert apply_stack(deployed.client, deployed.load()).ok
-    deployed.engine.dockerd.docker("rm", "-f", f"{deployed.name}-web")
+    deployed.engine.docker("rm", "-f", f"{deployed.name}-web")
     plan, _, _ = make_plan(deployed.client, deployed.load())
     assert [(c.id, c.action, c.reasons[0].kind) for c in plan.actionable] == [
         ("container:web", "create", "missing")
@@ -183,7 +183,7 @@ def test_destroy_removes_everything_owned_but_keeps_volumes_as_told(
 def test_saved_plan_applies_exactly_and_is_refused_when_stale(deployed: Deployed) -> None:
     stack = deployed.load()
     saved, _, _ = make_plan(deployed.client, stack)
-    deployed.engine.dockerd.docker("volume", "create", "--label", f"{LABEL_STACK}={deployed.name}",
+    deployed.engine.docker("volume", "create", "--label", f"{LABEL_STACK}={deployed.name}",
                                    f"{deployed.name}-data")  # fmt: skip
     with pytest.raises(StalePlan, match="actual state changed since the plan was made"):
         apply_saved_plan(deployed.client, stack, saved)

@@ -54,6 +54,23 @@ def _with_runtime(body: Mapping[str, Any], default_runtime: str) -> dict[str, An
     return request
 
 
+def _network_mode_from_endpoints(request: dict[str, Any]) -> None:
+    """Without a ``NetworkMode``, a container named in ``EndpointsConfig`` joins those only.
+
+    Docker attaches such a container to the listed networks and not to its default bridge;
+    making the first listed network the mode gives the same attachments (the primary one,
+    which carries the published ports, being the first listed), and keeps the choice in
+    the stored request, so a later ``network connect`` does not change it.
+    """
+    host = request["HostConfig"]
+    if host.get("NetworkMode") not in (None, "", "default"):
+        return
+    networking = request.get("NetworkingConfig")
+    endpoints = networking.get("EndpointsConfig") if isinstance(networking, dict) else None
+    if isinstance(endpoints, dict) and endpoints:
+        host["NetworkMode"] = next(iter(endpoints))
+
+
 def new_record(
     body: Any,
     *,
@@ -75,6 +92,7 @@ def new_record(
     document = images.config_document(image)
     image_config = document.get("config") if isinstance(document.get("config"), dict) else {}
     request = _with_runtime(body, default_runtime)
+    _network_mode_from_endpoints(request)
     runtime = store.runtime(str(request["HostConfig"]["Runtime"]))
     config, host_config = effective_config(cid, parsed.name, request, image_config or {})
     if host_config.network_mode == "host" and not parsed.config.hostname:

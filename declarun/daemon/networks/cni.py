@@ -265,6 +265,14 @@ class CniDriver:
                 found[address] = path.read_text().split()[0] if path.read_text().split() else ""
         return found
 
+    def last_reserved(self, network_id: str) -> ipaddress.IPv4Address | None:
+        """The address host-local handed out last on a network (None when unknown)."""
+        path = self.ipam_dir / cni_network_name(network_id) / "last_reserved_ip.0"
+        try:
+            return ipaddress.IPv4Address(path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     # -- internals --------------------------------------------------------------------------
 
     async def _delete(self, entry: CachedAttachment) -> None:

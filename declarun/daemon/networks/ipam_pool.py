@@ -5,11 +5,15 @@ Docker's defaults: ``172.17.0.0/16`` (the default ``bridge`` network), then
 ``192.168.240.0/20``. A candidate is skipped when it overlaps a route of the host (so a
 container never shadows a LAN or VPN the host reaches) or a subnet another declarun network
 already uses. :func:`allocate_subnet` is pure; :func:`host_routes` is the only I/O.
+
+Addresses within a subnet: :func:`next_free_address` hands them out in rotation, after the
+last one handed out (as host-local does), not lowest-first.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import socket
 import struct
 from collections.abc import Iterable, Iterator
@@ -24,6 +28,7 @@ __all__ = [
     "candidate_subnets",
     "default_gateway",
     "host_routes",
+    "next_free_address",
 ]
 
 AddressPool = tuple[ipaddress.IPv4Network, int]
@@ -93,3 +98,28 @@ def host_routes(proc_route: Path = Path("/proc/net/route")) -> list[ipaddress.IP
         except (ValueError, struct.error):
             continue
     return networks
+
+
+def next_free_address(
+    pool: ipaddress.IPv4Network,
+    taken: Iterable[ipaddress.IPv4Address],
+    last: ipaddress.IPv4Address | None = None,
+) -> ipaddress.IPv4Address | None:
+    """The first usable address of ``pool`` not ``taken``, searching after ``last`` and
+    wrapping around; None when every one is taken.
+
+    Why not lowest-first: an address released a moment ago is still in the host's (and the
+    peers') neighbour caches with the old interface's MAC, so handing it to the next
+    container leaves it unreachable until those entries time out (~30 s). Rotating, as
+    host-local does with its ``last_reserved_ip``, reuses an address only after a full turn.
+    """
+    busy = set(taken)
+    first, end = int(pool.network_address) + 1, int(pool.broadcast_address)  # end excluded
+    if pool.prefixlen >= 31:
+        first, end = int(pool.network_address), int(pool.broadcast_address) + 1
+    start = int(last) + 1 if last is not None and first <= int(last) < end else first
+    for value in itertools.chain(range(start, end), range(first, start)):
+        address = ipaddress.IPv4Address(value)
+        if address not in busy:
+            return address
+    return None

@@ -44,6 +44,7 @@ from declarun.daemon.containers.record import ContainerRecord
 from declarun.daemon.networks import netns as netns_mod
 from declarun.daemon.networks.cniconf import build_conflist, runtime_config
 from declarun.daemon.networks.errors import NetworkError, PortAllocatedError
+from declarun.daemon.networks.ipam_pool import next_free_address
 from declarun.daemon.networks.ports import Publication, PublishedPort, publish
 from declarun.daemon.networks.portspec import published_ports
 from declarun.daemon.networks.resolvconf import container_resolv_conf, host_resolv_conf
@@ -237,9 +238,10 @@ class ContainerNetworking:
         taken.update((record.subnet.network_address, record.subnet.broadcast_address))
         if record.gateway is not None:
             taken.add(record.gateway)
-        for address in pool.hosts():
-            if address not in taken:
-                return address
+        # In rotation after host-local's last address, not lowest-first: see next_free_address.
+        address = next_free_address(pool, taken, self.networks.cni.last_reserved(record.id))
+        if address is not None:
+            return address
         raise NetworkError(f"no available IPv4 addresses on network {record.name}")
 
     async def _attach(

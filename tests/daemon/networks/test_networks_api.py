@@ -204,6 +204,31 @@ def test_published_ports_on_loopback(ndaemon: DaemonProcess, image: str) -> None
         docker(ndaemon, "network", "rm", "pub")
 
 
+def test_a_recreated_publisher_gets_a_fresh_address_and_serves_at_once(
+    ndaemon: DaemonProcess, image: str
+) -> None:
+    # Re-creating a container on the same published port (what apply's heal and replace do)
+    # must not hand it the address its predecessor just released: the host's neighbour cache
+    # still maps that address to the old interface's MAC, and the port would hang for ~30 s.
+    port = free_port()
+    docker(ndaemon, "network", "create", "again")
+    addresses = []
+    try:
+        # Another member keeps the bridge up: with none, its neighbour cache would be flushed.
+        docker(ndaemon, "run", "-d", "--name", "stays", "--network", "again", image, "sleep", "600")
+        for _ in range(2):
+            cid = docker(ndaemon, "run", "-d", "--name", "again", "--network", "again",
+                         "-p", f"127.0.0.1:{port}:80", image, *HTTPD).stdout.strip()  # fmt: skip
+            nets = inspect(ndaemon, "inspect", "again")["NetworkSettings"]["Networks"]
+            addresses.append(nets["again"]["IPAddress"])
+            assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+            docker(ndaemon, "rm", "-f", "again")
+        assert addresses[0] != addresses[1]
+    finally:
+        docker(ndaemon, "rm", "-f", "again", "stays", check=False)
+        docker(ndaemon, "network", "rm", "again")
+
+
 def test_internal_network_has_no_route_out(ndaemon: DaemonProcess, image: str) -> None:
     docker(ndaemon, "network", "create", "--internal", "sealed")
     try:

@@ -118,6 +118,21 @@ def test_pool_order_and_skipping() -> None:
     assert subnets[-1] == NET("192.168.240.0/20") and len(subnets) == 15 + 16
 
 
+def test_addresses_are_handed_out_in_rotation_not_lowest_first() -> None:
+    pool, ip = NET("10.9.0.0/29"), ipaddress.IPv4Address
+    gateway = ip("10.9.0.1")
+    assert ipam_pool.next_free_address(pool, [gateway]) == ip("10.9.0.2")
+    # .2 was just released but .3 was handed out last: the next one is .4, not .2.
+    assert ipam_pool.next_free_address(pool, [gateway], ip("10.9.0.3")) == ip("10.9.0.4")
+    # At the end of the pool it wraps around, skipping what is taken.
+    taken = [gateway, ip("10.9.0.2")]
+    assert ipam_pool.next_free_address(pool, taken, ip("10.9.0.6")) == ip("10.9.0.3")
+    # A last address outside the pool (another range) starts from the beginning.
+    assert ipam_pool.next_free_address(pool, [gateway], ip("10.8.0.9")) == ip("10.9.0.2")
+    everything = [ip(f"10.9.0.{n}") for n in range(1, 7)]
+    assert ipam_pool.next_free_address(pool, everything, ip("10.9.0.4")) is None
+
+
 def test_pool_exhaustion_is_a_clear_error() -> None:
     with pytest.raises(PoolExhaustedError, match="non-overlapping"):
         ipam_pool.allocate_subnet([NET("172.16.0.0/12"), NET("192.168.0.0/16")], [])
