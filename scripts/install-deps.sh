@@ -33,3 +33,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+
+# Byte-compile the package up front: where PYTHONDONTWRITEBYTECODE is set, every `declarun`
+# run would otherwise compile ~200 modules from source (~0.2 s of each command's start).
+# Python still checks each .pyc against its source, so an edit never runs stale code.
+.venv/bin/python -m compileall -q declarun >/dev/null
