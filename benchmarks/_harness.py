@@ -51,6 +51,7 @@ __all__ = [
     "docker",
     "free_port",
     "machine_summary",
+    "run_benchmark",
     "tree_cpu_seconds",
     "tree_rss_kib",
 ]
@@ -64,6 +65,27 @@ _STOP_TIMEOUT = 30.0
 
 class BenchError(Exception):
     """Something the benchmark needs could not be started or did not work."""
+
+
+def run_benchmark(body: Callable[[], object], *, needs_root: str | None = None) -> int:
+    """Run a benchmark's ``body`` and turn its ends into an exit status.
+
+    0 when it finishes; 1 with ``benchmark failed: ...`` on a :class:`BenchError` (or when
+    ``needs_root`` names why root is required and we are not root); 130 on Ctrl-C, after the
+    harness has stopped and removed everything it started.
+    """
+    if needs_root is not None and os.geteuid() != 0:
+        print(f"benchmark failed: run it as root ({needs_root})", file=sys.stderr)
+        return 1
+    try:
+        body()
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped and removed", file=sys.stderr)
+        return 130
+    return 0
 
 
 def free_port() -> int:

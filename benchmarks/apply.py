@@ -51,6 +51,7 @@ from _harness import (
     Registry,
     docker,
     machine_summary,
+    run_benchmark,
     tree_cpu_seconds,
 )
 from pull import summarise_profiles
@@ -702,15 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--repeat must be positive and container counts at least 2")
     if not set(args.only.split(",")) <= {"a", "b", "c"}:
         parser.error("--only takes a, b and c")
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; everything started was stopped and removed", file=sys.stderr)
-        return 130
-    return 0
+    return run_benchmark(lambda: run(args))
 
 
 if __name__ == "__main__":

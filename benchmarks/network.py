@@ -65,6 +65,7 @@ from _harness import (
     Harness,
     docker,
     machine_summary,
+    run_benchmark,
     tree_cpu_seconds,
 )
 from run import Runner, Target, busy_fraction, cpu_ticks, latency, p90
@@ -401,18 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return client(direction, int(port), int(total))
     if args.repeat < 0 or args.warmup < 0 or args.transfers < 0 or args.mbytes < 1:
         parser.error("--repeat, --warmup, --transfers must not be negative; --mbytes positive")
-    if os.geteuid() != 0:
-        print("benchmark failed: run it as root (namespaces, dockerd)", file=sys.stderr)
-        return 1
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; everything started was stopped and removed", file=sys.stderr)
-        return 130
-    return 0
+    return run_benchmark(lambda: run(args), needs_root="namespaces, dockerd")
 
 
 if __name__ == "__main__":

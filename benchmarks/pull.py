@@ -49,6 +49,7 @@ from _harness import (
     disk_usage,
     docker,
     machine_summary,
+    run_benchmark,
     tree_cpu_seconds,
 )
 
@@ -412,15 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.layers < 1 or args.size_mb < 1:
         parser.error("--repeat, --layers and --size-mb must be positive")
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; everything started was stopped and removed", file=sys.stderr)
-        return 130
-    return 0
+    return run_benchmark(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ from _harness import (
     Registry,
     docker,
     machine_summary,
+    run_benchmark,
     tree_rss_kib,
 )
 
@@ -632,18 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--repeat must be positive; --warmup, --idle, --concurrent not negative")
     if args.rounds < 1 or args.phase_runs < 1:
         parser.error("--rounds and --phase-runs must be positive")
-    if os.geteuid() != 0:
-        print("benchmark failed: run it as root (runc, dockerd)", file=sys.stderr)
-        return 1
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; everything started was stopped and removed", file=sys.stderr)
-        return 130
-    return 0
+    return run_benchmark(lambda: run(args), needs_root="runc, dockerd")
 
 
 if __name__ == "__main__":
