@@ -11,6 +11,11 @@ non-zero exit, never a traceback::
         ├── RegistryError     a registry answered with an error or dropped the connection
         ├── ContentError      a blob or manifest failed verification or storage
         └── UnpackError       a layer is malformed or hostile
+
+Beside these *domains*, :mod:`declarun.errdefs` holds the error *kinds* (not found, conflict,
+invalid argument, ...), also under :class:`DeclarunError`. A lower layer raises an error that
+is of a kind (often a domain error inheriting one), and only an edge — declarund's HTTP API,
+the engine adapter, the CLI — translates the kind into its own vocabulary.
 """
 
 from __future__ import annotations
