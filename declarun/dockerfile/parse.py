@@ -167,7 +167,7 @@ def _run(command: Any, location: Location, original: str) -> Run:
     return Run(
         location,
         original,
-        command=tuple(command.value) if command.json else (" ".join(command.value),),
+        command=_command_line(command)[0],
         shell_form=not command.json,
         heredocs=heredocs,
         mount_specs=specs,

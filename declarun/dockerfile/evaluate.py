@@ -1,0 +1,659 @@
+"""Evaluating one stage: each step after substitution, what it runs, how it changes the config.
+
+:func:`evaluate_stage` walks a stage of a :class:`~declarun.dockerfile.graph.BuildPlan`
+given its base image's config (``None`` for ``scratch``; for ``FROM <stage>``, the config
+that stage ended with). It is pure: nothing runs and nothing is read, because no step's
+metadata depends on what a ``RUN`` or ``COPY`` does. It applies, as dockerd's classic builder
+does:
+
+* the stage start: the base config without ``OpenStdin``/``StdinOnce``, a default ``PATH``
+  when the base has none, and the base's ``ONBUILD`` triggers run first (then cleared);
+* substitution (with the config's ``Env``, then the stage's args that ``Env`` does not hide)
+  in ``ENV``, ``LABEL``, ``ARG`` defaults, ``COPY``/``ADD`` (sources, destination,
+  ``--chown``/``--chmod``, heredoc bodies not quoted), ``WORKDIR``, ``USER``, ``VOLUME``,
+  ``STOPSIGNAL``, ``EXPOSE`` (split into words) and ``RUN --mount`` options; never in
+  ``RUN``, ``CMD``, ``ENTRYPOINT``, ``HEALTHCHECK``, ``SHELL``, ``ONBUILD``, ``MAINTAINER``;
+* the config change of each instruction and the history text dockerd records for it.
+
+Each :class:`Step` says what an executor must do:
+
+* ``kind == "metadata"``: nothing to run; commit ``step.config`` with an empty layer and
+  ``step.history()``.
+* ``kind == "run"``: run ``step.run`` (:class:`RunSpec`: argv, environment, user, working
+  directory, mounts, network, inline files) in a container on the previous step's
+  filesystem; the diff is the layer (``history(empty_layer=True)`` when the diff is empty,
+  as dockerd records it).
+* ``kind == "copy"``: resolve ``step.copy`` (:class:`CopySpec`) with
+  :func:`declarun.dockerfile.copyplan.plan_copy` and write what it lists.
+* ``kind == "workdir"``: create ``step.workdir`` (``mkdir -p``, mode 0755, owned by root)
+  if missing; an empty diff is an empty layer.
+
+The cache key of a step is :meth:`Step.cache_key` (parent key, the step after substitution,
+the sources digest for ``COPY``/``ADD``, the build args a ``RUN`` sees, the platform).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from declarun.dockerfile.buildargs import PROXY_ARGS
+from declarun.dockerfile.cachekey import step_cache_key
+from declarun.dockerfile.errors import DockerfileError, SubstitutionError
+from declarun.dockerfile.gofmt import go_duration, go_quote_rune, go_strings_q, go_strings_v
+from declarun.dockerfile.graph import BuildPlan, StageNode
+from declarun.dockerfile.heredoc import heredoc_marker
+from declarun.dockerfile.imageconfig import HealthConfig, HistoryEntry, ImageConfig
+from declarun.dockerfile.instructions import (
+    Add,
+    Arg,
+    ArgDefinition,
+    Cmd,
+    Copy,
+    Entrypoint,
+    Env,
+    Expose,
+    Healthcheck,
+    Instruction,
+    KeyValue,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    Shell,
+    StopSignal,
+    User,
+    Volume,
+    Workdir,
+)
+from declarun.dockerfile.lexer import Lexer
+from declarun.dockerfile.metadata import check_stop_signal, exposed_port_keys
+from declarun.dockerfile.mounts import (
+    Mount,
+    SecretMount,
+    SshMount,
+    parse_mount,
+)
+from declarun.dockerfile.parse import parse_trigger
+from declarun.dockerfile.platform import Platform
+
+__all__ = [
+    "DEFAULT_PATH",
+    "DEFAULT_SHELL",
+    "CopySpec",
+    "InlineFile",
+    "InlineSource",
+    "RunSpec",
+    "StageEvaluation",
+    "Step",
+    "StepKind",
+    "evaluate_stage",
+]
+
+DEFAULT_SHELL = ("/bin/sh", "-c")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+StepKind = Literal["metadata", "run", "copy", "workdir"]
+_HEREDOC_PIPES = "/dev/pipes/"
+
+
+@dataclass(frozen=True)
+class InlineFile:
+    """A file the executor provides to a ``RUN`` (a heredoc with a ``#!`` line)."""
+
+    path: str
+    data: str
+    mode: int = 0o755
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a ``RUN`` step executes.
+
+    ``argv`` is the full command (shell prepended for the shell form). ``env`` is the
+    container's environment: the config's ``Env`` plus the stage's build args that ``Env``
+    does not set (proxy args given by the caller included). ``history_args`` are the args
+    (``KEY=value``, sorted) dockerd records before the command and keys the cache with;
+    ``record_args`` tells whether dockerd's ``|N`` prefix appears at all. Mount targets are
+    absolute. ``inline_files`` must be mounted read-only at their paths.
+    """
+
+    argv: tuple[str, ...]
+    env: tuple[str, ...]
+    user: str
+    working_dir: str
+    mounts: tuple[Mount, ...]
+    network: str
+    security: str
+    inline_files: tuple[InlineFile, ...]
+    history_args: tuple[str, ...]
+    record_args: bool
+
+    @property
+    def saved_command(self) -> tuple[str, ...]:
+        """dockerd's recorded command: ``|N K=V ... argv`` (or just argv without args)."""
+        if not self.record_args:
+            return self.argv
+        return (f"|{len(self.history_args)}", *self.history_args, *self.argv)
+
+
+@dataclass(frozen=True)
+class InlineSource:
+    """A ``COPY <<EOF`` source: a file called ``name`` with ``data`` (already substituted)."""
+
+    name: str
+    data: str
+
+
+@dataclass(frozen=True)
+class CopySpec:
+    """A ``COPY``/``ADD`` after substitution.
+
+    ``dest`` is the destination as written (after substitution; the history shows it);
+    ``dest_path`` is absolute, the working directory applied, a trailing ``/`` kept.
+    ``from_stage`` is the index of a ``--from`` stage, ``from_image`` a ``--from`` image;
+    both None for the build context.
+    """
+
+    add: bool
+    sources: tuple[str, ...]
+    inline_sources: tuple[InlineSource, ...]
+    dest: str
+    dest_path: str
+    from_stage: int | None
+    from_image: str | None
+    chown: str | None
+    chmod: str | None
+    link: bool = False
+    parents: bool = False
+    excludes: tuple[str, ...] = ()
+    checksum: str | None = None
+    keep_git_dir: bool | None = None
+    unpack: bool | None = None
+
+    @property
+    def keyword(self) -> str:
+        """``ADD`` or ``COPY``."""
+        return "ADD" if self.add else "COPY"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a stage (see the module docstring for what an executor does with it).
+
+    ``instruction`` is as parsed, ``expanded`` the same instruction after substitution.
+    ``onbuild`` marks a trigger inherited from the base image. ``config`` is the image
+    config after the step (``config_before`` before it); ``author`` the ``MAINTAINER`` in
+    effect. ``comment`` is dockerd's history text for a metadata or ``WORKDIR`` step.
+    """
+
+    stage: int
+    index: int
+    kind: StepKind
+    instruction: Instruction
+    expanded: Instruction
+    onbuild: bool
+    config_before: ImageConfig
+    config: ImageConfig
+    author: str
+    comment: str = ""
+    run: RunSpec | None = None
+    copy: CopySpec | None = None
+    workdir: str | None = None
+    platform: Platform | None = None
+
+    @property
+    def shell(self) -> tuple[str, ...]:
+        """The shell dockerd prefixes ``#(nop)`` comments with (the config's, or sh -c)."""
+        return self.config.shell or DEFAULT_SHELL
+
+    def created_by(self, *, source_hash: str | None = None) -> str:
+        """The history's ``created_by``, as dockerd's classic builder writes it.
+
+        A ``COPY``/``ADD`` needs ``source_hash``: dockerd's ``file:<hex>`` / ``dir:<hex>`` /
+        ``multi:<hex>`` (:func:`declarun.dockerfile.sourcedigest.classic_source_hash`).
+        """
+        shell = " ".join(self.shell)
+        if self.kind == "run":
+            assert self.run is not None
+            return " ".join(self.run.saved_command)
+        if self.kind == "copy":
+            assert self.copy is not None
+            if source_hash is None:
+                raise ValueError("a COPY/ADD step's created_by needs its source hash")
+            chown = f"--chown={self.copy.chown}" if self.copy.chown else ""
+            return f"{shell} #(nop) {self.copy.keyword} {chown}{source_hash} in {self.copy.dest} "
+        if self.kind == "workdir":
+            return f"{shell} #(nop) {self.comment}"
+        return f"{shell} #(nop)  {self.comment}"
+
+    def history(
+        self,
+        *,
+        empty_layer: bool | None = None,
+        source_hash: str | None = None,
+        created: str | None = None,
+    ) -> HistoryEntry:
+        """The history entry; ``empty_layer`` defaults to True only for metadata steps.
+
+        An executor passes ``empty_layer=True`` for a ``RUN``/``COPY``/``WORKDIR`` whose
+        diff turned out empty, as dockerd does.
+        """
+        empty = self.kind == "metadata" if empty_layer is None else empty_layer
+        return HistoryEntry(
+            created_by=self.created_by(source_hash=source_hash),
+            empty_layer=empty,
+            author=self.author,
+            created=created,
+        )
+
+    def container_config(self, *, source_hash: str | None = None) -> ImageConfig:
+        """dockerd's ``container_config`` for this step (the config with its recorded Cmd)."""
+        if self.kind == "run":
+            assert self.run is not None
+            saved = self.run.saved_command
+            entrypoint = None if saved else self.config.entrypoint
+            return replace(self.config, cmd=saved, entrypoint=entrypoint)
+        if self.kind in ("copy", "workdir"):
+            # The single-argument form dockerd keeps for WORKDIR, COPY and ADD.
+            text = self.created_by(source_hash=source_hash)
+            return replace(self.config, cmd=(*self.shell, text[len(" ".join(self.shell)) + 1 :]))
+        return replace(self.config, cmd=(*self.shell, "#(nop) ", self.comment))
+
+    def key_text(self) -> str:
+        """The step after substitution as canonical JSON (what the cache key hashes)."""
+        fields = {
+            f.name: getattr(self.expanded, f.name)
+            for f in dataclasses.fields(self.expanded)
+            if f.name not in ("location", "original")
+        }
+        material: dict[str, Any] = {"instruction": type(self.expanded).keyword, "fields": fields}
+        if self.run is not None:
+            material["run"] = {
+                "argv": self.run.argv,
+                "args": self.run.history_args,
+                "mounts": [(type(m).__name__, m) for m in self.run.mounts],
+                "inline": self.run.inline_files,
+            }
+        if self.copy is not None:
+            material["dest_path"] = self.copy.dest_path
+            material["inline"] = self.copy.inline_sources
+        return json.dumps(material, sort_keys=True, default=_json_default, ensure_ascii=False)
+
+    def cache_key(
+        self, parent: str, *, sources_digest: str | None = None, platform: Platform | None = None
+    ) -> str:
+        """This step's cache key given its parent's key (or the base image ID)."""
+        chosen = platform or self.platform
+        run_args = self.run.history_args if self.run is not None else ()
+        return step_cache_key(
+            parent,
+            self.key_text(),
+            sources_digest=sources_digest,
+            run_args=run_args,
+            platform=str(chosen) if chosen else "",
+        )
+
+
+@dataclass(frozen=True)
+class StageEvaluation:
+    """A stage evaluated: its steps, the final config and author, the args it declared."""
+
+    node: StageNode
+    steps: tuple[Step, ...]
+    config: ImageConfig
+    author: str
+    declared_args: frozenset[str]
+    triggers: tuple[str, ...]
+
+
+def _json_default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, tuple | frozenset):
+        return list(value)
+    raise TypeError(f"not serialisable: {value!r}")
+
+
+class _Evaluator:
+    """Mutable state while a stage is walked; produces immutable steps."""
+
+    def __init__(self, plan: BuildPlan, node: StageNode, base: ImageConfig) -> None:
+        self.plan = plan
+        self.node = node
+        self.lexer = Lexer(escape=plan.dockerfile.escape)
+        self.heredoc_lexer = Lexer(skip_process_quotes=True)
+        self.build_args = plan.build_args
+        self.stage_args: dict[str, str | None] = {}
+        self.author = ""
+        self.cmd_set = False
+        env = list(base.env or ())
+        if not any(item.partition("=")[0] == "PATH" for item in env):
+            env.append("PATH=" + DEFAULT_PATH)
+        self.config = replace(base, open_stdin=False, stdin_once=False, env=tuple(env))
+
+    # -- substitution --------------------------------------------------------------------
+
+    def allowed_args(self) -> dict[str, str]:
+        allowed = {k: v for k, v in self.stage_args.items() if v is not None}
+        for proxy in PROXY_ARGS:
+            if proxy in self.build_args and proxy not in self.stage_args:
+                allowed[proxy] = self.build_args[proxy]
+        return allowed
+
+    def substitution_env(self) -> dict[str, str]:
+        env = self.config.env_mapping()
+        for key, value in self.allowed_args().items():
+            env.setdefault(key, value)
+        return env
+
+    def expand(self, word: str, env: Mapping[str, str]) -> str:
+        return self.lexer.process_word(word, env)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def step(self, index: int, instruction: Instruction, onbuild: bool) -> Step:
+        before = self.config
+        env = self.substitution_env()
+        handler = getattr(self, "_" + type(instruction).keyword.lower())
+        expanded, kind, comment, extra = handler(instruction, env)
+        return Step(
+            stage=self.node.index,
+            index=index,
+            kind=kind,
+            instruction=instruction,
+            expanded=expanded,
+            onbuild=onbuild,
+            config_before=before,
+            config=self.config,
+            author=self.author,
+            comment=comment,
+            platform=self.node.platform,
+            **extra,
+        )
+
+    def _env(self, inst: Env, env: Mapping[str, str]) -> tuple[Any, ...]:
+        pairs = tuple(
+            KeyValue(self.expand(p.key, env), self.expand(p.value, env)) for p in inst.pairs
+        )
+        items = list(self.config.env or ())
+        for pair in pairs:
+            for i, item in enumerate(items):
+                if item.partition("=")[0] == pair.key:
+                    items[i] = str(pair)
+                    break
+            else:
+                items.append(str(pair))
+        self.config = replace(self.config, env=tuple(items))
+        comment = "ENV" + "".join(" " + str(p) for p in pairs)
+        return replace(inst, pairs=pairs), "metadata", comment, {}
+
+    def _label(self, inst: Label, env: Mapping[str, str]) -> tuple[Any, ...]:
+        pairs = tuple(
+            KeyValue(self.expand(p.key, env), self.expand(p.value, env)) for p in inst.pairs
+        )
+        labels = dict(self.config.labels or ())
+        for pair in pairs:
+            labels[pair.key] = pair.value
+        self.config = replace(self.config, labels=tuple(sorted(labels.items())))
+        comment = "LABEL" + "".join(" " + str(p) for p in pairs)
+        return replace(inst, pairs=pairs), "metadata", comment, {}
+
+    def _maintainer(self, inst: Maintainer, env: Mapping[str, str]) -> tuple[Any, ...]:
+        self.author = inst.maintainer
+        return inst, "metadata", "MAINTAINER " + inst.maintainer, {}
+
+    def _arg(self, inst: Arg, env: Mapping[str, str]) -> tuple[Any, ...]:
+        definitions = []
+        for definition in inst.args:
+            key = self.expand(definition.key, env)
+            default = None if definition.default is None else self.expand(definition.default, env)
+            definitions.append(ArgDefinition(key, default))
+            if key in self.build_args:
+                value: str | None = self.build_args[key]
+            elif default is not None:
+                value = default
+            else:
+                value = self.plan.global_args.values.get(key)
+            self.stage_args[key] = value
+        comment = "ARG " + " ".join(str(d) for d in definitions)
+        return replace(inst, args=tuple(definitions)), "metadata", comment, {}
+
+    def _workdir(self, inst: Workdir, env: Mapping[str, str]) -> tuple[Any, ...]:
+        path = self.expand(inst.path, env)
+        if not path:
+            raise ValueError("cannot normalize nothing")
+        if not path.startswith("/"):
+            path = posixpath.normpath(posixpath.join("/", self.config.working_dir, path))
+        self.config = replace(self.config, working_dir=path)
+        return replace(inst, path=path), "workdir", "WORKDIR " + path, {"workdir": path}
+
+    def _user(self, inst: User, env: Mapping[str, str]) -> tuple[Any, ...]:
+        user = self.expand(inst.user, env)
+        self.config = replace(self.config, user=user)
+        return replace(inst, user=user), "metadata", "USER " + user, {}
+
+    def _volume(self, inst: Volume, env: Mapping[str, str]) -> tuple[Any, ...]:
+        paths = tuple(self.expand(p, env) for p in inst.paths)
+        if any(not p for p in paths):
+            raise ValueError("VOLUME specified can not be an empty string")
+        volumes = set(self.config.volumes or ()) | set(paths)
+        self.config = replace(self.config, volumes=tuple(sorted(volumes)))
+        return replace(inst, paths=paths), "metadata", "VOLUME " + go_strings_v(paths), {}
+
+    def _stopsignal(self, inst: StopSignal, env: Mapping[str, str]) -> tuple[Any, ...]:
+        signal = self.expand(inst.signal, env)
+        check_stop_signal(signal)
+        self.config = replace(self.config, stop_signal=signal)
+        return replace(inst, signal=signal), "metadata", "STOPSIGNAL " + signal, {}
+
+    def _expose(self, inst: Expose, env: Mapping[str, str]) -> tuple[Any, ...]:
+        ports = tuple(word for p in inst.ports for word in self.lexer.process_words(p, env))
+        keys = set(self.config.exposed_ports or ()) | set(exposed_port_keys(list(ports)))
+        self.config = replace(self.config, exposed_ports=tuple(sorted(keys)))
+        return replace(inst, ports=ports), "metadata", "EXPOSE " + " ".join(ports), {}
+
+    def _onbuild(self, inst: Onbuild, env: Mapping[str, str]) -> tuple[Any, ...]:
+        self.config = replace(
+            self.config, on_build=(*(self.config.on_build or ()), inst.expression)
+        )
+        return inst, "metadata", "ONBUILD " + inst.expression, {}
+
+    def _shell(self, inst: Shell, env: Mapping[str, str]) -> tuple[Any, ...]:
+        self.config = replace(self.config, shell=inst.shell)
+        return inst, "metadata", "SHELL " + go_strings_v(inst.shell), {}
+
+    def _resolve_command(self, command: tuple[str, ...], shell_form: bool) -> tuple[str, ...]:
+        return (*(self.config.shell or DEFAULT_SHELL), *command) if shell_form else command
+
+    def _cmd(self, inst: Cmd, env: Mapping[str, str]) -> tuple[Any, ...]:
+        cmd = self._resolve_command(inst.command, inst.shell_form)
+        self.config = replace(self.config, cmd=cmd, args_escaped=False)
+        if inst.command:
+            self.cmd_set = True
+        return inst, "metadata", "CMD " + go_strings_q(cmd), {}
+
+    def _entrypoint(self, inst: Entrypoint, env: Mapping[str, str]) -> tuple[Any, ...]:
+        entrypoint = None
+        if inst.command is not None:
+            entrypoint = self._resolve_command(inst.command, inst.shell_form)
+        config = replace(self.config, entrypoint=entrypoint, args_escaped=False)
+        if not self.cmd_set:
+            config = replace(config, cmd=None)
+        self.config = config
+        return inst, "metadata", "ENTRYPOINT " + go_strings_q(entrypoint), {}
+
+    def _healthcheck(self, inst: Healthcheck, env: Mapping[str, str]) -> tuple[Any, ...]:
+        health = HealthConfig(
+            inst.test,
+            inst.interval,
+            inst.timeout,
+            inst.start_period,
+            inst.start_interval,
+            inst.retries,
+        )
+        self.config = replace(self.config, healthcheck=health)
+        # dockerd 20.10 prints its HealthConfig struct with %q (no StartInterval field then).
+        comment = (
+            f"HEALTHCHECK &{{{go_strings_q(health.test)} {_q(go_duration(health.interval))} "
+            f"{_q(go_duration(health.timeout))} {_q(go_duration(health.start_period))} "
+            f"{go_quote_rune(health.retries)}}}"
+        )
+        return inst, "metadata", comment, {}
+
+    def _run(self, inst: Run, env: Mapping[str, str]) -> tuple[Any, ...]:
+        mounts = tuple(
+            self._absolute_mount(parse_mount(spec, lambda value: self.expand(value, env)))
+            for spec in inst.mount_specs
+        )
+        command, inline = self._heredoc_command(inst)
+        argv = self._resolve_command(command, inst.shell_form)
+        allowed = {k: v for k, v in self.allowed_args().items() if self.config.env_value(k) is None}
+        recorded = sorted(
+            f"{k}={v}" for k, v in allowed.items() if k in self.stage_args or k not in PROXY_ARGS
+        )
+        run = RunSpec(
+            argv=argv,
+            env=(*(self.config.env or ()), *(f"{k}={v}" for k, v in sorted(allowed.items()))),
+            user=self.config.user,
+            working_dir=self.config.working_dir or "/",
+            mounts=mounts,
+            network=inst.network,
+            security=inst.security,
+            inline_files=inline,
+            history_args=tuple(recorded),
+            record_args=bool(allowed),
+        )
+        return replace(inst, mounts=mounts), "run", "", {"run": run}
+
+    def _absolute_mount(self, mount: Mount) -> Mount:
+        if isinstance(mount, SecretMount | SshMount) and mount.target is None:
+            return mount
+        target = mount.target or ""
+        if not target.startswith("/"):
+            target = posixpath.join("/", self.config.working_dir, target)
+        target = posixpath.normpath(target)
+        if target == "/":
+            raise ValueError(f'invalid mount target "{mount.target}"')
+        return replace(mount, target=target)
+
+    def _heredoc_command(self, inst: Run) -> tuple[tuple[str, ...], tuple[InlineFile, ...]]:
+        if not inst.heredocs:
+            return inst.command, ()
+        line = inst.command[0] if inst.command else ""
+        first = inst.heredocs[0]
+        if heredoc_marker(line) is not None:
+            data = first.data
+            if data.startswith("#!"):
+                path = _HEREDOC_PIPES + first.name
+                return (path,), (InlineFile(path, data),)
+            return (data,), ()
+        script = line + "".join("\n" + doc.content + doc.name for doc in inst.heredocs)
+        return (script,), ()
+
+    def _copy_like(self, inst: Copy | Add, env: Mapping[str, str]) -> tuple[Any, ...]:
+        sources = tuple(self.expand(s, env) for s in inst.sources)
+        dest = self.expand(inst.dest, env)
+        chown = self.expand(inst.chown, env) if inst.chown else None
+        chmod = self.expand(inst.chmod, env) if inst.chmod else None
+        inline = tuple(
+            InlineSource(
+                doc.name,
+                self.heredoc_lexer.process_word(doc.data, env) if doc.expand else doc.data,
+            )
+            for doc in inst.heredocs
+        )
+        dest_path = dest
+        if not dest.startswith("/"):
+            dest_path = posixpath.normpath(posixpath.join("/", self.config.working_dir, dest))
+            if dest.endswith("/") and dest_path != "/":
+                dest_path += "/"
+        from_stage, from_image = None, None
+        if isinstance(inst, Copy) and inst.from_:
+            from_stage, from_image = self._copy_from(inst)
+        is_add = isinstance(inst, Add)
+        spec = CopySpec(
+            add=is_add,
+            sources=sources,
+            inline_sources=inline,
+            dest=dest,
+            dest_path=dest_path,
+            from_stage=from_stage,
+            from_image=from_image,
+            chown=chown or None,
+            chmod=chmod or None,
+            link=inst.link,
+            parents=inst.parents if isinstance(inst, Copy) else False,
+            excludes=inst.excludes,
+            checksum=inst.checksum if isinstance(inst, Add) else None,
+            keep_git_dir=inst.keep_git_dir if isinstance(inst, Add) else None,
+            unpack=inst.unpack if isinstance(inst, Add) else None,
+        )
+        expanded = replace(inst, sources=sources, dest=dest, chown=chown, chmod=chmod)
+        return expanded, "copy", "", {"copy": spec}
+
+    def _copy_from(self, inst: Copy) -> tuple[int | None, str | None]:
+        text = inst.from_ or ""
+        for node in self.plan.nodes:
+            if node.name is not None and node.name == text.lower():
+                return node.index, None
+        if text.isdigit() and int(text) < len(self.plan.nodes):
+            return int(text), None
+        return None, text
+
+    _copy = _copy_like
+    _add = _copy_like
+
+
+def _q(text: str) -> str:
+    return '"' + text + '"'
+
+
+def _located(instruction: Instruction, exc: Exception) -> DockerfileError:
+    location = instruction.location
+    return DockerfileError(
+        str(exc),
+        file=location.file,
+        line=location.start_line,
+        instruction=type(instruction).keyword,
+    )
+
+
+def evaluate_stage(
+    plan: BuildPlan, index: int, base_config: ImageConfig | Mapping[str, Any] | None
+) -> StageEvaluation:
+    """Evaluate stage ``index`` of ``plan`` on a base image with config ``base_config``.
+
+    ``base_config`` is the base image's ``config`` object (an :class:`ImageConfig` or its
+    Docker JSON), the final :attr:`StageEvaluation.config` of the stage named in ``FROM``,
+    or None for ``scratch``. Raises :class:`DockerfileError` (file, line, instruction) for a
+    substitution that fails, a bad mount, port, signal or ``ONBUILD`` trigger.
+    """
+    node = plan.node(index)
+    if isinstance(base_config, ImageConfig):
+        base = base_config
+    else:
+        base = ImageConfig.from_docker(base_config)
+    evaluator = _Evaluator(plan, node, base)
+    triggers = tuple(evaluator.config.on_build or ())
+    evaluator.config = replace(evaluator.config, on_build=None) if triggers else evaluator.config
+    from_line = node.stage.from_.location
+    instructions: list[tuple[Instruction, bool]] = [
+        (parse_trigger(t, file=from_line.file, line=from_line.start_line), True) for t in triggers
+    ]
+    instructions += [(i, False) for i in node.stage.instructions]
+    steps = []
+    for position, (instruction, onbuild) in enumerate(instructions):
+        try:
+            steps.append(evaluator.step(position, instruction, onbuild))
+        except DockerfileError:
+            raise
+        except (SubstitutionError, ValueError) as exc:
+            raise _located(instruction, exc) from None
+    declared = frozenset(evaluator.stage_args)
+    return StageEvaluation(
+        node, tuple(steps), evaluator.config, evaluator.author, declared, triggers
+    )
