@@ -495,8 +495,22 @@ class _Evaluator:
             inst.start_interval,
             inst.retries,
         )
-        self.config = replace(self.config, healthcheck=health)
-        # dockerd 20.10 prints its HealthConfig struct with %q (no StartInterval field then).
+        previous = self.config.healthcheck
+        if previous is not None:
+            # dockerd's container create merges the parent image's healthcheck into the new
+            # one, and the builder's config shares that object: zero fields are inherited.
+            stored = replace(
+                health,
+                interval=health.interval or previous.interval,
+                timeout=health.timeout or previous.timeout,
+                start_period=health.start_period or previous.start_period,
+                retries=health.retries or previous.retries,
+            )
+        else:
+            stored = health
+        self.config = replace(self.config, healthcheck=stored)
+        # dockerd 20.10 prints its HealthConfig struct with %q (no StartInterval field then),
+        # before that merge.
         comment = (
             f"HEALTHCHECK &{{{go_strings_q(health.test)} {_q(go_duration(health.interval))} "
             f"{_q(go_duration(health.timeout))} {_q(go_duration(health.start_period))} "

@@ -14,7 +14,9 @@ unless an exception pattern starts with that directory's path (``!dir/keep``), i
 only the entries an exception re-includes are sent.
 
 The Dockerfile and ``.dockerignore`` are always sent, even when a pattern excludes them
-(:func:`build_patterns` adds the exceptions, as the docker CLI does).
+(:func:`build_patterns` adds the exceptions, as the docker CLI does); dockerd then deletes
+them from the extracted context when the ``.dockerignore`` excludes them, so ``COPY . /x``
+does not see them (:func:`removed_after_reading` names them).
 
 One simplification: inside a character class (``[...]``), ``*`` and ``?`` are taken
 literally, where moby turns them into regular-expression fragments and builds a broken
@@ -39,6 +41,7 @@ __all__ = [
     "build_patterns",
     "clean_path",
     "read_dockerignore",
+    "removed_after_reading",
 ]
 
 _REGEX_SPECIAL = frozenset(".+()|{}$")
@@ -274,3 +277,15 @@ def build_patterns(patterns: Sequence[str], dockerfile: str | None) -> list[str]
         if PatternMatcher(result).matches(name):
             result.append("!" + name)
     return result
+
+
+def removed_after_reading(patterns: Sequence[str], dockerfile: str | None) -> list[str]:
+    """The files dockerd deletes from an extracted context once it has read them.
+
+    ``patterns`` are the context's own ``.dockerignore`` patterns (without
+    :func:`build_patterns`' exceptions): ``.dockerignore`` and the Dockerfile are removed
+    when those patterns exclude them.
+    """
+    matcher = PatternMatcher(patterns)
+    candidates = [".dockerignore"] + ([clean_path(dockerfile)] if dockerfile else [])
+    return [path for path in candidates if matcher.matches(path)]
