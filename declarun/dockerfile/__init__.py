@@ -24,3 +24,85 @@ The modules, in the order a build uses them (see ``specs/build.md`` for the rule
 * :mod:`.copyplan` — what a ``COPY``/``ADD`` puts where; :mod:`.sourcedigest` its digests.
 * :mod:`.imageconfig`, :mod:`.cachekey`, :mod:`.epoch` — configs, cache keys, timestamps.
 """
+
+from __future__ import annotations
+
+from declarun.dockerfile.buildargs import unconsumed_warning
+from declarun.dockerfile.cachekey import step_cache_key
+from declarun.dockerfile.context import (
+    ContextChanges,
+    ContextDigest,
+    DigestCache,
+    context_matcher,
+    hash_context,
+    walk_context,
+)
+from declarun.dockerfile.copyplan import CopyPlan, Owner, PlannedEntry, parse_chown, plan_copy
+from declarun.dockerfile.epoch import created_timestamp, source_date_epoch
+from declarun.dockerfile.errors import (
+    BuildTargetError,
+    CopySourceError,
+    DockerfileError,
+    FrontendError,
+    IgnorePatternError,
+    SubstitutionError,
+)
+from declarun.dockerfile.evaluate import (
+    CopySpec,
+    RunSpec,
+    StageEvaluation,
+    Step,
+    evaluate_stage,
+)
+from declarun.dockerfile.graph import BuildPlan, StageNode, plan_build
+from declarun.dockerfile.ignore import PatternMatcher, read_dockerignore, removed_after_reading
+from declarun.dockerfile.imageconfig import HistoryEntry, ImageConfig, image_document
+from declarun.dockerfile.parse import Dockerfile, Stage, parse_dockerfile
+from declarun.dockerfile.platform import Platform, host_platform, parse_platform
+from declarun.dockerfile.sourcedigest import classic_source_hash, sources_digest
+
+__all__ = [
+    "BuildPlan",
+    "BuildTargetError",
+    "ContextChanges",
+    "ContextDigest",
+    "CopyPlan",
+    "CopySourceError",
+    "CopySpec",
+    "DigestCache",
+    "Dockerfile",
+    "DockerfileError",
+    "FrontendError",
+    "HistoryEntry",
+    "IgnorePatternError",
+    "ImageConfig",
+    "Owner",
+    "PatternMatcher",
+    "PlannedEntry",
+    "Platform",
+    "RunSpec",
+    "Stage",
+    "StageEvaluation",
+    "StageNode",
+    "Step",
+    "SubstitutionError",
+    "classic_source_hash",
+    "context_matcher",
+    "created_timestamp",
+    "evaluate_stage",
+    "hash_context",
+    "host_platform",
+    "image_document",
+    "parse_chown",
+    "parse_dockerfile",
+    "parse_platform",
+    "plan_build",
+    "plan_copy",
+    "read_dockerignore",
+    "removed_after_reading",
+    "source_date_epoch",
+    "sources_digest",
+    "step_cache_key",
+    "unconsumed_warning",
+    "walk_context",
+]
