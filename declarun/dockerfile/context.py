@@ -49,10 +49,11 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class ContextEntry:
-    """An entry the context holds: its ``/``-separated relative path and its lstat."""
+    """An entry the context holds: its ``/``-separated relative path, lstat and host path."""
 
     path: str
     stat: os.stat_result
+    full_path: str = ""
 
     @property
     def is_dir(self) -> bool:
@@ -77,7 +78,7 @@ def context_matcher(root: Path, dockerfile: str | None = "Dockerfile") -> Patter
     return PatternMatcher(build_patterns(patterns, dockerfile))
 
 
-def _scan(directory: Path) -> list[os.DirEntry[str]]:
+def _scan(directory: str | Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(directory) as entries:
             return sorted(entries, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
@@ -109,11 +110,11 @@ def walk_context(root: Path, matcher: PatternMatcher | None = None) -> Iterator[
                 # An excluded directory is entered only when an exception may re-include
                 # something below it; the directory itself is not sent either way.
                 if is_dir and matcher.exclusions and matcher.may_reinclude_below(rel):
-                    stack.append((iter(_scan(Path(entry.path))), rel + "/", child_info))
+                    stack.append((iter(_scan(entry.path)), rel + "/", child_info))
                 continue
-        yield ContextEntry(rel, entry_stat)
+        yield ContextEntry(rel, entry_stat, entry.path)
         if is_dir:
-            stack.append((iter(_scan(Path(entry.path))), rel + "/", child_info))
+            stack.append((iter(_scan(entry.path)), rel + "/", child_info))
 
 
 class DigestCache:
@@ -227,27 +228,26 @@ class ContextDigest:
         return cls(str(doc["digest"]), {str(k): str(v) for k, v in doc["entries"].items()})
 
 
-def _file_digest(path: Path) -> str:
+def _file_digest(path: str) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _fingerprint(root: Path, entry: ContextEntry, cache: DigestCache, now_ns: int) -> str:
+def _fingerprint(entry: ContextEntry, cache: DigestCache, now_ns: int) -> str:
     mode = stat.S_IMODE(entry.stat.st_mode)
     kind = stat.S_IFMT(entry.stat.st_mode)
-    full = root / entry.path
+    full = entry.full_path
     if stat.S_ISREG(kind):
-        key = str(full)
-        content = cache.lookup(key, entry.stat)
+        content = cache.lookup(full, entry.stat)
         if content is None:
             try:
                 content = _file_digest(full)
             except OSError as exc:
                 raise FrontendError(f"cannot read {full}: {exc.strerror}") from None
-            cache.store(key, entry.stat, content, now_ns)
+            cache.store(full, entry.stat, content, now_ns)
         return f"file {mode:o} {content}"
     if stat.S_ISLNK(kind):
         return f"symlink {mode:o} {os.readlink(full)}"
@@ -279,9 +279,8 @@ def hash_context(
     total = hashlib.sha256()
     seen: set[str] = set()
     for entry in walk_context(root, chosen):
-        fingerprint = _fingerprint(root, entry, store, now_ns)
-        entries[entry.path] = fingerprint
-        seen.add(str(root / entry.path))
+        entries[entry.path] = _fingerprint(entry, store, now_ns)
+        seen.add(entry.full_path)
     for path in sorted(entries):
         total.update(f"{path}\0{entries[path]}\n".encode("utf-8", "surrogateescape"))
     store.prune(str(root) + "/", seen)
