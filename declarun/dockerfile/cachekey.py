@@ -2,8 +2,9 @@
 
 ``step_cache_key(parent, step_text, sources_digest=..., run_args=..., platform=...)`` hashes
 
-* ``parent`` — the previous step's key, or the base image's ID for a stage's first step
-  (so the whole chain above the step is in the key);
+* ``parent`` — the previous step's key, or for a stage's first step the base image's ID,
+  the ``FROM`` stage's last key, or :data:`SCRATCH_PARENT` (so the whole chain above the
+  step is in the key);
 * ``step_text`` — the instruction after substitution, canonical
   (:meth:`declarun.dockerfile.evaluate.Step.key_text`; the line it is on is not in it);
 * ``sources_digest`` — for ``COPY``/``ADD``, the digest of the sources as they land
@@ -23,9 +24,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-__all__ = ["CACHE_KEY_VERSION", "step_cache_key"]
+__all__ = ["CACHE_KEY_VERSION", "SCRATCH_PARENT", "step_cache_key"]
 
 CACHE_KEY_VERSION = 1
+# The parent key of the first step of a stage built FROM scratch.
+SCRATCH_PARENT = "scratch"
 
 
 def step_cache_key(

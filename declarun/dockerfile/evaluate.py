@@ -30,6 +30,10 @@ Each :class:`Step` says what an executor must do:
 
 The cache key of a step is :meth:`Step.cache_key` (parent key, the step after substitution,
 the sources digest for ``COPY``/``ADD``, the build args a ``RUN`` sees, the platform).
+A mount's ``from_`` (and ``COPY --from``) names a stage when
+:meth:`BuildPlan.stage_reference` says so, an image otherwise. An ``ONBUILD`` trigger of a
+base image may name a stage the plan did not schedule (``COPY --from``): the executor must
+then build that stage first (``CopySpec.from_stage`` is set either way).
 """
 
 from __future__ import annotations
@@ -611,12 +615,8 @@ class _Evaluator:
 
     def _copy_from(self, inst: Copy) -> tuple[int | None, str | None]:
         text = inst.from_ or ""
-        for node in self.plan.nodes:
-            if node.name is not None and node.name == text.lower():
-                return node.index, None
-        if text.isdigit() and int(text) < len(self.plan.nodes):
-            return int(text), None
-        return None, text
+        index = self.plan.stage_reference(text)
+        return (index, None) if index is not None else (None, text)
 
     _copy = _copy_like
     _add = _copy_like

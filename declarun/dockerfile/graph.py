@@ -92,6 +92,15 @@ class BuildPlan:
                 seen.setdefault(image, None)
         return tuple(seen)
 
+    def stage_reference(self, text: str) -> int | None:
+        """The stage a ``--from``/``from=`` value names (by name or index), None for an image."""
+        for node in self.nodes:
+            if node.name is not None and node.name == text.lower():
+                return node.index
+        if text.isdigit() and int(text) < len(self.nodes):
+            return int(text)
+        return None
+
     def node(self, index: int) -> StageNode:
         """The stage at ``index``."""
         return self.nodes[index]
