@@ -82,8 +82,8 @@ def platform_args(target: Platform, build: Platform) -> dict[str, str]:
 class GlobalArgs:
     """The global scope: values usable in ``FROM`` and re-declarable in stages.
 
-    ``values`` holds the platform args and every global ``ARG`` that has a value (its
-    default, or the build arg that overrides it); ``declared`` the names the Dockerfile
+    ``values`` holds the platform args, the proxy args the caller gave, and every global
+    ``ARG`` that has a value (its default, or the build arg that overrides it); ``declared`` the names the Dockerfile
     declared before its first ``FROM``.
     """
 
@@ -105,6 +105,8 @@ def resolve_global_args(
     """
     lexer = Lexer(escape=escape)
     values = {k: build_args.get(k, v) for k, v in predefined.items()}
+    # Proxy args the caller gave are visible without an ARG (dockerd's "builtin" args).
+    values.update({k: build_args[k] for k in PROXY_ARGS if k in build_args})
     declared: set[str] = set()
     for instruction in meta_args:
         for definition in instruction.args:

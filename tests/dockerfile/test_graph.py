@@ -123,3 +123,12 @@ def test_platform_args() -> None:
     args = platform_args(Platform("linux", "arm", "v7"), AMD64)
     assert args["TARGETPLATFORM"] == "linux/arm/v7" and args["TARGETVARIANT"] == "v7"
     assert args["BUILDPLATFORM"] == "linux/amd64" and args["BUILDVARIANT"] == ""
+
+
+def test_given_proxy_args_are_visible_in_from_without_arg() -> None:
+    built = plan_build(
+        parse_dockerfile("FROM registry.local/${HTTP_PROXY:-none}\n"),
+        build_args={"HTTP_PROXY": "proxied"},
+        build_platform=AMD64,
+    )
+    assert built.external_images == ("registry.local/proxied",)
