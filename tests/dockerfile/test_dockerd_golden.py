@@ -98,6 +98,73 @@ def _write(context: Path, dockerfile: str, engine: Engine) -> str:
     return text
 
 
+def _layers(engine: Engine, image: str) -> list[dict[str, tarfile.TarInfo]]:
+    """Each layer of ``image`` as ``{path: TarInfo}``, base first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    saved = subprocess.run(
+        ["docker", "-H", engine.host, "save", image],
+        capture_output=True,
+        env=env,
+        timeout=300,
+        check=True,
+    ).stdout
+    layers = []
+    with tarfile.open(fileobj=io.BytesIO(saved)) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
+        for name in manifest[0]["Layers"]:
+            member = archive.extractfile(name)
+            assert member is not None
+            with tarfile.open(fileobj=io.BytesIO(member.read())) as layer:
+                layers.append({"/" + m.name.rstrip("/"): m for m in layer.getmembers()})
+    return layers
+
+
+def _check_copy_layers(
+    built_image: str,
+    engine: Engine,
+    chain: list[StageEvaluation],
+    context: Path,
+    history: list[dict[str, Any]],
+    base_layers: int,
+) -> None:
+    """Every COPY/ADD step's layer holds what plan_copy said, with dockerd's modes and owners."""
+    layers = _layers(engine, built_image)
+    existing = {p for layer in layers[:base_layers] for p, m in layer.items() if m.isdir()}
+    layer_index = base_layers
+    checked = 0
+    steps = [step for evaluation in chain for step in evaluation.steps]
+    for step, entry in zip(steps, history, strict=True):
+        if entry.get("empty_layer"):
+            continue
+        layer = layers[layer_index]
+        layer_index += 1
+        if step.copy is not None:
+            plan = plan_copy(step.copy, context, is_dir=lambda p: p in existing)
+            for planned in plan.entries:
+                member = layer.get(planned.path)
+                if planned.create_only and planned.path in existing:
+                    continue
+                assert member is not None, (
+                    f"{planned.path} missing from {step.instruction.original}"
+                )
+                assert (member.mode & 0o7777, member.uid, member.gid) == (
+                    planned.mode,
+                    planned.uid,
+                    planned.gid,
+                ), f"{planned.path} in {step.instruction.original}"
+                if planned.kind == "symlink":
+                    assert member.issym() and member.linkname == planned.link
+                elif planned.kind in ("file", "inline"):
+                    assert member.isfile() and member.size == planned.size
+                elif planned.kind == "dir":
+                    assert member.isdir()
+                checked += 1
+            for extraction in plan.extractions:
+                assert extraction.dest + "/o.txt" in layer
+        existing |= {p for p, m in layer.items() if m.isdir()}
+    assert checked >= 25
+
+
 def _evaluate_chain(plan: BuildPlan, base: dict[str, Any]) -> list[StageEvaluation]:
     """Evaluate the target and the stages it stands on through FROM, base first."""
     results: dict[int, StageEvaluation] = {}
@@ -236,6 +303,8 @@ def test_copy_and_add(dockerd: Engine, tmp_path: Path) -> None:
     (context / "dir" / "sub" / "y").write_text("y\n")
     (context / "dir" / "abslink").symlink_to("/etc/passwd")
     (context / "dir" / "rellink").symlink_to("../../../outside")
+    (context / "dir" / "sub").chmod(0o700)
+    (context / "tolink").symlink_to("dir/x")
     (context / "exec.sh").write_text("#!/bin/sh\n")
     (context / "exec.sh").chmod(0o755)
     payload = tmp_path / "o.txt"
@@ -244,7 +313,7 @@ def test_copy_and_add(dockerd: Engine, tmp_path: Path) -> None:
         archive.add(payload, "o.txt")
     with tarfile.open(context / "arch.tar", "w") as archive:
         archive.add(payload, "o.txt")
-    _check(
+    built = _check(
         dockerd,
         tmp_path,
         """\
@@ -258,10 +327,19 @@ COPY dir/ /d2
 COPY *.txt /glob/
 COPY exec.sh /bin/
 COPY /a.txt ./rel
+COPY tolink dir/s* /wild/
+COPY ["a.txt", "/json dest"]
 ADD arch.tgz /ex/
 ADD arch.tar a.txt /ex2/
 ADD a.txt /added
 """,
+    )
+    base = _image_document(dockerd, dockerd.image)
+    text = (context / "Dockerfile").read_text()
+    chain = _evaluate_chain(plan_build(parse_dockerfile(text)), base["config"])
+    history = built.document["history"][len(base["history"]) :]
+    _check_copy_layers(
+        "golden:latest", dockerd, chain, context, history, len(base["rootfs"]["diff_ids"])
     )
 
 
