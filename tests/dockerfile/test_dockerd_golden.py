@@ -139,7 +139,7 @@ def _check_copy_layers(
         layer = layers[layer_index]
         layer_index += 1
         if step.copy is not None:
-            plan = plan_copy(step.copy, context, is_dir=lambda p: p in existing)
+            plan = plan_copy(step.copy, context, is_dir=set(existing).__contains__)
             for planned in plan.entries:
                 member = layer.get(planned.path)
                 if planned.create_only and planned.path in existing:
