@@ -43,10 +43,10 @@ from typing import Literal
 
 from declarun.dockerfile.archive import Compression, archive_compression
 from declarun.dockerfile.errors import CopySourceError
-from declarun.dockerfile.evaluate import CopySpec
 from declarun.dockerfile.gomatch import BadPattern, has_wildcards, match
 from declarun.dockerfile.ignore import PatternMatcher
 from declarun.dockerfile.scope import resolve_in_root
+from declarun.dockerfile.steps import CopySpec
 
 __all__ = [
     "ArchiveExtraction",
