@@ -13,16 +13,22 @@ the PyPI module (``declarun.dockerfile`` is never imported as plain ``dockerfile
 The modules, in the order a build uses them (see ``specs/build.md`` for the rules):
 
 * :mod:`.parse` — :func:`parse_dockerfile` -> :class:`Dockerfile` (stages of typed
-  :mod:`.instructions`); :mod:`.directives`, :mod:`.flags`, :mod:`.mounts`, :mod:`.heredoc`
-  help it.
-* :mod:`.lexer` — Docker's variable substitution; :mod:`.buildargs` — ``ARG``/``ENV`` scoping.
-* :mod:`.graph` — :func:`plan_build`: the stages a target needs, their dependencies and
-  concurrency levels, the external images.
-* :mod:`.evaluate` — :func:`evaluate_stage`: each step after substitution, its run spec,
-  its config change and history entry.
+  :mod:`.instructions`); :mod:`.builders` checks each instruction; :mod:`.directives`,
+  :mod:`.flags`, :mod:`.mounts` (``RUN --mount``) and :mod:`.heredoc` help.
+* :mod:`.lexer` — Docker's variable substitution; :mod:`.buildargs` — ``ARG`` scoping and
+  the predefined args; :mod:`.platform` — platforms.
+* :mod:`.graph` — :func:`plan_build` -> :class:`BuildPlan`: the stages a target needs,
+  their dependencies and concurrency levels, the external images.
+* :mod:`.evaluate` — :func:`evaluate_stage` -> :class:`StageEvaluation` of :mod:`.steps`
+  (each step after substitution, its :class:`RunSpec` or :class:`CopySpec`, its config
+  change and history entry); :mod:`.metadata` checks ports and signals, :mod:`.gofmt`
+  writes Go's renderings into history.
 * :mod:`.ignore`, :mod:`.context` — ``.dockerignore`` and hashing a context directory.
-* :mod:`.copyplan` — what a ``COPY``/``ADD`` puts where; :mod:`.sourcedigest` its digests.
-* :mod:`.imageconfig`, :mod:`.cachekey`, :mod:`.epoch` — configs, cache keys, timestamps.
+* :mod:`.copyplan` — what a ``COPY``/``ADD`` puts where (:mod:`.scope` keeps symlinks in
+  the root, :mod:`.gomatch` is Go's ``filepath.Match``, :mod:`.archive` spots tarballs);
+  :mod:`.sourcedigest` — its cache digest and dockerd's history hash.
+* :mod:`.imageconfig`, :mod:`.cachekey`, :mod:`.epoch` — configs and history entries,
+  step cache keys, ``SOURCE_DATE_EPOCH`` timestamps.
 """
 
 from __future__ import annotations
