@@ -248,7 +248,7 @@ def _export(engine: Engine, image: str, dest: Path, members: set[str]) -> Path:
     dest.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(exported)) as archive:
         wanted = [m for m in archive.getmembers() if m.name in members]
-        archive.extractall(dest, members=wanted, numeric_owner=True)
+        archive.extractall(dest, members=wanted, numeric_owner=True, filter="fully_trusted")
     return dest
 
 
