@@ -1,7 +1,7 @@
 """What every API area shares: the daemon's configuration, event bus and stores.
 
 One :class:`DaemonContext` is built at start-up and handed to each area's ``routes(ctx)``
-(see :mod:`declarun.daemon.server`). Parts of the daemon that are built by other modules
+(see :mod:`declarun.daemon.api.server`). Parts of the daemon that are built by other modules
 (metadata database, content store, image store, snapshotter, container counts) attach
 themselves here, typically from an area's ``on_startup(ctx)`` hook; until they do, the
 fields hold ``None`` or a callable that reports zero.

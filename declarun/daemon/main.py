@@ -21,11 +21,11 @@ from aiohttp import web
 
 from declarun import __version__
 from declarun.daemon import sysinfo
+from declarun.daemon.api.server import make_app
 from declarun.daemon.config import DaemonConfig
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.listen import UnixListener, bind_unix, server_tls_context
 from declarun.daemon.lockfile import DataRootLock
-from declarun.daemon.server import make_app
 from declarun.errors import DaemonError
 
 __all__ = ["configure_logging", "prepare_data_root", "run"]

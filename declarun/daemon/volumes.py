@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, Conflict, InternalError, NotFound
+from declarun.errdefs import Conflict, InvalidArgument, NotFound, SystemFailure
 
 __all__ = [
     "ANONYMOUS_LABEL",
@@ -64,7 +64,7 @@ UsersFn = Callable[[str], list[str]]
 def check_volume_name(name: str) -> str:
     """``name`` if it is a valid local volume name, else a 400 with dockerd's message."""
     if not _NAME.fullmatch(name):
-        raise BadRequest(
+        raise InvalidArgument(
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
             'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
             "directory, use absolute path"
@@ -206,9 +206,9 @@ class VolumeStore:
         options = dict(options or {})
         for key in options:
             if key not in _LOCAL_OPTS:
-                raise BadRequest(f"invalid option key: {key!r}")
+                raise InvalidArgument(f"invalid option key: {key!r}")
         if options and "type" not in options and "device" not in options:
-            raise BadRequest('missing required option: "type"')
+            raise InvalidArgument('missing required option: "type"')
         anonymous = not name
         name = name or secrets.token_hex(32)
         check_volume_name(name)
@@ -237,7 +237,7 @@ class VolumeStore:
                 if (self.root / name).exists():
                     # Someone else (a leftover directory without metadata) holds the name.
                     raise Conflict(f"create {name}: volume directory already exists") from None
-                raise InternalError(f"create {name}: {exc.strerror or exc}") from None
+                raise SystemFailure(f"create {name}: {exc.strerror or exc}") from None
             volume = self._read(name)
             assert volume is not None
             log.info("created volume %s", name)
@@ -254,13 +254,13 @@ class VolumeStore:
         if subpath:
             cleaned = posixpath.normpath(subpath)
             if cleaned.startswith("..") or posixpath.isabs(cleaned):
-                raise BadRequest(f"invalid volume subpath: {subpath}")
+                raise InvalidArgument(f"invalid volume subpath: {subpath}")
             target = data / cleaned
             # The subpath must stay inside the volume even through symlinks.
             if not str(target.resolve()).startswith(str(data.resolve()) + os.sep):
-                raise BadRequest(f"volume subpath {subpath} resolves outside the volume")
+                raise InvalidArgument(f"volume subpath {subpath} resolves outside the volume")
             if not target.exists():
-                raise BadRequest(f"cannot access path {subpath} in volume {name}: not found")
+                raise InvalidArgument(f"cannot access path {subpath} in volume {name}: not found")
             return target
         return data
 
@@ -277,7 +277,7 @@ class VolumeStore:
         done = subprocess.run(args, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             why = done.stderr.strip() or f"mount exited with {done.returncode}"
-            raise InternalError(f"error while mounting volume '{volume.mountpoint}': {why}")
+            raise SystemFailure(f"error while mounting volume '{volume.mountpoint}': {why}")
 
     def unmount(self, name: str) -> None:
         """Undo the file-system mount of a volume with driver options (if mounted)."""
@@ -304,6 +304,6 @@ class VolumeStore:
             try:
                 os.rename(self.root / name, doomed)
             except OSError as exc:
-                raise InternalError(f"remove {name}: {exc.strerror or exc}") from None
+                raise SystemFailure(f"remove {name}: {exc.strerror or exc}") from None
             shutil.rmtree(doomed, ignore_errors=True)
             log.info("removed volume %s", name)

@@ -17,13 +17,13 @@ from pathlib import Path
 import docker
 import pytest
 
-from declarun.daemon.api.errors import BadRequest
 from declarun.daemon.api.event_filter import event_matcher, parse_event_time
 from declarun.daemon.api.filters import parse_filters
+from declarun.daemon.api.server import make_app
 from declarun.daemon.config import DaemonConfig
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.events import Event, EventBus
-from declarun.daemon.server import make_app
+from declarun.errdefs import InvalidArgument
 from tests.support.daemon import DaemonProcess, ServedApp, http_request, running_daemon, serving_app
 from tests.support.swagger import validate
 
@@ -167,9 +167,9 @@ def test_event_filters(filters: dict[str, object], expected: list[Event]) -> Non
 
 
 def test_unknown_filter_is_bad_request() -> None:
-    with pytest.raises(BadRequest, match="invalid filter 'colour'"):
+    with pytest.raises(InvalidArgument, match="invalid filter 'colour'"):
         parse_filters('{"colour": ["red"]}').validate({"type"})
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidArgument):
         parse_filters("{not json")
 
 
@@ -192,7 +192,7 @@ def test_event_times(raw: str, nanos: int) -> None:
 
 def test_bad_event_time() -> None:
     assert parse_event_time("", "since") is None
-    with pytest.raises(BadRequest, match="invalid value for until"):
+    with pytest.raises(InvalidArgument, match="invalid value for until"):
         parse_event_time("yesterday", "until")
 
 

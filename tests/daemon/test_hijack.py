@@ -18,17 +18,17 @@ import docker
 import pytest
 from aiohttp import web
 
-from declarun.daemon.api.http import read_json
-from declarun.daemon.config import DaemonConfig
-from declarun.daemon.context import DaemonContext
-from declarun.daemon.hijack import (
+from declarun.daemon.api.hijack import (
     MULTIPLEXED_STREAM,
     RAW_STREAM,
     hijack,
     hijacked_response,
     wants_upgrade,
 )
-from declarun.daemon.server import Area, make_app
+from declarun.daemon.api.http import read_json
+from declarun.daemon.api.server import Area, make_app
+from declarun.daemon.config import DaemonConfig
+from declarun.daemon.context import DaemonContext
 from tests.support.daemon import http_request, serving_app
 
 ENDED = threading.Event()

@@ -18,10 +18,10 @@ import docker
 import pytest
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotFound
+from declarun.daemon.api.server import API_VERSION_KEY, Area, discover_areas, make_app
 from declarun.daemon.config import DaemonConfig
 from declarun.daemon.context import DaemonContext
-from declarun.daemon.server import API_VERSION_KEY, Area, discover_areas, make_app
+from declarun.errdefs import Conflict, InvalidArgument, NotFound
 from tests.support.daemon import (
     DaemonProcess,
     cli_command,
@@ -234,7 +234,7 @@ def _error_area(ctx: DaemonContext) -> Iterable[web.RouteDef]:
         raise Conflict('The container name "/web" is already in use')
 
     async def bad(request: web.Request) -> web.StreamResponse:
-        raise BadRequest("invalid reference format")
+        raise InvalidArgument("invalid reference format")
 
     async def boom(request: web.Request) -> web.StreamResponse:
         raise Boom("disk on fire")
@@ -284,9 +284,9 @@ def test_error_classes_map_to_docker_statuses(
 def test_unexpected_error_is_logged_with_traceback(
     error_app: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="declarun.daemon.server"):
+    with caplog.at_level(logging.ERROR, logger="declarun.daemon.api.server"):
         http_request(error_app, "GET", "/t/boom")
-    records = [r for r in caplog.records if r.name == "declarun.daemon.server"]
+    records = [r for r in caplog.records if r.name == "declarun.daemon.api.server"]
     assert records and records[0].exc_info is not None
     assert isinstance(records[0].exc_info[1], Boom)
 

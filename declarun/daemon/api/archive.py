@@ -32,7 +32,6 @@ from typing import IO, Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, NotFound
 from declarun.daemon.api.http import json_response, query_bool
 from declarun.daemon.containers.commit import CommitRequest, run_commit
 from declarun.daemon.containers.fsaccess import (
@@ -48,6 +47,7 @@ from declarun.daemon.containers.hooks import container_service
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.images.reference import parse_reference
 from declarun.daemon.images.service import attach_image_service
+from declarun.errdefs import InvalidArgument, NotFound
 from declarun.errors import ImageReferenceError
 
 __all__ = ["routes"]
@@ -143,7 +143,7 @@ class _ArchiveApi:
     def _path(self, request: web.Request) -> str:
         path = request.query.get("path", "")
         if not path:
-            raise BadRequest("path is required")
+            raise InvalidArgument("path is required")
         return path if path.startswith("/") else "/" + path
 
     async def head(self, request: web.Request) -> web.StreamResponse:
@@ -226,7 +226,7 @@ class _ArchiveApi:
         query = request.query
         ref = query.get("container", "")
         if not ref:
-            raise BadRequest("No container name or ID supplied")
+            raise InvalidArgument("No container name or ID supplied")
         record = service.get(ref)
         repo, tag = query.get("repo", ""), query.get("tag", "")
         name = None
@@ -234,16 +234,16 @@ class _ArchiveApi:
             try:
                 name = parse_reference(f"{repo}:{tag}" if tag else repo)
             except ImageReferenceError as exc:
-                raise BadRequest(str(exc)) from None
+                raise InvalidArgument(str(exc)) from None
         elif tag:
-            raise BadRequest("tag without a repository")
+            raise InvalidArgument("tag without a repository")
         body = await request.read()
         override = None
         if body.strip():
             try:
                 override = json.loads(body)
             except ValueError as exc:
-                raise BadRequest(f"invalid JSON body: {exc}") from None
+                raise InvalidArgument(f"invalid JSON body: {exc}") from None
             if not isinstance(override, dict):
                 override = None
         changes = tuple(query.getall("changes", []))

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, Conflict
+from declarun.daemon.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
 from declarun.daemon.api.http import query_bool, query_int
 from declarun.daemon.containers.attach import AttachStream, resize_terminal
 from declarun.daemon.containers.attachment import (
@@ -45,7 +45,7 @@ from declarun.daemon.containers.logfile import read_log
 from declarun.daemon.containers.setup import container_service as open_container_service
 from declarun.daemon.containers.syncpipe import MonitorError
 from declarun.daemon.context import DaemonContext
-from declarun.daemon.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
+from declarun.errdefs import Conflict, InvalidArgument
 
 __all__ = ["detach_keys_of", "on_cleanup", "on_startup", "routes"]
 
@@ -87,7 +87,7 @@ def detach_keys_of(spec: str | None) -> bytes:
     try:
         return parse_detach_keys(spec)
     except ValueError as exc:
-        raise BadRequest(str(exc)) from None
+        raise InvalidArgument(str(exc)) from None
 
 
 async def _attach(ctx: DaemonContext, request: web.Request) -> web.StreamResponse:

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, Conflict
 from declarun.daemon.api.event_filter import parse_event_time
 from declarun.daemon.api.http import json_response, query_bool, start_json_stream, write_json_line
 from declarun.daemon.containers.logfile import read_log
@@ -27,6 +26,7 @@ from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.containers.setup import service_of
 from declarun.daemon.containers.stats import StatsSampler, top_processes
 from declarun.daemon.context import DaemonContext
+from declarun.errdefs import Conflict, InvalidArgument
 
 __all__ = ["MULTIPLEXED", "RAW_STREAM", "frame", "routes"]
 
@@ -58,7 +58,7 @@ def _tail(request: web.Request) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"invalid value for tail: {raw!r}") from None
+        raise InvalidArgument(f"invalid value for tail: {raw!r}") from None
     return None if value < 0 else value
 
 
@@ -78,7 +78,7 @@ class OutputApi:
         rec = self.service.get(request.match_info["id"])
         want = {1: query_bool(request, "stdout"), 2: query_bool(request, "stderr")}
         if not any(want.values()):
-            raise BadRequest("Bad parameters: you must choose at least one stream")
+            raise InvalidArgument("Bad parameters: you must choose at least one stream")
         follow = query_bool(request, "follow")
         timestamps = query_bool(request, "timestamps")
         since = parse_event_time(request.query.get("since"), "since") or None

@@ -15,11 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, NotFound
 from declarun.daemon.api.event_filter import parse_event_time
 from declarun.daemon.api.filters import Filters, parse_filters
 from declarun.daemon.api.http import compact_json, json_response, query_bool, query_int, read_json
-from declarun.daemon.containers.errors import InvalidCreateRequest
 from declarun.daemon.containers.record import ContainerRecord
 from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.containers.setup import (
@@ -31,6 +29,7 @@ from declarun.daemon.containers.setup import (
 from declarun.daemon.containers.views import inspect_document, summary_document
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.images.service import ImageService
+from declarun.errdefs import InvalidArgument, NotFound
 
 __all__ = ["ContainersApi", "on_cleanup", "on_startup", "routes"]
 
@@ -80,7 +79,7 @@ def _timeout(request: web.Request) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"invalid value for t: {raw!r} is not an integer") from None
+        raise InvalidArgument(f"invalid value for t: {raw!r} is not an integer") from None
 
 
 class ContainersApi:
@@ -97,21 +96,18 @@ class ContainersApi:
     def _images(self) -> ImageService:
         images = self.ctx.image_store
         if not isinstance(images, ImageService):
-            raise BadRequest("the image store is not available")
+            raise InvalidArgument("the image store is not available")
         return images
 
     async def create(self, request: web.Request) -> web.Response:
         """``POST /containers/create?name=``: 201 ``{Id, Warnings}``."""
         body = await read_json(request, default=None)
-        try:
-            rec = await self.service.create(
-                body,
-                name=request.query.get("name", ""),
-                images=ServiceImages(self._images()),
-                default_runtime=self.ctx.config.runtime,
-            )
-        except InvalidCreateRequest as exc:
-            raise BadRequest(str(exc)) from None
+        rec = await self.service.create(
+            body,
+            name=request.query.get("name", ""),
+            images=ServiceImages(self._images()),
+            default_runtime=self.ctx.config.runtime,
+        )
         return json_response({"Id": rec.id, "Warnings": []}, status=201)
 
     async def list_containers(self, request: web.Request) -> web.Response:
@@ -120,7 +116,7 @@ class ContainersApi:
         filters.validate(_LIST_FILTERS)
         for status in filters.get("status"):
             if status not in _STATUSES:
-                raise BadRequest(f"invalid filter 'status={status}'")
+                raise InvalidArgument(f"invalid filter 'status={status}'")
         show_all = query_bool(request, "all")
         limit = query_int(request, "limit", -1)
         size = query_bool(request, "size")
@@ -197,7 +193,7 @@ class ContainersApi:
             return True
         try:
             return self._images().resolve(value).id == rec.image_id
-        except (NotFound, BadRequest):
+        except (NotFound, InvalidArgument):
             return False
 
     async def inspect(self, request: web.Request) -> web.Response:
@@ -259,7 +255,7 @@ class ContainersApi:
         """
         condition = request.query.get("condition", "") or "not-running"
         if condition not in _WAIT_CONDITIONS:
-            raise BadRequest(f"invalid condition: {condition!r}")
+            raise InvalidArgument(f"invalid condition: {condition!r}")
         rec = self.service.get(request.match_info["id"])
         waiting = asyncio.ensure_future(self.service.wait(rec.id, condition))
         await asyncio.sleep(0)  # registers the waiter before anything else can happen
@@ -270,7 +266,7 @@ class ContainersApi:
             code = await waiting
             document: dict[str, Any] = {"StatusCode": code}
         except NotFound as exc:
-            document = {"StatusCode": -1, "Error": {"Message": exc.message}}
+            document = {"StatusCode": -1, "Error": {"Message": str(exc)}}
         finally:
             waiting.cancel()
         await response.write(compact_json(document).encode())

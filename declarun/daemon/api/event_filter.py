@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from declarun.daemon.api.errors import BadRequest
 from declarun.daemon.api.filters import Filters
 from declarun.daemon.events import Event
+from declarun.errdefs import InvalidArgument
 
 __all__ = ["ACCEPTED_FILTERS", "event_matcher", "parse_event_time"]
 
@@ -89,7 +89,7 @@ def parse_event_time(raw: str | None, name: str, now_nano: int | None = None) ->
     stamp = _parse_rfc3339(text)
     if stamp is not None:
         return stamp
-    raise BadRequest(f"invalid value for {name}: {raw!r} is not a timestamp")
+    raise InvalidArgument(f"invalid value for {name}: {raw!r} is not a timestamp")
 
 
 def _parse_duration(text: str) -> int | None:

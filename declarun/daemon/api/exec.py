@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from declarun.daemon.api.attach import detach_keys_of
-from declarun.daemon.api.errors import BadRequest, Conflict
+from declarun.daemon.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
 from declarun.daemon.api.http import json_response, query_int, read_json
 from declarun.daemon.containers.attach import STDOUT
 from declarun.daemon.containers.attachment import AttachOptions, frame, pump
@@ -33,7 +33,7 @@ from declarun.daemon.containers.hooks import (
 )
 from declarun.daemon.containers.syncpipe import MonitorError
 from declarun.daemon.context import DaemonContext
-from declarun.daemon.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
+from declarun.errdefs import Conflict, InvalidArgument
 
 __all__ = ["routes"]
 
@@ -90,14 +90,14 @@ class _ExecApi:
         try:
             instance.session.resize(width, height)
         except MonitorError as exc:
-            raise BadRequest(str(exc)) from None
+            raise InvalidArgument(str(exc)) from None
         return web.Response(status=200)
 
     async def start(self, request: web.Request) -> web.StreamResponse:
         """``POST /exec/{id}/start``: hijacked stream, or detached."""
         body = await read_json(request, default={}) or {}
         if not isinstance(body, dict):
-            raise BadRequest("invalid JSON body: expected an object")
+            raise InvalidArgument("invalid JSON body: expected an object")
         instance = self.execs.get(request.match_info["id"])
         service = container_service(self.ctx)
         record = service.get(instance.container_id)
@@ -126,7 +126,7 @@ class _ExecApi:
             try:
                 session = await self.execs.start(record, instance)
             except ExecStartFailed as exc:
-                message = (exc.message + "\r\n").encode()
+                message = (str(exc) + "\r\n").encode()
                 writer.write(message if options.tty else frame(STDOUT, message))
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from declarun.daemon.api.errors import BadRequest
+from declarun.errdefs import InvalidArgument
 
 __all__ = ["Filters", "parse_filters"]
 
@@ -36,7 +36,7 @@ class Filters:
         allowed = set(accepted)
         for name in sorted(self.fields):
             if name not in allowed:
-                raise BadRequest(f"invalid filter '{name}'")
+                raise InvalidArgument(f"invalid filter '{name}'")
 
     def exact_match(self, name: str, source: str) -> bool:
         """True when ``name`` is absent, or ``source`` is one of its values."""
@@ -71,9 +71,9 @@ def parse_filters(raw: str | None) -> Filters:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"invalid filter: {exc.msg}") from None
+        raise InvalidArgument(f"invalid filter: {exc.msg}") from None
     if not isinstance(data, dict):
-        raise BadRequest("invalid filter: expected a JSON object of filter names to values")
+        raise InvalidArgument("invalid filter: expected a JSON object of filter names to values")
     fields: dict[str, frozenset[str]] = {}
     for name, values in data.items():
         if isinstance(values, list) and all(isinstance(v, str) for v in values):
@@ -82,5 +82,5 @@ def parse_filters(raw: str | None) -> Filters:
             # Legacy form: dockerd keeps every key, whatever its boolean.
             fields[name] = frozenset(values)
         else:
-            raise BadRequest(f"invalid filter: values of '{name}' must be a list of strings")
+            raise InvalidArgument(f"invalid filter: values of '{name}' must be a list of strings")
     return Filters(fields)

@@ -21,7 +21,6 @@ from typing import Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, InternalError, Unsupported
 from declarun.daemon.api.event_filter import parse_event_time
 from declarun.daemon.api.filters import Filters, parse_filters
 from declarun.daemon.api.http import (
@@ -31,7 +30,7 @@ from declarun.daemon.api.http import (
     write_json_line,
 )
 from declarun.daemon.context import DaemonContext
-from declarun.daemon.images.auth import Credentials, InvalidRegistryAuthError, decode_registry_auth
+from declarun.daemon.images.auth import Credentials, decode_registry_auth
 from declarun.daemon.images.importer import ImportRequest, apply_changes, import_image
 from declarun.daemon.images.inspect import (
     created_unix,
@@ -40,12 +39,13 @@ from declarun.daemon.images.inspect import (
     inspect_document,
     summary_document,
 )
-from declarun.daemon.images.platform import Platform, PlatformError, parse_platform
+from declarun.daemon.images.platform import Platform, parse_platform
 from declarun.daemon.images.progress import Emit, error_message
 from declarun.daemon.images.pull import prepare_pull
 from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.images.service import ImageService, attach_image_service
 from declarun.daemon.metadata import Image
+from declarun.errdefs import InvalidArgument, SystemFailure, Unsupported
 from declarun.errors import DaemonError, ImageReferenceError
 
 __all__ = [
@@ -99,27 +99,22 @@ def service_of(ctx: DaemonContext) -> ImageService:
     """The attached image service (500 if the daemon started without one)."""
     service = ctx.image_store
     if not isinstance(service, ImageService):
-        raise InternalError("the image store is not available")
+        raise SystemFailure("the image store is not available")
     return service
 
 
 def registry_credentials(request: web.Request) -> Credentials | None:
-    """Credentials from the ``X-Registry-Auth`` header (None: use the daemon's config)."""
-    try:
-        return decode_registry_auth(request.headers.get("X-Registry-Auth"))
-    except InvalidRegistryAuthError as exc:
-        raise BadRequest(str(exc)) from None
+    """Credentials from the ``X-Registry-Auth`` header (None: use the daemon's config);
+    InvalidRegistryAuthError (400) when it does not decode."""
+    return decode_registry_auth(request.headers.get("X-Registry-Auth"))
 
 
 def query_platform(request: web.Request) -> Platform | None:
-    """The ``platform`` query parameter (400 if it does not parse)."""
+    """The ``platform`` query parameter (PlatformError, 400, if it does not parse)."""
     text = request.query.get("platform", "").strip()
     if not text:
         return None
-    try:
-        return parse_platform(text)
-    except PlatformError as exc:
-        raise BadRequest(str(exc)) from None
+    return parse_platform(text)
 
 
 def parse_pull_reference(from_image: str, tag: str) -> ImageReference:
@@ -133,7 +128,7 @@ def parse_pull_reference(from_image: str, tag: str) -> ImageReference:
         elif ref.tag is None and ref.digest is None:
             ref = ref.with_tag("latest")
     except ImageReferenceError as exc:
-        raise BadRequest(str(exc)) from None
+        raise InvalidArgument(str(exc)) from None
     return ref
 
 
@@ -223,13 +218,13 @@ def _dangling_wanted(filters: Filters) -> bool | None:
     if not values:
         return None
     if len(values) > 1:
-        raise BadRequest("invalid filter 'dangling': give only one value")
+        raise InvalidArgument("invalid filter 'dangling': give only one value")
     value = next(iter(values)).lower()
     if value in ("true", "1"):
         return True
     if value in ("false", "0"):
         return False
-    raise BadRequest(f"invalid filter 'dangling={value}'")
+    raise InvalidArgument(f"invalid filter 'dangling={value}'")
 
 
 class ImagesApi:
@@ -251,7 +246,7 @@ class ImagesApi:
             return await self._pull(request, from_image)
         if from_src:
             return await self._import(request, from_src)
-        raise BadRequest("either fromImage or fromSrc is required")
+        raise InvalidArgument("either fromImage or fromSrc is required")
 
     async def _pull(self, request: web.Request, from_image: str) -> web.StreamResponse:
         ref = parse_pull_reference(from_image, request.query.get("tag", ""))
@@ -271,7 +266,7 @@ class ImagesApi:
         if repo:
             name = parse_pull_reference(repo, tag)
             if name.digest is not None:
-                raise BadRequest("cannot import to a digest reference")
+                raise InvalidArgument("cannot import to a digest reference")
         changes = tuple(request.query.getall("changes", []))
         import_request = ImportRequest(
             name, changes, request.query.get("message", ""), query_platform(request)

@@ -20,7 +20,6 @@ from typing import Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, NotFound, Unauthorized
 from declarun.daemon.api.http import (
     json_response,
     query_bool,
@@ -45,7 +44,7 @@ from declarun.daemon.images.pull import credential_provider, registry_error
 from declarun.daemon.images.push import push_targets, run_push
 from declarun.daemon.images.reference import parse_reference
 from declarun.daemon.images.registry import RegistryClient
-from declarun.daemon.metadata import AmbiguousImageError, ImageNotFoundError
+from declarun.errdefs import InvalidArgument, Unauthorized
 from declarun.errors import ContentError, DaemonError, ImageReferenceError, RegistryError
 
 __all__ = ["BlockingBody", "TransferApi", "routes"]
@@ -89,10 +88,10 @@ class TransferApi:
         try:
             repo = parse_reference(request.match_info["name"], default_tag=None)
         except ImageReferenceError as exc:
-            raise BadRequest(str(exc)) from None
+            raise InvalidArgument(str(exc)) from None
         tag = request.query.get("tag", "") or (repo.tag or "")
         if repo.digest is not None:
-            raise BadRequest("cannot push a digest reference")
+            raise InvalidArgument("cannot push a digest reference")
         credentials = registry_credentials(request)
         targets = await asyncio.to_thread(push_targets, service, repo, tag)
         return await stream_operation(
@@ -109,16 +108,11 @@ class TransferApi:
 
     async def _save(self, request: web.Request, names: list[str]) -> web.StreamResponse:
         if not names:
-            raise BadRequest("no image names given to save")
+            raise InvalidArgument("no image names given to save")
         service = service_of(self.ctx)
 
         def prepare() -> Iterator[bytes]:
-            try:
-                items = resolve_save_names(service.metadata, names)
-            except ImageNotFoundError as exc:
-                raise NotFound(str(exc)) from None
-            except AmbiguousImageError as exc:
-                raise BadRequest(str(exc)) from None
+            items = resolve_save_names(service.metadata, names)  # 404/400 before any byte
             return iter_save_archive(service.store, items)
 
         chunks = await asyncio.to_thread(prepare)
@@ -147,7 +141,7 @@ class TransferApi:
             try:
                 result = load_archive(service.store, service.metadata, body, platform=platform)
             except ContentError as exc:
-                raise BadRequest(str(exc)) from None
+                raise InvalidArgument(str(exc)) from None
             for image in result.images:
                 service.ensure_unpacked(image.record)
                 names = [ref.familiar() for ref in image.names] or [image.record.id]
@@ -197,7 +191,7 @@ class TransferApi:
         """``POST /auth``: check credentials for ``docker login`` (nothing is stored)."""
         doc = await read_json(request, default={})
         if not isinstance(doc, dict):
-            raise BadRequest("auth config must be a JSON object")
+            raise InvalidArgument("auth config must be a JSON object")
         server = str(doc.get("serveraddress") or "docker.io")
         domain = server.split("://", 1)[-1].split("/", 1)[0] or "docker.io"
         if domain in ("index.docker.io", "registry-1.docker.io"):

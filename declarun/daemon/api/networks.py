@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest
 from declarun.daemon.api.event_filter import parse_event_time
 from declarun.daemon.api.filters import Filters, parse_filters
 from declarun.daemon.api.http import json_response, read_json
@@ -22,6 +21,7 @@ from declarun.daemon.networks.service import NetworkService, parse_create_body
 from declarun.daemon.networks.setup import close_networking, network_service, wiring_of
 from declarun.daemon.networks.store import NetworkRecord
 from declarun.daemon.networks.views import network_document
+from declarun.errdefs import InvalidArgument
 
 __all__ = ["on_cleanup", "on_startup", "routes"]
 
@@ -44,7 +44,7 @@ def _truthy(value: str) -> bool:
         return True
     if value.lower() in ("0", "false"):
         return False
-    raise BadRequest(f"invalid filter 'dangling={value}'")
+    raise InvalidArgument(f"invalid filter 'dangling={value}'")
 
 
 def _matches(service: NetworkService, record: NetworkRecord, filters: Filters) -> bool:
@@ -60,7 +60,7 @@ def _matches(service: NetworkService, record: NetworkRecord, filters: Filters) -
     kind = "builtin" if record.builtin else "custom"
     for wanted in filters.get("type"):
         if wanted not in ("custom", "builtin"):
-            raise BadRequest(f"invalid filter: 'type'='{wanted}'")
+            raise InvalidArgument(f"invalid filter: 'type'='{wanted}'")
     if not filters.exact_match("type", kind):
         return False
     if not filters.match_kv_list("label", record.labels):
@@ -103,7 +103,7 @@ def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
         record = service.get(request.match_info["id"])
         body = await read_json(request, default={})
         if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
-            raise BadRequest("invalid request: Container is required")
+            raise InvalidArgument("invalid request: Container is required")
         containers = service_of(ctx)
         rec = containers.get(body["Container"])
         async with containers.lock(rec):
@@ -115,7 +115,7 @@ def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
         record = service.get(request.match_info["id"])
         body = await read_json(request, default={})
         if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
-            raise BadRequest("invalid request: Container is required")
+            raise InvalidArgument("invalid request: Container is required")
         containers = service_of(ctx)
         rec = containers.get(body["Container"])
         async with containers.lock(rec):

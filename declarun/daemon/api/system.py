@@ -19,13 +19,13 @@ from aiohttp import web
 
 from declarun import __version__
 from declarun.daemon import sysinfo
-from declarun.daemon.api.errors import BadRequest
+from declarun.daemon.api.apiversion import API_VERSION, MIN_API_VERSION
 from declarun.daemon.api.event_filter import ACCEPTED_FILTERS, event_matcher, parse_event_time
 from declarun.daemon.api.filters import parse_filters
 from declarun.daemon.api.http import json_response, start_json_stream, write_json_line
-from declarun.daemon.apiversion import API_VERSION, MIN_API_VERSION
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.events import Event
+from declarun.errdefs import InvalidArgument
 
 __all__ = ["SystemApi", "routes"]
 
@@ -230,7 +230,7 @@ class SystemApi:
         since = parse_event_time(request.query.get("since"), "since")
         until = parse_event_time(request.query.get("until"), "until")
         if since is not None and until is not None and until < since:
-            raise BadRequest(
+            raise InvalidArgument(
                 f"`since` time ({request.query['since']}) cannot be after "
                 f"`until` time ({request.query['until']})"
             )

@@ -19,14 +19,14 @@ from typing import Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest
+from declarun.daemon.api.apiversion import API_VERSION_KEY
 from declarun.daemon.api.filters import Filters, parse_filters
 from declarun.daemon.api.http import json_response, query_bool, read_json
-from declarun.daemon.apiversion import API_VERSION_KEY
 from declarun.daemon.containers.setup import container_service
 from declarun.daemon.containers.volumemounts import volume_store
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.volumes import Volume, VolumeStore
+from declarun.errdefs import InvalidArgument
 
 __all__ = ["on_startup", "routes"]
 
@@ -62,7 +62,7 @@ def _bool_filter(filters: Filters, name: str) -> bool | None:
         elif value.lower() in ("false", "0"):
             wanted = False
         else:
-            raise BadRequest(f"invalid filter '{name}={value}'")
+            raise InvalidArgument(f"invalid filter '{name}={value}'")
     return wanted
 
 
@@ -121,18 +121,18 @@ class _VolumeApi:
         """``POST /volumes/create`` (201, the Volume)."""
         body = await read_json(request, default={})
         if not isinstance(body, dict):
-            raise BadRequest("invalid JSON body: expected an object")
+            raise InvalidArgument("invalid JSON body: expected an object")
         name = body.get("Name") or ""
         driver = body.get("Driver") or "local"
         opts = body.get("DriverOpts") or {}
         labels = body.get("Labels") or {}
         if not isinstance(name, str) or not isinstance(driver, str):
-            raise BadRequest("invalid value for Name or Driver: expected a string")
+            raise InvalidArgument("invalid value for Name or Driver: expected a string")
         for what, value in (("DriverOpts", opts), ("Labels", labels)):
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()
             ):
-                raise BadRequest(f"invalid value for {what}: expected an object of strings")
+                raise InvalidArgument(f"invalid value for {what}: expected an object of strings")
         volume, new = await asyncio.to_thread(
             self.store.create, name, driver=driver, options=opts, labels=labels
         )

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import Conflict
 from declarun.daemon.containers.fsaccess import Change, write_layer_tar
 from declarun.daemon.images import mediatypes
 from declarun.daemon.images.content import Descriptor
@@ -40,6 +39,7 @@ from declarun.daemon.metadata import (
     Layer,
     LeaseResource,
 )
+from declarun.errdefs import Conflict
 
 __all__ = ["CommitRequest", "commit_layer", "run_commit"]
 

@@ -16,11 +16,11 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from declarun.daemon.api.errors import BadRequest
 from declarun.daemon.containers.createconfig import parse_create_request
 from declarun.daemon.containers.record import ContainerRecord, effective_config
 from declarun.daemon.containers.store import RecordStore
 from declarun.daemon.metadata import Image
+from declarun.errdefs import InvalidArgument
 
 __all__ = ["BUILTIN_NETWORK_MODES", "ImageSource", "new_record"]
 
@@ -87,7 +87,7 @@ def new_record(
     parsed = parse_create_request(body, name=name)
     network_mode = parsed.host_config.network_mode
     if network_mode.startswith("container:") and not network_mode.partition(":")[2]:
-        raise BadRequest("invalid network mode: container: needs a container name or id")
+        raise InvalidArgument("invalid network mode: container: needs a container name or id")
     image = images.resolve(parsed.config.image)
     document = images.config_document(image)
     image_config = document.get("config") if isinstance(document.get("config"), dict) else {}

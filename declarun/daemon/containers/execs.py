@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotFound
 from declarun.daemon.containers.caps import effective_capabilities
 from declarun.daemon.containers.exec import (
     ExecSession,
@@ -36,6 +35,7 @@ from declarun.daemon.containers.exec import (
     start_exec,
 )
 from declarun.daemon.containers.users import resolve_user
+from declarun.errdefs import Conflict, InvalidArgument, NotFound
 
 __all__ = [
     "FINISHED_TTL",
@@ -80,23 +80,23 @@ class ExecConfig:
     def from_api(cls, body: Any) -> ExecConfig:
         """Validate an ``ExecConfig`` body (400 with dockerd's wording)."""
         if not isinstance(body, dict):
-            raise BadRequest("invalid JSON body: expected an object")
+            raise InvalidArgument("invalid JSON body: expected an object")
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
             cmd = [cmd]
         if not cmd or not isinstance(cmd, list) or not all(isinstance(c, str) for c in cmd):
-            raise BadRequest("No exec command specified")
+            raise InvalidArgument("No exec command specified")
         env = body.get("Env") or []
         if not isinstance(env, list) or not all(isinstance(e, str) and "=" in e for e in env):
-            raise BadRequest("invalid value for Env: expected a list of KEY=value")
+            raise InvalidArgument("invalid value for Env: expected a list of KEY=value")
         working_dir = body.get("WorkingDir") or ""
         if not isinstance(working_dir, str) or (working_dir and not working_dir.startswith("/")):
-            raise BadRequest(
+            raise InvalidArgument(
                 f"the working directory '{working_dir}' is invalid, it needs to be an absolute path"
             )
         user = body.get("User") or ""
         if not isinstance(user, str):
-            raise BadRequest("invalid value for User: expected a string")
+            raise InvalidArgument("invalid value for User: expected a string")
         keys = body.get("DetachKeys") or ""
         return cls(
             cmd=tuple(cmd),
@@ -167,10 +167,7 @@ def build_process(record: Any, config: ExecConfig) -> dict[str, Any]:
     if config.user:
         if record.rootfs_path is None:
             raise Conflict(f"Container {record.id} is not running")
-        try:
-            user = resolve_user(Path(record.rootfs_path), config.user)
-        except Exception as exc:  # UnknownUserError and friends: user-caused
-            raise BadRequest(str(exc)) from None
+        user = resolve_user(Path(record.rootfs_path), config.user)  # UnknownUserError: 400
         user_spec = {"uid": user.uid, "gid": user.gid,
                      "additionalGids": list(user.additional_gids)}  # fmt: skip
         if not any(e.startswith("HOME=") for e in env):

@@ -28,7 +28,6 @@ import asyncio
 import logging
 from typing import Any
 
-from declarun.daemon.api.errors import InternalError
 from declarun.daemon.containers.attachment import AttachWaiters
 from declarun.daemon.containers.execs import ExecManager
 from declarun.daemon.containers.health import HealthMonitors
@@ -36,6 +35,7 @@ from declarun.daemon.containers.restart import RestartManager
 from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.containers.volumemounts import connect_volume_store
 from declarun.daemon.context import DaemonContext
+from declarun.errdefs import SystemFailure
 
 __all__ = [
     "attach_waiters",
@@ -61,7 +61,7 @@ def container_service(ctx: DaemonContext) -> ContainerService:
     """The daemon's container service (500 if start-up did not attach one)."""
     service = ctx.containers
     if not isinstance(service, ContainerService):
-        raise InternalError("the container service is not available")
+        raise SystemFailure("the container service is not available")
     return service
 
 

@@ -75,14 +75,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotFound, NotModified
 from declarun.daemon.containers.createconfig import check_container_name
 from declarun.daemon.containers.creation import ImageSource, new_record
-from declarun.daemon.containers.errors import InvalidCreateRequest
 from declarun.daemon.containers.etcfiles import write_etc_files
 from declarun.daemon.containers.exits import ExitRecorder
 from declarun.daemon.containers.exitwatch import ExitStatus, ExitWatcher
-from declarun.daemon.containers.launch import MountResolver, StartFailed, launch
+from declarun.daemon.containers.launch import MountResolver, StartBroken, StartFailed, launch
 from declarun.daemon.containers.listeners import (
     ExitListener,
     Listeners,
@@ -103,6 +101,7 @@ from declarun.daemon.containers.stopping import RunControl
 from declarun.daemon.containers.store import RecordStore, name_conflict
 from declarun.daemon.context import ContainerCounts
 from declarun.daemon.events import EventBus
+from declarun.errdefs import Conflict, InvalidArgument, NotFound, NotModified
 
 __all__ = ["ContainerService", "ExitListener", "StartListener"]
 
@@ -241,7 +240,7 @@ class ContainerService:
         try:
             created = await launch(rec, self.rootfs, self._resolver, self.networking)
         except StartFailed as exc:
-            rec.state.set_start_failed(exc.message, exc.exit_code)
+            rec.state.set_start_failed(str(exc), exc.exit_code)
             self.store.save(rec)
             raise
         try:
@@ -253,7 +252,7 @@ class ContainerService:
             if isinstance(exc, OciRuntimeError):
                 rec.state.set_start_failed(exc.message, 128)
                 self.store.save(rec)
-                raise StartFailed(exc.message, 500, 128) from None
+                raise StartBroken(exc.message, 128) from None
             raise
         rec.state.set_running(created.pid, created.conmon_pid, started_at)
         self.store.save(rec)
@@ -367,12 +366,9 @@ class ContainerService:
     async def rename(self, ref: str, new_name: str) -> ContainerRecord:
         """Give a container a new name (Docker's checks and conflict message)."""
         rec = self.get(ref)
-        try:
-            name = check_container_name(new_name)
-        except InvalidCreateRequest as exc:
-            raise BadRequest(str(exc)) from None
+        name = check_container_name(new_name)
         if not name:
-            raise BadRequest("Neither old nor new names may be empty")
+            raise InvalidArgument("Neither old nor new names may be empty")
         if name == rec.name:
             raise Conflict("Renaming a container with the same name as its current name")
         async with self.lock(rec):

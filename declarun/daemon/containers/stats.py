@@ -18,9 +18,9 @@ import shlex
 import time
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, InternalError
 from declarun.daemon.containers.record import ContainerRecord, format_time
 from declarun.daemon.containers.runtime import OciRuntimeError
+from declarun.errdefs import InvalidArgument, SystemFailure
 
 __all__ = ["StatsSampler", "stats_document", "system_cpu_usage", "top_processes"]
 
@@ -169,21 +169,21 @@ async def top_processes(pids: list[int], ps_args: str) -> tuple[list[str], list[
     try:
         args = shlex.split(ps_args)
     except ValueError as exc:
-        raise BadRequest(f"invalid ps_args: {exc}") from None
+        raise InvalidArgument(f"invalid ps_args: {exc}") from None
     proc = await asyncio.create_subprocess_exec(
         "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await proc.communicate()
     if proc.returncode != 0:
-        raise InternalError(
+        raise SystemFailure(
             f"Error running ps: {err.decode(errors='replace').strip() or proc.returncode}"
         )
     lines = out.decode(errors="replace").splitlines()
     if not lines:
-        raise InternalError("ps printed nothing")
+        raise SystemFailure("ps printed nothing")
     titles = lines[0].split()
     if "PID" not in titles:
-        raise BadRequest("Couldn't find PID field in ps output")
+        raise InvalidArgument("Couldn't find PID field in ps output")
     pid_index = titles.index("PID")
     wanted = set(pids)
     processes = []

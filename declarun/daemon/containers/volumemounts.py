@@ -24,10 +24,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from declarun.daemon.api.errors import ApiError
 from declarun.daemon.containers.mountspec import MountSpec
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.volumes import ANONYMOUS_LABEL, VolumeStore
+from declarun.errdefs import Conflict, NotFound, SystemFailure
 
 if TYPE_CHECKING:
     from declarun.daemon.containers.service import ContainerService
@@ -60,10 +60,10 @@ def connect_volume_store(ctx: DaemonContext, service: ContainerService) -> Volum
     def resolve(spec: MountSpec) -> Path:
         name = spec.source
         if not name:
-            raise ApiError("a volume mount without a volume name", 500)
+            raise SystemFailure("a volume mount without a volume name")
         try:
             store.get(name)
-        except ApiError:
+        except NotFound:
             labels = dict(spec.volume_labels)
             if _GENERATED.fullmatch(name):
                 labels.setdefault(ANONYMOUS_LABEL, "")
@@ -78,7 +78,7 @@ def connect_volume_store(ctx: DaemonContext, service: ContainerService) -> Volum
         if not remove_volumes:
             return
         for name in dict(record.volume_names).values():
-            with contextlib.suppress(ApiError):
+            with contextlib.suppress(NotFound, Conflict, SystemFailure):
                 volume = store.get(name)
                 if volume.anonymous and not users(name):
                     store.remove(name)

@@ -16,7 +16,6 @@ import io
 from collections.abc import Callable
 from typing import BinaryIO
 
-from declarun.daemon.api.errors import NotFound
 from declarun.daemon.images.auth import Credentials
 from declarun.daemon.images.progress import (
     Emit,
@@ -33,6 +32,7 @@ from declarun.daemon.images.registry import RegistryClient, Repository
 from declarun.daemon.images.registry_push import PushResult, push_blob, put_manifest
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import Image
+from declarun.errdefs import NotFound
 from declarun.errors import DaemonError
 
 __all__ = ["push_targets", "run_push"]

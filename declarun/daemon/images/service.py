@@ -30,14 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotFound
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.images import gc
 from declarun.daemon.images.content import LocalStore
 from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.images.registry import RegistryConfig
 from declarun.daemon.metadata import (
-    AmbiguousImageError,
     Image,
     ImageNotFoundError,
     ImageRecord,
@@ -45,6 +43,7 @@ from declarun.daemon.metadata import (
     Metadata,
 )
 from declarun.daemon.snapshots import SnapshotInUse, SnapshotNotFound, Snapshotter, open_snapshotter
+from declarun.errdefs import Conflict, InvalidArgument
 from declarun.errors import ImageReferenceError
 
 __all__ = [
@@ -197,13 +196,14 @@ class ImageService:
         return len(self.metadata.list_images())
 
     def resolve(self, name: str) -> Image:
-        """The image ``name`` means (full ref, familiar name, ID, ID prefix); 404/400."""
+        """The image ``name`` means (full ref, familiar name, ID, ID prefix).
+
+        ImageNotFoundError (``No such image: name``) or AmbiguousImageError otherwise.
+        """
         try:
             return self.metadata.resolve(name)
         except ImageNotFoundError:
-            raise NotFound(f"No such image: {name}") from None
-        except AmbiguousImageError as exc:
-            raise BadRequest(str(exc)) from None
+            raise ImageNotFoundError(f"No such image: {name}") from None
 
     # -- unpacking ---------------------------------------------------------------------
 
@@ -232,17 +232,17 @@ class ImageService:
         """``docker tag``: point ``repo:tag`` at the image ``source`` names."""
         image = self.resolve(source)
         if not repo:
-            raise BadRequest("repository name must have at least one component")
+            raise InvalidArgument("repository name must have at least one component")
         try:
             ref = parse_reference(repo, default_tag=None)
             if ref.digest is not None:
-                raise BadRequest("refusing to create a tag with a digest reference")
+                raise InvalidArgument("refusing to create a tag with a digest reference")
             if tag:
                 ref = ref.with_tag(tag)
             elif ref.tag is None:
                 ref = ref.with_tag("latest")
         except ImageReferenceError as exc:
-            raise BadRequest(str(exc)) from None
+            raise InvalidArgument(str(exc)) from None
         self.metadata.tag(str(ref), image.id)
         self.ctx.events.publish("image", "tag", image.id, {"name": ref.familiar()})
         return ref

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from declarun.daemon.api.errors import InternalError
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.networks.service import NetworkService
 from declarun.daemon.networks.wiring import ContainerNetworking
+from declarun.errdefs import SystemFailure
 
 __all__ = [
     "attach_networking",
@@ -54,7 +54,7 @@ def network_service(ctx: DaemonContext) -> NetworkService:
     """The daemon's network service (500 if start-up did not open it)."""
     service = getattr(ctx, _SERVICE, None)
     if not isinstance(service, NetworkService):
-        raise InternalError("the network service is not available")
+        raise SystemFailure("the network service is not available")
     return service
 
 
@@ -62,7 +62,7 @@ def wiring_of(ctx: DaemonContext) -> ContainerNetworking:
     """The container networking (500 if start-up did not open it)."""
     wiring = getattr(ctx, _WIRING, None)
     if not isinstance(wiring, ContainerNetworking):
-        raise InternalError("container networking is not available")
+        raise SystemFailure("container networking is not available")
     return wiring
 
 

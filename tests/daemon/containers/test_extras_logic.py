@@ -6,7 +6,6 @@ import struct
 
 import pytest
 
-from declarun.daemon.api.errors import BadRequest
 from declarun.daemon.containers.attachment import (
     DEFAULT_DETACH_KEYS,
     DetachScanner,
@@ -22,6 +21,7 @@ from declarun.daemon.containers.restart import (
     next_delay,
     should_restart,
 )
+from declarun.errdefs import InvalidArgument
 
 
 def test_frame_header_is_dockers() -> None:
@@ -53,9 +53,9 @@ def test_detach_scanner_holds_partial_matches() -> None:
 def test_exec_config_validation() -> None:
     config = ExecConfig.from_api({"Cmd": ["ls", "-l"], "AttachStdout": True, "Tty": True})
     assert config.cmd == ("ls", "-l") and config.tty and config.attach_stdout
-    with pytest.raises(BadRequest, match="No exec command specified"):
+    with pytest.raises(InvalidArgument, match="No exec command specified"):
         ExecConfig.from_api({"Cmd": []})
-    with pytest.raises(BadRequest, match="absolute path"):
+    with pytest.raises(InvalidArgument, match="absolute path"):
         ExecConfig.from_api({"Cmd": ["ls"], "WorkingDir": "rel"})
 
 
@@ -67,7 +67,7 @@ def test_exec_start_failure_codes() -> None:
         )
     )
     assert missing.exit_code == 127
-    assert missing.message == (
+    assert str(missing) == (
         'OCI runtime exec failed: exec failed: unable to start container process: exec: "nope": '
         "executable file not found in $PATH: unknown"
     )

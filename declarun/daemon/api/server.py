@@ -7,19 +7,19 @@
 and optionally ``async def on_startup(ctx)`` / ``async def on_cleanup(ctx)`` to open and
 close what it needs (a database, a store) and attach it to the context. :func:`make_app`
 discovers every module of :mod:`declarun.daemon.api` that defines ``routes``; adding an
-area needs no change here. Handlers close over ``ctx``; they raise
-:mod:`declarun.daemon.api.errors` classes for errors.
+area needs no change here. Handlers close over ``ctx``; they raise error kinds
+(:mod:`declarun.errdefs`) for errors.
 
 **Versions.** Every route answers both unversioned (``/images/json``) and versioned
 (``/v1.45/images/json``) paths; a version outside 1.24 .. 1.45 is refused with dockerd's
 400 message. The version the client asked for (or 1.45) is ``request[API_VERSION_KEY]``.
 
 **Errors** are Docker's ``{"message": ...}``: 404 ``page not found`` for unknown routes
-(and, as in dockerd, for a known path with the wrong method), the status of an ApiError,
-and 500 for anything unexpected — with the traceback in the daemon log, never sent.
+(and, as in dockerd, for a known path with the wrong method), the status of an error's
+kind (:mod:`declarun.daemon.api.errors`), and 500 for anything unexpected — with the traceback in the daemon log, never sent.
 
 **Streams and hijack.** A handler may stream (:func:`~declarun.daemon.api.http.start_json_stream`)
-or take the raw connection (:func:`~declarun.daemon.hijack.hijack`). Handlers are cancelled
+or take the raw connection (:func:`~declarun.daemon.api.hijack.hijack`). Handlers are cancelled
 when their client disconnects (aiohttp's ``handler_cancellation``, set by the runner in
 :mod:`declarun.daemon.main`), as dockerd cancels a request's context.
 """
@@ -36,16 +36,16 @@ from types import ModuleType
 from aiohttp import web
 
 from declarun.daemon import api as api_package
-from declarun.daemon.api.errors import ApiError, NotModified, status_for
-from declarun.daemon.api.http import json_response
-from declarun.daemon.apiversion import (
+from declarun.daemon.api.apiversion import (
     API_VERSION,
     API_VERSION_KEY,
     check_client_version,
     standard_headers,
 )
+from declarun.daemon.api.errors import NOT_MODIFIED, status_for
+from declarun.daemon.api.hijack import HIJACKED_KEY, hijacked_response
+from declarun.daemon.api.http import json_response
 from declarun.daemon.context import CONTEXT_KEY, DaemonContext
-from declarun.daemon.hijack import HIJACKED_KEY, hijacked_response
 from declarun.errors import DeclarunError
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
     "make_app",
 ]
 
-log = logging.getLogger("declarun.daemon.server")
+log = logging.getLogger("declarun.daemon.api.server")
 
 # The versioned twin of each route; dockerd's router uses the same pattern.
 VERSION_PREFIX = r"/v{api_version:[0-9.]+}"
@@ -151,7 +151,7 @@ async def _add_standard_headers(request: web.Request, response: web.StreamRespon
 
 
 def _error_response(status: int, message: str) -> web.StreamResponse:
-    if status == NotModified.status:
+    if status == NOT_MODIFIED:
         return web.Response(status=status)  # a 304 carries no body
     return json_response({"message": message}, status=status)
 
@@ -173,7 +173,7 @@ async def _error_middleware(
         return _error_response(exc.status, exc.text or exc.reason)
     except DeclarunError as exc:
         status = status_for(exc)
-        message = exc.message if isinstance(exc, ApiError) else str(exc)
+        message = str(exc)
         if status >= 500:
             log.error("%s %s: %s", request.method, request.path, message)
         return _after_failure(request, status, message)
