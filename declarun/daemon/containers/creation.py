@@ -28,7 +28,7 @@ BUILTIN_NETWORK_MODES = ("none", "host", "bridge", "default")
 
 
 class ImageSource(Protocol):
-    """What creating a container needs from the image service."""
+    """What the container service needs from the image service."""
 
     def resolve(self, name: str) -> Image:
         """The image ``name`` refers to; NotFound ``No such image: name`` otherwise."""
@@ -40,6 +40,10 @@ class ImageSource(Protocol):
 
     def ensure_snapshot(self, image: Image) -> None:
         """Make sure the image's layers are applied as snapshots (blocking)."""
+        ...
+
+    def size_of(self, image_id: str) -> int:
+        """Bytes of the image ``image_id`` (0 when there is no such image)."""
         ...
 
 

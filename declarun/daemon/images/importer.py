@@ -264,7 +264,7 @@ def _register(
     )
     names = [str(request.name)] if request.name is not None else []
     svc.metadata.put_image(record, names=names)
-    svc.ctx.events.publish(
+    svc.events.publish(
         "image", "import", record.id, {"name": request.name.familiar() if request.name else ""}
     )
     return record

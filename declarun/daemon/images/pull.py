@@ -148,7 +148,7 @@ class PreparedPull:
             verb = "Downloaded newer image" if updated else "Image is up to date"
             emit(status_message(f"Status: {verb} for {self.ref.familiar()}"))
             name = self.ref.familiar()
-            svc.ctx.events.publish("image", "pull", name, {"name": self.ref.familiar_name()})
+            svc.events.publish("image", "pull", name, {"name": self.ref.familiar_name()})
             return True
         except DaemonError as exc:
             emit(error_message(str(registry_error(exc, self.ref))))

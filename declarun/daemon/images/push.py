@@ -158,7 +158,7 @@ async def _push_one(
     emit(status_message(f"{tag}: digest: {digest} size: {len(data)}"))
     emit(aux_message({"Tag": tag, "Digest": digest, "Size": len(data)}))
     await asyncio.to_thread(service.metadata.tag, f"{ref.repository}@{digest}", image.id)
-    service.ctx.events.publish("image", "push", ref.familiar(), {"name": ref.familiar_name()})
+    service.events.publish("image", "push", ref.familiar(), {"name": ref.familiar_name()})
 
 
 async def run_push(

@@ -1,6 +1,7 @@
 """Network objects behind ``/networks``: the built-ins, user bridge networks, lookups.
 
-One :class:`NetworkService` per daemon (``ctx.networks``, attached by :func:`open_networks`).
+One :class:`NetworkService` per daemon, built by the composition root
+(:mod:`declarun.daemon.wiring`).
 It owns the network records (:mod:`store`), the CNI driver, the embedded DNS server and the
 container wiring (:class:`~declarun.daemon.networks.wiring.ContainerNetworking`), which it
 hands to the container service.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import logging
 import secrets
 import socket
 import struct
@@ -29,11 +31,14 @@ from declarun.daemon.networks import hostfw, ipam_pool
 from declarun.daemon.networks.cni import CniDriver
 from declarun.daemon.networks.cniconf import NetworkSpec, bridge_name
 from declarun.daemon.networks.dns import EmbeddedDns
+from declarun.daemon.networks.errors import NetworkError
 from declarun.daemon.networks.resolvconf import host_resolv_conf, upstreams_of
 from declarun.daemon.networks.store import NetworkRecord, NetworkStore
 from declarun.errdefs import Conflict, Forbidden, InvalidArgument, NotFound
 
 __all__ = ["BUILTIN_NAMES", "NetworkService", "parse_create_body"]
+
+log = logging.getLogger("declarun.daemon.networks")
 
 BUILTIN_NAMES = ("bridge", "host", "none")
 _BRIDGE_OPTIONS = {
@@ -335,8 +340,8 @@ class NetworkService:
             if record.driver == "bridge" and record.id not in busy:
                 try:
                     await self._drop_bridge(record)
-                except Exception:  # best effort at shutdown
-                    continue
+                except (NetworkError, OSError) as exc:  # best effort at shutdown
+                    log.warning("removing the idle bridge of %s: %s", record.name, exc)
 
 
 def _routes_by_device() -> list[tuple[ipaddress.IPv4Network, str]]:

@@ -1,4 +1,5 @@
-"""Local volumes: named directories under ``<data-root>/volumes`` that outlive containers.
+"""The local volume driver: named directories under ``<data-root>/volumes`` that outlive
+containers.
 
 Layout, one directory per volume (the same as dockerd's ``local`` driver)::
 
@@ -18,7 +19,7 @@ the mount is made when a container first needs the volume and undone on removal.
 options a volume is a plain directory.
 
 Which containers use a volume is asked of the container service through the ``users``
-callback (it reads the mounts of each container's runtime bundle), so removal refuses a
+callback (it reads the volume names of each container record), so removal refuses a
 volume in use with dockerd's message.
 """
 
@@ -44,9 +45,11 @@ from declarun.errdefs import Conflict, InvalidArgument, NotFound, SystemFailure
 
 __all__ = [
     "ANONYMOUS_LABEL",
+    "UsersFn",
     "Volume",
     "VolumeStore",
     "check_volume_name",
+    "disk_usage",
 ]
 
 log = logging.getLogger("declarun.daemon.volumes")
@@ -62,7 +65,8 @@ UsersFn = Callable[[str], list[str]]
 
 
 def check_volume_name(name: str) -> str:
-    """``name`` if it is a valid local volume name, else a 400 with dockerd's message."""
+    """``name`` if it is a valid local volume name, else InvalidArgument with dockerd's
+    message."""
     if not _NAME.fullmatch(name):
         raise InvalidArgument(
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
@@ -171,7 +175,7 @@ class VolumeStore:
         return self._read(name) if _NAME.fullmatch(name) else None
 
     def get(self, name: str) -> Volume:
-        """Volume ``name``; 404 ``get NAME: no such volume``."""
+        """Volume ``name``; NotFound ``get NAME: no such volume``."""
         volume = self._read(name) if _NAME.fullmatch(name) else None
         if volume is None:
             raise NotFound(f"get {name}: no such volume")
@@ -287,7 +291,7 @@ class VolumeStore:
                 subprocess.run(["umount", "-l", str(data)], capture_output=True, check=False)
 
     def remove(self, name: str, *, force: bool = False) -> None:
-        """Remove a volume and its data; 409 while a container uses it, 404 if missing.
+        """Remove a volume and its data; Conflict while a container uses it, NotFound if missing.
 
         ``force`` only makes a missing volume no error (dockerd never removes one in use).
         """
@@ -307,3 +311,18 @@ class VolumeStore:
                 raise SystemFailure(f"remove {name}: {exc.strerror or exc}") from None
             shutil.rmtree(doomed, ignore_errors=True)
             log.info("removed volume %s", name)
+
+
+def disk_usage(volume: Volume) -> int:
+    """Bytes the volume's content takes on disk (hard links counted once; blocking)."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for path in [volume.mountpoint, *volume.mountpoint.rglob("*")]:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512 if path != volume.mountpoint else 0
+    return total
