@@ -34,6 +34,7 @@ from declarun.daemon.containers.exec import (
     exec_process_spec,
     start_exec,
 )
+from declarun.daemon.containers.syncpipe import MonitorError
 from declarun.daemon.containers.users import resolve_user
 from declarun.errdefs import Conflict, InvalidArgument, NotFound
 
@@ -271,7 +272,7 @@ class ExecManager:
         assert session is not None
         try:
             code = await session.wait()
-        except Exception as exc:  # a lost conmon: report like a kill
+        except (MonitorError, OSError) as exc:  # a lost conmon: report like a kill
             log.warning("exec %s: %s", instance.id[:12], exc)
             code = 137
         finally:

@@ -193,8 +193,10 @@ class ContainerNetworking:
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
         except BaseException:
-            with contextlib.suppress(Exception):
+            try:
                 await self.teardown(rec)
+            except Exception:  # the setup's own error is the one to report; log this one
+                log.exception("undoing the network of %s after a failed setup", rec.id[:12])
             raise
         return self._setup_of(rec, state)
 
@@ -470,8 +472,10 @@ class ContainerNetworking:
                         PublishedPort(c, proto, hip, hport) for c, proto, hip, hport in state.ports
                     ]
                     self._publications[rec.id] = await publish(wanted, ip)
-            except Exception as exc:
+            except (NetworkError, OSError) as exc:  # a port taken meanwhile: the rest goes on
                 log.error("restoring the network of container %s: %s", rec.id[:12], exc)
+            except Exception:  # a daemon fault: logged, the other containers are restored
+                log.exception("restoring the network of container %s failed", rec.id[:12])
         for failure in await self.networks.cni.cleanup(keep=frozenset(kept)):
             log.warning("cleaning a leftover CNI attachment: %s", failure)
         for path in netns_mod.list_netns(self.networks.run_dir):
