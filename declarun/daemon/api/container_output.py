@@ -19,11 +19,10 @@ from aiohttp import web
 from declarun.daemon.api.http import json_response, query_bool, start_json_stream, write_json_line
 from declarun.daemon.containers.logfile import read_log
 from declarun.daemon.containers.record import format_time
-from declarun.daemon.containers.runtime import OciRuntimeError
 from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.containers.stats import StatsSampler, top_processes
+from declarun.daemon.containers.stats import StatsSampler, container_top
 from declarun.daemon.filters import parse_time
-from declarun.errdefs import Conflict, InvalidArgument, NotFound
+from declarun.errdefs import InvalidArgument, NotFound
 
 __all__ = ["MULTIPLEXED", "RAW_STREAM", "frame", "routes"]
 
@@ -112,15 +111,7 @@ class OutputApi:
     async def top(self, request: web.Request) -> web.Response:
         """``GET /containers/{id}/top?ps_args=``: ``{Titles, Processes}``."""
         rec = self.service.get(request.match_info["id"])
-        if not rec.state.running:
-            raise Conflict(f"Container {rec.id} is not running")
-        if rec.state.restarting:
-            raise Conflict(f"Container {rec.id} is restarting, wait until the container is running")
-        try:
-            pids = await rec.runtime.ps(rec.id)
-        except OciRuntimeError as exc:
-            raise Conflict(exc.message) from None
-        titles, processes = await top_processes(pids, request.query.get("ps_args", "") or "-ef")
+        titles, processes = await container_top(rec, request.query.get("ps_args", ""))
         return json_response({"Titles": titles, "Processes": processes})
 
     async def stats(self, request: web.Request) -> web.StreamResponse:

@@ -100,12 +100,7 @@ class _ExecApi:
         instance = self.execs.get(request.match_info["id"])
         service = self.containers
         record = service.get(instance.container_id)
-        if instance.started:
-            raise Conflict(f"Error: Exec command {instance.id} is already running"
-                           if instance.running else
-                           f"Error: Exec command {instance.id} has already run")  # fmt: skip
-        if not record.state.running:
-            raise Conflict(f"Container {record.id} is not running")
+        self.execs.check_startable(record, instance)
         if body.get("Detach"):
             await self.execs.start(record, instance)
             self._published_start(service, record, instance)

@@ -236,6 +236,15 @@ class ExecManager:
                     if e.finished_at and now - e.finished_at > FINISHED_TTL]:  # fmt: skip
             del self._execs[key]
 
+    def check_startable(self, record: Any, instance: ExecInstance) -> None:
+        """Conflict, with dockerd's messages, unless ``instance`` can start now (checked
+        before a client's connection is taken over, while errors are still HTTP answers)."""
+        if instance.started:
+            state = "is already running" if instance.running else "has already run"
+            raise Conflict(f"Error: Exec command {instance.id} {state}")
+        if not record.state.running:
+            raise Conflict(f"Container {record.id} is not running")
+
     async def start(self, record: Any, instance: ExecInstance) -> ExecSession:
         """Start ``instance``; :class:`ExecStartFailed` (exit code recorded) on refusal."""
         if instance.started:

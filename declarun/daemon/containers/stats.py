@@ -20,9 +20,15 @@ from typing import Any
 
 from declarun.daemon.containers.record import ContainerRecord, format_time
 from declarun.daemon.containers.runtime import OciRuntimeError
-from declarun.errdefs import InvalidArgument, SystemFailure
+from declarun.errdefs import Conflict, InvalidArgument, SystemFailure
 
-__all__ = ["StatsSampler", "stats_document", "system_cpu_usage", "top_processes"]
+__all__ = [
+    "StatsSampler",
+    "container_top",
+    "stats_document",
+    "system_cpu_usage",
+    "top_processes",
+]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _BLKIO_KEYS = {
@@ -162,6 +168,23 @@ class StatsSampler:
             doc["read"] = format_time(0)
         self._previous = doc
         return doc
+
+
+async def container_top(rec: ContainerRecord, ps_args: str) -> tuple[list[str], list[list[str]]]:
+    """``docker top``: ``ps <ps_args>`` rows of the container's processes (titles, rows).
+
+    Conflict when the container is not running (or is restarting, or the runtime has no
+    process list for it), as dockerd answers.
+    """
+    if not rec.state.running:
+        raise Conflict(f"Container {rec.id} is not running")
+    if rec.state.restarting:
+        raise Conflict(f"Container {rec.id} is restarting, wait until the container is running")
+    try:
+        pids = await rec.runtime.ps(rec.id)
+    except OciRuntimeError as exc:
+        raise Conflict(exc.message) from None
+    return await top_processes(pids, ps_args or "-ef")
 
 
 async def top_processes(pids: list[int], ps_args: str) -> tuple[list[str], list[list[str]]]:

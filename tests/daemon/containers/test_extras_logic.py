@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,7 +14,7 @@ from declarun.daemon.containers.attachment import (
     parse_detach_keys,
 )
 from declarun.daemon.containers.exec import ExecStartError
-from declarun.daemon.containers.execs import ExecConfig, start_failure
+from declarun.daemon.containers.execs import ExecConfig, ExecInstance, ExecManager, start_failure
 from declarun.daemon.containers.health import go_duration, probe_command
 from declarun.daemon.containers.restart import (
     BACKOFF_START,
@@ -21,7 +22,7 @@ from declarun.daemon.containers.restart import (
     next_delay,
     should_restart,
 )
-from declarun.errdefs import InvalidArgument
+from declarun.errdefs import Conflict, InvalidArgument
 
 
 def test_frame_header_is_dockers() -> None:
@@ -108,3 +109,19 @@ def test_backoff_doubles_caps_and_resets() -> None:
     assert seen[0] == BACKOFF_START and seen[1] == 2 * BACKOFF_START
     assert max(seen) == MAX_BACKOFF
     assert next_delay(MAX_BACKOFF, ran_for=10.0) == BACKOFF_START
+
+
+def test_an_exec_starts_once_in_a_running_container() -> None:
+    execs = ExecManager()
+    running = SimpleNamespace(id="c1", state=SimpleNamespace(running=True))
+    stopped = SimpleNamespace(id="c1", state=SimpleNamespace(running=False))
+    instance = ExecInstance("e1", "c1", ExecConfig(cmd=("true",)))
+    execs.check_startable(running, instance)
+    with pytest.raises(Conflict, match="Container c1 is not running"):
+        execs.check_startable(stopped, instance)
+    instance.started, instance.running = True, True
+    with pytest.raises(Conflict, match="Exec command e1 is already running"):
+        execs.check_startable(running, instance)
+    instance.running = False
+    with pytest.raises(Conflict, match="Exec command e1 has already run"):
+        execs.check_startable(running, instance)
