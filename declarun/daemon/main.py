@@ -25,7 +25,6 @@ from declarun import __version__
 from declarun.daemon import sysinfo
 from declarun.daemon.api.server import make_app
 from declarun.daemon.config import DaemonConfig
-from declarun.daemon.events import EventBus
 from declarun.daemon.listen import UnixListener, bind_unix, server_tls_context
 from declarun.daemon.lockfile import DataRootLock
 from declarun.daemon.wiring import Services, api_routes, open_services
@@ -90,12 +89,8 @@ def run(config: DaemonConfig) -> None:
 async def _serve(config: DaemonConfig, engine_id: str) -> None:
     if not sysinfo.runtime_info(config.runtime)[0]:
         log.warning("OCI runtime %s not found in PATH; containers will not start", config.runtime)
-    events = EventBus()
-    try:
-        async with open_services(config, engine_id, events) as services:
-            await _serve_api(services)
-    finally:
-        events.close()
+    async with open_services(config, engine_id) as services:
+        await _serve_api(services)
 
 
 async def _serve_api(services: Services) -> None:
