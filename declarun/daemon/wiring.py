@@ -118,6 +118,7 @@ async def open_services(
     events = events if events is not None else EventBus()
     root = config.data_root
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(events.close)  # last: ends every /events stream still open
         # The daemon's start-up makes the data root; an app served on its own (tests) may not.
         root.mkdir(parents=True, exist_ok=True, mode=_DATA_ROOT_MODE)
         metadata = await asyncio.to_thread(Metadata, root / "metadata.db")
