@@ -10,9 +10,11 @@ deps:
 demo: deps
 	./scripts/demo.sh
 
+# lint-imports checks the layers written down in .importlinter (no cache: nothing to clean).
 lint: deps
 	$(VENV)/ruff check declarun tests benchmarks
 	$(VENV)/ruff format --check declarun tests benchmarks
+	$(VENV)/lint-imports --no-cache
 
 typecheck: deps
 	$(VENV)/mypy

@@ -1,8 +1,10 @@
-"""Running declarund: data root, lock, listeners, signals, clean shutdown.
+"""Running declarund: data root, lock, services, listeners, signals, clean shutdown.
 
-:func:`run` is what ``declarun daemon`` and ``python -m declarun.daemon`` call. It returns
-when the daemon was asked to stop (SIGTERM or SIGINT): listeners closed, open streams
-ended, socket files removed. SIGHUP publishes a ``daemon reload`` event, as dockerd does
+:func:`run` is what ``declarun daemon`` and ``python -m declarun.daemon`` call. It opens
+the services (:func:`declarun.daemon.wiring.open_services`, the composition root), serves
+the API areas :func:`~declarun.daemon.wiring.api_routes` lists, and returns when the
+daemon was asked to stop (SIGTERM or SIGINT): listeners closed, open streams ended,
+services closed, socket files removed. SIGHUP publishes a ``daemon reload`` event, as dockerd does
 on a configuration reload (declarund has no configuration file to re-read yet).
 """
 
@@ -21,11 +23,11 @@ from aiohttp import web
 
 from declarun import __version__
 from declarun.daemon import sysinfo
+from declarun.daemon.api.server import make_app
 from declarun.daemon.config import DaemonConfig
-from declarun.daemon.context import DaemonContext
 from declarun.daemon.listen import UnixListener, bind_unix, server_tls_context
 from declarun.daemon.lockfile import DataRootLock
-from declarun.daemon.server import make_app
+from declarun.daemon.wiring import Services, api_routes, open_services
 from declarun.errors import DaemonError
 
 __all__ = ["configure_logging", "prepare_data_root", "run"]
@@ -85,10 +87,15 @@ def run(config: DaemonConfig) -> None:
 
 
 async def _serve(config: DaemonConfig, engine_id: str) -> None:
-    ctx = DaemonContext(config=config, engine_id=engine_id)
     if not sysinfo.runtime_info(config.runtime)[0]:
         log.warning("OCI runtime %s not found in PATH; containers will not start", config.runtime)
-    app = make_app(ctx)
+    async with open_services(config, engine_id) as services:
+        await _serve_api(services)
+
+
+async def _serve_api(services: Services) -> None:
+    config = services.config
+    app = make_app(api_routes(services), on_shutdown=[services.events.close])
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -121,7 +128,7 @@ async def _serve(config: DaemonConfig, engine_id: str) -> None:
             log.info("API listen on %s", address)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, _publish_reload, ctx)
+        loop.add_signal_handler(signal.SIGHUP, _publish_reload, services)
         log.info(
             "declarund %s started (data root %s, runtime %s, pid %d)",
             __version__,
@@ -134,18 +141,18 @@ async def _serve(config: DaemonConfig, engine_id: str) -> None:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        ctx.events.close()
+        services.events.close()
         await runner.cleanup()
         for listener in listeners:
             listener.remove()
 
 
-def _publish_reload(ctx: DaemonContext) -> None:
-    config = ctx.config
-    ctx.events.publish(
+def _publish_reload(services: Services) -> None:
+    config = services.config
+    services.events.publish(
         "daemon",
         "reload",
-        ctx.engine_id,
+        services.engine_id,
         {
             "name": sysinfo.hostname(),
             "default-runtime": config.runtime,

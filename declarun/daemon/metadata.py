@@ -40,6 +40,7 @@ from declarun.daemon.images.content import (
 )
 from declarun.daemon.images.platform import Platform
 from declarun.daemon.images.reference import is_image_id, parse_reference
+from declarun.errdefs import Conflict, InvalidArgument, NotFound
 from declarun.errors import DaemonError, ImageReferenceError
 
 __all__ = [
@@ -73,19 +74,19 @@ class MetadataError(DaemonError):
     """The metadata database refused an operation or cannot be used."""
 
 
-class ImageNotFoundError(MetadataError, LookupError):
+class ImageNotFoundError(MetadataError, NotFound):
     """No image matches a name or ID (Docker answers 404)."""
 
 
-class AmbiguousImageError(MetadataError, LookupError):
+class AmbiguousImageError(MetadataError, InvalidArgument, LookupError):
     """An ID prefix matches more than one image (Docker answers 400)."""
 
 
-class ImageInUseError(MetadataError):
+class ImageInUseError(MetadataError, Conflict):
     """An image cannot be deleted: containers use it (Docker answers 409)."""
 
 
-class LeaseNotFoundError(MetadataError, LookupError):
+class LeaseNotFoundError(MetadataError, NotFound):
     """The lease does not exist, or has expired."""
 
 

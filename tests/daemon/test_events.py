@@ -17,13 +17,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from declarun.daemon.api.errors import BadRequest
-from declarun.daemon.api.event_filter import event_matcher, parse_event_time
-from declarun.daemon.api.filters import parse_filters
+from declarun.daemon.api import system
+from declarun.daemon.api.event_filter import event_matcher
+from declarun.daemon.api.server import make_app
 from declarun.daemon.config import DaemonConfig
-from declarun.daemon.context import DaemonContext
+from declarun.daemon.containers.service import ContainerCounts
 from declarun.daemon.events import Event, EventBus
-from declarun.daemon.server import make_app
+from declarun.daemon.filters import parse_filters, parse_time
+from declarun.errdefs import InvalidArgument
 from tests.support.daemon import DaemonProcess, ServedApp, http_request, running_daemon, serving_app
 from tests.support.swagger import validate
 
@@ -167,9 +168,9 @@ def test_event_filters(filters: dict[str, object], expected: list[Event]) -> Non
 
 
 def test_unknown_filter_is_bad_request() -> None:
-    with pytest.raises(BadRequest, match="invalid filter 'colour'"):
+    with pytest.raises(InvalidArgument, match="invalid filter 'colour'"):
         parse_filters('{"colour": ["red"]}').validate({"type"})
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidArgument):
         parse_filters("{not json")
 
 
@@ -187,13 +188,13 @@ def test_unknown_filter_is_bad_request() -> None:
     ],
 )
 def test_event_times(raw: str, nanos: int) -> None:
-    assert parse_event_time(raw, "since", now_nano=1_800_000_000 * SECOND) == nanos
+    assert parse_time(raw, "since", now_nano=1_800_000_000 * SECOND) == nanos
 
 
 def test_bad_event_time() -> None:
-    assert parse_event_time("", "since") is None
-    with pytest.raises(BadRequest, match="invalid value for until"):
-        parse_event_time("yesterday", "until")
+    assert parse_time("", "since") is None
+    with pytest.raises(InvalidArgument, match="invalid value for until"):
+        parse_time("yesterday", "until")
 
 
 # --- the real daemon: daemon reload events from SIGHUP ------------------------------------
@@ -348,25 +349,41 @@ def test_listener_is_counted_and_released_on_disconnect(
 # --- container and image events published inside the daemon (in-process server) ----------
 
 
+class _EmptyDaemon:
+    """What /info counts of a daemon with nothing in it (only /events is under test here)."""
+
+    storage_driver = "overlay2"
+
+    def container_counts(self) -> ContainerCounts:
+        return ContainerCounts()
+
+    def image_count(self) -> int:
+        return 0
+
+
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[ServedApp, DaemonContext]]:
-    ctx = DaemonContext(config=DaemonConfig(data_root=tmp_path / "root"))
-    with serving_app(lambda: make_app(ctx), tmp_path / "app.sock") as app:
-        yield app, ctx
+def served(tmp_path: Path) -> Iterator[tuple[ServedApp, EventBus]]:
+    events = EventBus()
+    config = DaemonConfig(data_root=tmp_path / "root")
+    routes = system.routes(config, "test-engine", events, _EmptyDaemon())
+    with serving_app(
+        lambda: make_app(routes, on_shutdown=[events.close]), tmp_path / "app.sock"
+    ) as app:
+        yield app, events
 
 
 def test_events_from_worker_threads_reach_docker_py(
-    served: tuple[ServedApp, DaemonContext],
+    served: tuple[ServedApp, EventBus],
 ) -> None:
-    app, ctx = served
+    app, events = served
     client = docker.APIClient(base_url=f"unix://{app.socket_path}", version="1.45", timeout=30)
     try:
         stream = client.events(decode=True, filters={"container": ["web"]})
         worker = threading.Thread(
             target=lambda: [
-                ctx.events.publish("image", "pull", "busybox:latest", {"name": "busybox"}),
-                ctx.events.publish("container", "create", "c1", {"name": "db", "image": "busybox"}),
-                ctx.events.publish("container", "start", "c2", {"name": "web", "image": "busybox"}),
+                events.publish("image", "pull", "busybox:latest", {"name": "busybox"}),
+                events.publish("container", "create", "c1", {"name": "db", "image": "busybox"}),
+                events.publish("container", "start", "c2", {"name": "web", "image": "busybox"}),
             ]
         )
         worker.start()

@@ -1,6 +1,6 @@
 """A hijacked connection carries a raw bidirectional stream, as attach and exec need.
 
-The server here is the daemon's own application (make_app with a test-only area) served
+The server here is the daemon's own application (make_app with test-only routes) served
 in a thread; the clients are a raw socket speaking the upgrade by hand, and docker-py.
 """
 
@@ -18,23 +18,21 @@ import docker
 import pytest
 from aiohttp import web
 
-from declarun.daemon.api.http import read_json
-from declarun.daemon.config import DaemonConfig
-from declarun.daemon.context import DaemonContext
-from declarun.daemon.hijack import (
+from declarun.daemon.api.hijack import (
     MULTIPLEXED_STREAM,
     RAW_STREAM,
     hijack,
     hijacked_response,
     wants_upgrade,
 )
-from declarun.daemon.server import Area, make_app
+from declarun.daemon.api.http import read_json
+from declarun.daemon.api.server import make_app
 from tests.support.daemon import http_request, serving_app
 
 ENDED = threading.Event()
 
 
-def _stream_area(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+def _stream_routes() -> Iterable[web.RouteDef]:
     async def attach(request: web.Request) -> web.StreamResponse:
         """Echo stdin upper-cased until the client half-closes, then say bye."""
         reader, writer = await hijack(request, content_type=RAW_STREAM)
@@ -99,9 +97,8 @@ def _stream_area(ctx: DaemonContext) -> Iterable[web.RouteDef]:
 
 @pytest.fixture
 def app_socket(tmp_path: Path) -> Iterator[Path]:
-    ctx = DaemonContext(config=DaemonConfig(data_root=tmp_path / "root"))
     sock = tmp_path / "app.sock"
-    with serving_app(lambda: make_app(ctx, [Area("streams", _stream_area)]), sock):
+    with serving_app(lambda: make_app(_stream_routes()), sock):
         yield sock
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
+import pkgutil
 import shutil
 import signal
 import socket
@@ -13,15 +15,16 @@ import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import docker
 import pytest
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotFound
-from declarun.daemon.config import DaemonConfig
-from declarun.daemon.context import DaemonContext
-from declarun.daemon.server import API_VERSION_KEY, Area, discover_areas, make_app
+from declarun.daemon import api as api_package
+from declarun.daemon import wiring
+from declarun.daemon.api.server import API_VERSION_KEY, make_app
+from declarun.errdefs import Conflict, InvalidArgument, NotFound
 from tests.support.daemon import (
     DaemonProcess,
     cli_command,
@@ -226,7 +229,7 @@ class Boom(RuntimeError):
     pass
 
 
-def _error_area(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+def _error_routes() -> Iterable[web.RouteDef]:
     async def not_found(request: web.Request) -> web.StreamResponse:
         raise NotFound("No such container: abc")
 
@@ -234,7 +237,7 @@ def _error_area(ctx: DaemonContext) -> Iterable[web.RouteDef]:
         raise Conflict('The container name "/web" is already in use')
 
     async def bad(request: web.Request) -> web.StreamResponse:
-        raise BadRequest("invalid reference format")
+        raise InvalidArgument("invalid reference format")
 
     async def boom(request: web.Request) -> web.StreamResponse:
         raise Boom("disk on fire")
@@ -257,9 +260,8 @@ def _error_area(ctx: DaemonContext) -> Iterable[web.RouteDef]:
 
 @pytest.fixture
 def error_app(tmp_path: Path) -> Iterator[Path]:
-    ctx = DaemonContext(config=DaemonConfig(data_root=tmp_path / "root"))
     sock = tmp_path / "app.sock"
-    with serving_app(lambda: make_app(ctx, [Area("errors", _error_area)]), sock):
+    with serving_app(lambda: make_app(_error_routes()), sock):
         yield sock
 
 
@@ -284,9 +286,9 @@ def test_error_classes_map_to_docker_statuses(
 def test_unexpected_error_is_logged_with_traceback(
     error_app: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="declarun.daemon.server"):
+    with caplog.at_level(logging.ERROR, logger="declarun.daemon.api.server"):
         http_request(error_app, "GET", "/t/boom")
-    records = [r for r in caplog.records if r.name == "declarun.daemon.server"]
+    records = [r for r in caplog.records if r.name == "declarun.daemon.api.server"]
     assert records and records[0].exc_info is not None
     assert isinstance(records[0].exc_info[1], Boom)
 
@@ -310,10 +312,21 @@ def test_docker_py_raises_api_errors_with_message(error_app: Path) -> None:
         client.close()
 
 
-def test_discovery_finds_the_system_area() -> None:
-    names = [area.name for area in discover_areas()]
-    assert "system" in names
-    assert "errors" not in names and "filters" not in names
+def test_composition_root_lists_every_api_area() -> None:
+    areas = {
+        info.name
+        for info in pkgutil.iter_modules(api_package.__path__)
+        if callable(
+            getattr(importlib.import_module(f"{api_package.__name__}.{info.name}"), "routes", None)
+        )
+    }
+    wired = {
+        value.__name__.rsplit(".", 1)[-1]
+        for value in vars(wiring).values()
+        if isinstance(value, ModuleType) and value.__name__.startswith(api_package.__name__ + ".")
+    }
+    assert "system" in areas and "errors" not in areas and "http" not in areas
+    assert areas == wired
 
 
 # --- TCP with mutual TLS ---------------------------------------------------------------------

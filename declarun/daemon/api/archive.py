@@ -14,9 +14,9 @@ Paths are resolved inside the container's root, never following a link out of it
 for a stopped container the same overlay mounted for the duration of the request
 (``ContainerService.mounted_rootfs``), so both work alike.
 
-Mount points the runtime creates in the writable layer for the container's own mounts
-(``/etc/hostname``, ``/etc/hosts``, ``/etc/resolv.conf``, volume targets...) are left out
-of ``changes`` and ``commit`` -- dockerd hides them in its init layer.
+What a container changed (:mod:`declarun.daemon.containers.changes`) and the commit
+itself (:func:`declarun.daemon.containers.commit.commit_container`) are the container
+service's; this area parses the requests and streams the tars.
 """
 
 from __future__ import annotations
@@ -32,22 +32,18 @@ from typing import IO, Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, NotFound
 from declarun.daemon.api.http import json_response, query_bool
-from declarun.daemon.containers.commit import CommitRequest, run_commit
+from declarun.daemon.containers.commit import CommitRequest, commit_container
 from declarun.daemon.containers.fsaccess import (
-    CHANGE_MODIFIED,
-    Change,
-    changes_copy,
-    changes_overlay,
+    PathStat,
     extract_into,
     stat_path,
     write_path_tar,
 )
-from declarun.daemon.containers.hooks import container_service
-from declarun.daemon.context import DaemonContext
+from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.images.reference import parse_reference
-from declarun.daemon.images.service import attach_image_service
+from declarun.daemon.images.service import ImageService
+from declarun.errdefs import Forbidden, InvalidArgument, NotFound
 from declarun.errors import ImageReferenceError
 
 __all__ = ["routes"]
@@ -59,9 +55,9 @@ _CHUNK = 1 << 16
 _STAT_HEADER = "X-Docker-Container-Path-Stat"
 
 
-def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+def routes(containers: ContainerService, images: ImageService) -> Iterable[web.RouteDef]:
     """The archive/changes/export/commit routes."""
-    api = _ArchiveApi(ctx)
+    api = _ArchiveApi(containers, images)
     return [
         web.head("/containers/{id}/archive", api.head),
         web.get("/containers/{id}/archive", api.get, allow_head=False),
@@ -130,25 +126,27 @@ async def _stream_tar(request: web.Request, produce: Callable[[IO[bytes]], None]
             with contextlib.suppress(asyncio.QueueEmpty):
                 queue.get_nowait()
             await asyncio.sleep(0.01)
-        with contextlib.suppress(BaseException):
-            task.result()
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None and not isinstance(failure, BrokenPipeError):
+            log.warning("writing a tar for %s failed: %s", request.path, failure, exc_info=failure)
         raise
     return response
 
 
 class _ArchiveApi:
-    def __init__(self, ctx: DaemonContext) -> None:
-        self.ctx = ctx
+    def __init__(self, containers: ContainerService, images: ImageService) -> None:
+        self.containers = containers
+        self.images = images
 
     def _path(self, request: web.Request) -> str:
         path = request.query.get("path", "")
         if not path:
-            raise BadRequest("path is required")
+            raise InvalidArgument("path is required")
         return path if path.startswith("/") else "/" + path
 
     async def head(self, request: web.Request) -> web.StreamResponse:
         """``HEAD /containers/{id}/archive``: the path's stat header only."""
-        service = container_service(self.ctx)
+        service = self.containers
         record = service.get(request.match_info["id"])
         path = self._path(request)
         async with service.mounted_rootfs(record.id) as root:
@@ -156,7 +154,7 @@ class _ArchiveApi:
         return web.Response(status=200, headers={_STAT_HEADER: info.header()})
 
     @staticmethod
-    def _stat(root: Path, path: str, name: str) -> Any:
+    def _stat(root: Path, path: str, name: str) -> PathStat:
         try:
             return stat_path(root, path)
         except (FileNotFoundError, NotADirectoryError):
@@ -164,7 +162,7 @@ class _ArchiveApi:
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         """``GET /containers/{id}/archive``: a tar of the path."""
-        service = container_service(self.ctx)
+        service = self.containers
         record = service.get(request.match_info["id"])
         path = self._path(request)
         async with service.mounted_rootfs(record.id) as root:
@@ -175,13 +173,14 @@ class _ArchiveApi:
 
     async def put(self, request: web.Request) -> web.StreamResponse:
         """``PUT /containers/{id}/archive``: extract the body's tar into the directory."""
-        service = container_service(self.ctx)
+        service = self.containers
         record = service.get(request.match_info["id"])
         path = self._path(request)
         no_overwrite = query_bool(request, "noOverwriteDirNonDir")
         if record.host_config.readonly_rootfs and record.state.running:
-            raise web.HTTPForbidden(text="container rootfs is marked read-only")
-        with tempfile.TemporaryFile(dir=self.ctx.data_root) as spool:
+            raise Forbidden("container rootfs is marked read-only")
+        # Spooled on the data root's file system, as large as the upload may be.
+        with tempfile.TemporaryFile(dir=self.images.scratch_dir) as spool:
             async for chunk in request.content.iter_chunked(_CHUNK):
                 await asyncio.to_thread(spool.write, chunk)
             spool.seek(0)
@@ -194,26 +193,14 @@ class _ArchiveApi:
         service.publish(record, "extract-to-dir", {"path": path})
         return web.Response(status=200)
 
-    async def _changes(self, record: Any) -> list[Change]:
-        service = container_service(self.ctx)
-        mounts = await asyncio.to_thread(service.rootfs.prepare, record.chain_id, record.id)
-        if mounts.driver == "overlay":
-            assert mounts.upperdir is not None
-            found = await asyncio.to_thread(changes_overlay, mounts.upperdir, mounts.lowerdirs)
-        else:
-            snapshotter = service.rootfs.snapshotter
-            base = snapshotter.info(record.chain_id).path if record.chain_id else None
-            found = await asyncio.to_thread(changes_copy, mounts.rootfs, base)
-        return _without_mountpoints(found, _mount_targets(record))
-
     async def changes(self, request: web.Request) -> web.Response:
         """``GET /containers/{id}/changes``."""
-        record = container_service(self.ctx).get(request.match_info["id"])
-        return json_response([c.to_api() for c in await self._changes(record)])
+        changes = await self.containers.changes(request.match_info["id"])
+        return json_response([c.to_api() for c in changes])
 
     async def export(self, request: web.Request) -> web.StreamResponse:
         """``GET /containers/{id}/export``: the whole root file system as a tar."""
-        service = container_service(self.ctx)
+        service = self.containers
         record = service.get(request.match_info["id"])
         async with service.mounted_rootfs(record.id) as root:
             response = await _stream_tar(request, lambda out: write_path_tar(root, "/", out))
@@ -222,28 +209,27 @@ class _ArchiveApi:
 
     async def commit(self, request: web.Request) -> web.Response:
         """``POST /commit``: ``{"Id": "sha256:..."}`` (201)."""
-        service = container_service(self.ctx)
         query = request.query
         ref = query.get("container", "")
         if not ref:
-            raise BadRequest("No container name or ID supplied")
-        record = service.get(ref)
+            raise InvalidArgument("No container name or ID supplied")
+        record = self.containers.get(ref)
         repo, tag = query.get("repo", ""), query.get("tag", "")
         name = None
         if repo:
             try:
                 name = parse_reference(f"{repo}:{tag}" if tag else repo)
             except ImageReferenceError as exc:
-                raise BadRequest(str(exc)) from None
+                raise InvalidArgument(str(exc)) from None
         elif tag:
-            raise BadRequest("tag without a repository")
+            raise InvalidArgument("tag without a repository")
         body = await request.read()
         override = None
         if body.strip():
             try:
                 override = json.loads(body)
             except ValueError as exc:
-                raise BadRequest(f"invalid JSON body: {exc}") from None
+                raise InvalidArgument(f"invalid JSON body: {exc}") from None
             if not isinstance(override, dict):
                 override = None
         changes = tuple(query.getall("changes", []))
@@ -256,24 +242,13 @@ class _ArchiveApi:
             changes=split,
             config_override=_override(override),
         )
-        pause = query_bool(request, "pause", default=True)
-        paused_here = False
-        if pause and record.state.running and not record.state.paused:
-            await service.pause(record.id)
-            paused_here = True
-        try:
-            found = await self._changes(record)
-            images = await asyncio.to_thread(attach_image_service, self.ctx)
-            async with service.mounted_rootfs(record.id) as root:
-                image = await run_commit(images, record, root, found, commit_request)
-        finally:
-            if paused_here:
-                with contextlib.suppress(Exception):
-                    await service.unpause(record.id)
-        attrs = {"comment": commit_request.comment, "imageID": image.id}
-        if name is not None:
-            attrs["imageRef"] = name.familiar()
-        service.publish(record, "commit", attrs)
+        image = await commit_container(
+            self.containers,
+            self.images,
+            record.id,
+            commit_request,
+            pause=query_bool(request, "pause", default=True),
+        )
         return json_response({"Id": image.id}, status=201)
 
 
@@ -285,38 +260,3 @@ def _override(body: dict[str, Any] | None) -> dict[str, Any] | None:
             "Volumes", "Labels", "StopSignal", "OnBuild")  # fmt: skip
     picked = {k: body[k] for k in keys if body.get(k) not in (None, "", [], {})}
     return picked or None
-
-
-def _mount_targets(record: Any) -> set[str]:
-    """Destinations of the container's mounts in its runtime spec (and the default ones)."""
-    targets = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/.dockerenv"}
-    try:
-        spec = json.loads((Path(record.bundle_dir) / "config.json").read_text())
-    except (OSError, ValueError):
-        return targets
-    for mount in spec.get("mounts") or []:
-        destination = mount.get("destination")
-        if isinstance(destination, str):
-            targets.add(destination.rstrip("/") or "/")
-    return targets
-
-
-def _without_mountpoints(changes: list[Change], targets: set[str]) -> list[Change]:
-    """Changes minus mount points (and parent directories changed only by them)."""
-
-    def under(path: str) -> bool:
-        return any(path == t or path.startswith(t + "/") for t in targets)
-
-    kept = [c for c in changes if not under(c.path)]
-    dropped = {c.path for c in changes} - {c.path for c in kept}
-    result = []
-    for change in kept:
-        prefix = change.path + "/"
-        only_for_mounts = (
-            change.kind == CHANGE_MODIFIED
-            and any(p.startswith(prefix) for p in dropped)
-            and not any(c.path.startswith(prefix) for c in kept)
-        )
-        if not only_for_mounts:
-            result.append(change)
-    return result

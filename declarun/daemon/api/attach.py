@@ -13,8 +13,9 @@ Without a TTY the output is multiplexed (8-byte frame headers); with one it is r
 connection ends when the container's output ends, the client detaches (``detachKeys``,
 default ``ctrl-p,ctrl-q``), or the client goes away; the container keeps running.
 
-This area's start-up hook installs the listeners attach, exec, health checks and restart
-policies hang on the container service (:func:`~declarun.daemon.containers.hooks.install_listeners`).
+Clients waiting for a container's start are kept in the daemon's
+:class:`~declarun.daemon.containers.attachment.AttachWaiters`, which the container hooks
+(:mod:`declarun.daemon.containers.hooks`) connect when the container starts.
 """
 
 from __future__ import annotations
@@ -23,56 +24,39 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, Conflict
+from declarun.daemon.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
 from declarun.daemon.api.http import query_bool, query_int
 from declarun.daemon.containers.attach import AttachStream, resize_terminal
 from declarun.daemon.containers.attachment import (
     DEFAULT_DETACH_KEYS,
     AttachOptions,
+    AttachWaiters,
     parse_detach_keys,
     pump,
 )
-from declarun.daemon.containers.hooks import (
-    attach_waiters,
-    container_service,
-    shutdown_hooks,
-)
 from declarun.daemon.containers.logfile import read_log
-from declarun.daemon.containers.setup import container_service as open_container_service
+from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.containers.syncpipe import MonitorError
-from declarun.daemon.context import DaemonContext
-from declarun.daemon.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
+from declarun.errdefs import Conflict, InvalidArgument
 
-__all__ = ["detach_keys_of", "on_cleanup", "on_startup", "routes"]
+__all__ = ["detach_keys_of", "routes"]
 
 log = logging.getLogger("declarun.daemon.api.attach")
 
 _HEAD_ALONE = 0.05
 
 
-async def on_startup(ctx: DaemonContext) -> None:
-    """Open the container service (it installs the attach, exec, health and restart
-    listeners)."""
-    await open_container_service(ctx)
-
-
-async def on_cleanup(ctx: DaemonContext) -> None:
-    """Stop health checkers and pending restarts."""
-    await shutdown_hooks(ctx)
-
-
-def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+def routes(containers: ContainerService, waiters: AttachWaiters) -> Iterable[web.RouteDef]:
     """The attach/resize routes."""
 
     async def attach(request: web.Request) -> web.StreamResponse:
-        return await _attach(ctx, request)
+        return await _attach(containers, waiters, request)
 
     async def resize(request: web.Request) -> web.StreamResponse:
-        return await _resize(ctx, request)
+        return await _resize(containers, request)
 
     return [
         web.post("/containers/{id}/attach", attach),
@@ -87,12 +71,13 @@ def detach_keys_of(spec: str | None) -> bytes:
     try:
         return parse_detach_keys(spec)
     except ValueError as exc:
-        raise BadRequest(str(exc)) from None
+        raise InvalidArgument(str(exc)) from None
 
 
-async def _attach(ctx: DaemonContext, request: web.Request) -> web.StreamResponse:
-    service = container_service(ctx)
-    record: Any = service.get(request.match_info["id"])
+async def _attach(
+    service: ContainerService, waiters: AttachWaiters, request: web.Request
+) -> web.StreamResponse:
+    record = service.get(request.match_info["id"])
     options = AttachOptions(
         tty=record.config.tty,
         stdin=query_bool(request, "stdin"),
@@ -106,7 +91,6 @@ async def _attach(ctx: DaemonContext, request: web.Request) -> web.StreamRespons
         # dockerd attaches no stdin then; we do the same rather than fail.
         options = AttachOptions(options.tty, False, options.stdout, options.stderr,
                                 options.detach_keys)  # fmt: skip
-    waiters = attach_waiters(ctx)
     future = None
     if stream and not record.state.running:
         # Registered before the response head goes out: once the client has the head it
@@ -145,8 +129,8 @@ async def _attach(ctx: DaemonContext, request: web.Request) -> web.StreamRespons
     return hijacked_response(request)
 
 
-async def _resize(ctx: DaemonContext, request: web.Request) -> web.StreamResponse:
-    record: Any = container_service(ctx).get(request.match_info["id"])
+async def _resize(service: ContainerService, request: web.Request) -> web.StreamResponse:
+    record = service.get(request.match_info["id"])
     height = query_int(request, "h", 0)
     width = query_int(request, "w", 0)
     if not record.state.running:

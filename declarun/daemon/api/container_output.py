@@ -11,22 +11,18 @@ container's current run ends.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from collections.abc import Iterable
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, Conflict
-from declarun.daemon.api.event_filter import parse_event_time
 from declarun.daemon.api.http import json_response, query_bool, start_json_stream, write_json_line
 from declarun.daemon.containers.logfile import read_log
 from declarun.daemon.containers.record import format_time
-from declarun.daemon.containers.runtime import OciRuntimeError
 from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.containers.setup import service_of
-from declarun.daemon.containers.stats import StatsSampler, top_processes
-from declarun.daemon.context import DaemonContext
+from declarun.daemon.containers.stats import StatsSampler, container_top
+from declarun.daemon.filters import parse_time
+from declarun.errdefs import InvalidArgument, NotFound
 
 __all__ = ["MULTIPLEXED", "RAW_STREAM", "frame", "routes"]
 
@@ -41,9 +37,9 @@ def frame(stream: int, data: bytes) -> bytes:
     return _HEADER.pack(stream, len(data)) + data
 
 
-def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+def routes(containers: ContainerService) -> Iterable[web.RouteDef]:
     """The logs, top and stats routes."""
-    api = OutputApi(ctx)
+    api = OutputApi(containers)
     return [
         web.get("/containers/{id}/logs", api.logs),
         web.get("/containers/{id}/top", api.top),
@@ -58,40 +54,38 @@ def _tail(request: web.Request) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"invalid value for tail: {raw!r}") from None
+        raise InvalidArgument(f"invalid value for tail: {raw!r}") from None
     return None if value < 0 else value
 
 
 class OutputApi:
     """Handlers for logs, top and stats."""
 
-    def __init__(self, ctx: DaemonContext) -> None:
-        self.ctx = ctx
-
-    @property
-    def service(self) -> ContainerService:
-        """The container service."""
-        return service_of(self.ctx)
+    def __init__(self, service: ContainerService) -> None:
+        self.service = service
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
         """``GET /containers/{id}/logs``."""
         rec = self.service.get(request.match_info["id"])
         want = {1: query_bool(request, "stdout"), 2: query_bool(request, "stderr")}
         if not any(want.values()):
-            raise BadRequest("Bad parameters: you must choose at least one stream")
+            raise InvalidArgument("Bad parameters: you must choose at least one stream")
         follow = query_bool(request, "follow")
         timestamps = query_bool(request, "timestamps")
-        since = parse_event_time(request.query.get("since"), "since") or None
-        until = parse_event_time(request.query.get("until"), "until") or None
+        since = parse_time(request.query.get("since"), "since") or None
+        until = parse_time(request.query.get("until"), "until") or None
         tty = rec.config.tty
         stopped = asyncio.Event()
         watcher: asyncio.Task[None] | None = None
         if follow and rec.state.running:
 
             async def wait_stop() -> None:
-                with contextlib.suppress(Exception):
+                try:
                     await self.service.wait_exit(rec.id)
-                stopped.set()
+                except NotFound:  # removed meanwhile: its log ends too
+                    pass
+                finally:
+                    stopped.set()
 
             watcher = asyncio.ensure_future(wait_stop())
         else:
@@ -117,15 +111,7 @@ class OutputApi:
     async def top(self, request: web.Request) -> web.Response:
         """``GET /containers/{id}/top?ps_args=``: ``{Titles, Processes}``."""
         rec = self.service.get(request.match_info["id"])
-        if not rec.state.running:
-            raise Conflict(f"Container {rec.id} is not running")
-        if rec.state.restarting:
-            raise Conflict(f"Container {rec.id} is restarting, wait until the container is running")
-        try:
-            pids = await rec.runtime.ps(rec.id)
-        except OciRuntimeError as exc:
-            raise Conflict(exc.message) from None
-        titles, processes = await top_processes(pids, request.query.get("ps_args", "") or "-ef")
+        titles, processes = await container_top(rec, request.query.get("ps_args", ""))
         return json_response({"Titles": titles, "Processes": processes})
 
     async def stats(self, request: web.Request) -> web.StreamResponse:

@@ -2,50 +2,35 @@
 wait, remove, prune.
 
 Logs, top and stats are in :mod:`.container_output`; attach and exec are separate areas
-built on the same :class:`~declarun.daemon.containers.service.ContainerService`, which this
-area's start-up hook opens (:func:`~declarun.daemon.containers.setup.container_service`).
+built on the same :class:`~declarun.daemon.containers.service.ContainerService`. Which
+containers a list shows and a prune removes is the service side's policy
+(:mod:`declarun.daemon.containers.listing`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, NotFound
-from declarun.daemon.api.event_filter import parse_event_time
-from declarun.daemon.api.filters import Filters, parse_filters
 from declarun.daemon.api.http import compact_json, json_response, query_bool, query_int, read_json
-from declarun.daemon.containers.errors import InvalidCreateRequest
+from declarun.daemon.containers.listing import list_containers, prune_keeps
 from declarun.daemon.containers.record import ContainerRecord
 from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.containers.setup import (
-    ServiceImages,
-    close_container_service,
-    container_service,
-    service_of,
-)
 from declarun.daemon.containers.views import inspect_document, summary_document
-from declarun.daemon.context import DaemonContext
-from declarun.daemon.images.service import ImageService
+from declarun.daemon.filters import parse_filters
+from declarun.errdefs import InvalidArgument, NotFound
 
-__all__ = ["ContainersApi", "on_cleanup", "on_startup", "routes"]
+__all__ = ["ContainersApi", "routes"]
 
-_LIST_FILTERS = (
-    "ancestor", "before", "exited", "health", "id", "label", "name", "since", "status",
-    "volume", "network", "publish", "expose", "is-task",
-)  # fmt: skip
-_PRUNE_FILTERS = ("label", "label!", "until")
-_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 _WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
-def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+def routes(containers: ContainerService, storage_driver: str) -> Iterable[web.RouteDef]:
     """The Containers area's routes (fixed paths before the ``{id}`` ones)."""
-    api = ContainersApi(ctx)
+    api = ContainersApi(containers, storage_driver)
     return [
         web.post("/containers/create", api.create),
         web.get("/containers/json", api.list_containers),
@@ -63,16 +48,6 @@ def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
     ]
 
 
-async def on_startup(ctx: DaemonContext) -> None:
-    """Open the container service and find every container again."""
-    await container_service(ctx)
-
-
-async def on_cleanup(ctx: DaemonContext) -> None:
-    """Stop watching exits; the containers keep running."""
-    close_container_service(ctx)
-
-
 def _timeout(request: web.Request) -> int | None:
     raw = request.query.get("t", request.query.get("timeout", ""))
     if raw == "":
@@ -80,125 +55,43 @@ def _timeout(request: web.Request) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"invalid value for t: {raw!r} is not an integer") from None
+        raise InvalidArgument(f"invalid value for t: {raw!r} is not an integer") from None
 
 
 class ContainersApi:
     """Handlers of the Containers area."""
 
-    def __init__(self, ctx: DaemonContext) -> None:
-        self.ctx = ctx
-
-    @property
-    def service(self) -> ContainerService:
-        """The container service."""
-        return service_of(self.ctx)
-
-    def _images(self) -> ImageService:
-        images = self.ctx.image_store
-        if not isinstance(images, ImageService):
-            raise BadRequest("the image store is not available")
-        return images
+    def __init__(self, service: ContainerService, storage_driver: str) -> None:
+        self.service = service
+        self.storage_driver = storage_driver
 
     async def create(self, request: web.Request) -> web.Response:
         """``POST /containers/create?name=``: 201 ``{Id, Warnings}``."""
         body = await read_json(request, default=None)
-        try:
-            rec = await self.service.create(
-                body,
-                name=request.query.get("name", ""),
-                images=ServiceImages(self._images()),
-                default_runtime=self.ctx.config.runtime,
-            )
-        except InvalidCreateRequest as exc:
-            raise BadRequest(str(exc)) from None
+        rec = await self.service.create(body, name=request.query.get("name", ""))
         return json_response({"Id": rec.id, "Warnings": []}, status=201)
 
     async def list_containers(self, request: web.Request) -> web.Response:
         """``GET /containers/json``: newest first, running only unless ``all``."""
         filters = parse_filters(request.query.get("filters"))
-        filters.validate(_LIST_FILTERS)
-        for status in filters.get("status"):
-            if status not in _STATUSES:
-                raise BadRequest(f"invalid filter 'status={status}'")
         show_all = query_bool(request, "all")
         limit = query_int(request, "limit", -1)
         size = query_bool(request, "size")
-        records = list(reversed(self.service.list()))
-        records = [r for r in records if self._matches(r, filters, show_all or limit > 0)]
-        if limit > 0:
-            records = records[:limit]
+        records = list_containers(self.service, filters, show_all=show_all, limit=limit)
         out = []
         for rec in records:
             size_rw = await asyncio.to_thread(self.service.size_rw, rec) if size else None
-            size_root = self._image_size(rec) + (size_rw or 0) if size else None
-            net = getattr(self.service, "networking", None)
+            size_root = self.service.image_size(rec) + (size_rw or 0) if size else None
             out.append(summary_document(
                 rec, size_rw=size_rw, size_root=size_root,
-                network_settings=net.settings(rec, summary=True) if net else None,
-                ports=net.port_summary(rec) if net else None,
+                network_settings=self._network_settings(rec, summary=True),
+                ports=self.service.networking.port_summary(rec) if self.service.networking else None,
             ))  # fmt: skip
         return json_response(out)
 
-    def _image_size(self, rec: ContainerRecord) -> int:
-        try:
-            return self._images().metadata.get_image(rec.image_id).record.size
-        except Exception:
-            return 0
-
-    def _matches(self, rec: ContainerRecord, filters: Filters, show_all: bool) -> bool:
-        state = rec.state
-        statuses = filters.get("status")
-        # Like dockerd, where a container in a restart back-off still counts as running.
-        if not show_all and not state.listed and not statuses:
-            return False
-        if statuses and state.status not in statuses:
-            return False
-        if not filters.fuzzy_match("id", rec.id):
-            return False
-        if "name" in filters and not any(_name_match(v, rec.name) for v in filters.get("name")):
-            return False
-        if not filters.match_kv_list("label", dict(rec.config.labels)):
-            return False
-        exited = filters.get("exited")
-        if exited:
-            if state.listed or state.started_at == 0:
-                return False
-            if str(state.exit_code) not in exited:
-                return False
-        if "ancestor" in filters and not any(
-            self._ancestor(v, rec) for v in filters.get("ancestor")
-        ):
-            return False
-        for key, newer in (("before", False), ("since", True)):
-            for ref in filters.get(key):
-                other = self.service.get(ref)
-                if newer and rec.created_ns <= other.created_ns:
-                    return False
-                if not newer and rec.created_ns >= other.created_ns:
-                    return False
-        health = filters.get("health")
-        if health:
-            current = (state.health or {}).get("Status", "none")
-            if current not in health:
-                return False
-        volumes = filters.get("volume")
-        if volumes:
-            names = set(rec.volume_names.values()) | {m.target for m in rec.host_config.mounts}
-            names |= {m.source for m in rec.host_config.mounts}
-            if not names & volumes:
-                return False
-        return True
-
-    def _ancestor(self, value: str, rec: ContainerRecord) -> bool:
-        if value in (rec.config.image, rec.image_id) or rec.image_id.removeprefix(
-            "sha256:"
-        ).startswith(value.removeprefix("sha256:")):
-            return True
-        try:
-            return self._images().resolve(value).id == rec.image_id
-        except (NotFound, BadRequest):
-            return False
+    def _network_settings(self, rec: ContainerRecord, *, summary: bool) -> dict[str, Any] | None:
+        networking = self.service.networking
+        return networking.settings(rec, summary=summary) if networking is not None else None
 
     async def inspect(self, request: web.Request) -> web.Response:
         """``GET /containers/{id}/json`` (``size`` adds SizeRw/SizeRootFs)."""
@@ -206,12 +99,11 @@ class ContainersApi:
         size_rw = size_root = None
         if query_bool(request, "size"):
             size_rw = await asyncio.to_thread(self.service.size_rw, rec)
-            size_root = self._image_size(rec) + size_rw
-        layer_dir = self.service.rootfs.snapshotter.root / "containers" / rec.id
-        net = getattr(self.service, "networking", None)
-        doc = inspect_document(rec, driver=self.ctx.storage_driver, layer_dir=layer_dir,
+            size_root = self.service.image_size(rec) + size_rw
+        doc = inspect_document(rec, driver=self.storage_driver,
+                               layer_dir=self.service.layer_dir(rec),
                                size_rw=size_rw, size_root=size_root,
-                               network_settings=net.settings(rec, summary=False) if net else None)  # fmt: skip
+                               network_settings=self._network_settings(rec, summary=False))  # fmt: skip
         return json_response(doc)
 
     async def start(self, request: web.Request) -> web.Response:
@@ -259,7 +151,7 @@ class ContainersApi:
         """
         condition = request.query.get("condition", "") or "not-running"
         if condition not in _WAIT_CONDITIONS:
-            raise BadRequest(f"invalid condition: {condition!r}")
+            raise InvalidArgument(f"invalid condition: {condition!r}")
         rec = self.service.get(request.match_info["id"])
         waiting = asyncio.ensure_future(self.service.wait(rec.id, condition))
         await asyncio.sleep(0)  # registers the waiter before anything else can happen
@@ -270,7 +162,7 @@ class ContainersApi:
             code = await waiting
             document: dict[str, Any] = {"StatusCode": code}
         except NotFound as exc:
-            document = {"StatusCode": -1, "Error": {"Message": exc.message}}
+            document = {"StatusCode": -1, "Error": {"Message": str(exc)}}
         finally:
             waiting.cancel()
         await response.write(compact_json(document).encode())
@@ -288,28 +180,6 @@ class ContainersApi:
 
     async def prune(self, request: web.Request) -> web.Response:
         """``POST /containers/prune``: remove stopped containers (label/until filters)."""
-        filters = parse_filters(request.query.get("filters"))
-        filters.validate(_PRUNE_FILTERS)
-        until_ns: int | None = None
-        for value in filters.get("until"):
-            until_ns = parse_event_time(value, "until")
-
-        def keep(rec: ContainerRecord) -> bool:
-            labels = dict(rec.config.labels)
-            if not filters.match_kv_list("label", labels):
-                return True
-            negated = filters.get("label!")
-            if negated and Filters({"label": negated}).match_kv_list("label", labels):
-                return True
-            return until_ns is not None and rec.created_ns >= until_ns
-
+        keep = prune_keeps(parse_filters(request.query.get("filters")))
         removed, freed = await self.service.prune(keep)
         return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": freed})
-
-
-def _name_match(pattern: str, name: str) -> bool:
-    """dockerd matches ``name`` filters as regular expressions against ``/name``."""
-    try:
-        return re.search(pattern, f"/{name}") is not None
-    except re.error:
-        return pattern in name

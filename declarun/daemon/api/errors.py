@@ -1,107 +1,69 @@
-"""Errors a handler raises to answer the client with Docker's status code and JSON body.
+"""Error kinds as Docker's HTTP answers: the one place a kind becomes a status code.
 
-A handler never builds an error response itself: it raises one of these, and the server's
-error middleware turns it into ``{"message": "..."}`` with the status below, exactly as
-dockerd does (its ``errdefs`` classes map to the same codes)::
+Every layer below the API raises an error of a kind (:mod:`declarun.errdefs`): the kind
+itself (``NotFound("No such container: web")``) or a domain error that inherits one
+(``ImageNotFoundError(MetadataError, NotFound)``). Handlers raise kinds too, for what is
+wrong with the request itself. The server's error middleware asks :func:`status_for`
+and answers ``{"message": str(exc)}`` with that status, exactly as dockerd does (its
+``errdefs`` classes map to the same codes)::
 
-    ApiError(status, message)       any status
-    ├── BadRequest          400     invalid parameter or body (errdefs.InvalidParameter)
-    ├── Unauthorized        401     registry credentials refused (errdefs.Unauthorized)
-    ├── Forbidden           403     not allowed (errdefs.Forbidden)
-    ├── NotFound            404     no such image, container, ... (errdefs.NotFound)
-    ├── Conflict            409     name in use, image in use (errdefs.Conflict)
-    ├── NotModified         304     already started / stopped (errdefs.NotModified)
-    ├── InternalError       500     the daemon failed (errdefs.System)
-    └── Unsupported         501     part of the API declarund does not serve (errdefs.NotImplemented)
+    kind                 status   dockerd's errdefs class
+    NotModified          304      errdefs.NotModified (sent with an empty body)
+    InvalidArgument      400      errdefs.InvalidParameter
+    Unauthorized         401      errdefs.Unauthorized
+    Forbidden            403      errdefs.Forbidden
+    NotFound             404      errdefs.NotFound
+    Conflict             409      errdefs.Conflict
+    SystemFailure        500      errdefs.System
+    Unsupported          501      errdefs.NotImplemented
+    Unavailable          503      errdefs.Unavailable
 
-Errors of the project hierarchy (:mod:`declarun.errors`) raised by lower layers are mapped
-by :func:`status_for`: a bad image reference is the client's fault (400), other daemon
-errors are 500 with their message (and no traceback in the log, since they were raised on
-purpose).
+An error of the project's tree that has no kind is the daemon failing (500, its message,
+logged without a traceback since it was raised on purpose) -- except a bad image reference,
+whose domain error (:class:`~declarun.errors.ImageReferenceError`, shared with the client)
+is the caller's fault: 400, as dockerd answers ``invalid reference format``.
 """
 
 from __future__ import annotations
 
-from declarun.errors import DaemonError, DeclarunError, ImageReferenceError
+from declarun.errdefs import (
+    Conflict,
+    ErrorKind,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    NotModified,
+    SystemFailure,
+    Unauthorized,
+    Unavailable,
+    Unsupported,
+    kind_of,
+)
+from declarun.errors import ImageReferenceError
 
-__all__ = [
-    "ApiError",
-    "BadRequest",
-    "Conflict",
-    "Forbidden",
-    "InternalError",
-    "NotFound",
-    "NotModified",
-    "Unauthorized",
-    "Unsupported",
-    "status_for",
-]
+__all__ = ["NOT_MODIFIED", "STATUS_OF_KIND", "status_for"]
 
-
-class ApiError(DaemonError):
-    """An error answered to the API client as ``{"message": message}`` with ``status``."""
-
-    status: int = 500
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status is not None:
-            self.status = status
-
-
-class BadRequest(ApiError):
-    """400: the request has an invalid parameter or body."""
-
-    status = 400
-
-
-class Unauthorized(ApiError):
-    """401: the registry refused the credentials."""
-
-    status = 401
+#: The HTTP status Docker answers for each error kind.
+STATUS_OF_KIND: dict[type[ErrorKind], int] = {
+    NotModified: 304,
+    InvalidArgument: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    SystemFailure: 500,
+    Unsupported: 501,
+    Unavailable: 503,
+}
+#: The one status whose answer carries no body.
+NOT_MODIFIED = STATUS_OF_KIND[NotModified]
 
 
-class Forbidden(ApiError):
-    """403: the operation is not allowed."""
-
-    status = 403
-
-
-class NotFound(ApiError):
-    """404: the object named in the request does not exist."""
-
-    status = 404
-
-
-class Conflict(ApiError):
-    """409: the request conflicts with the current state (name in use, image in use)."""
-
-    status = 409
-
-
-class NotModified(ApiError):
-    """304: nothing to do (container already started or stopped); sent with an empty body."""
-
-    status = 304
-
-
-class InternalError(ApiError):
-    """500: the daemon failed to do what was asked."""
-
-    status = 500
-
-
-class Unsupported(ApiError):
-    """501: a part of the Docker API that declarund does not serve."""
-
-    status = 501
-
-
-def status_for(exc: DeclarunError) -> int:
-    """The HTTP status Docker would answer for a declarun error raised by a lower layer."""
-    if isinstance(exc, ApiError):
-        return exc.status
+def status_for(exc: BaseException) -> int:
+    """The HTTP status Docker would answer for ``exc`` (500 for an error of no kind)."""
+    kind = kind_of(exc)
+    if kind is not None:
+        return STATUS_OF_KIND[kind]
     if isinstance(exc, ImageReferenceError):
         return 400
     return 500

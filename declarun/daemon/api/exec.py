@@ -7,8 +7,8 @@ output on the stream and its exit code (126/127) in ``GET /exec/{id}/json``; the
 CLI prints the one and exits with the other. The stream ends after the exit code is
 recorded, so a client inspecting the exec right after sees it.
 
-The listeners exec, attach, health checks and restart policies need on the container
-service are installed by the attach area's start-up hook.
+Exec instances live in the daemon's :class:`~declarun.daemon.containers.execs.ExecManager`
+(one of the container hooks, :mod:`declarun.daemon.containers.hooks`).
 """
 
 from __future__ import annotations
@@ -22,27 +22,29 @@ from typing import Any
 from aiohttp import web
 
 from declarun.daemon.api.attach import detach_keys_of
-from declarun.daemon.api.errors import BadRequest, Conflict
+from declarun.daemon.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
 from declarun.daemon.api.http import json_response, query_int, read_json
 from declarun.daemon.containers.attach import STDOUT
 from declarun.daemon.containers.attachment import AttachOptions, frame, pump
-from declarun.daemon.containers.execs import ExecConfig, ExecInstance, ExecStartFailed
-from declarun.daemon.containers.hooks import (
-    container_service,
-    exec_manager,
+from declarun.daemon.containers.execs import (
+    ExecConfig,
+    ExecInstance,
+    ExecManager,
+    ExecStartFailed,
 )
+from declarun.daemon.containers.record import ContainerRecord
+from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.containers.syncpipe import MonitorError
-from declarun.daemon.context import DaemonContext
-from declarun.daemon.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
+from declarun.errdefs import Conflict, InvalidArgument
 
 __all__ = ["routes"]
 
 log = logging.getLogger("declarun.daemon.api.exec")
 
 
-def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+def routes(containers: ContainerService, execs: ExecManager) -> Iterable[web.RouteDef]:
     """The Exec area's routes."""
-    api = _ExecApi(ctx)
+    api = _ExecApi(containers, execs)
     return [
         web.post("/containers/{id}/exec", api.create),
         web.post("/exec/{id}/start", api.start),
@@ -56,17 +58,14 @@ def _command_text(instance: ExecInstance) -> str:
 
 
 class _ExecApi:
-    def __init__(self, ctx: DaemonContext) -> None:
-        self.ctx = ctx
+    def __init__(self, containers: ContainerService, execs: ExecManager) -> None:
+        self.containers = containers
+        self.execs = execs
         self._background: set[asyncio.Task[Any]] = set()
-
-    @property
-    def execs(self) -> Any:
-        return exec_manager(self.ctx)
 
     async def create(self, request: web.Request) -> web.Response:
         """``POST /containers/{id}/exec`` (201 ``{"Id": ...}``)."""
-        service = container_service(self.ctx)
+        service = self.containers
         record = service.get(request.match_info["id"])
         config = ExecConfig.from_api(await read_json(request, default={}))
         if config.detach_keys:
@@ -90,23 +89,18 @@ class _ExecApi:
         try:
             instance.session.resize(width, height)
         except MonitorError as exc:
-            raise BadRequest(str(exc)) from None
+            raise InvalidArgument(str(exc)) from None
         return web.Response(status=200)
 
     async def start(self, request: web.Request) -> web.StreamResponse:
         """``POST /exec/{id}/start``: hijacked stream, or detached."""
         body = await read_json(request, default={}) or {}
         if not isinstance(body, dict):
-            raise BadRequest("invalid JSON body: expected an object")
+            raise InvalidArgument("invalid JSON body: expected an object")
         instance = self.execs.get(request.match_info["id"])
-        service = container_service(self.ctx)
+        service = self.containers
         record = service.get(instance.container_id)
-        if instance.started:
-            raise Conflict(f"Error: Exec command {instance.id} is already running"
-                           if instance.running else
-                           f"Error: Exec command {instance.id} has already run")  # fmt: skip
-        if not record.state.running:
-            raise Conflict(f"Container {record.id} is not running")
+        self.execs.check_startable(record, instance)
         if body.get("Detach"):
             await self.execs.start(record, instance)
             self._published_start(service, record, instance)
@@ -126,7 +120,7 @@ class _ExecApi:
             try:
                 session = await self.execs.start(record, instance)
             except ExecStartFailed as exc:
-                message = (exc.message + "\r\n").encode()
+                message = (str(exc) + "\r\n").encode()
                 writer.write(message if options.tty else frame(STDOUT, message))
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
@@ -150,15 +144,19 @@ class _ExecApi:
             writer.close()
         return hijacked_response(request)
 
-    def _published_start(self, service: Any, record: Any, instance: ExecInstance) -> None:
+    def _published_start(
+        self, service: ContainerService, record: ContainerRecord, instance: ExecInstance
+    ) -> None:
         service.publish(record, f"exec_start: {_command_text(instance)}",
                         {"execID": instance.id})  # fmt: skip
 
-    async def _finish(self, service: Any, record: Any, instance: ExecInstance) -> None:
+    async def _finish(
+        self, service: ContainerService, record: ContainerRecord, instance: ExecInstance
+    ) -> None:
         session = instance.session
         if session is not None:
             # Output nobody reads any more must still be consumed: conmon's writes block.
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):  # the socket failed: nothing left to drain
                 while await session.attach.read() is not None:
                     pass
         code = await self.execs.wait_and_close(instance)

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest
+from declarun.errdefs import InvalidArgument
 
 __all__ = [
     "compact_json",
@@ -62,7 +62,7 @@ def query_int(request: web.Request, name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"invalid value for {name}: {raw!r} is not an integer") from None
+        raise InvalidArgument(f"invalid value for {name}: {raw!r} is not an integer") from None
 
 
 async def read_json(request: web.Request, *, default: Any = None) -> Any:
@@ -73,7 +73,7 @@ async def read_json(request: web.Request, *, default: Any = None) -> Any:
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"invalid JSON body: {exc}") from None
+        raise InvalidArgument(f"invalid JSON body: {exc}") from None
 
 
 async def start_json_stream(request: web.Request, status: int = 200) -> web.StreamResponse:

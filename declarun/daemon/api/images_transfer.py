@@ -14,13 +14,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable
 
 from aiohttp import web
 
-from declarun.daemon.api.errors import BadRequest, NotFound, Unauthorized
 from declarun.daemon.api.http import (
     json_response,
     query_bool,
@@ -33,27 +30,28 @@ from declarun.daemon.api.images import (
     parse_pull_reference,
     query_platform,
     registry_credentials,
-    service_of,
     stream_operation,
 )
-from declarun.daemon.context import DaemonContext
-from declarun.daemon.images.archive_load import load_archive, stream_messages
-from declarun.daemon.images.archive_save import iter_save_archive, resolve_save_names
+from declarun.daemon.images.archive_load import stream_messages
 from declarun.daemon.images.auth import Credentials
-from declarun.daemon.images.platform import select_manifest
-from declarun.daemon.images.pull import credential_provider, registry_error
 from declarun.daemon.images.push import push_targets, run_push
 from declarun.daemon.images.reference import parse_reference
-from declarun.daemon.images.registry import RegistryClient
-from declarun.daemon.metadata import AmbiguousImageError, ImageNotFoundError
-from declarun.errors import ContentError, DaemonError, ImageReferenceError, RegistryError
+from declarun.daemon.images.service import ImageService
+from declarun.daemon.images.transfer import (
+    check_login,
+    distribution_info,
+    load_images,
+    prepare_save,
+)
+from declarun.errdefs import InvalidArgument
+from declarun.errors import ContentError, ImageReferenceError
 
 __all__ = ["BlockingBody", "TransferApi", "routes"]
 
 
-def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+def routes(images: ImageService) -> Iterable[web.RouteDef]:
     """The transfer routes (fixed paths before the ``{name}`` ones)."""
-    api = TransferApi(ctx)
+    api = TransferApi(images)
     return [
         web.get("/images/get", api.save),
         web.post("/images/load", api.load),
@@ -80,19 +78,19 @@ class BlockingBody:
 class TransferApi:
     """Handlers of the transfer routes."""
 
-    def __init__(self, ctx: DaemonContext) -> None:
-        self.ctx = ctx
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
 
     async def push(self, request: web.Request) -> web.StreamResponse:
         """``POST /images/{name}/push?tag=``."""
-        service = service_of(self.ctx)
+        service = self.service
         try:
             repo = parse_reference(request.match_info["name"], default_tag=None)
         except ImageReferenceError as exc:
-            raise BadRequest(str(exc)) from None
+            raise InvalidArgument(str(exc)) from None
         tag = request.query.get("tag", "") or (repo.tag or "")
         if repo.digest is not None:
-            raise BadRequest("cannot push a digest reference")
+            raise InvalidArgument("cannot push a digest reference")
         credentials = registry_credentials(request)
         targets = await asyncio.to_thread(push_targets, service, repo, tag)
         return await stream_operation(
@@ -108,20 +106,7 @@ class TransferApi:
         return await self._save(request, [request.match_info["name"]])
 
     async def _save(self, request: web.Request, names: list[str]) -> web.StreamResponse:
-        if not names:
-            raise BadRequest("no image names given to save")
-        service = service_of(self.ctx)
-
-        def prepare() -> Iterator[bytes]:
-            try:
-                items = resolve_save_names(service.metadata, names)
-            except ImageNotFoundError as exc:
-                raise NotFound(str(exc)) from None
-            except AmbiguousImageError as exc:
-                raise BadRequest(str(exc)) from None
-            return iter_save_archive(service.store, items)
-
-        chunks = await asyncio.to_thread(prepare)
+        chunks = await asyncio.to_thread(prepare_save, self.service, names)
         response = web.StreamResponse()
         response.content_type = "application/x-tar"
         await response.prepare(request)
@@ -139,23 +124,11 @@ class TransferApi:
 
     async def load(self, request: web.Request) -> web.StreamResponse:
         """``POST /images/load?quiet=`` (``docker load``)."""
-        service = service_of(self.ctx)
         platform = query_platform(request)
         body = BlockingBody(request, asyncio.get_running_loop())
-
-        def run() -> list[str]:
-            try:
-                result = load_archive(service.store, service.metadata, body, platform=platform)
-            except ContentError as exc:
-                raise BadRequest(str(exc)) from None
-            for image in result.images:
-                service.ensure_unpacked(image.record)
-                names = [ref.familiar() for ref in image.names] or [image.record.id]
-                for name in names:
-                    self.ctx.events.publish("image", "load", image.record.id, {"name": name})
-            return list(result.messages)
-
-        lines = await asyncio.shield(asyncio.to_thread(run))
+        lines = await asyncio.shield(
+            asyncio.to_thread(load_images, self.service, body, platform=platform)
+        )
         response = await start_json_stream(request)
         for message in stream_messages(lines):
             await write_json_line(response, message)
@@ -164,58 +137,20 @@ class TransferApi:
 
     async def distribution(self, request: web.Request) -> web.StreamResponse:
         """``GET /distribution/{name}/json``: descriptor and platforms from the registry."""
-        service = service_of(self.ctx)
         ref = parse_pull_reference(request.match_info["name"], "")
-        credentials = registry_credentials(request)
-        async with RegistryClient(
-            service.registry_config, credentials=credential_provider()
-        ) as client:
-            repo = client.repository(ref, credentials=credentials)
-            try:
-                manifest = await repo.get_manifest(ref.object)
-                platforms: list[dict[str, Any]] = []
-                if manifest.is_index:
-                    for entry in manifest.json().get("manifests", []):
-                        plat = entry.get("platform") if isinstance(entry, dict) else None
-                        if isinstance(plat, dict):
-                            platforms.append(plat)
-                    if not platforms:
-                        select_manifest(manifest.data)  # explains an empty index
-                else:
-                    config = manifest.json().get("config", {})
-                    data = await repo.fetch_blob_bytes(str(config.get("digest")))
-                    doc = json.loads(data)
-                    plat = {"architecture": doc.get("architecture", ""), "os": doc.get("os", "")}
-                    if doc.get("variant"):
-                        plat["variant"] = doc["variant"]
-                    platforms.append(plat)
-            except DaemonError as exc:
-                raise registry_error(exc, ref) from None
-        return json_response({"Descriptor": manifest.descriptor(), "Platforms": platforms})
+        found = await distribution_info(self.service, ref, registry_credentials(request))
+        return json_response({"Descriptor": found.descriptor, "Platforms": found.platforms})
 
     async def auth(self, request: web.Request) -> web.StreamResponse:
         """``POST /auth``: check credentials for ``docker login`` (nothing is stored)."""
         doc = await read_json(request, default={})
         if not isinstance(doc, dict):
-            raise BadRequest("auth config must be a JSON object")
+            raise InvalidArgument("auth config must be a JSON object")
         server = str(doc.get("serveraddress") or "docker.io")
-        domain = server.split("://", 1)[-1].split("/", 1)[0] or "docker.io"
-        if domain in ("index.docker.io", "registry-1.docker.io"):
-            domain = "docker.io"
         credentials = Credentials(
             str(doc.get("username") or ""),
             str(doc.get("password") or ""),
             str(doc.get("identitytoken") or ""),
         )
-        service = service_of(self.ctx)
-        async with RegistryClient(service.registry_config) as client:
-            repo = client.repository(f"{domain}/library/login-check", credentials=credentials)
-            try:
-                resp, _ = await repo.request("GET", "/v2/", scopes=[])
-                status = resp.status
-                resp.release()
-            except RegistryError as exc:
-                raise Unauthorized(f"login attempt to {server} failed: {exc}") from None
-        if status == 401:
-            raise Unauthorized(f"login attempt to {server} failed with status: 401 Unauthorized")
+        await check_login(self.service, server, credentials)
         return json_response({"Status": "Login Succeeded", "IdentityToken": ""})

@@ -2,6 +2,7 @@
 
 Shapes follow the Swagger definitions ``SystemVersion``, ``SystemInfo`` and
 ``EventMessage``; values are the host's real ones (see :mod:`declarun.daemon.sysinfo`).
+What ``/info`` counts comes from an :class:`Inventory` (the daemon's services).
 """
 
 from __future__ import annotations
@@ -13,21 +14,22 @@ import platform
 import time
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from declarun import __version__
 from declarun.daemon import sysinfo
-from declarun.daemon.api.errors import BadRequest
-from declarun.daemon.api.event_filter import ACCEPTED_FILTERS, event_matcher, parse_event_time
-from declarun.daemon.api.filters import parse_filters
+from declarun.daemon.api.apiversion import API_VERSION, MIN_API_VERSION
+from declarun.daemon.api.event_filter import ACCEPTED_FILTERS, event_matcher
 from declarun.daemon.api.http import json_response, start_json_stream, write_json_line
-from declarun.daemon.apiversion import API_VERSION, MIN_API_VERSION
-from declarun.daemon.context import DaemonContext
-from declarun.daemon.events import Event
+from declarun.daemon.config import DaemonConfig
+from declarun.daemon.containers.service import ContainerCounts
+from declarun.daemon.events import Event, EventBus
+from declarun.daemon.filters import parse_filters, parse_time
+from declarun.errdefs import InvalidArgument
 
-__all__ = ["SystemApi", "routes"]
+__all__ = ["Inventory", "SystemApi", "routes"]
 
 log = logging.getLogger("declarun.daemon.api.system")
 
@@ -39,9 +41,28 @@ INDEX_SERVER = "https://index.docker.io/v1/"
 _LOOPBACK_CIDRS = ["::1/128", "127.0.0.0/8"]
 
 
-def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
+class Inventory(Protocol):
+    """What ``/info`` counts; each call must be quick and must not block."""
+
+    def container_counts(self) -> ContainerCounts:
+        """Containers by state."""
+        ...
+
+    def image_count(self) -> int:
+        """Images stored."""
+        ...
+
+    @property
+    def storage_driver(self) -> str:
+        """The storage driver name (``overlay2`` or ``vfs``)."""
+        ...
+
+
+def routes(
+    config: DaemonConfig, engine_id: str, events: EventBus, inventory: Inventory
+) -> Iterable[web.RouteDef]:
     """The System area's routes."""
-    api = SystemApi(ctx)
+    api = SystemApi(config, engine_id, events, inventory)
     return [
         web.get("/_ping", api.ping),  # GET also answers HEAD
         web.get("/version", api.version),
@@ -51,10 +72,15 @@ def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]:
 
 
 class SystemApi:
-    """Handlers of the System area, sharing the daemon context."""
+    """Handlers of the System area."""
 
-    def __init__(self, ctx: DaemonContext) -> None:
-        self.ctx = ctx
+    def __init__(
+        self, config: DaemonConfig, engine_id: str, events: EventBus, inventory: Inventory
+    ) -> None:
+        self.config = config
+        self.engine_id = engine_id
+        self.bus = events
+        self.inventory = inventory
 
     async def ping(self, request: web.Request) -> web.StreamResponse:
         """``GET/HEAD /_ping``: "OK" and the headers the docker CLI negotiates with."""
@@ -77,7 +103,7 @@ class SystemApi:
 
     def version_document(self) -> dict[str, Any]:
         """The ``/version`` body; reads host facts, so call it off the event loop."""
-        runtime = self.ctx.config.runtime
+        runtime = self.config.runtime
         _path, runtime_version, runtime_commit = sysinfo.runtime_info(runtime)
         engine_details = {
             "ApiVersion": API_VERSION,
@@ -117,21 +143,21 @@ class SystemApi:
 
     def info_document(self) -> dict[str, Any]:
         """The ``/info`` body; reads host facts, so call it off the event loop."""
-        ctx, config = self.ctx, self.ctx.config
-        counts = ctx.container_counts()
+        config, inventory = self.config, self.inventory
+        counts = inventory.container_counts()
         cgroups = sysinfo.cgroup_features()
         release = sysinfo.os_release()
         _path, _version, runtime_commit = sysinfo.runtime_info(config.runtime)
         return {
-            "ID": ctx.engine_id,
+            "ID": self.engine_id,
             "Containers": counts.total,
             "ContainersRunning": counts.running,
             "ContainersPaused": counts.paused,
             "ContainersStopped": counts.stopped,
-            "Images": ctx.image_count(),
-            "Driver": ctx.storage_driver,
-            "DriverStatus": [["Backing Filesystem", sysinfo.backing_filesystem(ctx.data_root)]],
-            "DockerRootDir": str(ctx.data_root),
+            "Images": inventory.image_count(),
+            "Driver": inventory.storage_driver,
+            "DriverStatus": [["Backing Filesystem", sysinfo.backing_filesystem(config.data_root)]],
+            "DockerRootDir": str(config.data_root),
             "Plugins": {
                 "Volume": ["local"],
                 "Network": ["bridge", "host", "null"],
@@ -158,7 +184,7 @@ class SystemApi:
             "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
             "CgroupVersion": cgroups.version,
-            "NEventsListener": ctx.events.subscriber_count,
+            "NEventsListener": self.bus.subscriber_count,
             "KernelVersion": sysinfo.kernel_version(),
             "OperatingSystem": release.pretty_name,
             "OSVersion": release.version_id,
@@ -200,7 +226,7 @@ class SystemApi:
 
     def registry_config(self) -> dict[str, Any]:
         """``RegistryConfig``: mirrors for Docker Hub, and which registries are insecure."""
-        config = self.ctx.config
+        config = self.config
         mirrors = list(config.registry_mirrors)
         cidrs = list(_LOOPBACK_CIDRS)
         index_configs: dict[str, Any] = {
@@ -227,10 +253,10 @@ class SystemApi:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """``GET /events``: replay from ``since``, then stream live events until ``until``."""
-        since = parse_event_time(request.query.get("since"), "since")
-        until = parse_event_time(request.query.get("until"), "until")
+        since = parse_time(request.query.get("since"), "since")
+        until = parse_time(request.query.get("until"), "until")
         if since is not None and until is not None and until < since:
-            raise BadRequest(
+            raise InvalidArgument(
                 f"`since` time ({request.query['since']}) cannot be after "
                 f"`until` time ({request.query['until']})"
             )
@@ -241,7 +267,7 @@ class SystemApi:
         def wanted(event_time: int) -> bool:
             return (since is None or event_time >= since) and (until is None or event_time <= until)
 
-        with self.ctx.events.subscribe(since, until, include) as subscription:
+        with self.bus.subscribe(since, until, include) as subscription:
             response = await start_json_stream(request)
             for past in subscription.backlog:
                 await write_json_line(response, past.to_json())

@@ -11,12 +11,17 @@ The new config is the image's with ``config`` replaced by the container's (Cmd, 
 Entrypoint, WorkingDir, User, Labels, ExposedPorts, Volumes, Healthcheck, StopSignal) and
 then the ``changes`` (Dockerfile instructions) applied; history gets one entry with the
 comment and author.
+
+:func:`commit_container` is the whole operation as ``POST /commit`` asks it: pause the
+container (unless told not to), read its changes, commit them with its root mounted,
+unpause it, and publish the ``commit`` event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import tempfile
 import time
 import uuid
@@ -25,8 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import Conflict
 from declarun.daemon.containers.fsaccess import Change, write_layer_tar
+from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.images import mediatypes
 from declarun.daemon.images.content import Descriptor
 from declarun.daemon.images.importer import apply_changes
@@ -40,8 +45,12 @@ from declarun.daemon.metadata import (
     Layer,
     LeaseResource,
 )
+from declarun.errdefs import Conflict
+from declarun.errors import DeclarunError
 
-__all__ = ["CommitRequest", "commit_layer", "run_commit"]
+__all__ = ["CommitRequest", "commit_container", "commit_layer", "run_commit"]
+
+log = logging.getLogger("declarun.daemon.containers.commit")
 
 _LEASE_TTL = 24 * 3600.0
 _CONFIG_KEYS = (
@@ -88,7 +97,7 @@ def commit_layer(
         raise Conflict(f"the image of container {record.id} is gone") from None
     lease = meta.create_lease(_LEASE_TTL)
     try:
-        with tempfile.TemporaryFile(dir=svc.ctx.data_root) as spool:
+        with tempfile.TemporaryFile(dir=svc.scratch_dir) as spool:
             write_layer_tar(merged_root, changes, spool)
             spool.seek(0)
             ref = f"commit-{uuid.uuid4().hex}"
@@ -167,3 +176,34 @@ async def run_commit(svc: ImageService, record: Any, merged_root: Path, changes:
     return await asyncio.shield(
         asyncio.to_thread(commit_layer, svc, record, merged_root, changes, request)
     )
+
+
+async def commit_container(
+    containers: ContainerService,
+    images: ImageService,
+    ref: str,
+    request: CommitRequest,
+    *,
+    pause: bool = True,
+) -> ImageRecord:
+    """``docker commit``: the container ``ref`` as a new image (see the module docstring)."""
+    record = containers.get(ref)
+    paused_here = False
+    if pause and record.state.running and not record.state.paused:
+        await containers.pause(record.id)
+        paused_here = True
+    try:
+        found = await containers.changes(record.id)
+        async with containers.mounted_rootfs(record.id) as root:
+            image = await run_commit(images, record, root, found, request)
+    finally:
+        if paused_here:
+            try:
+                await containers.unpause(record.id)
+            except DeclarunError as exc:  # stopped or removed meanwhile: nothing to thaw
+                log.warning("unpausing %s after commit: %s", record.id[:12], exc)
+    attrs = {"comment": request.comment, "imageID": image.id}
+    if request.name is not None:
+        attrs["imageRef"] = request.name.familiar()
+    containers.publish(record, "commit", attrs)
+    return image

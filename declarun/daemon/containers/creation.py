@@ -16,11 +16,11 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from declarun.daemon.api.errors import BadRequest
 from declarun.daemon.containers.createconfig import parse_create_request
 from declarun.daemon.containers.record import ContainerRecord, effective_config
 from declarun.daemon.containers.store import RecordStore
 from declarun.daemon.metadata import Image
+from declarun.errdefs import InvalidArgument
 
 __all__ = ["BUILTIN_NETWORK_MODES", "ImageSource", "new_record"]
 
@@ -28,7 +28,7 @@ BUILTIN_NETWORK_MODES = ("none", "host", "bridge", "default")
 
 
 class ImageSource(Protocol):
-    """What creating a container needs from the image service."""
+    """What the container service needs from the image service."""
 
     def resolve(self, name: str) -> Image:
         """The image ``name`` refers to; NotFound ``No such image: name`` otherwise."""
@@ -40,6 +40,10 @@ class ImageSource(Protocol):
 
     def ensure_snapshot(self, image: Image) -> None:
         """Make sure the image's layers are applied as snapshots (blocking)."""
+        ...
+
+    def size_of(self, image_id: str) -> int:
+        """Bytes of the image ``image_id`` (0 when there is no such image)."""
         ...
 
 
@@ -87,7 +91,7 @@ def new_record(
     parsed = parse_create_request(body, name=name)
     network_mode = parsed.host_config.network_mode
     if network_mode.startswith("container:") and not network_mode.partition(":")[2]:
-        raise BadRequest("invalid network mode: container: needs a container name or id")
+        raise InvalidArgument("invalid network mode: container: needs a container name or id")
     image = images.resolve(parsed.config.image)
     document = images.config_document(image)
     image_config = document.get("config") if isinstance(document.get("config"), dict) else {}

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotFound
 from declarun.daemon.containers.caps import effective_capabilities
 from declarun.daemon.containers.exec import (
     ExecSession,
@@ -35,7 +34,9 @@ from declarun.daemon.containers.exec import (
     exec_process_spec,
     start_exec,
 )
+from declarun.daemon.containers.syncpipe import MonitorError
 from declarun.daemon.containers.users import resolve_user
+from declarun.errdefs import Conflict, InvalidArgument, NotFound
 
 __all__ = [
     "FINISHED_TTL",
@@ -80,23 +81,23 @@ class ExecConfig:
     def from_api(cls, body: Any) -> ExecConfig:
         """Validate an ``ExecConfig`` body (400 with dockerd's wording)."""
         if not isinstance(body, dict):
-            raise BadRequest("invalid JSON body: expected an object")
+            raise InvalidArgument("invalid JSON body: expected an object")
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
             cmd = [cmd]
         if not cmd or not isinstance(cmd, list) or not all(isinstance(c, str) for c in cmd):
-            raise BadRequest("No exec command specified")
+            raise InvalidArgument("No exec command specified")
         env = body.get("Env") or []
         if not isinstance(env, list) or not all(isinstance(e, str) and "=" in e for e in env):
-            raise BadRequest("invalid value for Env: expected a list of KEY=value")
+            raise InvalidArgument("invalid value for Env: expected a list of KEY=value")
         working_dir = body.get("WorkingDir") or ""
         if not isinstance(working_dir, str) or (working_dir and not working_dir.startswith("/")):
-            raise BadRequest(
+            raise InvalidArgument(
                 f"the working directory '{working_dir}' is invalid, it needs to be an absolute path"
             )
         user = body.get("User") or ""
         if not isinstance(user, str):
-            raise BadRequest("invalid value for User: expected a string")
+            raise InvalidArgument("invalid value for User: expected a string")
         keys = body.get("DetachKeys") or ""
         return cls(
             cmd=tuple(cmd),
@@ -167,10 +168,7 @@ def build_process(record: Any, config: ExecConfig) -> dict[str, Any]:
     if config.user:
         if record.rootfs_path is None:
             raise Conflict(f"Container {record.id} is not running")
-        try:
-            user = resolve_user(Path(record.rootfs_path), config.user)
-        except Exception as exc:  # UnknownUserError and friends: user-caused
-            raise BadRequest(str(exc)) from None
+        user = resolve_user(Path(record.rootfs_path), config.user)  # UnknownUserError: 400
         user_spec = {"uid": user.uid, "gid": user.gid,
                      "additionalGids": list(user.additional_gids)}  # fmt: skip
         if not any(e.startswith("HOME=") for e in env):
@@ -238,6 +236,15 @@ class ExecManager:
                     if e.finished_at and now - e.finished_at > FINISHED_TTL]:  # fmt: skip
             del self._execs[key]
 
+    def check_startable(self, record: Any, instance: ExecInstance) -> None:
+        """Conflict, with dockerd's messages, unless ``instance`` can start now (checked
+        before a client's connection is taken over, while errors are still HTTP answers)."""
+        if instance.started:
+            state = "is already running" if instance.running else "has already run"
+            raise Conflict(f"Error: Exec command {instance.id} {state}")
+        if not record.state.running:
+            raise Conflict(f"Container {record.id} is not running")
+
     async def start(self, record: Any, instance: ExecInstance) -> ExecSession:
         """Start ``instance``; :class:`ExecStartFailed` (exit code recorded) on refusal."""
         if instance.started:
@@ -274,7 +281,7 @@ class ExecManager:
         assert session is not None
         try:
             code = await session.wait()
-        except Exception as exc:  # a lost conmon: report like a kill
+        except (MonitorError, OSError) as exc:  # a lost conmon: report like a kill
             log.warning("exec %s: %s", instance.id[:12], exc)
             code = 137
         finally:

@@ -34,9 +34,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from declarun.daemon.api.errors import BadRequest, NotFound
 from declarun.daemon.images.tarsafe import InRoot, ResolvedDir
 from declarun.daemon.images.unpack import WHITEOUT_PREFIX, apply_into
+from declarun.errdefs import InvalidArgument, NotFound
 from declarun.errors import UnpackError
 
 __all__ = [
@@ -302,15 +302,15 @@ def _check_dir_nondir(dest: ResolvedDir, spool: BinaryIO) -> None:
                     os.close(parent.fd)
                 existing_dir = stat.S_ISDIR(st.st_mode)
                 if existing_dir and not member.isdir():
-                    raise BadRequest(
+                    raise InvalidArgument(
                         f'cannot overwrite directory "/{"/".join(parts)}" with non-directory'
                     )
                 if not existing_dir and member.isdir():
-                    raise BadRequest(
+                    raise InvalidArgument(
                         f'cannot overwrite non-directory "/{"/".join(parts)}" with directory'
                     )
     except tarfile.TarError as exc:
-        raise BadRequest(f"the archive is not a valid tar: {exc}") from None
+        raise InvalidArgument(f"the archive is not a valid tar: {exc}") from None
     finally:
         spool.seek(0)
 
@@ -318,7 +318,7 @@ def _check_dir_nondir(dest: ResolvedDir, spool: BinaryIO) -> None:
 def extract_into(root: Path, path: str, spool: BinaryIO, *, no_overwrite_dir_non_dir: bool) -> None:
     """``PUT archive``: extract the tar in ``spool`` into directory ``path`` inside ``root``.
 
-    NotFound when ``path`` does not exist, BadRequest when it is not a directory or the
+    NotFound when ``path`` does not exist, InvalidArgument when it is not a directory or the
     archive is refused.
     """
     parts = _parts(path)
@@ -329,7 +329,7 @@ def extract_into(root: Path, path: str, spool: BinaryIO, *, no_overwrite_dir_non
         except FileNotFoundError:
             raise NotFound(f"Could not find the file {path} in container") from None
         except UnpackError:
-            raise BadRequest("extraction point is not a directory") from None
+            raise InvalidArgument("extraction point is not a directory") from None
         try:
             if no_overwrite_dir_non_dir:
                 _check_dir_nondir(dest, spool)
@@ -338,7 +338,7 @@ def extract_into(root: Path, path: str, spool: BinaryIO, *, no_overwrite_dir_non
             try:
                 apply_into(spool, cast(Path, _FdPath(dest.fd)), mode="flat")
             except UnpackError as exc:
-                raise BadRequest(f"cannot extract the archive: {exc}") from None
+                raise InvalidArgument(f"cannot extract the archive: {exc}") from None
         finally:
             os.close(dest.fd)
     finally:

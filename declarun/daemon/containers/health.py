@@ -30,10 +30,11 @@ import secrets
 import time
 from typing import Any
 
-from declarun.daemon.containers.exec import ExecStartError, run_exec
+from declarun.daemon.containers.exec import run_exec
 from declarun.daemon.containers.execs import ExecConfig, build_process, exec_dir
 from declarun.daemon.containers.record import format_time
-from declarun.daemon.containers.syncpipe import MonitorError
+from declarun.errdefs import NotFound
+from declarun.errors import DeclarunError
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -127,7 +128,7 @@ class HealthMonitors:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(asyncio.CancelledError):  # _run reports its own errors
                 await task
 
     async def _run(self, container_id: str) -> None:
@@ -150,8 +151,10 @@ class HealthMonitors:
                 self._record(record, check, result)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # removed meanwhile, or a daemon fault
+        except NotFound as exc:  # removed meanwhile
             log.debug("health checker of %s ended: %s", container_id[:12], exc)
+        except Exception:  # a daemon fault: this checker ends, the others go on
+            log.exception("health checker of %s failed", container_id[:12])
         finally:
             if self._tasks.get(container_id) is asyncio.current_task():
                 del self._tasks[container_id]
@@ -182,9 +185,7 @@ class HealthMonitors:
             output = result.stdout + result.stderr
         except TimeoutError:
             code, output = -1, f"Health check exceeded timeout ({go_duration(timeout)})".encode()
-        except (ExecStartError, MonitorError) as exc:
-            code, output = -1, str(exc).encode()
-        except Exception as exc:  # e.g. the container's bundle vanished
+        except (DeclarunError, OSError) as exc:  # the exec failed, or the bundle vanished
             code, output = -1, str(exc).encode()
         return {
             "Start": format_time(start),

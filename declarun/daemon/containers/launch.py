@@ -9,10 +9,12 @@ service has it: the namespace path goes into ``config.json``, the addresses and 
 into the /etc files; a networking failure (a host port in use) fails the start with
 dockerd's 500, and everything set up so far is released.
 
-Failures become :class:`StartFailed`, an API error carrying the exit code Docker records
-for them: 127 when the command does not exist, 126 when it cannot be executed (dockerd's
-``translateContainerdStartErr``), 128 otherwise; both first kinds are the client's fault
-(400), the rest the daemon's (500).
+Failures become :class:`StartFailed`, carrying the exit code Docker records for them: 127
+when the command does not exist, 126 when it cannot be executed (dockerd's
+``translateContainerdStartErr``), 128 otherwise. Both first kinds, and a configuration
+the container's root cannot satisfy (an unknown user), are the client's fault
+(:class:`StartRefused`, an invalid argument); the rest are the daemon's
+(:class:`StartBroken`, a system failure).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from declarun.daemon.api.errors import ApiError
 from declarun.daemon.containers.bundle import BundleInputs, build_spec, write_bundle
 from declarun.daemon.containers.errors import InvalidCreateRequest, UnknownUserError
 from declarun.daemon.containers.etcfiles import write_etc_files
@@ -35,31 +36,52 @@ from declarun.daemon.containers.rootfs import RootfsManager
 from declarun.daemon.containers.runtime import OciRuntimeError
 from declarun.daemon.containers.syncpipe import MonitorError
 from declarun.daemon.containers.users import resolve_user
+from declarun.errdefs import ErrorKind, InvalidArgument, SystemFailure
 from declarun.errors import DaemonError
 
-__all__ = ["MountResolver", "StartFailed", "init_binary", "launch", "volume_mounts"]
+__all__ = [
+    "MountResolver",
+    "StartBroken",
+    "StartFailed",
+    "StartRefused",
+    "init_binary",
+    "launch",
+    "volume_mounts",
+]
 
 MountResolver = Callable[[MountSpec], Path]
 _NOT_FOUND_HINTS = ("executable file not found", "no such file or directory")
 _INIT_CANDIDATES = ("docker-init", "tini", "catatonit")
 
 
-class StartFailed(ApiError):
-    """A container could not be started; ``exit_code`` is what its state records."""
+class StartFailed(DaemonError):
+    """A container could not be started; ``exit_code`` is what its state records.
 
-    def __init__(self, message: str, status: int, exit_code: int) -> None:
-        super().__init__(message, status)
+    Never raised itself: a start fails either as :class:`StartRefused` or
+    :class:`StartBroken` (see :func:`start_failed`).
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
         self.exit_code = exit_code
+
+
+class StartRefused(StartFailed, InvalidArgument):
+    """The container's own configuration cannot start (no such command, unknown user)."""
+
+
+class StartBroken(StartFailed, SystemFailure):
+    """The runtime, networking or the host failed to start the container."""
 
 
 def _classify(message: str) -> StartFailed:
     lowered = message.lower()
     text = f"failed to create task for container: {message}: unknown"
     if any(hint in lowered for hint in _NOT_FOUND_HINTS):
-        return StartFailed(text, 400, 127)
+        return StartRefused(text, 127)
     if "permission denied" in lowered:
-        return StartFailed(text, 400, 126)
-    return StartFailed(text, 500, 128)
+        return StartRefused(text, 126)
+    return StartBroken(text, 128)
 
 
 def init_binary() -> Path | None:
@@ -101,7 +123,7 @@ def _resolve_volumes(
     for spec in volume_mounts(rec):
         if resolver is None:
             if spec.target in explicit:
-                raise StartFailed("volume support not available", 400, 128)
+                raise StartRefused("volume support not available", 128)
             continue  # image VOLUMEs stay plain directories of the root until volumes exist
         paths[spec.target] = Path(resolver(spec))
         if spec.target not in explicit:
@@ -117,7 +139,7 @@ def _prepare_bundle(
     try:
         user = resolve_user(rootfs, rec.config.user, hc.group_add)
     except UnknownUserError as exc:
-        raise StartFailed(str(exc), 400, 128) from None
+        raise StartRefused(str(exc), 128) from None
     volume_paths, extra = _resolve_volumes(rec, resolver)
     rec.volume_paths = {target: str(path) for target, path in volume_paths.items()}
     if extra:
@@ -138,7 +160,7 @@ def _prepare_bundle(
     try:
         spec = build_spec(inputs)
     except InvalidCreateRequest as exc:
-        raise StartFailed(str(exc), 400, 128) from None
+        raise StartRefused(str(exc), 128) from None
     write_bundle(rec.bundle_dir, spec)
 
 
@@ -157,10 +179,10 @@ async def launch(
     try:
         try:
             network = await networking.setup(rec) if networking is not None else NetworkSetup()
-        except ApiError:
+        except ErrorKind:  # the request's own fault (no such network, a stopped peer)
             raise
-        except DaemonError as exc:
-            raise StartFailed(str(exc), 500, 128) from None
+        except DaemonError as exc:  # the host failed (a port in use, a CNI plugin)
+            raise StartBroken(str(exc), 128) from None
         try:
             await asyncio.to_thread(_prepare_bundle, rec, root, resolver, network)
             rec.rootfs_path = root

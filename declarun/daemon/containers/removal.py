@@ -17,11 +17,11 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from declarun.daemon.api.errors import Conflict, NotFound
 from declarun.daemon.containers.record import ContainerRecord
 from declarun.daemon.containers.rootfs import RootfsManager
 from declarun.daemon.containers.runtime import OciRuntimeError
 from declarun.daemon.images.fsops import remove_tree
+from declarun.errdefs import Conflict, NotFound
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -35,6 +35,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from declarun.errdefs import NotFound
+from declarun.errors import DeclarunError
+
 __all__ = [
     "BACKOFF_START",
     "MAX_BACKOFF",
@@ -127,7 +130,7 @@ class RestartManager:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(asyncio.CancelledError):  # the tasks report their errors
                 await task
 
     async def _restart_later(self, container_id: str, delay: float) -> None:
@@ -145,14 +148,16 @@ class RestartManager:
             self.service.update_state(container_id, restart_count=state.restart_count + 1)
             try:
                 await self.service.start(container_id)
-            except Exception as exc:  # a failed start ends the policy run
+            except DeclarunError as exc:  # a failed start ends the policy run
                 log.warning("restarting container %s failed: %s", container_id[:12], exc)
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(NotFound):  # removed by the failed start (AutoRemove)
                     self.service.update_state(container_id, restarting=False)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # removed meanwhile
+        except NotFound as exc:  # removed meanwhile
             log.debug("restart of %s abandoned: %s", container_id[:12], exc)
+        except Exception:  # a daemon fault: this restart ends, the others go on
+            log.exception("restart of %s failed", container_id[:12])
         finally:
             if self._pending.get(container_id) is asyncio.current_task():
                 del self._pending[container_id]
@@ -184,9 +189,11 @@ class RestartManager:
         try:
             await self.service.start(container_id)
             log.info("restarted container %s (restart policy)", container_id[:12])
-        except Exception as exc:  # reported, the daemon keeps starting
+        except DeclarunError as exc:  # reported, the daemon keeps starting
             log.warning("restarting container %s at daemon start failed: %s",
                         container_id[:12], exc)  # fmt: skip
+        except Exception:  # a daemon fault: logged, the daemon keeps starting
+            log.exception("restarting container %s at daemon start failed", container_id[:12])
         finally:
             if self._pending.get(container_id) is asyncio.current_task():
                 del self._pending[container_id]

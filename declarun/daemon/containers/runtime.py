@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from declarun.errdefs import NotFound
 from declarun.errors import DaemonError
 
 __all__ = [
@@ -58,7 +59,7 @@ class OciRuntimeError(DaemonError):
         super().__init__(message)
 
 
-class ContainerNotFoundError(OciRuntimeError):
+class ContainerNotFoundError(OciRuntimeError, NotFound):
     """The runtime has no container with this id (never created, or already deleted)."""
 
 

@@ -1,7 +1,8 @@
 """The container service: create, start, stop, remove... containers, and find them again.
 
-One :class:`ContainerService` per daemon, attached at start-up by the containers API area
-(:func:`attach_container_service`) as ``ctx.containers``. It owns the container records
+One :class:`ContainerService` per daemon, built by the composition root
+(:mod:`declarun.daemon.wiring`) over the image service and handed networking with
+:meth:`ContainerService.use_networking`. It owns the container records
 (persisted in the metadata database's ``containers`` table, one transaction per change),
 the daemon's single :class:`~declarun.daemon.containers.exitwatch.ExitWatcher`, and the
 conmon monitors it starts.
@@ -9,7 +10,7 @@ conmon monitors it starts.
 Interface for other daemon parts (attach, exec, health, restart policies, volumes,
 archive) -- these names are stable::
 
-    service = ctx.containers                      # ContainerService
+    service: ContainerService
     rec = service.get(ref)                        # ContainerRecord; ref: full id, name
                                                   # ("x" or "/x") or unambiguous id prefix;
                                                   # NotFound("No such container: ref")
@@ -72,17 +73,18 @@ import builtins
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotFound, NotModified
+from declarun.daemon.containers.changes import container_changes
 from declarun.daemon.containers.createconfig import check_container_name
 from declarun.daemon.containers.creation import ImageSource, new_record
-from declarun.daemon.containers.errors import InvalidCreateRequest
 from declarun.daemon.containers.etcfiles import write_etc_files
 from declarun.daemon.containers.exits import ExitRecorder
 from declarun.daemon.containers.exitwatch import ExitStatus, ExitWatcher
-from declarun.daemon.containers.launch import MountResolver, StartFailed, launch
+from declarun.daemon.containers.fsaccess import Change
+from declarun.daemon.containers.launch import MountResolver, StartBroken, StartFailed, launch
 from declarun.daemon.containers.listeners import (
     ExitListener,
     Listeners,
@@ -101,21 +103,46 @@ from declarun.daemon.containers.rootfs import RootfsManager
 from declarun.daemon.containers.runtime import OciRuntimeError
 from declarun.daemon.containers.stopping import RunControl
 from declarun.daemon.containers.store import RecordStore, name_conflict
-from declarun.daemon.context import ContainerCounts
 from declarun.daemon.events import EventBus
+from declarun.errdefs import Conflict, InvalidArgument, NotFound, NotModified
 
-__all__ = ["ContainerService", "ExitListener", "StartListener"]
+__all__ = ["ContainerCounts", "ContainerService", "ExitListener", "StartListener"]
+
+
+@dataclass(frozen=True)
+class ContainerCounts:
+    """Containers by state, as ``/info`` reports them."""
+
+    running: int = 0
+    paused: int = 0
+    stopped: int = 0
+
+    @property
+    def total(self) -> int:
+        """All containers, whatever their state."""
+        return self.running + self.paused + self.stopped
 
 
 class ContainerService:
     """Every container of one daemon (use from the daemon's event loop)."""
 
     def __init__(
-        self, store: RecordStore, rootfs: RootfsManager, events: EventBus, exit_dir: Path
+        self,
+        store: RecordStore,
+        rootfs: RootfsManager,
+        events: EventBus,
+        exit_dir: Path,
+        *,
+        images: ImageSource,
+        default_runtime: str,
     ) -> None:
         self.store = store
         self.rootfs = rootfs
         self.events = events
+        #: The images containers are created from.
+        self.images = images
+        #: The OCI runtime of a container whose request names none.
+        self.default_runtime = default_runtime
         self.watcher = ExitWatcher(exit_dir)
         self.listeners = Listeners()
         self.exits = ExitRecorder(store, rootfs, self.watcher, self.listeners,
@@ -125,8 +152,14 @@ class ContainerService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._names_in_creation: dict[str, str] = {}  # name -> id, between check and store
         self._resolver: MountResolver | None = None
-        #: Networking (namespaces, CNI, DNS, ports); set by the networks area at start-up.
+        #: Networking (namespaces, CNI, DNS, ports); see :meth:`use_networking`.
         self.networking: ContainerNetworking | None = None
+
+    def use_networking(self, networking: ContainerNetworking) -> None:
+        """Give containers their networks through ``networking`` from now on (set once at
+        start-up, before the containers are restored)."""
+        self.networking = networking
+        self.exits.networking = networking
 
     # -- the interface other areas build on ------------------------------------------
 
@@ -225,7 +258,7 @@ class ContainerService:
         """Start under the lock; a failure is recorded, announced and returned."""
         try:
             await self._start_locked(rec)
-        except Exception as exc:
+        except Exception as exc:  # any failure: announced here, raised by the caller
             self.listeners.start_failed(rec, exc)
             return exc
         return None
@@ -241,7 +274,7 @@ class ContainerService:
         try:
             created = await launch(rec, self.rootfs, self._resolver, self.networking)
         except StartFailed as exc:
-            rec.state.set_start_failed(exc.message, exc.exit_code)
+            rec.state.set_start_failed(str(exc), exc.exit_code)
             self.store.save(rec)
             raise
         try:
@@ -253,7 +286,7 @@ class ContainerService:
             if isinstance(exc, OciRuntimeError):
                 rec.state.set_start_failed(exc.message, 128)
                 self.store.save(rec)
-                raise StartFailed(exc.message, 500, 128) from None
+                raise StartBroken(exc.message, 128) from None
             raise
         rec.state.set_running(created.pid, created.conmon_pid, started_at)
         self.store.save(rec)
@@ -287,14 +320,13 @@ class ContainerService:
 
     # -- create ----------------------------------------------------------------------
 
-    async def create(
-        self, body: Any, *, name: str, images: ImageSource, default_runtime: str
-    ) -> ContainerRecord:
+    async def create(self, body: Any, *, name: str) -> ContainerRecord:
         """Create a container: record, writable layer, /etc files. Nothing runs yet."""
         cid = new_container_id()
+        images = self.images
         rec, image = new_record(
             body, name=name, cid=cid, images=images, store=self.store,
-            default_runtime=default_runtime,
+            default_runtime=self.default_runtime,
         )  # fmt: skip
         # A name is claimed before the first await: concurrent creates (50 `docker run` at
         # once) must not both pass the check and race to the store.
@@ -367,12 +399,9 @@ class ContainerService:
     async def rename(self, ref: str, new_name: str) -> ContainerRecord:
         """Give a container a new name (Docker's checks and conflict message)."""
         rec = self.get(ref)
-        try:
-            name = check_container_name(new_name)
-        except InvalidCreateRequest as exc:
-            raise BadRequest(str(exc)) from None
+        name = check_container_name(new_name)
         if not name:
-            raise BadRequest("Neither old nor new names may be empty")
+            raise InvalidArgument("Neither old nor new names may be empty")
         if name == rec.name:
             raise Conflict("Renaming a container with the same name as its current name")
         async with self.lock(rec):
@@ -411,6 +440,22 @@ class ContainerService:
     def size_rw(self, rec: ContainerRecord) -> int:
         """Bytes in the container's writable layer (blocking: walks the upper directory)."""
         return self.removal.size_rw(rec)
+
+    def image_size(self, rec: ContainerRecord) -> int:
+        """Bytes of the container's image (0 once the image is gone)."""
+        return self.images.size_of(rec.image_id)
+
+    def layer_dir(self, rec: ContainerRecord) -> Path:
+        """Where the container's writable layer lives (``GraphDriver`` of inspect)."""
+        return self.rootfs.snapshotter.root / "containers" / rec.id
+
+    def volume_users(self, volume: str) -> builtins.list[str]:
+        """IDs of the containers whose mounts use volume ``volume``."""
+        return [rec.id for rec in self.store.all() if volume in rec.volume_names.values()]
+
+    async def changes(self, ref: str) -> builtins.list[Change]:
+        """What the container changed in its root file system (``docker diff``)."""
+        return await container_changes(self.rootfs, self.get(ref))
 
     @contextlib.asynccontextmanager
     async def mounted_rootfs(self, ref: str) -> AsyncIterator[Path]:

@@ -18,11 +18,17 @@ import shlex
 import time
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, InternalError
 from declarun.daemon.containers.record import ContainerRecord, format_time
 from declarun.daemon.containers.runtime import OciRuntimeError
+from declarun.errdefs import Conflict, InvalidArgument, SystemFailure
 
-__all__ = ["StatsSampler", "stats_document", "system_cpu_usage", "top_processes"]
+__all__ = [
+    "StatsSampler",
+    "container_top",
+    "stats_document",
+    "system_cpu_usage",
+    "top_processes",
+]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _BLKIO_KEYS = {
@@ -164,26 +170,43 @@ class StatsSampler:
         return doc
 
 
+async def container_top(rec: ContainerRecord, ps_args: str) -> tuple[list[str], list[list[str]]]:
+    """``docker top``: ``ps <ps_args>`` rows of the container's processes (titles, rows).
+
+    Conflict when the container is not running (or is restarting, or the runtime has no
+    process list for it), as dockerd answers.
+    """
+    if not rec.state.running:
+        raise Conflict(f"Container {rec.id} is not running")
+    if rec.state.restarting:
+        raise Conflict(f"Container {rec.id} is restarting, wait until the container is running")
+    try:
+        pids = await rec.runtime.ps(rec.id)
+    except OciRuntimeError as exc:
+        raise Conflict(exc.message) from None
+    return await top_processes(pids, ps_args or "-ef")
+
+
 async def top_processes(pids: list[int], ps_args: str) -> tuple[list[str], list[list[str]]]:
     """``ps <ps_args>`` rows of the processes ``pids`` (titles, rows)."""
     try:
         args = shlex.split(ps_args)
     except ValueError as exc:
-        raise BadRequest(f"invalid ps_args: {exc}") from None
+        raise InvalidArgument(f"invalid ps_args: {exc}") from None
     proc = await asyncio.create_subprocess_exec(
         "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await proc.communicate()
     if proc.returncode != 0:
-        raise InternalError(
+        raise SystemFailure(
             f"Error running ps: {err.decode(errors='replace').strip() or proc.returncode}"
         )
     lines = out.decode(errors="replace").splitlines()
     if not lines:
-        raise InternalError("ps printed nothing")
+        raise SystemFailure("ps printed nothing")
     titles = lines[0].split()
     if "PID" not in titles:
-        raise BadRequest("Couldn't find PID field in ps output")
+        raise InvalidArgument("Couldn't find PID field in ps output")
     pid_index = titles.index("PID")
     wanted = set(pids)
     processes = []

@@ -20,7 +20,6 @@ import logging
 import signal as signal_module
 from typing import TYPE_CHECKING
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotModified
 from declarun.daemon.containers.createconfig import parse_stop_signal
 from declarun.daemon.containers.errors import InvalidCreateRequest
 from declarun.daemon.containers.exitwatch import ExitWatcher
@@ -28,6 +27,7 @@ from declarun.daemon.containers.monitor import stop_container
 from declarun.daemon.containers.record import ContainerRecord
 from declarun.daemon.containers.runtime import OciRuntimeError
 from declarun.daemon.containers.syncpipe import MonitorError
+from declarun.errdefs import Conflict, InvalidArgument, NotModified
 
 if TYPE_CHECKING:
     from declarun.daemon.containers.service import ContainerService
@@ -53,11 +53,11 @@ _FOREVER = 365 * 86400.0
 
 
 def parse_signal(text: str) -> int:
-    """A signal given by name or number (BadRequest ``Invalid signal: text`` otherwise)."""
+    """A signal given by name or number (InvalidArgument ``Invalid signal: text`` otherwise)."""
     try:
         return parse_stop_signal(text)
     except InvalidCreateRequest:
-        raise BadRequest(f"Invalid signal: {text}") from None
+        raise InvalidArgument(f"Invalid signal: {text}") from None
 
 
 def stop_signal(rec: ContainerRecord) -> int:

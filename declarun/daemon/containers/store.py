@@ -20,11 +20,11 @@ import logging
 import os
 from pathlib import Path
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotFound
 from declarun.daemon.containers.monitor import MonitorLayout
 from declarun.daemon.containers.record import ContainerRecord, record_from_json
 from declarun.daemon.containers.runtime import DEFAULT_RUNTIMES, OciRuntime
 from declarun.daemon.metadata import Container, Metadata, MetadataError
+from declarun.errdefs import Conflict, InvalidArgument, NotFound
 from declarun.errors import DaemonError
 
 __all__ = ["RecordStore", "name_conflict"]
@@ -65,7 +65,7 @@ class RecordStore:
         found = self._runtimes.get(name)
         if found is None:
             if name not in DEFAULT_RUNTIMES:
-                raise BadRequest(f"Unknown runtime specified {name}")
+                raise InvalidArgument(f"Unknown runtime specified {name}")
             found = OciRuntime.for_data_root(self.data_root, name)
             self._runtimes[name] = found
         return found
@@ -77,7 +77,7 @@ class RecordStore:
     # -- lookups -------------------------------------------------------------------
 
     def lookup(self, ref: str) -> ContainerRecord:
-        """The container ``ref`` names; NotFound (404) or BadRequest (ambiguous prefix)."""
+        """The container ``ref`` names; NotFound (404) or InvalidArgument (ambiguous prefix)."""
         found = self._records.get(ref)
         if found is not None:
             return found
@@ -90,7 +90,7 @@ class RecordStore:
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
-                raise BadRequest(f"multiple IDs found with provided prefix: {ref}")
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
     def all(self) -> list[ContainerRecord]:

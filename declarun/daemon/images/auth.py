@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from declarun.errdefs import InvalidArgument, Unauthorized
 from declarun.errors import DaemonError, RegistryError
 
 __all__ = [
@@ -52,11 +53,11 @@ _EXPIRY_MARGIN = 5.0
 _HELPER_TIMEOUT = 30.0
 
 
-class RegistryAuthError(RegistryError):
+class RegistryAuthError(RegistryError, Unauthorized):
     """The registry (or its token service) refused our credentials, or wants some."""
 
 
-class InvalidRegistryAuthError(DaemonError, ValueError):
+class InvalidRegistryAuthError(DaemonError, InvalidArgument):
     """An ``X-Registry-Auth`` header value is not base64url-encoded JSON."""
 
 

@@ -44,6 +44,7 @@ from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from declarun.daemon.images import mediatypes
 from declarun.daemon.images.platform import Platform
+from declarun.errdefs import Conflict, NotFound, Unavailable
 from declarun.errors import ContentError
 
 __all__ = [
@@ -74,15 +75,15 @@ _CHUNK = 1 << 20
 _MAX_JSON_BLOB = 8 << 20
 
 
-class BlobNotFoundError(ContentError, LookupError):
+class BlobNotFoundError(ContentError, NotFound):
     """No committed blob has this digest."""
 
 
-class BlobExistsError(ContentError):
+class BlobExistsError(ContentError, Conflict):
     """The blob a writer was opened for is already committed; nothing to write."""
 
 
-class IngestLockedError(ContentError):
+class IngestLockedError(ContentError, Unavailable):
     """Another writer holds the ref and the caller asked not to wait."""
 
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest
 from declarun.daemon.images import mediatypes
 from declarun.daemon.images.content import Descriptor
 from declarun.daemon.images.layerstream import GZIP_MAGIC, ZSTD_MAGIC
@@ -31,6 +30,7 @@ from declarun.daemon.images.platform import Platform, host_platform
 from declarun.daemon.images.reference import ImageReference
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import ImageLayer, ImageRecord, Layer, LeaseResource
+from declarun.errdefs import InvalidArgument
 
 __all__ = ["ImportRequest", "apply_changes", "import_image"]
 
@@ -59,7 +59,7 @@ def _json_or_shell(rest: str, keyword: str) -> list[str]:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
     if not text:
-        raise BadRequest(f"{keyword} requires at least one argument")
+        raise InvalidArgument(f"{keyword} requires at least one argument")
     return ["/bin/sh", "-c", text]
 
 
@@ -67,9 +67,9 @@ def _pairs(rest: str, keyword: str) -> list[tuple[str, str]]:
     try:
         words = shlex.split(rest)
     except ValueError as exc:
-        raise BadRequest(f"{keyword}: {exc}") from None
+        raise InvalidArgument(f"{keyword}: {exc}") from None
     if not words:
-        raise BadRequest(f"{keyword} requires at least one argument")
+        raise InvalidArgument(f"{keyword} requires at least one argument")
     if "=" not in words[0]:
         # Legacy form: ``ENV NAME value with spaces``.
         key, _, value = rest.strip().partition(" ")
@@ -78,7 +78,7 @@ def _pairs(rest: str, keyword: str) -> list[tuple[str, str]]:
     for word in words:
         key, sep, value = word.partition("=")
         if not sep or not key:
-            raise BadRequest(f"{keyword} names must be NAME=value, not {word!r}")
+            raise InvalidArgument(f"{keyword} names must be NAME=value, not {word!r}")
         pairs.append((key, value))
     return pairs
 
@@ -119,7 +119,7 @@ def apply_changes(config: dict[str, Any], changes: Iterable[str]) -> dict[str, A
                 out["Volumes"] = volumes
             elif keyword in ("WORKDIR", "USER", "STOPSIGNAL"):
                 if not rest.strip():
-                    raise BadRequest(f"{keyword} requires exactly one argument")
+                    raise InvalidArgument(f"{keyword} requires exactly one argument")
                 fields = {"WORKDIR": "WorkingDir", "USER": "User", "STOPSIGNAL": "StopSignal"}
                 out[fields[keyword]] = rest.strip()
             elif keyword == "ONBUILD":
@@ -127,7 +127,7 @@ def apply_changes(config: dict[str, Any], changes: Iterable[str]) -> dict[str, A
             elif keyword == "HEALTHCHECK":
                 out["Healthcheck"] = _healthcheck(rest)
             else:
-                raise BadRequest(f"{keyword} is not a valid change command")
+                raise InvalidArgument(f"{keyword} is not a valid change command")
     return out
 
 
@@ -137,7 +137,7 @@ def _healthcheck(rest: str) -> dict[str, Any]:
         return {"Test": ["NONE"]}
     keyword, _, command = text.partition(" ")
     if keyword.upper() != "CMD" or not command.strip():
-        raise BadRequest("HEALTHCHECK must be NONE or CMD <command>")
+        raise InvalidArgument("HEALTHCHECK must be NONE or CMD <command>")
     args = _json_or_shell(command, "HEALTHCHECK")
     if command.strip().startswith("["):
         return {"Test": ["CMD", *args]}
@@ -165,7 +165,7 @@ class _Decoder:
         try:
             return bytes(self._inflate.decompress(chunk))
         except (OSError, EOFError, lzma.LZMAError) as exc:
-            raise BadRequest(f"the imported archive is corrupt: {exc}") from None
+            raise InvalidArgument(f"the imported archive is corrupt: {exc}") from None
 
 
 async def import_image(
@@ -187,7 +187,7 @@ async def import_image(
                 if data:
                     writer.write(data)
             if decoder is None or writer.offset == 0:
-                raise BadRequest("the imported archive is empty")
+                raise InvalidArgument("the imported archive is empty")
             digest = f"sha256:{writer.hasher().hexdigest()}"
             await asyncio.to_thread(
                 meta.add_lease_resources, lease.id, [LeaseResource("content", digest)]
@@ -264,7 +264,7 @@ def _register(
     )
     names = [str(request.name)] if request.name is not None else []
     svc.metadata.put_image(record, names=names)
-    svc.ctx.events.publish(
+    svc.events.publish(
         "image", "import", record.id, {"name": request.name.familiar() if request.name else ""}
     )
     return record

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from declarun.daemon.images import mediatypes
+from declarun.errdefs import InvalidArgument
 from declarun.errors import ContentError, DaemonError
 
 __all__ = ["Platform", "PlatformError", "host_platform", "parse_platform", "select_manifest"]
@@ -37,7 +38,7 @@ _ARCH_ALIASES = {
 }
 
 
-class PlatformError(DaemonError, ValueError):
+class PlatformError(DaemonError, InvalidArgument):
     """A platform string does not parse, or an index has no image for the platform."""
 
 

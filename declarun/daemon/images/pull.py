@@ -3,7 +3,7 @@
 Two steps, so that what can fail before any output fails as a plain HTTP error (as
 dockerd answers a missing tag with a 404 rather than a stream)::
 
-    pull = await prepare_pull(service, ref, platform=..., credentials=...)  # ApiError
+    pull = await prepare_pull(service, ref, platform=..., credentials=...)  # error kinds
     await pull.run(emit)       # streams Docker's progress messages; errors as a message
 
 ``run`` follows the GC protocol of :mod:`declarun.daemon.images.gc`: one lease for the
@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from declarun.daemon.api.errors import ApiError, BadRequest, InternalError, NotFound
 from declarun.daemon.images import mediatypes
 from declarun.daemon.images.auth import Credentials, DockerConfig, RegistryAuthError
 from declarun.daemon.images.content import BlobExistsError, Descriptor
@@ -48,6 +47,7 @@ from declarun.daemon.images.registry import (
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import ImageLayer, ImageRecord, Layer, LeaseResource
 from declarun.daemon.snapshots import chain_ids
+from declarun.errdefs import ErrorKind, InvalidArgument, NotFound, SystemFailure
 from declarun.errors import ContentError, DaemonError
 
 __all__ = ["PreparedPull", "credential_provider", "prepare_pull", "registry_error"]
@@ -64,10 +64,8 @@ def credential_provider() -> Callable[[str], Credentials | None]:
     return lookup
 
 
-def registry_error(exc: DaemonError, ref: ImageReference, action: str = "pull") -> ApiError:
+def registry_error(exc: DaemonError, ref: ImageReference, action: str = "pull") -> ErrorKind:
     """A registry failure worded and classed as dockerd does."""
-    if isinstance(exc, ApiError):
-        return exc
     if isinstance(exc, RegistryAuthError):
         return NotFound(
             f"{action} access denied for {ref.familiar_name()}, repository does not exist or "
@@ -78,7 +76,9 @@ def registry_error(exc: DaemonError, ref: ImageReference, action: str = "pull") 
         return NotFound(f"manifest for {ref.familiar()} not found: {detail}")
     if isinstance(exc, PlatformError):
         return NotFound(str(exc))
-    return InternalError(str(exc))
+    if isinstance(exc, ErrorKind):  # already worded for the client
+        return exc
+    return SystemFailure(str(exc))
 
 
 async def prepare_pull(
@@ -88,13 +88,13 @@ async def prepare_pull(
     platform: Platform | None,
     credentials: Credentials | None,
 ) -> PreparedPull:
-    """Resolve ``ref`` on its registry to one image manifest (raises ApiError)."""
+    """Resolve ``ref`` on its registry to one image manifest (raises error kinds)."""
     client = RegistryClient(service.registry_config, credentials=credential_provider())
     try:
         repo = client.repository(ref, credentials=credentials)
         resolved = await repo.resolve(ref.object, platform)
         if resolved.manifest.media_type not in mediatypes.MANIFEST_TYPES:
-            raise BadRequest(f"unsupported manifest type {resolved.manifest.media_type}")
+            raise InvalidArgument(f"unsupported manifest type {resolved.manifest.media_type}")
     except BaseException as exc:
         await client.close()
         if isinstance(exc, DaemonError):
@@ -148,10 +148,10 @@ class PreparedPull:
             verb = "Downloaded newer image" if updated else "Image is up to date"
             emit(status_message(f"Status: {verb} for {self.ref.familiar()}"))
             name = self.ref.familiar()
-            svc.ctx.events.publish("image", "pull", name, {"name": self.ref.familiar_name()})
+            svc.events.publish("image", "pull", name, {"name": self.ref.familiar_name()})
             return True
         except DaemonError as exc:
-            emit(error_message(registry_error(exc, self.ref).message))
+            emit(error_message(str(registry_error(exc, self.ref))))
             return False
         finally:
             await asyncio.shield(asyncio.to_thread(svc.metadata.delete_lease, lease.id))

@@ -16,7 +16,6 @@ import io
 from collections.abc import Callable
 from typing import BinaryIO
 
-from declarun.daemon.api.errors import NotFound
 from declarun.daemon.images.auth import Credentials
 from declarun.daemon.images.progress import (
     Emit,
@@ -33,6 +32,7 @@ from declarun.daemon.images.registry import RegistryClient, Repository
 from declarun.daemon.images.registry_push import PushResult, push_blob, put_manifest
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import Image
+from declarun.errdefs import NotFound
 from declarun.errors import DaemonError
 
 __all__ = ["push_targets", "run_push"]
@@ -158,7 +158,7 @@ async def _push_one(
     emit(status_message(f"{tag}: digest: {digest} size: {len(data)}"))
     emit(aux_message({"Tag": tag, "Digest": digest, "Size": len(data)}))
     await asyncio.to_thread(service.metadata.tag, f"{ref.repository}@{digest}", image.id)
-    service.ctx.events.publish("image", "push", ref.familiar(), {"name": ref.familiar_name()})
+    service.events.publish("image", "push", ref.familiar(), {"name": ref.familiar_name()})
 
 
 async def run_push(

@@ -31,6 +31,7 @@ from declarun.daemon.images.auth import (
     parse_www_authenticate,
 )
 from declarun.daemon.images.reference import DEFAULT_DOMAIN
+from declarun.errdefs import NotFound
 from declarun.errors import RegistryError
 
 __all__ = [
@@ -54,7 +55,7 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 Body = bytes | Callable[[], AsyncIterator[bytes]] | None
 
 
-class RegistryNotFoundError(RegistryError, LookupError):
+class RegistryNotFoundError(RegistryError, NotFound):
     """The registry has no such repository, manifest or blob."""
 
 

@@ -1,18 +1,17 @@
-"""The image service: the daemon's stores opened together, and what the image API does.
+"""The image service: the daemon's image stores used together, and what the image API does.
 
-Built once at daemon start (:func:`attach_image_service`, idempotent, so any API area's
-start-up hook may call it first), it opens under the data root
+Built once by the composition root (:mod:`declarun.daemon.wiring`) over the stores it
+opened under the data root:
 
 * ``metadata.db`` -- :class:`~declarun.daemon.metadata.Metadata`, the one authority;
 * ``content/`` -- :class:`~declarun.daemon.images.content.LocalStore` (an OCI layout whose
-  ``index.json`` is rewritten after every metadata change);
-* ``snapshots/`` -- the snapshotter (overlay, or copy where overlayfs does not work; the
-  choice is kept in ``snapshots/driver`` so a data root never mixes the two),
+  ``index.json`` is rewritten after every metadata change, see :meth:`ImageService.start`);
+* ``snapshots/`` -- the snapshotter (overlay, or copy where overlayfs does not work; see
+  :func:`~declarun.daemon.snapshots.open_data_root_snapshotter`).
 
-attaches them to the :class:`~declarun.daemon.context.DaemonContext`, and sweeps what a
-previous daemon left: since this daemon holds the data-root lock, every lease is stale, so
-all are dropped and a garbage collection removes partial ingests and unreferenced blobs
-and snapshots.
+:meth:`ImageService.start` sweeps what a previous daemon left: since this daemon holds the
+data-root lock, every lease is stale, so all are dropped and a garbage collection removes
+partial ingests and unreferenced blobs and snapshots.
 
 Pull, push and import live in their own modules (``pull``, ``push``, ``importer``); this
 module keeps name resolution, tagging, deletion and pruning.
@@ -30,33 +29,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from declarun.daemon.api.errors import BadRequest, Conflict, NotFound
-from declarun.daemon.context import DaemonContext
+from declarun.daemon.events import EventBus
 from declarun.daemon.images import gc
 from declarun.daemon.images.content import LocalStore
 from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.images.registry import RegistryConfig
 from declarun.daemon.metadata import (
-    AmbiguousImageError,
     Image,
     ImageNotFoundError,
     ImageRecord,
     Layer,
     Metadata,
 )
-from declarun.daemon.snapshots import SnapshotInUse, SnapshotNotFound, Snapshotter, open_snapshotter
+from declarun.daemon.snapshots import SnapshotInUse, SnapshotNotFound, Snapshotter
+from declarun.errdefs import Conflict, InvalidArgument
 from declarun.errors import ImageReferenceError
 
-__all__ = [
-    "DeleteRecord",
-    "ImageService",
-    "attach_image_service",
-    "familiar",
-]
+__all__ = ["DeleteRecord", "ImageService", "familiar"]
 
 log = logging.getLogger("declarund.images")
 
-_ATTACH_LOCK = threading.Lock()
 # Docker's storage driver names for what /info and inspect report.
 _DRIVER_NAMES = {"overlay": "overlay2", "copy": "vfs"}
 
@@ -125,35 +117,36 @@ class ImageService:
 
     def __init__(
         self,
-        ctx: DaemonContext,
         metadata: Metadata,
         store: LocalStore,
         snapshotter: Snapshotter,
+        events: EventBus,
+        *,
+        registry_config: RegistryConfig,
+        max_concurrent_downloads: int,
+        scratch_dir: Path,
     ) -> None:
-        self.ctx = ctx
         self.metadata = metadata
         self.store = store
         self.snapshotter = snapshotter
+        self.events = events
+        #: How to reach registries (the daemon's insecure registries and mirrors).
+        self.registry_config = registry_config
+        #: Layers downloaded at once by one pull.
+        self.max_concurrent_downloads = max(1, max_concurrent_downloads)
+        #: Where large temporary files go (on the data root's file system, not a tmpfs).
+        self.scratch_dir = scratch_dir
         # One GC at a time: a sweep must see a consistent snapshot list.
         self._gc_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    @classmethod
-    def open(cls, ctx: DaemonContext) -> ImageService:
-        """Open the stores under the data root, wire the OCI index, sweep leftovers."""
-        root = ctx.data_root
-        # The daemon's start-up makes the data root; an app served on its own (tests) may not.
-        root.mkdir(parents=True, exist_ok=True, mode=0o711)
-        metadata = Metadata(root / "metadata.db")
-        store = LocalStore(root / "content")
-        snapshotter = open_snapshotter(root, _remembered_driver(root))
-        _remember_driver(root, snapshotter.driver)
-        metadata.subscribe(lambda: store.write_index(metadata.oci_index()))
-        service = cls(ctx, metadata, store, snapshotter)
-        service.sweep_at_start()
-        store.write_index(metadata.oci_index())
-        return service
+    def start(self) -> None:
+        """Keep the OCI index in step with the metadata, and sweep what an earlier run left
+        (blocking: call it from a worker thread)."""
+        self.metadata.subscribe(lambda: self.store.write_index(self.metadata.oci_index()))
+        self.sweep_at_start()
+        self.store.write_index(self.metadata.oci_index())
 
     def sweep_at_start(self) -> None:
         """Drop every lease (their pulls died with the previous daemon) and collect."""
@@ -168,23 +161,6 @@ class ImageService:
                 len(result.snapshots),
             )
 
-    def close(self) -> None:
-        """Close the metadata database."""
-        self.metadata.close()
-
-    @property
-    def registry_config(self) -> RegistryConfig:
-        """How to reach registries (the daemon's insecure registries and mirrors)."""
-        config = self.ctx.config
-        return RegistryConfig(
-            insecure_registries=config.insecure_registries, mirrors=config.registry_mirrors
-        )
-
-    @property
-    def max_concurrent_downloads(self) -> int:
-        """Layers downloaded at once by one pull."""
-        return max(1, self.ctx.config.max_concurrent_downloads)
-
     @property
     def driver_name(self) -> str:
         """The storage driver name Docker clients expect (``overlay2`` or ``vfs``)."""
@@ -197,13 +173,14 @@ class ImageService:
         return len(self.metadata.list_images())
 
     def resolve(self, name: str) -> Image:
-        """The image ``name`` means (full ref, familiar name, ID, ID prefix); 404/400."""
+        """The image ``name`` means (full ref, familiar name, ID, ID prefix).
+
+        ImageNotFoundError (``No such image: name``) or AmbiguousImageError otherwise.
+        """
         try:
             return self.metadata.resolve(name)
         except ImageNotFoundError:
-            raise NotFound(f"No such image: {name}") from None
-        except AmbiguousImageError as exc:
-            raise BadRequest(str(exc)) from None
+            raise ImageNotFoundError(f"No such image: {name}") from None
 
     # -- unpacking ---------------------------------------------------------------------
 
@@ -232,19 +209,19 @@ class ImageService:
         """``docker tag``: point ``repo:tag`` at the image ``source`` names."""
         image = self.resolve(source)
         if not repo:
-            raise BadRequest("repository name must have at least one component")
+            raise InvalidArgument("repository name must have at least one component")
         try:
             ref = parse_reference(repo, default_tag=None)
             if ref.digest is not None:
-                raise BadRequest("refusing to create a tag with a digest reference")
+                raise InvalidArgument("refusing to create a tag with a digest reference")
             if tag:
                 ref = ref.with_tag(tag)
             elif ref.tag is None:
                 ref = ref.with_tag("latest")
         except ImageReferenceError as exc:
-            raise BadRequest(str(exc)) from None
+            raise InvalidArgument(str(exc)) from None
         self.metadata.tag(str(ref), image.id)
-        self.ctx.events.publish("image", "tag", image.id, {"name": ref.familiar()})
+        self.events.publish("image", "tag", image.id, {"name": ref.familiar()})
         return ref
 
     # -- deletion ----------------------------------------------------------------------
@@ -292,7 +269,7 @@ class ImageService:
             self._untag(other, image.id, records)
         self.metadata.delete_image(image.id)
         records.append(DeleteRecord("Deleted", image.id))
-        self.ctx.events.publish("image", "delete", image.id, {"name": image.id})
+        self.events.publish("image", "delete", image.id, {"name": image.id})
         if prune:
             self.collect_garbage()
         return records
@@ -301,7 +278,7 @@ class ImageService:
         with contextlib.suppress(ImageNotFoundError):
             self.metadata.untag(canonical)
         records.append(DeleteRecord("Untagged", familiar(canonical)))
-        self.ctx.events.publish("image", "untag", image_id, {"name": familiar(canonical)})
+        self.events.publish("image", "untag", image_id, {"name": familiar(canonical)})
 
     def collect_garbage(self) -> gc.GCResult:
         """Remove blobs, ingests and snapshots nothing references (leases respected)."""
@@ -326,7 +303,7 @@ class ImageService:
             with contextlib.suppress(ImageNotFoundError):
                 self.metadata.delete_image(image.id)
                 records.append(DeleteRecord("Deleted", image.id))
-                self.ctx.events.publish("image", "delete", image.id, {"name": image.id})
+                self.events.publish("image", "delete", image.id, {"name": image.id})
         freed = self.collect_garbage().freed_bytes if records else 0
         return records, freed
 
@@ -345,33 +322,3 @@ def _repository(canonical: str) -> str:
 def _is_id_reference(name: str, image_id: str) -> bool:
     """Whether ``name`` named the image by ID (or ID prefix), as dockerd's isImageIDPrefix."""
     return image_id.startswith(name) or image_id[len("sha256:") :].startswith(name)
-
-
-def _remembered_driver(root: Path) -> Literal["auto", "overlay", "copy"]:
-    try:
-        text = (root / "snapshots" / "driver").read_text().strip()
-    except OSError:
-        return "auto"
-    return "overlay" if text == "overlay" else "copy" if text == "copy" else "auto"
-
-
-def _remember_driver(root: Path, driver: str) -> None:
-    path = root / "snapshots" / "driver"
-    if not path.exists():
-        path.write_text(driver + "\n")
-
-
-def attach_image_service(ctx: DaemonContext) -> ImageService:
-    """The context's image service, opening and attaching it on first call (blocking)."""
-    with _ATTACH_LOCK:
-        existing = ctx.image_store
-        if isinstance(existing, ImageService):
-            return existing
-        service = ImageService.open(ctx)
-        ctx.image_store = service
-        ctx.metadata = service.metadata
-        ctx.content_store = service.store
-        ctx.snapshotter = service.snapshotter
-        ctx.storage_driver = service.driver_name
-        ctx.image_count = service.image_count
-        return service

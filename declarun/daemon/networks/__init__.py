@@ -18,7 +18,7 @@ The daemon's side (see ``specs/networking.md``):
 ``portspec``   PortBindings / PublishAllPorts to the ports to bind
 ``views``      the Network and NetworkSettings JSON shapes
 ``hostfw``     the route_localnet guard rule and the FORWARD policy
-``setup``      opening networking with the container service
+``listing``    which networks a list shows and a prune removes (dockerd's filters)
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import logging
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,8 @@ from typing import Any
 
 from declarun.daemon.networks.cniconf import LOOPBACK_CONFLIST, cni_network_name
 from declarun.daemon.networks.errors import CniPluginError, NetworkError
+
+log = logging.getLogger("declarun.daemon.networks")
 
 __all__ = [
     "DEFAULT_PLUGIN_DIRS",
@@ -159,8 +162,10 @@ class CniDriver:
         except BaseException:
             # The spec asks the runtime to DEL after a failed ADD; the cache entry already
             # holds the arguments, so a crash here is cleaned at the next start.
-            with contextlib.suppress(Exception):
+            try:
                 await self._delete(CachedAttachment(**{**entry.__dict__, "result": result}))
+            except NetworkError as exc:  # the ADD's error is the one to report
+                log.warning("DEL after a failed ADD of %s: %s", entry.container_id[:12], exc)
             raise
         self._store(CachedAttachment(**{**entry.__dict__, "result": result}))
         return attached

@@ -180,7 +180,7 @@ class EmbeddedDns:
         served.tcp.close()
         for task in list(served.tasks):
             task.cancel()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError):
             await served.tcp.wait_closed()
 
     async def close(self) -> None:

@@ -1,17 +1,19 @@
 """Errors of the networking layer.
 
-All are raised on purpose and carry a message fit for the API client::
+All are raised on purpose and carry a message fit for the API client. Those with a kind
+of their own (:mod:`declarun.errdefs`) say so; the others are the host failing (500)::
 
     DaemonError
     └── NetworkError            base of every networking failure
         ├── NetnsError          a network namespace could not be created, entered or removed
         ├── CniPluginError      a CNI plugin failed; carries the plugin's error code and message
-        ├── PoolExhaustedError  no free subnet is left in the address pools
-        └── PortAllocatedError  a host port to publish is already in use
+        ├── PoolExhaustedError  no free subnet is left in the address pools (Forbidden, 403)
+        └── PortAllocatedError  a host port to publish is already in use (Conflict)
 """
 
 from __future__ import annotations
 
+from declarun.errdefs import Conflict, Forbidden
 from declarun.errors import DaemonError
 
 __all__ = [
@@ -53,9 +55,9 @@ class CniPluginError(NetworkError):
         self.details = details
 
 
-class PoolExhaustedError(NetworkError):
+class PoolExhaustedError(NetworkError, Forbidden):
     """Every subnet of the address pools overlaps a host route or another network."""
 
 
-class PortAllocatedError(NetworkError):
+class PortAllocatedError(NetworkError, Conflict):
     """A host port cannot be bound: Docker's ``port is already allocated``."""

@@ -1,6 +1,7 @@
 """Network objects behind ``/networks``: the built-ins, user bridge networks, lookups.
 
-One :class:`NetworkService` per daemon (``ctx.networks``, attached by :func:`open_networks`).
+One :class:`NetworkService` per daemon, built by the composition root
+(:mod:`declarun.daemon.wiring`).
 It owns the network records (:mod:`store`), the CNI driver, the embedded DNS server and the
 container wiring (:class:`~declarun.daemon.networks.wiring.ContainerNetworking`), which it
 hands to the container service.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import logging
 import secrets
 import socket
 import struct
@@ -24,17 +26,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from declarun.daemon.events import EventBus
 from declarun.daemon.networks import hostfw, ipam_pool
 from declarun.daemon.networks.cni import CniDriver
 from declarun.daemon.networks.cniconf import NetworkSpec, bridge_name
 from declarun.daemon.networks.dns import EmbeddedDns
-from declarun.daemon.networks.errors import PoolExhaustedError
+from declarun.daemon.networks.errors import NetworkError
 from declarun.daemon.networks.resolvconf import host_resolv_conf, upstreams_of
 from declarun.daemon.networks.store import NetworkRecord, NetworkStore
+from declarun.errdefs import Conflict, Forbidden, InvalidArgument, NotFound
 
 __all__ = ["BUILTIN_NAMES", "NetworkService", "parse_create_body"]
+
+log = logging.getLogger("declarun.daemon.networks")
 
 BUILTIN_NAMES = ("bridge", "host", "none")
 _BRIDGE_OPTIONS = {
@@ -54,7 +58,7 @@ def _net(text: str, what: str) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(text, strict=False)
     except ValueError:
-        raise BadRequest(f"invalid {what}: {text!r} (declarund serves IPv4 only)") from None
+        raise InvalidArgument(f"invalid {what}: {text!r} (declarund serves IPv4 only)") from None
 
 
 def _str_map(body: Mapping[str, Any], key: str) -> dict[str, str]:
@@ -62,37 +66,39 @@ def _str_map(body: Mapping[str, Any], key: str) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
-        raise BadRequest(f"invalid {key}: expected an object of strings")
+        raise InvalidArgument(f"invalid {key}: expected an object of strings")
     return {str(k): v for k, v in value.items()}
 
 
 def parse_create_body(body: Any) -> dict[str, Any]:
     """Validate ``POST /networks/create``; the fields :meth:`NetworkService.create` takes."""
     if not isinstance(body, Mapping):
-        raise BadRequest("invalid network config: expected a JSON object")
+        raise InvalidArgument("invalid network config: expected a JSON object")
     name = body.get("Name")
     if not isinstance(name, str) or not name:
-        raise BadRequest("network name must not be empty")
+        raise InvalidArgument("network name must not be empty")
     driver = body.get("Driver") or "bridge"
     if driver != "bridge":
-        raise BadRequest(f"network driver {driver!r} is not supported (declarund: bridge only)")
+        raise InvalidArgument(
+            f"network driver {driver!r} is not supported (declarund: bridge only)"
+        )
     if body.get("EnableIPv6"):
-        raise BadRequest("IPv6 networks are not supported by declarund")
+        raise InvalidArgument("IPv6 networks are not supported by declarund")
     if body.get("Ingress") or body.get("Scope") == "swarm":
-        raise BadRequest("swarm networks are not supported by declarund")
+        raise InvalidArgument("swarm networks are not supported by declarund")
     ipam = body.get("IPAM") or {}
     if not isinstance(ipam, Mapping):
-        raise BadRequest("invalid IPAM: expected an object")
+        raise InvalidArgument("invalid IPAM: expected an object")
     if ipam.get("Driver") not in (None, "", "default"):
-        raise BadRequest(f"IPAM driver {ipam.get('Driver')!r} is not supported")
+        raise InvalidArgument(f"IPAM driver {ipam.get('Driver')!r} is not supported")
     configs = ipam.get("Config") or []
     if not isinstance(configs, list) or len(configs) > 1:
-        raise BadRequest("declarund networks take at most one IPAM config (IPv4)")
+        raise InvalidArgument("declarund networks take at most one IPAM config (IPv4)")
     subnet = gateway = ip_range = None
     if configs:
         config = configs[0]
         if not isinstance(config, Mapping):
-            raise BadRequest("invalid IPAM config: expected an object")
+            raise InvalidArgument("invalid IPAM config: expected an object")
         if config.get("Subnet"):
             subnet = _net(str(config["Subnet"]), "subnet")
         if config.get("IPRange"):
@@ -101,13 +107,13 @@ def parse_create_body(body: Any) -> dict[str, Any]:
             try:
                 gateway = ipaddress.IPv4Address(str(config["Gateway"]))
             except ValueError:
-                raise BadRequest(f"invalid gateway address: {config['Gateway']!r}") from None
+                raise InvalidArgument(f"invalid gateway address: {config['Gateway']!r}") from None
         if (gateway or ip_range) and subnet is None:
-            raise BadRequest("a gateway or IP range needs a subnet")
+            raise InvalidArgument("a gateway or IP range needs a subnet")
         if subnet is not None and gateway is not None and gateway not in subnet:
-            raise BadRequest(f"gateway {gateway} is not in subnet {subnet}")
+            raise InvalidArgument(f"gateway {gateway} is not in subnet {subnet}")
         if subnet is not None and ip_range is not None and not ip_range.subnet_of(subnet):
-            raise BadRequest(f"IP range {ip_range} is not in subnet {subnet}")
+            raise InvalidArgument(f"IP range {ip_range} is not in subnet {subnet}")
     return {
         "name": name,
         "subnet": subnet,
@@ -188,10 +194,7 @@ class NetworkService:
 
     def _free_subnet(self) -> ipaddress.IPv4Network:
         in_use = [r.subnet for r in self._networks.values() if r.subnet is not None]
-        try:
-            return ipam_pool.allocate_subnet(in_use, ipam_pool.host_routes())
-        except PoolExhaustedError as exc:
-            raise Forbidden(str(exc)) from None
+        return ipam_pool.allocate_subnet(in_use, ipam_pool.host_routes())  # 403 when none
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -213,14 +216,14 @@ class NetworkService:
             if len(found) == 1:
                 return found[0]
             if len(found) > 1:
-                raise BadRequest(f"network {ref} is ambiguous ({len(found)} matches found)")
+                raise InvalidArgument(f"network {ref} is ambiguous ({len(found)} matches found)")
         raise NotFound(f"network {ref} not found")
 
     def find(self, ref: str) -> NetworkRecord | None:
         """Like :meth:`get`, ``None`` when nothing matches."""
         try:
             return self.get(ref)
-        except (NotFound, BadRequest):
+        except (NotFound, InvalidArgument):
             return None
 
     def spec(self, record: NetworkRecord) -> NetworkSpec:
@@ -318,10 +321,7 @@ class NetworkService:
         if not any(record.subnet.overlaps(net) for net in foreign if net.prefixlen > 0):
             return record
         in_use = [r.subnet for r in self._networks.values() if r.subnet and r.id != record.id]
-        try:
-            subnet = ipam_pool.allocate_subnet(in_use, foreign)
-        except PoolExhaustedError as exc:
-            raise Forbidden(str(exc)) from None
+        subnet = ipam_pool.allocate_subnet(in_use, foreign)  # PoolExhaustedError: 403
         await self._drop_bridge(record)
         moved = dataclasses.replace(
             record, subnet=subnet, gateway=ipam_pool.default_gateway(subnet), ip_range=None
@@ -340,8 +340,8 @@ class NetworkService:
             if record.driver == "bridge" and record.id not in busy:
                 try:
                     await self._drop_bridge(record)
-                except Exception:  # best effort at shutdown
-                    continue
+                except (NetworkError, OSError) as exc:  # best effort at shutdown
+                    log.warning("removing the idle bridge of %s: %s", record.name, exc)
 
 
 def _routes_by_device() -> list[tuple[ipaddress.IPv4Network, str]]:

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, Conflict, Forbidden
 from declarun.daemon.containers.networking import NetworkSetup
 from declarun.daemon.containers.record import ContainerRecord
 from declarun.daemon.networks import netns as netns_mod
@@ -51,6 +50,7 @@ from declarun.daemon.networks.resolvconf import container_resolv_conf, host_reso
 from declarun.daemon.networks.service import NetworkService
 from declarun.daemon.networks.store import AttachedNetwork, LiveState, NetworkRecord
 from declarun.daemon.networks.views import network_settings, port_summary
+from declarun.errdefs import Conflict, Forbidden, InvalidArgument
 
 __all__ = ["ContainerNetworking", "Wanted"]
 
@@ -135,7 +135,7 @@ class ContainerNetworking:
         if mode not in ("host", "none"):
             record = self.networks.get(mode)
             if record.driver != "bridge":
-                raise BadRequest(f"network mode {mode!r} is not valid")
+                raise InvalidArgument(f"network mode {mode!r} is not valid")
         for key, raw in _endpoints_config(rec).items():
             record = self.networks.get(key)
             _aliases, ip = _settings_of(raw)
@@ -146,17 +146,17 @@ class ContainerNetworking:
 
     def _check_ip(self, record: NetworkRecord, ip: str) -> ipaddress.IPv4Address:
         if record.builtin or not record.configured:
-            raise BadRequest(
+            raise InvalidArgument(
                 "user specified IP address is supported only when connecting to networks "
                 "with user configured subnets"
             )
         try:
             address = ipaddress.IPv4Address(ip)
         except ValueError:
-            raise BadRequest(f"invalid IPv4 address: {ip}") from None
+            raise InvalidArgument(f"invalid IPv4 address: {ip}") from None
         assert record.subnet is not None
         if address not in record.subnet:
-            raise BadRequest(f"no configured subnet contains IP address {ip}")
+            raise InvalidArgument(f"no configured subnet contains IP address {ip}")
         return address
 
     # -- start -----------------------------------------------------------------------------
@@ -193,8 +193,10 @@ class ContainerNetworking:
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
         except BaseException:
-            with contextlib.suppress(Exception):
+            try:
                 await self.teardown(rec)
+            except Exception:  # the setup's own error is the one to report; log this one
+                log.exception("undoing the network of %s after a failed setup", rec.id[:12])
             raise
         return self._setup_of(rec, state)
 
@@ -377,7 +379,7 @@ class ContainerNetworking:
         """``POST /networks/{id}/connect``: now if the container runs, else at its start."""
         mode = rec.host_config.network_mode
         if record.driver != "bridge" or mode in ("host", "none") or mode.startswith("container:"):
-            raise BadRequest(
+            raise InvalidArgument(
                 "container cannot be disconnected from host network or connected to host network"
                 if "host" in (record.name, mode)
                 else f"container sharing network namespace with another container or "
@@ -470,8 +472,10 @@ class ContainerNetworking:
                         PublishedPort(c, proto, hip, hport) for c, proto, hip, hport in state.ports
                     ]
                     self._publications[rec.id] = await publish(wanted, ip)
-            except Exception as exc:
+            except (NetworkError, OSError) as exc:  # a port taken meanwhile: the rest goes on
                 log.error("restoring the network of container %s: %s", rec.id[:12], exc)
+            except Exception:  # a daemon fault: logged, the other containers are restored
+                log.exception("restoring the network of container %s failed", rec.id[:12])
         for failure in await self.networks.cni.cleanup(keep=frozenset(kept)):
             log.warning("cleaning a leftover CNI attachment: %s", failure)
         for path in netns_mod.list_netns(self.networks.run_dir):

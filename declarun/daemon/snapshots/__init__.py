@@ -2,7 +2,9 @@
 
 Two drivers implement :class:`Snapshotter`: :class:`OverlaySnapshotter` (one directory
 per layer, stacked by overlayfs) and :class:`CopySnapshotter` (full flattened copies,
-for where overlayfs does not work). :func:`open_snapshotter` picks one.
+for where overlayfs does not work). :func:`open_snapshotter` picks one;
+:func:`open_data_root_snapshotter` keeps the first pick of a data root in
+``snapshots/driver``, so a data root never mixes the two.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "chain_id",
     "chain_ids",
     "mount_overlay",
+    "open_data_root_snapshotter",
     "open_snapshotter",
     "overlay_supported",
     "unmount",
@@ -66,3 +69,24 @@ def open_snapshotter(
     store = OverlaySnapshotter(data_root) if driver == "overlay" else CopySnapshotter(data_root)
     store.sweep()
     return store
+
+
+def open_data_root_snapshotter(data_root: Path) -> Snapshotter:
+    """The data root's snapshotter, with the driver it was first opened with.
+
+    The first time, the driver is chosen as by ``open_snapshotter(data_root, "auto")`` and
+    written to ``snapshots/driver``; later opens read it back (blocking).
+    """
+    snapshotter = open_snapshotter(data_root, _remembered_driver(data_root))
+    path = Path(data_root) / "snapshots" / "driver"
+    if not path.exists():
+        path.write_text(snapshotter.driver + "\n")
+    return snapshotter
+
+
+def _remembered_driver(data_root: Path) -> Literal["auto", "overlay", "copy"]:
+    try:
+        text = (Path(data_root) / "snapshots" / "driver").read_text().strip()
+    except OSError:
+        return "auto"
+    return "overlay" if text == "overlay" else "copy" if text == "copy" else "auto"

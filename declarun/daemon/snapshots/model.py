@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
 from declarun.daemon.images.layerstream import Readable
+from declarun.errdefs import Conflict, NotFound
 from declarun.errors import DaemonError
 
 __all__ = [
@@ -32,11 +33,11 @@ class SnapshotError(DaemonError):
     """A snapshot operation cannot be done."""
 
 
-class SnapshotNotFound(SnapshotError):
+class SnapshotNotFound(SnapshotError, NotFound):
     """No committed snapshot has that chain ID."""
 
 
-class SnapshotInUse(SnapshotError):
+class SnapshotInUse(SnapshotError, Conflict):
     """The snapshot is the parent of another snapshot or under a container."""
 
 

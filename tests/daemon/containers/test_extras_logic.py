@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import struct
+from types import SimpleNamespace
 
 import pytest
 
-from declarun.daemon.api.errors import BadRequest
 from declarun.daemon.containers.attachment import (
     DEFAULT_DETACH_KEYS,
     DetachScanner,
@@ -14,7 +14,7 @@ from declarun.daemon.containers.attachment import (
     parse_detach_keys,
 )
 from declarun.daemon.containers.exec import ExecStartError
-from declarun.daemon.containers.execs import ExecConfig, start_failure
+from declarun.daemon.containers.execs import ExecConfig, ExecInstance, ExecManager, start_failure
 from declarun.daemon.containers.health import go_duration, probe_command
 from declarun.daemon.containers.restart import (
     BACKOFF_START,
@@ -22,6 +22,7 @@ from declarun.daemon.containers.restart import (
     next_delay,
     should_restart,
 )
+from declarun.errdefs import Conflict, InvalidArgument
 
 
 def test_frame_header_is_dockers() -> None:
@@ -53,9 +54,9 @@ def test_detach_scanner_holds_partial_matches() -> None:
 def test_exec_config_validation() -> None:
     config = ExecConfig.from_api({"Cmd": ["ls", "-l"], "AttachStdout": True, "Tty": True})
     assert config.cmd == ("ls", "-l") and config.tty and config.attach_stdout
-    with pytest.raises(BadRequest, match="No exec command specified"):
+    with pytest.raises(InvalidArgument, match="No exec command specified"):
         ExecConfig.from_api({"Cmd": []})
-    with pytest.raises(BadRequest, match="absolute path"):
+    with pytest.raises(InvalidArgument, match="absolute path"):
         ExecConfig.from_api({"Cmd": ["ls"], "WorkingDir": "rel"})
 
 
@@ -67,7 +68,7 @@ def test_exec_start_failure_codes() -> None:
         )
     )
     assert missing.exit_code == 127
-    assert missing.message == (
+    assert str(missing) == (
         'OCI runtime exec failed: exec failed: unable to start container process: exec: "nope": '
         "executable file not found in $PATH: unknown"
     )
@@ -108,3 +109,19 @@ def test_backoff_doubles_caps_and_resets() -> None:
     assert seen[0] == BACKOFF_START and seen[1] == 2 * BACKOFF_START
     assert max(seen) == MAX_BACKOFF
     assert next_delay(MAX_BACKOFF, ran_for=10.0) == BACKOFF_START
+
+
+def test_an_exec_starts_once_in_a_running_container() -> None:
+    execs = ExecManager()
+    running = SimpleNamespace(id="c1", state=SimpleNamespace(running=True))
+    stopped = SimpleNamespace(id="c1", state=SimpleNamespace(running=False))
+    instance = ExecInstance("e1", "c1", ExecConfig(cmd=("true",)))
+    execs.check_startable(running, instance)
+    with pytest.raises(Conflict, match="Container c1 is not running"):
+        execs.check_startable(stopped, instance)
+    instance.started, instance.running = True, True
+    with pytest.raises(Conflict, match="Exec command e1 is already running"):
+        execs.check_startable(running, instance)
+    instance.running = False
+    with pytest.raises(Conflict, match="Exec command e1 has already run"):
+        execs.check_startable(running, instance)

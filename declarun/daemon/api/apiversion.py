@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from declarun import __version__
-from declarun.daemon.api.errors import BadRequest
+from declarun.errdefs import InvalidArgument
 
 __all__ = [
     "API_VERSION",
@@ -42,14 +42,14 @@ def check_client_version(requested: str) -> None:
     try:
         wanted = parse_api_version(requested)
     except ValueError:
-        raise BadRequest(f"invalid API version {requested!r}") from None
+        raise InvalidArgument(f"invalid API version {requested!r}") from None
     if wanted < parse_api_version(MIN_API_VERSION):
-        raise BadRequest(
+        raise InvalidArgument(
             f"client version {requested} is too old. Minimum supported API version is "
             f"{MIN_API_VERSION}, please upgrade your client to a newer version"
         )
     if wanted > parse_api_version(API_VERSION):
-        raise BadRequest(
+        raise InvalidArgument(
             f"client version {requested} is too new. Maximum supported API version is {API_VERSION}"
         )
 

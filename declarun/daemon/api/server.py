@@ -1,64 +1,53 @@
-"""declarund's HTTP application: the frame every API area plugs into.
+"""declarund's HTTP application: the frame every API area's routes plug into.
 
-**API areas.** Each area is a module ``declarun/daemon/api/<area>.py`` with::
-
-    def routes(ctx: DaemonContext) -> Iterable[web.RouteDef]   # e.g. [web.get("/_ping", h)]
-
-and optionally ``async def on_startup(ctx)`` / ``async def on_cleanup(ctx)`` to open and
-close what it needs (a database, a store) and attach it to the context. :func:`make_app`
-discovers every module of :mod:`declarun.daemon.api` that defines ``routes``; adding an
-area needs no change here. Handlers close over ``ctx``; they raise
-:mod:`declarun.daemon.api.errors` classes for errors.
+**API areas.** Each area is a module ``declarun/daemon/api/<area>.py`` with a
+``routes(...)`` function taking the typed services it uses and returning its route
+definitions (``[web.get("/_ping", handler), ...]``). The composition root
+(:func:`declarun.daemon.wiring.api_routes`) calls every area's ``routes`` explicitly and
+hands the result to :func:`make_app`; this module knows no area and no service. Handlers
+raise error kinds (:mod:`declarun.errdefs`) for errors.
 
 **Versions.** Every route answers both unversioned (``/images/json``) and versioned
 (``/v1.45/images/json``) paths; a version outside 1.24 .. 1.45 is refused with dockerd's
 400 message. The version the client asked for (or 1.45) is ``request[API_VERSION_KEY]``.
 
 **Errors** are Docker's ``{"message": ...}``: 404 ``page not found`` for unknown routes
-(and, as in dockerd, for a known path with the wrong method), the status of an ApiError,
-and 500 for anything unexpected — with the traceback in the daemon log, never sent.
+(and, as in dockerd, for a known path with the wrong method), the status of an error's
+kind (:mod:`declarun.daemon.api.errors`), and 500 for anything unexpected — with the traceback in the daemon log, never sent.
 
 **Streams and hijack.** A handler may stream (:func:`~declarun.daemon.api.http.start_json_stream`)
-or take the raw connection (:func:`~declarun.daemon.hijack.hijack`). Handlers are cancelled
+or take the raw connection (:func:`~declarun.daemon.api.hijack.hijack`). Handlers are cancelled
 when their client disconnects (aiohttp's ``handler_cancellation``, set by the runner in
 :mod:`declarun.daemon.main`), as dockerd cancels a request's context.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import logging
-import pkgutil
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from types import ModuleType
 
 from aiohttp import web
 
-from declarun.daemon import api as api_package
-from declarun.daemon.api.errors import ApiError, NotModified, status_for
-from declarun.daemon.api.http import json_response
-from declarun.daemon.apiversion import (
+from declarun.daemon.api.apiversion import (
     API_VERSION,
     API_VERSION_KEY,
     check_client_version,
     standard_headers,
 )
-from declarun.daemon.context import CONTEXT_KEY, DaemonContext
-from declarun.daemon.hijack import HIJACKED_KEY, hijacked_response
+from declarun.daemon.api.errors import NOT_MODIFIED, status_for
+from declarun.daemon.api.hijack import HIJACKED_KEY, hijacked_response
+from declarun.daemon.api.http import json_response
 from declarun.errors import DeclarunError
 
 __all__ = [
     "API_VERSION_KEY",
     "CLIENT_MAX_SIZE",
     "VERSION_PREFIX",
-    "Area",
     "add_versioned_route",
-    "discover_areas",
     "make_app",
 ]
 
-log = logging.getLogger("declarun.daemon.server")
+log = logging.getLogger("declarun.daemon.api.server")
 
 # The versioned twin of each route; dockerd's router uses the same pattern.
 VERSION_PREFIX = r"/v{api_version:[0-9.]+}"
@@ -67,39 +56,6 @@ CLIENT_MAX_SIZE = 32 * 1024 * 1024
 _STARTED_KEY: web.RequestKey[web.StreamResponse] = web.RequestKey(
     "declarun_response_started", web.StreamResponse
 )
-
-RoutesFn = Callable[[DaemonContext], Iterable[web.AbstractRouteDef]]
-HookFn = Callable[[DaemonContext], Awaitable[None]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Area:
-    """One API area: its routes and optional start-up / clean-up hooks."""
-
-    name: str
-    routes: RoutesFn
-    on_startup: HookFn | None = None
-    on_cleanup: HookFn | None = None
-
-    @classmethod
-    def from_module(cls, module: ModuleType) -> Area:
-        """The area a module defines through its ``routes``/``on_startup``/``on_cleanup``."""
-        return cls(
-            name=module.__name__.rsplit(".", 1)[-1],
-            routes=module.routes,
-            on_startup=getattr(module, "on_startup", None),
-            on_cleanup=getattr(module, "on_cleanup", None),
-        )
-
-
-def discover_areas() -> list[Area]:
-    """Every module of declarun.daemon.api that defines ``routes``, in name order."""
-    areas = []
-    for info in sorted(pkgutil.iter_modules(api_package.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{api_package.__name__}.{info.name}")
-        if callable(getattr(module, "routes", None)):
-            areas.append(Area.from_module(module))
-    return areas
 
 
 def add_versioned_route(router: web.UrlDispatcher, route: web.AbstractRouteDef) -> None:
@@ -113,35 +69,32 @@ def add_versioned_route(router: web.UrlDispatcher, route: web.AbstractRouteDef) 
     web.RouteDef(route.method, VERSION_PREFIX + route.path, route.handler, kwargs).register(router)
 
 
-def make_app(ctx: DaemonContext, areas: Sequence[Area] | None = None) -> web.Application:
-    """The aiohttp application serving ``areas`` (default: every discovered area)."""
+def make_app(
+    routes: Iterable[web.AbstractRouteDef], *, on_shutdown: Sequence[Callable[[], None]] = ()
+) -> web.Application:
+    """The aiohttp application serving ``routes``, each also under the ``/v<version>`` prefix.
+
+    ``on_shutdown`` runs when the application starts shutting down, before it waits for
+    open requests: the daemon ends every ``/events`` stream there, so shutdown does not wait
+    for clients to hang up.
+    """
     app = web.Application(
         middlewares=[_error_middleware, _version_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
-    app[CONTEXT_KEY] = ctx
     app.on_response_prepare.append(_add_standard_headers)
-    for area in discover_areas() if areas is None else areas:
-        for route in area.routes(ctx):
-            add_versioned_route(app.router, route)
-        if area.on_startup is not None:
-            app.on_startup.append(_hook(area.on_startup, ctx))
-        if area.on_cleanup is not None:
-            app.on_cleanup.append(_hook(area.on_cleanup, ctx))
-    app.on_shutdown.append(_close_event_streams)
+    for route in routes:
+        add_versioned_route(app.router, route)
+    for callback in on_shutdown:
+        app.on_shutdown.append(_shutdown_hook(callback))
     return app
 
 
-def _hook(fn: HookFn, ctx: DaemonContext) -> Callable[[web.Application], Awaitable[None]]:
+def _shutdown_hook(callback: Callable[[], None]) -> Callable[[web.Application], Awaitable[None]]:
     async def run(_app: web.Application) -> None:
-        await fn(ctx)
+        callback()
 
     return run
-
-
-async def _close_event_streams(app: web.Application) -> None:
-    # Ends every /events stream so shutdown does not wait for clients to hang up.
-    app[CONTEXT_KEY].events.close()
 
 
 async def _add_standard_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -151,7 +104,7 @@ async def _add_standard_headers(request: web.Request, response: web.StreamRespon
 
 
 def _error_response(status: int, message: str) -> web.StreamResponse:
-    if status == NotModified.status:
+    if status == NOT_MODIFIED:
         return web.Response(status=status)  # a 304 carries no body
     return json_response({"message": message}, status=status)
 
@@ -173,7 +126,7 @@ async def _error_middleware(
         return _error_response(exc.status, exc.text or exc.reason)
     except DeclarunError as exc:
         status = status_for(exc)
-        message = exc.message if isinstance(exc, ApiError) else str(exc)
+        message = str(exc)
         if status >= 500:
             log.error("%s %s: %s", request.method, request.path, message)
         return _after_failure(request, status, message)

@@ -46,7 +46,7 @@ import asyncio
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
-from declarun.daemon.apiversion import standard_headers
+from declarun.daemon.api.apiversion import standard_headers
 
 __all__ = [
     "HIJACKED_KEY",

@@ -1,4 +1,7 @@
-"""The ``filters`` query parameter of the Docker API, parsed and matched like dockerd.
+"""Docker's list filters, parsed and matched like dockerd, and the times they take.
+
+The API reads them from the ``filters`` query parameter; the services match their objects
+against them (a list, a prune), so they live below the API.
 
 Clients send a JSON object of filter names to values. Two encodings exist and dockerd
 accepts both: the current ``{"label": ["a=b"]}`` (docker-py) and the legacy
@@ -10,12 +13,15 @@ where every value must match.
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from declarun.daemon.api.errors import BadRequest
+from declarun.errdefs import InvalidArgument
 
-__all__ = ["Filters", "parse_filters"]
+__all__ = ["Filters", "parse_filters", "parse_time"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class Filters:
         allowed = set(accepted)
         for name in sorted(self.fields):
             if name not in allowed:
-                raise BadRequest(f"invalid filter '{name}'")
+                raise InvalidArgument(f"invalid filter '{name}'")
 
     def exact_match(self, name: str, source: str) -> bool:
         """True when ``name`` is absent, or ``source`` is one of its values."""
@@ -71,9 +77,9 @@ def parse_filters(raw: str | None) -> Filters:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"invalid filter: {exc.msg}") from None
+        raise InvalidArgument(f"invalid filter: {exc.msg}") from None
     if not isinstance(data, dict):
-        raise BadRequest("invalid filter: expected a JSON object of filter names to values")
+        raise InvalidArgument("invalid filter: expected a JSON object of filter names to values")
     fields: dict[str, frozenset[str]] = {}
     for name, values in data.items():
         if isinstance(values, list) and all(isinstance(v, str) for v in values):
@@ -82,5 +88,69 @@ def parse_filters(raw: str | None) -> Filters:
             # Legacy form: dockerd keeps every key, whatever its boolean.
             fields[name] = frozenset(values)
         else:
-            raise BadRequest(f"invalid filter: values of '{name}' must be a list of strings")
+            raise InvalidArgument(f"invalid filter: values of '{name}' must be a list of strings")
     return Filters(fields)
+
+
+_UNIX = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_NANOS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60 * 1_000_000_000,
+    "h": 3600 * 1_000_000_000,
+}
+_RFC3339_FRACTION = re.compile(r"^(.*T\d\d:\d\d:\d\d)\.(\d+)(.*)$")
+
+
+def parse_time(raw: str | None, name: str, now_nano: int | None = None) -> int | None:
+    """A ``since``/``until`` value in nanoseconds since the epoch, or None when absent.
+
+    Accepts what dockerd and the docker CLI produce: Unix seconds with an optional
+    fraction (``1700000000.123456789``), RFC 3339 (``2024-05-01T10:00:00Z``, fractional
+    and with offsets; no offset means local time), a date, or a Go duration back from now
+    (``10m``, ``1h30m``).
+    """
+    if raw is None or raw.strip() == "":
+        return None
+    text = raw.strip()
+    now = time.time_ns() if now_nano is None else now_nano
+    match = _UNIX.match(text)
+    if match:
+        seconds, fraction = match.group(1), match.group(2) or ""
+        return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0") or "0")
+    duration = _parse_duration(text)
+    if duration is not None:
+        return now - duration
+    stamp = _parse_rfc3339(text)
+    if stamp is not None:
+        return stamp
+    raise InvalidArgument(f"invalid value for {name}: {raw!r} is not a timestamp")
+
+
+def _parse_duration(text: str) -> int | None:
+    pos, total = 0, 0.0
+    while pos < len(text):
+        match = _DURATION_PART.match(text, pos)
+        if match is None:
+            return None
+        total += float(match.group(1)) * _UNIT_NANOS[match.group(2)]
+        pos = match.end()
+    return int(total) if pos else None
+
+
+def _parse_rfc3339(text: str) -> int | None:
+    nanos = 0
+    match = _RFC3339_FRACTION.match(text)
+    if match:
+        # datetime parses at most microseconds; keep all nine digits ourselves.
+        text = match.group(1) + match.group(3)
+        nanos = int(match.group(2)[:9].ljust(9, "0"))
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return int(parsed.timestamp()) * 1_000_000_000 + nanos

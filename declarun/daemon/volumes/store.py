@@ -1,4 +1,5 @@
-"""Local volumes: named directories under ``<data-root>/volumes`` that outlive containers.
+"""The local volume driver: named directories under ``<data-root>/volumes`` that outlive
+containers.
 
 Layout, one directory per volume (the same as dockerd's ``local`` driver)::
 
@@ -18,7 +19,7 @@ the mount is made when a container first needs the volume and undone on removal.
 options a volume is a plain directory.
 
 Which containers use a volume is asked of the container service through the ``users``
-callback (it reads the mounts of each container's runtime bundle), so removal refuses a
+callback (it reads the volume names of each container record), so removal refuses a
 volume in use with dockerd's message.
 """
 
@@ -40,13 +41,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.api.errors import BadRequest, Conflict, InternalError, NotFound
+from declarun.errdefs import Conflict, InvalidArgument, NotFound, SystemFailure
 
 __all__ = [
     "ANONYMOUS_LABEL",
+    "UsersFn",
     "Volume",
     "VolumeStore",
     "check_volume_name",
+    "disk_usage",
 ]
 
 log = logging.getLogger("declarun.daemon.volumes")
@@ -62,9 +65,10 @@ UsersFn = Callable[[str], list[str]]
 
 
 def check_volume_name(name: str) -> str:
-    """``name`` if it is a valid local volume name, else a 400 with dockerd's message."""
+    """``name`` if it is a valid local volume name, else InvalidArgument with dockerd's
+    message."""
     if not _NAME.fullmatch(name):
-        raise BadRequest(
+        raise InvalidArgument(
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
             'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
             "directory, use absolute path"
@@ -171,7 +175,7 @@ class VolumeStore:
         return self._read(name) if _NAME.fullmatch(name) else None
 
     def get(self, name: str) -> Volume:
-        """Volume ``name``; 404 ``get NAME: no such volume``."""
+        """Volume ``name``; NotFound ``get NAME: no such volume``."""
         volume = self._read(name) if _NAME.fullmatch(name) else None
         if volume is None:
             raise NotFound(f"get {name}: no such volume")
@@ -206,9 +210,9 @@ class VolumeStore:
         options = dict(options or {})
         for key in options:
             if key not in _LOCAL_OPTS:
-                raise BadRequest(f"invalid option key: {key!r}")
+                raise InvalidArgument(f"invalid option key: {key!r}")
         if options and "type" not in options and "device" not in options:
-            raise BadRequest('missing required option: "type"')
+            raise InvalidArgument('missing required option: "type"')
         anonymous = not name
         name = name or secrets.token_hex(32)
         check_volume_name(name)
@@ -237,7 +241,7 @@ class VolumeStore:
                 if (self.root / name).exists():
                     # Someone else (a leftover directory without metadata) holds the name.
                     raise Conflict(f"create {name}: volume directory already exists") from None
-                raise InternalError(f"create {name}: {exc.strerror or exc}") from None
+                raise SystemFailure(f"create {name}: {exc.strerror or exc}") from None
             volume = self._read(name)
             assert volume is not None
             log.info("created volume %s", name)
@@ -254,13 +258,13 @@ class VolumeStore:
         if subpath:
             cleaned = posixpath.normpath(subpath)
             if cleaned.startswith("..") or posixpath.isabs(cleaned):
-                raise BadRequest(f"invalid volume subpath: {subpath}")
+                raise InvalidArgument(f"invalid volume subpath: {subpath}")
             target = data / cleaned
             # The subpath must stay inside the volume even through symlinks.
             if not str(target.resolve()).startswith(str(data.resolve()) + os.sep):
-                raise BadRequest(f"volume subpath {subpath} resolves outside the volume")
+                raise InvalidArgument(f"volume subpath {subpath} resolves outside the volume")
             if not target.exists():
-                raise BadRequest(f"cannot access path {subpath} in volume {name}: not found")
+                raise InvalidArgument(f"cannot access path {subpath} in volume {name}: not found")
             return target
         return data
 
@@ -277,7 +281,7 @@ class VolumeStore:
         done = subprocess.run(args, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             why = done.stderr.strip() or f"mount exited with {done.returncode}"
-            raise InternalError(f"error while mounting volume '{volume.mountpoint}': {why}")
+            raise SystemFailure(f"error while mounting volume '{volume.mountpoint}': {why}")
 
     def unmount(self, name: str) -> None:
         """Undo the file-system mount of a volume with driver options (if mounted)."""
@@ -287,7 +291,7 @@ class VolumeStore:
                 subprocess.run(["umount", "-l", str(data)], capture_output=True, check=False)
 
     def remove(self, name: str, *, force: bool = False) -> None:
-        """Remove a volume and its data; 409 while a container uses it, 404 if missing.
+        """Remove a volume and its data; Conflict while a container uses it, NotFound if missing.
 
         ``force`` only makes a missing volume no error (dockerd never removes one in use).
         """
@@ -304,6 +308,21 @@ class VolumeStore:
             try:
                 os.rename(self.root / name, doomed)
             except OSError as exc:
-                raise InternalError(f"remove {name}: {exc.strerror or exc}") from None
+                raise SystemFailure(f"remove {name}: {exc.strerror or exc}") from None
             shutil.rmtree(doomed, ignore_errors=True)
             log.info("removed volume %s", name)
+
+
+def disk_usage(volume: Volume) -> int:
+    """Bytes the volume's content takes on disk (hard links counted once; blocking)."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for path in [volume.mountpoint, *volume.mountpoint.rglob("*")]:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512 if path != volume.mountpoint else 0
+    return total
