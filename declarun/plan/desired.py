@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from declarun.frozen import FrozenDict, freeze, thaw
 from declarun.plan.configs import container_config, network_config, volume_config
 from declarun.plan.identity import (
     LABEL_CONFIG,
@@ -40,7 +41,6 @@ from declarun.plan.identity import (
 )
 from declarun.plan.inputs import UNHASHED, bind_key, context_key
 from declarun.plan.lock import Lock, image_platform
-from declarun.spec.frozen import FrozenDict, freeze, thaw
 from declarun.spec.model import Container, Image, Mount, Network, Stack, Volume
 from declarun.spec.naming import replica_names
 

@@ -22,7 +22,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 from declarun.spec.model import Stack
 
 __all__ = [

@@ -29,7 +29,7 @@ from typing import Any
 
 from declarun.daemon.images.reference import parse_reference
 from declarun.errors import DeclarunError, ImageReferenceError
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 from declarun.spec.model import Image, Stack
 
 __all__ = [

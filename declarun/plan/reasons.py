@@ -13,12 +13,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from declarun.frozen import freeze, thaw
 from declarun.plan.configs import NESTED_FIELDS
 from declarun.plan.desired import DesiredContainer, DesiredImage
 from declarun.plan.identity import LABEL_CONFIG, LABEL_CONFIG_HASH, is_masked
 from declarun.plan.model import Reason
 from declarun.plan.snapshot import ObservedContainer, ObservedImage
-from declarun.spec.frozen import freeze, thaw
 
 __all__ = ["config_reasons", "image_reasons", "input_reasons", "short_digest", "show"]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from declarun.errors import EngineError
+from declarun.frozen import FrozenDict, freeze, thaw
 from declarun.plan.identity import LABEL_STACK, canonical_json, sha256_text
 from declarun.plan.inputs import input_digests
-from declarun.spec.frozen import FrozenDict, freeze, thaw
 from declarun.spec.model import Stack
 
 __all__ = [

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from declarun.frozen import thaw
 from declarun.plan.desired import DesiredContainer, DesiredState
 from declarun.plan.model import Change, Plan
 from declarun.reconcile import actions
 from declarun.reconcile.conditions import wait_for
 from declarun.reconcile.executor import Step, StepContext, StepFailed
 from declarun.reconcile.replace import replace_container, start_gated
-from declarun.spec.frozen import thaw
 from declarun.spec.model import Stack
 
 __all__ = ["change_label", "plan_steps"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from declarun.errors import SourceLocation
-from declarun.spec.frozen import FrozenDict, thaw
+from declarun.frozen import FrozenDict, thaw
 from declarun.spec.units import format_duration
 
 __all__ = [

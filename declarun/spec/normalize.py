@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from declarun.errors import Problem, StackError
-from declarun.spec.frozen import FrozenDict, freeze
+from declarun.frozen import FrozenDict, freeze
 from declarun.spec.model import Build, Container, Image, Network, Stack, Volume
 from declarun.spec.normalize_common import FieldPath, Locate, Normalizer, scalar_text
 from declarun.spec.normalize_container import DEFAULT_NETWORK, StackRefs, normalize_container

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from declarun.errors import Problem, SourceLocation
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 from declarun.spec.units import parse_duration, parse_size
 
 __all__ = [

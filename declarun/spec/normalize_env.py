@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from declarun.errors import SourceLocation
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 from declarun.spec.model import EnvFile, EnvValue
 from declarun.spec.normalize_common import FieldPath, Normalizer, scalar_text
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from declarun.errors import Problem
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 from declarun.spec.model import Container, Stack
 
 __all__ = ["is_active", "select_profiles"]

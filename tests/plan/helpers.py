@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from declarun.frozen import FrozenDict
 from declarun.plan.desired import desired_state
 from declarun.plan.inputs import input_digests
 from declarun.plan.lock import Lock
@@ -23,7 +24,6 @@ from declarun.plan.snapshot import (
     ObservedVolume,
     Snapshot,
 )
-from declarun.spec.frozen import FrozenDict
 from declarun.spec.model import Stack
 from declarun.spec.pipeline import LoadOptions, load_stack
 

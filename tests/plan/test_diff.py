@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from declarun.frozen import FrozenDict
 from declarun.plan.diff import diff, plan_destroy
 from declarun.plan.identity import LABEL_KEEP, LABEL_PROFILES, LABEL_STACK
 from declarun.plan.lock import Lock, LockedImage
 from declarun.plan.model import Plan
 from declarun.plan.snapshot import ObservedImage, ObservedNetwork, ObservedVolume, Snapshot
-from declarun.spec.frozen import FrozenDict
 from tests.plan.helpers import IMAGE_ID, load, matching_snapshot, with_container, without
 
 SHOP = """

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from declarun.frozen import FrozenDict
 from declarun.plan import inputs
 from declarun.plan.inputs import MISSING, UNHASHED, input_digests, path_digest
 from declarun.plan.lock import (
@@ -23,7 +24,6 @@ from declarun.plan.lock import (
     stale_reasons,
     write_lock,
 )
-from declarun.spec.frozen import FrozenDict
 from tests.plan.helpers import load
 
 STACK = """

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from declarun.frozen import FrozenDict
 from declarun.plan.diff import diff
 from declarun.plan.model import Plan
 from declarun.plan.render import NO_CHANGES, plan_text, render_plan, summary_line
 from declarun.plan.snapshot import Snapshot
-from declarun.spec.frozen import FrozenDict
 from tests.plan.helpers import load, matching_snapshot, with_container
 from tests.plan.test_diff import SHOP
 

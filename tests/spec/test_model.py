@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from declarun.errors import SourceLocation
-from declarun.spec.frozen import FrozenDict, freeze, thaw
+from declarun.frozen import FrozenDict, freeze, thaw
 from declarun.spec.model import Container, EnvValue, Healthcheck, Mount, Stack, stack_to_data
 from declarun.spec.normalize import normalize
 

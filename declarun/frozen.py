@@ -1,5 +1,6 @@
 """An immutable, hashable mapping, and helpers to deep-freeze and thaw plain data.
 
+Shared by the stack model, the plan and declarund (a leaf: it imports nothing of declarun).
 The typed model must be immutable throughout and usable as a dict key or set member (the plan
 compares and hashes it), which neither ``dict`` nor ``types.MappingProxyType`` allows.
 """
