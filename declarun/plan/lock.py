@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.images.reference import parse_reference
 from declarun.errors import DeclarunError, ImageReferenceError
 from declarun.frozen import FrozenDict
+from declarun.reference import parse_reference
 from declarun.spec.model import Image, Stack
 
 __all__ = [

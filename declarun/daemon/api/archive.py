@@ -46,9 +46,9 @@ from declarun.daemon.containers.fsaccess import (
 )
 from declarun.daemon.containers.hooks import container_service
 from declarun.daemon.context import DaemonContext
-from declarun.daemon.images.reference import parse_reference
 from declarun.daemon.images.service import attach_image_service
 from declarun.errors import ImageReferenceError
+from declarun.reference import parse_reference
 
 __all__ = ["routes"]
 

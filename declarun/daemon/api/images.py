@@ -43,10 +43,10 @@ from declarun.daemon.images.inspect import (
 from declarun.daemon.images.platform import Platform, PlatformError, parse_platform
 from declarun.daemon.images.progress import Emit, error_message
 from declarun.daemon.images.pull import prepare_pull
-from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.images.service import ImageService, attach_image_service
 from declarun.daemon.metadata import Image
 from declarun.errors import DaemonError, ImageReferenceError
+from declarun.reference import ImageReference, parse_reference
 
 __all__ = [
     "NAME",

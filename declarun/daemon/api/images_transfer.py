@@ -43,10 +43,10 @@ from declarun.daemon.images.auth import Credentials
 from declarun.daemon.images.platform import select_manifest
 from declarun.daemon.images.pull import credential_provider, registry_error
 from declarun.daemon.images.push import push_targets, run_push
-from declarun.daemon.images.reference import parse_reference
 from declarun.daemon.images.registry import RegistryClient
 from declarun.daemon.metadata import AmbiguousImageError, ImageNotFoundError
 from declarun.errors import ContentError, DaemonError, ImageReferenceError, RegistryError
+from declarun.reference import parse_reference
 
 __all__ = ["BlockingBody", "TransferApi", "routes"]
 

@@ -38,7 +38,6 @@ from declarun.daemon.images.progress import (
     short_id,
     status_message,
 )
-from declarun.daemon.images.reference import ImageReference
 from declarun.daemon.images.registry import (
     RegistryClient,
     RegistryNotFoundError,
@@ -49,6 +48,7 @@ from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import ImageLayer, ImageRecord, Layer, LeaseResource
 from declarun.daemon.snapshots import chain_ids
 from declarun.errors import ContentError, DaemonError
+from declarun.reference import ImageReference
 
 __all__ = ["PreparedPull", "credential_provider", "prepare_pull", "registry_error"]
 

@@ -30,8 +30,8 @@ from declarun.daemon.images.auth import (
     TokenCache,
     parse_www_authenticate,
 )
-from declarun.daemon.images.reference import DEFAULT_DOMAIN
 from declarun.errors import RegistryError
+from declarun.reference import DEFAULT_DOMAIN
 
 __all__ = [
     "DOCKER_HUB_HOST",

@@ -34,7 +34,6 @@ from declarun.daemon.api.errors import BadRequest, Conflict, NotFound
 from declarun.daemon.context import DaemonContext
 from declarun.daemon.images import gc
 from declarun.daemon.images.content import LocalStore
-from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.images.registry import RegistryConfig
 from declarun.daemon.metadata import (
     AmbiguousImageError,
@@ -46,6 +45,7 @@ from declarun.daemon.metadata import (
 )
 from declarun.daemon.snapshots import SnapshotInUse, SnapshotNotFound, Snapshotter, open_snapshotter
 from declarun.errors import ImageReferenceError
+from declarun.reference import ImageReference, parse_reference
 
 __all__ = [
     "DeleteRecord",

@@ -1,5 +1,8 @@
 """Image references, parsed and normalised the way Docker does.
 
+A leaf shared by declarund (pull, push, tag, the metadata store) and the client (the lock
+file pins references to digests): it imports nothing of declarun but the error tree.
+
 The grammar is the one of the distribution ``reference`` package::
 
     reference   := name [ ":" tag ] [ "@" digest ]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from declarun.daemon.images.reference import (
+from declarun.errors import ImageReferenceError
+from declarun.reference import (
     ImageReference,
     is_image_id,
     parse_reference,
     validate_digest,
 )
-from declarun.errors import ImageReferenceError
 
 D = "sha256:" + "a" * 64
 HEX64 = "0123456789abcdef" * 4
