@@ -429,7 +429,7 @@ def _in_process_reapply(engine: Engine, stack_path: Path, repeat: int) -> dict[s
 
     from declarun.plan.diff import diff
     from declarun.plan.snapshot import observe
-    from declarun.spec.pipeline import LoadOptions, load_stack
+    from declarun.stack.pipeline import LoadOptions, load_stack
 
     found: dict[str, list[float]] = {"load": [], "observe": [], "diff": []}
     client = docker_py.DockerClient(base_url=engine.daemon.host, timeout=600)
@@ -535,7 +535,7 @@ def bench_plan(args: argparse.Namespace, results: Results) -> None:
     """(c): ``diff()`` of a 2,000-container stack against a snapshot that matches it."""
     from declarun.plan.desired import desired_state
     from declarun.plan.diff import diff
-    from declarun.spec.pipeline import LoadOptions, load_stack
+    from declarun.stack.pipeline import LoadOptions, load_stack
 
     count = args.containers_c
     print(f"(c) plan of {count} containers against a matching snapshot, in process", flush=True)

@@ -23,8 +23,8 @@ from declarun.cli.stack_commands import stack_options
 from declarun.errors import DeclarunError, EngineError
 from declarun.reconcile.apply import ApplyOptions, ApplyReport
 from declarun.reconcile.status import status_rows
-from declarun.spec.model import Stack
-from declarun.spec.naming import replica_names
+from declarun.stack.model import Stack
+from declarun.stack.naming import replica_names
 
 __all__ = ["exec_command", "logs", "status", "watch"]
 
@@ -193,7 +193,7 @@ def watch(
     console, errors = stdout_console(), stderr_console()
 
     def load(path: Path) -> Stack:
-        from declarun.spec.pipeline import load_stack
+        from declarun.stack.pipeline import load_stack
 
         return load_stack(path, options)
 

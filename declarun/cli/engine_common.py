@@ -14,8 +14,8 @@ import click
 from declarun.cli.output import stderr_console
 from declarun.cli.stack_commands import load_options
 from declarun.errors import EngineError, StackError
-from declarun.spec.model import Stack
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.model import Stack
+from declarun.stack.pipeline import LoadOptions, load_stack
 
 __all__ = [
     "engine_client",

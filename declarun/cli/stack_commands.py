@@ -14,8 +14,8 @@ import yaml
 from declarun.cli.output import stderr_console, stdout_console
 from declarun.errors import StackError
 from declarun.plan.graph import GraphFormat, build_graph, draw_graph, export_graph
-from declarun.spec.model import Stack, stack_to_data
-from declarun.spec.pipeline import LoadOptions, load_stack, parse_var_assignment
+from declarun.stack.model import Stack, stack_to_data
+from declarun.stack.pipeline import LoadOptions, load_stack, parse_var_assignment
 
 __all__ = ["graph", "render", "stack_options", "validate"]
 

@@ -41,8 +41,8 @@ from declarun.plan.identity import (
 )
 from declarun.plan.inputs import UNHASHED, bind_key, context_key
 from declarun.plan.lock import Lock, image_platform
-from declarun.spec.model import Container, Image, Mount, Network, Stack, Volume
-from declarun.spec.naming import replica_names
+from declarun.stack.model import Container, Image, Mount, Network, Stack, Volume
+from declarun.stack.naming import replica_names
 
 __all__ = [
     "DEFAULT_PLATFORM",

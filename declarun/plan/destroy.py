@@ -10,7 +10,7 @@ from declarun.plan.drafts import Draft, finish, now, pure_graph, reason, short_n
 from declarun.plan.identity import LABEL_KEEP, LABEL_RESOURCE, parse_resource
 from declarun.plan.model import Plan
 from declarun.plan.snapshot import Snapshot
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = ["plan_destroy"]
 

@@ -42,7 +42,7 @@ from declarun.plan.lock import Lock
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
 from declarun.plan.reasons import config_reasons, image_reasons, input_reasons, short_digest
 from declarun.plan.snapshot import ObservedContainer, ObservedNetwork, Snapshot
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = ["diff", "plan_destroy"]
 

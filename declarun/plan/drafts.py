@@ -14,7 +14,7 @@ import networkx as nx
 
 from declarun.plan.graph import build_graph
 from declarun.plan.model import Action, Change, ChangeKind, Reason, Wait
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = ["Draft", "finish", "now", "pure_graph", "reason", "short_name", "volume_removal"]
 

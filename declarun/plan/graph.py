@@ -18,8 +18,8 @@ from typing import Any, Literal
 import networkx as nx
 
 from declarun.errors import DeclarunError
-from declarun.spec.model import Build, Image, Stack
-from declarun.spec.naming import replica_names
+from declarun.stack.model import Build, Image, Stack
+from declarun.stack.naming import replica_names
 
 __all__ = [
     "GraphFormat",

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from declarun.frozen import FrozenDict
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = [
     "MAX_BYTES",

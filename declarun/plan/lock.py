@@ -30,7 +30,7 @@ from typing import Any
 from declarun.errors import DeclarunError, ImageReferenceError
 from declarun.frozen import FrozenDict
 from declarun.reference import parse_reference
-from declarun.spec.model import Image, Stack
+from declarun.stack.model import Image, Stack
 
 __all__ = [
     "LOCK_FILE_NAME",

@@ -21,7 +21,7 @@ from declarun.errors import EngineError
 from declarun.frozen import FrozenDict, freeze, thaw
 from declarun.plan.identity import LABEL_STACK, canonical_json, sha256_text
 from declarun.plan.inputs import input_digests
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = [
     "ObservedContainer",

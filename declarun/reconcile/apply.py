@@ -30,7 +30,7 @@ from declarun.reconcile.executor import (
     execute,
 )
 from declarun.reconcile.steps import plan_steps
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = [
     "DEFAULT_ROUNDS",

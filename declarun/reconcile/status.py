@@ -13,7 +13,7 @@ from declarun.plan.desired import desired_state
 from declarun.plan.model import Change
 from declarun.plan.snapshot import ObservedContainer
 from declarun.reconcile.apply import ApplyOptions, make_plan
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = ["status_rows"]
 

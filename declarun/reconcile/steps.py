@@ -26,7 +26,7 @@ from declarun.reconcile import actions
 from declarun.reconcile.conditions import wait_for
 from declarun.reconcile.executor import Step, StepContext, StepFailed
 from declarun.reconcile.replace import replace_container, start_gated
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = ["change_label", "plan_steps"]
 

@@ -21,7 +21,7 @@ from typing import Any
 from declarun.errors import DeclarunError, StackError
 from declarun.plan.identity import LABEL_STACK
 from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun, apply_stack
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = ["WatchHooks", "file_digest", "watch_stack"]
 

@@ -24,8 +24,8 @@ from declarun.plan.snapshot import (
     ObservedVolume,
     Snapshot,
 )
-from declarun.spec.model import Stack
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.model import Stack
+from declarun.stack.pipeline import LoadOptions, load_stack
 
 __all__ = ["IMAGE_ID", "load", "matching_snapshot", "with_container", "without"]
 

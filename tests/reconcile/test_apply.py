@@ -23,8 +23,8 @@ from declarun.reconcile.apply import (
     destroy_stack,
     make_plan,
 )
-from declarun.spec.model import Stack
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.model import Stack
+from declarun.stack.pipeline import LoadOptions, load_stack
 from tests.support.engine_fixtures import Engine
 from tests.support.registry import free_port
 from tests.support.stacks import fetch, unique_stack, write_stack

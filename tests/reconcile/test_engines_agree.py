@@ -17,8 +17,8 @@ from typing import Any
 from declarun.plan.identity import LABEL_STACK
 from declarun.reconcile.apply import apply_stack, destroy_stack, make_plan
 from declarun.reconcile.status import status_rows
-from declarun.spec.model import Stack
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.model import Stack
+from declarun.stack.pipeline import LoadOptions, load_stack
 from tests.support.engine_fixtures import Engine
 from tests.support.registry import free_port
 from tests.support.stacks import fetch, unique_stack, write_stack

@@ -16,9 +16,9 @@ from typing import Any
 
 from declarun.errors import Problem, StackError
 from declarun.frozen import FrozenDict, freeze
-from declarun.spec.model import Build, Container, Image, Network, Stack, Volume
-from declarun.spec.normalize_common import FieldPath, Locate, Normalizer, scalar_text
-from declarun.spec.normalize_container import DEFAULT_NETWORK, StackRefs, normalize_container
+from declarun.stack.model import Build, Container, Image, Network, Stack, Volume
+from declarun.stack.normalize_common import FieldPath, Locate, Normalizer, scalar_text
+from declarun.stack.normalize_container import DEFAULT_NETWORK, StackRefs, normalize_container
 
 __all__ = ["normalize", "normalize_collecting"]
 

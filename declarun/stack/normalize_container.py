@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from declarun.spec.model import (
+from declarun.stack.model import (
     Container,
     Dependency,
     Healthcheck,
@@ -25,10 +25,10 @@ from declarun.spec.model import (
     Resources,
     RestartPolicy,
 )
-from declarun.spec.normalize_common import FieldPath, Normalizer, scalar_text
-from declarun.spec.normalize_env import normalize_env
-from declarun.spec.normalize_mounts import normalize_mounts
-from declarun.spec.normalize_ports import normalize_ports
+from declarun.stack.normalize_common import FieldPath, Normalizer, scalar_text
+from declarun.stack.normalize_env import normalize_env
+from declarun.stack.normalize_mounts import normalize_mounts
+from declarun.stack.normalize_ports import normalize_ports
 
 __all__ = ["DEFAULT_NETWORK", "StackRefs", "normalize_container"]
 

@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from declarun.spec.model import Mount
-from declarun.spec.normalize_common import FieldPath, Normalizer
+from declarun.stack.model import Mount
+from declarun.stack.normalize_common import FieldPath, Normalizer
 
 __all__ = ["is_host_path", "normalize_mounts"]
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 import networkx as nx
 
 from declarun.errors import Problem
-from declarun.spec.model import PortBinding, Stack
-from declarun.spec.naming import replica_names
-from declarun.spec.schema import suggest
+from declarun.stack.model import PortBinding, Stack
+from declarun.stack.naming import replica_names
+from declarun.stack.schema import suggest
 
 __all__ = ["check_stack"]
 

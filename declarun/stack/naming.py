@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from declarun.spec.model import Container
+from declarun.stack.model import Container
 
 __all__ = ["replica_names"]
 

@@ -20,7 +20,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from declarun.errors import Problem, SourceLocation
-from declarun.spec.load import DataPath, format_path
+from declarun.stack.load import DataPath, format_path
 
 __all__ = ["Namespace", "TemplateRenderer", "has_template"]
 

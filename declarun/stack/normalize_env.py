@@ -16,8 +16,8 @@ from typing import Any
 
 from declarun.errors import SourceLocation
 from declarun.frozen import FrozenDict
-from declarun.spec.model import EnvFile, EnvValue
-from declarun.spec.normalize_common import FieldPath, Normalizer, scalar_text
+from declarun.stack.model import EnvFile, EnvValue
+from declarun.stack.normalize_common import FieldPath, Normalizer, scalar_text
 
 __all__ = ["MAX_ENV_FILE_SIZE", "normalize_env", "parse_env_file"]
 

@@ -1,6 +1,6 @@
 """Golden tests: each bad stack in golden/ gives exactly the problems in its .expected file.
 
-To review a change of wording, regenerate with ``DECLARUN_REGOLD=1 pytest tests/spec/test_golden.py``
+To review a change of wording, regenerate with ``DECLARUN_REGOLD=1 pytest tests/stack/test_golden.py``
 and read the diff.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from declarun.errors import StackError
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.pipeline import LoadOptions, load_stack
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(GOLDEN.glob("*.yaml"))

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from declarun.errors import SourceLocation, StackError
-from declarun.spec.model import Stack
-from declarun.spec.normalize import normalize
+from declarun.stack.model import Stack
+from declarun.stack.normalize import normalize
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "schema" / "stack.schema.json").read_text("utf-8")

@@ -11,7 +11,7 @@ import dataclasses
 
 from declarun.errors import Problem
 from declarun.frozen import FrozenDict
-from declarun.spec.model import Container, Stack
+from declarun.stack.model import Container, Stack
 
 __all__ = ["is_active", "select_profiles"]
 

@@ -1,6 +1,6 @@
 """The typed stack model: immutable, fully normalised, located.
 
-``normalize()`` (in ``declarun.spec.normalize``) builds these from templated, schema-valid data;
+``normalize()`` (in ``declarun.stack.normalize``) builds these from templated, schema-valid data;
 every later stage reads only these objects. Each object has every default filled in and every
 short form expanded, and knows where it was written (``location``, the position of its key or
 list item). Locations take no part in equality or hashing, so two stacks that mean the same
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from declarun.errors import SourceLocation
 from declarun.frozen import FrozenDict, thaw
-from declarun.spec.units import format_duration
+from declarun.stack.units import format_duration
 
 __all__ = [
     "NOWHERE",

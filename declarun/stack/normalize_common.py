@@ -16,7 +16,7 @@ from typing import Any
 
 from declarun.errors import Problem, SourceLocation
 from declarun.frozen import FrozenDict
-from declarun.spec.units import parse_duration, parse_size
+from declarun.stack.units import parse_duration, parse_size
 
 __all__ = [
     "FieldPath",

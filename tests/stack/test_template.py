@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from declarun.errors import Problem, SourceLocation
-from declarun.spec.template import Namespace, TemplateRenderer, has_template
+from declarun.stack.template import Namespace, TemplateRenderer, has_template
 
 CONTEXT = {
     "vars": Namespace("vars", {"n": 3, "tag": "1.10", "cmd": ["sh", "-c", "true"], "on": True}),

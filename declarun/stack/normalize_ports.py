@@ -11,8 +11,8 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any, cast
 
-from declarun.spec.model import PortBinding, Protocol
-from declarun.spec.normalize_common import FieldPath, Normalizer, scalar_text
+from declarun.stack.model import PortBinding, Protocol
+from declarun.stack.normalize_common import FieldPath, Normalizer, scalar_text
 
 __all__ = ["normalize_ports"]
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 from declarun.errors import Problem, SourceLocation
-from declarun.spec.load import DataPath, format_path
+from declarun.stack.load import DataPath, format_path
 
 __all__ = ["SCHEMA_PATH", "is_valid", "stack_schema", "suggest", "validate_against_schema"]
 

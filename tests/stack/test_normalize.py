@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from declarun.errors import Problem, SourceLocation, StackError
-from declarun.spec.model import (
+from declarun.stack.model import (
     Container,
     Dependency,
     EnvValue,
@@ -26,8 +26,8 @@ from declarun.spec.model import (
     RestartPolicy,
     Stack,
 )
-from declarun.spec.normalize import normalize
-from declarun.spec.normalize_common import FieldPath, format_path
+from declarun.stack.normalize import normalize
+from declarun.stack.normalize_common import FieldPath, format_path
 
 BASE = Path("/srv/app")
 

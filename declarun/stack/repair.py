@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from declarun.errors import Problem
-from declarun.spec.load import DataPath
+from declarun.stack.load import DataPath
 
 __all__ = ["RESOURCE_SECTIONS", "Repair", "mentions_removed", "repair"]
 

@@ -1,4 +1,4 @@
-"""From a stack file to a typed, checked :class:`~declarun.spec.model.Stack`.
+"""From a stack file to a typed, checked :class:`~declarun.stack.model.Stack`.
 
 The stages, each reporting every problem it finds before the next one runs::
 
@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from declarun.errors import Problem, StackError
-from declarun.spec.check import check_stack
-from declarun.spec.load import DataPath, LoadedDocument, load_yaml_file
-from declarun.spec.model import Stack
-from declarun.spec.normalize import normalize_collecting
-from declarun.spec.profiles import select_profiles
-from declarun.spec.repair import mentions_removed, repair
-from declarun.spec.schema import validate_against_schema
-from declarun.spec.template import Namespace, TemplateRenderer
+from declarun.stack.check import check_stack
+from declarun.stack.load import DataPath, LoadedDocument, load_yaml_file
+from declarun.stack.model import Stack
+from declarun.stack.normalize import normalize_collecting
+from declarun.stack.profiles import select_profiles
+from declarun.stack.repair import mentions_removed, repair
+from declarun.stack.schema import validate_against_schema
+from declarun.stack.template import Namespace, TemplateRenderer
 
 __all__ = ["LoadOptions", "load_stack", "load_stacks", "parse_var_assignment"]
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from declarun.spec.units import (
+from declarun.stack.units import (
     MAX_SIZE,
     format_duration,
     format_size,

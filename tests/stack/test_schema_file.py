@@ -285,7 +285,7 @@ def test_invalid_stacks_fail_where_expected(
 def test_duration_pattern_accepts_what_parse_duration_accepts(
     schema: dict[str, Any], text: str
 ) -> None:
-    from declarun.spec.units import parse_duration
+    from declarun.stack.units import parse_duration
 
     parse_duration(text)
     assert _def(schema, "duration").is_valid(text)
@@ -295,7 +295,7 @@ def test_duration_pattern_accepts_what_parse_duration_accepts(
 def test_duration_pattern_rejects_what_parse_duration_rejects(
     schema: dict[str, Any], text: str
 ) -> None:
-    from declarun.spec.units import parse_duration
+    from declarun.stack.units import parse_duration
 
     with pytest.raises(ValueError):
         parse_duration(text)
@@ -304,7 +304,7 @@ def test_duration_pattern_rejects_what_parse_duration_rejects(
 
 @pytest.mark.parametrize("text", ["100", "512k", "256M", "1gb", "1GiB", "1.5g", "10b", "64 m"])
 def test_size_pattern_accepts_what_parse_size_accepts(schema: dict[str, Any], text: str) -> None:
-    from declarun.spec.units import parse_size
+    from declarun.stack.units import parse_size
 
     parse_size(text)
     assert _def(schema, "size").is_valid(text)
@@ -312,7 +312,7 @@ def test_size_pattern_accepts_what_parse_size_accepts(schema: dict[str, Any], te
 
 @pytest.mark.parametrize("text", ["", "1x", "m", "1.2.3m", "-1m"])
 def test_size_pattern_rejects_what_parse_size_rejects(schema: dict[str, Any], text: str) -> None:
-    from declarun.spec.units import parse_size
+    from declarun.stack.units import parse_size
 
     with pytest.raises(ValueError):
         parse_size(text)

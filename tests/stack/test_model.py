@@ -12,8 +12,8 @@ import pytest
 
 from declarun.errors import SourceLocation
 from declarun.frozen import FrozenDict, freeze, thaw
-from declarun.spec.model import Container, EnvValue, Healthcheck, Mount, Stack, stack_to_data
-from declarun.spec.normalize import normalize
+from declarun.stack.model import Container, EnvValue, Healthcheck, Mount, Stack, stack_to_data
+from declarun.stack.normalize import normalize
 
 
 def _stack(tmp_path: Path) -> Stack:

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from declarun.errors import StackError
-from declarun.spec.load import load_yaml_file
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.load import load_yaml_file
+from declarun.stack.pipeline import LoadOptions, load_stack
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*/stack.yaml"))
 SEEDS = [load_yaml_file(path).data for path in EXAMPLES]
@@ -152,7 +152,7 @@ def test_random_documents_fail_cleanly(data: Any) -> None:
 @given(mutated_examples(0, 3))
 def test_fast_validator_agrees_with_jsonschema(data: Any) -> None:
     """The compiled fast path must accept exactly what the reference validator accepts."""
-    from declarun.spec.schema import _validator, is_valid
+    from declarun.stack.schema import _validator, is_valid
 
     reference_valid = next(iter(_validator().iter_errors(data)), None) is None
     assert is_valid(data) == reference_valid

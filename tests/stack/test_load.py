@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from declarun.errors import SourceLocation, StackError
-from declarun.spec.load import MAX_FILE_BYTES, format_path, load_yaml_file, load_yaml_text
+from declarun.stack.load import MAX_FILE_BYTES, format_path, load_yaml_file, load_yaml_text
 
 
 def problems_of(text: str) -> list[str]:
