@@ -428,7 +428,7 @@ def _in_process_reapply(engine: Engine, stack_path: Path, repeat: int) -> dict[s
     import docker as docker_py
 
     from declarun.plan.diff import diff
-    from declarun.plan.snapshot import observe
+    from declarun.plan.observed import observe
     from declarun.stack.pipeline import LoadOptions, load_stack
 
     found: dict[str, list[float]] = {"load": [], "observe": [], "diff": []}

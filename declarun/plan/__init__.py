@@ -5,8 +5,9 @@ saved and applied.
 * ``configs``   the canonical configuration of each resource (what its labels record)
 * ``desired``   the stack as Docker Engine API create bodies (used by diff and by apply)
 * ``inputs``    content digests of host files the stack depends on
-* ``snapshot``  ``observe(client, stack)``: the engine's state, immutable, fingerprinted
-* ``diff``      ``diff(stack, snapshot)``: the pure plan function; ``plan_destroy``
+* ``observed``  ``ObservedState``: the engine's state (and the host's inputs), immutable,
+                fingerprinted; ``observe(client, stack)`` reads it
+* ``diff``      ``diff(stack, observed)``: the pure plan function; ``plan_destroy``
 * ``model``     ``Plan``, ``Change``, ``Reason``: the plan as a value, and its JSON form
 * ``render``    the plan for people
 * ``lock``      ``stack.lock``: image references pinned to digests

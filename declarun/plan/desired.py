@@ -404,7 +404,7 @@ def desired_state(
 ) -> DesiredState:
     """Translate ``stack`` into engine objects.
 
-    ``inputs`` are the host input digests (``Snapshot.inputs``), ``lock`` pins image references
+    ``inputs`` are the host input digests (``ObservedState.inputs``), ``lock`` pins image references
     to digests, ``platform`` is the engine's (``os/arch``) for images that name none.
     """
     known = inputs or {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from declarun.plan.drafts import Draft, finish, now, pure_graph, reason, short_name, volume_removal
 from declarun.plan.identity import LABEL_KEEP, LABEL_RESOURCE, parse_resource
 from declarun.plan.model import Plan
-from declarun.plan.snapshot import Snapshot
+from declarun.plan.observed import ObservedState
 from declarun.stack.model import Stack
 
 __all__ = ["plan_destroy"]
@@ -17,7 +17,7 @@ __all__ = ["plan_destroy"]
 
 def plan_destroy(
     stack: Stack | None,
-    snapshot: Snapshot,
+    snapshot: ObservedState,
     *,
     volumes: bool = False,
     created_at: str | None = None,

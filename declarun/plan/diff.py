@@ -40,8 +40,8 @@ from declarun.plan.identity import (
 from declarun.plan.inputs import MISSING, UNHASHED
 from declarun.plan.lock import Lock
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
+from declarun.plan.observed import ObservedContainer, ObservedNetwork, ObservedState
 from declarun.plan.reasons import config_reasons, image_reasons, input_reasons, short_digest
-from declarun.plan.snapshot import ObservedContainer, ObservedNetwork, Snapshot
 from declarun.stack.model import Stack
 
 __all__ = ["diff", "plan_destroy"]
@@ -68,7 +68,7 @@ def _foreign(kind: ChangeKind, id_: str, name: str, engine: str, owner: str | No
 # -- images ---------------------------------------------------------------------------------
 
 
-def _image(image: DesiredImage, snapshot: Snapshot) -> Draft:
+def _image(image: DesiredImage, snapshot: ObservedState) -> Draft:
     present = snapshot.images.get(image.ref)
     draft = Draft(image.id, "noop", "image", image.name, image.ref)
     draft.observed_id = None if present is None else present.id
@@ -111,7 +111,7 @@ def _image(image: DesiredImage, snapshot: Snapshot) -> Draft:
 # -- volumes and networks -------------------------------------------------------------------
 
 
-def _volumes(desired: DesiredState, snapshot: Snapshot) -> Iterable[Draft]:
+def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
     for volume in desired.volumes.values():
         observed = snapshot.volumes.get(volume.engine_name)
         if observed is None:
@@ -151,7 +151,7 @@ def _volumes(desired: DesiredState, snapshot: Snapshot) -> Iterable[Draft]:
         )
 
 
-def _networks(desired: DesiredState, snapshot: Snapshot) -> Iterable[Draft]:
+def _networks(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
     for network in desired.networks.values():
         observed = snapshot.networks.get(network.engine_name)
         if observed is None:
@@ -228,7 +228,7 @@ def _state_change(
 
 def _containers(
     desired: DesiredState,
-    snapshot: Snapshot,
+    snapshot: ObservedState,
     images: dict[str, Draft],
     replaced_networks: set[str],
 ) -> Iterable[Draft]:
@@ -298,7 +298,7 @@ def _orphan_message(kind: str, labels: dict[str, str] | None, desired: DesiredSt
 
 
 def _orphans(
-    desired: DesiredState, snapshot: Snapshot, prune: bool, volumes: bool
+    desired: DesiredState, snapshot: ObservedState, prune: bool, volumes: bool
 ) -> Iterable[Draft]:
     wanted = desired.engine_names
     sources: tuple[tuple[ChangeKind, Mapping[str, ObservedContainer | ObservedNetwork]], ...] = (
@@ -344,12 +344,12 @@ def _orphans(
 # -- ordering -------------------------------------------------------------------------------
 
 
-def _container_ids(drafts: dict[str, Draft], snapshot: Snapshot) -> dict[str, str]:
+def _container_ids(drafts: dict[str, Draft], snapshot: ObservedState) -> dict[str, str]:
     """Engine container name -> the id of the change acting on it."""
     return {d.engine_name: d.id for d in drafts.values() if d.kind == "container"}
 
 
-def _link(drafts: dict[str, Draft], graph: nx.DiGraph, snapshot: Snapshot) -> None:
+def _link(drafts: dict[str, Draft], graph: nx.DiGraph, snapshot: ObservedState) -> None:
     for node in graph.nodes:
         if node not in drafts:
             continue
@@ -395,7 +395,7 @@ def _desired_hash(desired: DesiredState) -> str:
 
 def diff(
     stack: Stack,
-    snapshot: Snapshot,
+    snapshot: ObservedState,
     *,
     prune: bool = True,
     volumes: bool = False,

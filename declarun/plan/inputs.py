@@ -49,12 +49,12 @@ class _TooLarge(Exception):
 
 
 def bind_key(path: str) -> str:
-    """The key of a bind mount source in :attr:`Snapshot.inputs`."""
+    """The key of a bind mount source in :attr:`ObservedState.inputs`."""
     return f"bind:{path}"
 
 
 def context_key(path: str) -> str:
-    """The key of a build context in :attr:`Snapshot.inputs`."""
+    """The key of a build context in :attr:`ObservedState.inputs`."""
     return f"context:{path}"
 
 

@@ -21,7 +21,7 @@ from declarun.plan.destroy import plan_destroy
 from declarun.plan.diff import diff
 from declarun.plan.lock import Lock, LockError, lock_path, read_lock, stale_reasons
 from declarun.plan.model import Plan
-from declarun.plan.snapshot import Snapshot, observe
+from declarun.plan.observed import ObservedState, observe
 from declarun.reconcile.executor import (
     DEFAULT_PARALLEL,
     ApplyResult,
@@ -117,7 +117,7 @@ def load_stack_lock(stack: Stack, *, locked: bool) -> Lock | None:
     return read_lock(path)
 
 
-def _check_lock(lock: Lock | None, stack: Stack, snapshot: Snapshot, locked: bool) -> None:
+def _check_lock(lock: Lock | None, stack: Stack, snapshot: ObservedState, locked: bool) -> None:
     if lock is None or not locked:
         return
     reasons = stale_reasons(lock, stack, snapshot.platform)
@@ -127,7 +127,7 @@ def _check_lock(lock: Lock | None, stack: Stack, snapshot: Snapshot, locked: boo
 
 def make_plan(
     client: Any, stack: Stack, options: ApplyOptions = ApplyOptions()
-) -> tuple[Plan, Snapshot, Lock | None]:
+) -> tuple[Plan, ObservedState, Lock | None]:
     """Observe the engine and plan: the plan, the snapshot it came from, the lock used."""
     lock = load_stack_lock(stack, locked=options.locked)
     snapshot = observe(client, stack, lock=lock)
@@ -146,7 +146,7 @@ def _run(
     client: Any,
     plan: Plan,
     stack: Stack,
-    snapshot: Snapshot,
+    snapshot: ObservedState,
     lock: Lock | None,
     parallel: int,
     on_plan: PlanRun,

@@ -11,7 +11,7 @@ from typing import Any
 
 from declarun.plan.desired import desired_state
 from declarun.plan.model import Change
-from declarun.plan.snapshot import ObservedContainer
+from declarun.plan.observed import ObservedContainer
 from declarun.reconcile.apply import ApplyOptions, make_plan
 from declarun.stack.model import Stack
 

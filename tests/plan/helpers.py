@@ -17,12 +17,12 @@ from declarun.frozen import FrozenDict
 from declarun.plan.desired import desired_state
 from declarun.plan.inputs import input_digests
 from declarun.plan.lock import Lock
-from declarun.plan.snapshot import (
+from declarun.plan.observed import (
     ObservedContainer,
     ObservedImage,
     ObservedNetwork,
+    ObservedState,
     ObservedVolume,
-    Snapshot,
 )
 from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, load_stack
@@ -41,7 +41,7 @@ def load(tmp_path: Path, text: str, *, profiles: frozenset[str] = frozenset()) -
 
 def matching_snapshot(
     stack: Stack, *, lock: Lock | None = None, image_id: str = IMAGE_ID
-) -> Snapshot:
+) -> ObservedState:
     """The snapshot of an engine on which ``stack`` was applied perfectly."""
     inputs = input_digests(stack)
     desired = desired_state(stack, inputs=inputs, lock=lock)
@@ -88,7 +88,7 @@ def matching_snapshot(
         )
         for i in desired.images.values()
     }
-    return Snapshot(
+    return ObservedState(
         stack=stack.name,
         containers=FrozenDict(sorted(containers.items())),
         networks=FrozenDict(sorted(networks.items())),
@@ -98,7 +98,7 @@ def matching_snapshot(
     )
 
 
-def with_container(snapshot: Snapshot, name: str, **changes: Any) -> Snapshot:
+def with_container(snapshot: ObservedState, name: str, **changes: Any) -> ObservedState:
     """``snapshot`` with container ``name`` changed (or added, given every field)."""
     existing = snapshot.containers.get(name)
     container = (
@@ -107,7 +107,7 @@ def with_container(snapshot: Snapshot, name: str, **changes: Any) -> Snapshot:
     return replace(snapshot, containers=FrozenDict({**snapshot.containers, name: container}))
 
 
-def without(snapshot: Snapshot, kind: str, name: str) -> Snapshot:
+def without(snapshot: ObservedState, kind: str, name: str) -> ObservedState:
     """``snapshot`` without the object ``name`` of ``kind`` (containers, networks, volumes, images)."""
     current = getattr(snapshot, kind)
     return replace(snapshot, **{kind: FrozenDict({k: v for k, v in current.items() if k != name})})

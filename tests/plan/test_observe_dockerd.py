@@ -19,7 +19,7 @@ import pytest
 from declarun.plan.desired import DesiredState, desired_state
 from declarun.plan.diff import diff, plan_destroy
 from declarun.plan.lock import resolve_lock
-from declarun.plan.snapshot import Snapshot, observe
+from declarun.plan.observed import ObservedState, observe
 from tests.plan.helpers import load
 from tests.support.dockerd import Dockerd, dockerd_fixture
 from tests.support.images import OciImage, build_busybox_layout, skopeo_push
@@ -279,5 +279,5 @@ def test_snapshot_data_round_trip(
         ref, name="obs-x", command=["true"], labels={"dev.declarun.stack": "obs"}
     )
     snapshot = observe(client, "obs")
-    assert Snapshot.from_data(snapshot.to_data()) == snapshot
-    assert Snapshot.from_data(snapshot.to_data()).fingerprint() == snapshot.fingerprint()
+    assert ObservedState.from_data(snapshot.to_data()) == snapshot
+    assert ObservedState.from_data(snapshot.to_data()).fingerprint() == snapshot.fingerprint()

@@ -4,11 +4,11 @@
 networks and volumes that belong to the stack (by the ``dev.declarun.stack`` label) or whose
 name the stack wants (foreign objects in the way), the images the stack refers to, the
 engine's platform, and the digests of the host inputs (``plan.inputs``). Everything is kept in
-frozen dataclasses, so the diff that follows can be a pure function, and the snapshot has a
-:meth:`Snapshot.fingerprint` that a saved plan records: an apply of a saved plan refuses to run
-when the world's fingerprint is no longer the same.
+frozen dataclasses, so the diff that follows can be a pure function, and the observed state
+has a :meth:`ObservedState.fingerprint` that a saved plan records: an apply of a saved plan
+refuses to run when the world's fingerprint is no longer the same.
 
-:meth:`Snapshot.from_data` builds one from plain data, for unit tests and saved fixtures.
+:meth:`ObservedState.from_data` builds one from plain data, for unit tests and saved fixtures.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ __all__ = [
     "ObservedContainer",
     "ObservedImage",
     "ObservedNetwork",
+    "ObservedState",
     "ObservedVolume",
-    "Snapshot",
     "observe",
 ]
 
@@ -88,7 +88,7 @@ class ObservedImage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Snapshot:
+class ObservedState:
     """What the engine holds for one stack, at one moment. Maps are keyed by engine name
     (images by the reference they were looked up with); an image absent locally is absent."""
 
@@ -128,7 +128,7 @@ class Snapshot:
         return sha256_text(canonical_json(self.to_data()))
 
     @classmethod
-    def from_data(cls, data: dict[str, Any]) -> Snapshot:
+    def from_data(cls, data: dict[str, Any]) -> ObservedState:
         """Build a snapshot from plain data (lists of objects with the dataclass field names)."""
 
         def build(kind: type[_T], items: list[dict[str, Any]], key: str) -> FrozenDict[str, _T]:
@@ -216,7 +216,7 @@ def _platform(client: Any) -> str:
     return f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
 
 
-def _read(client: Any, stack: Stack | str, lock: Any) -> Snapshot:
+def _read(client: Any, stack: Stack | str, lock: Any) -> ObservedState:
     # Imported here: planning from saved data must not need the desired-state machinery.
     from declarun.plan.desired import desired_state
 
@@ -256,7 +256,7 @@ def _read(client: Any, stack: Stack | str, lock: Any) -> Snapshot:
         if keep("volume", v["Name"], v.get("Labels"))
     ]
     images = [found for ref in refs if (found := _image(client, ref)) is not None]
-    return Snapshot(
+    return ObservedState(
         stack=name,
         platform=platform,
         containers=FrozenDict(sorted((c.name, c) for c in containers)),
@@ -267,7 +267,7 @@ def _read(client: Any, stack: Stack | str, lock: Any) -> Snapshot:
     )
 
 
-def observe(client: Any, stack: Stack | str, *, lock: Any = None) -> Snapshot:
+def observe(client: Any, stack: Stack | str, *, lock: Any = None) -> ObservedState:
     """Read the engine's state for ``stack`` through a ``docker.DockerClient``.
 
     Given a :class:`Stack`, also looks for foreign objects holding the names it wants, inspects
