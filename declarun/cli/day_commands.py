@@ -46,8 +46,8 @@ def status(
 ) -> None:
     """Each resource of the stack in FILE: desired vs actual state, health, ports."""
     stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
-    with engine_client(host, engine) as client:
-        rows = status_rows(client, stack)
+    with engine_client(host, engine) as connected:
+        rows = status_rows(connected, stack)
     if output_format == "json":
         click.echo(json.dumps({"stack": stack.name, "resources": rows}, indent=2))
         return
@@ -114,14 +114,14 @@ def logs(
     stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
     names = _engine_names(stack, containers)
     prefix = f"{stack.name}-"
-    with engine_client(host, engine) as client:
+    with engine_client(host, engine) as connected:
         if follow:
             try:
-                follow_logs(client, names, prefix, tail=tail, timestamps=timestamps)
+                follow_logs(connected, names, prefix, tail=tail, timestamps=timestamps)
             except KeyboardInterrupt:
                 return
         else:
-            print_logs(client, names, prefix, tail=tail, timestamps=timestamps)
+            print_logs(connected, names, prefix, tail=tail, timestamps=timestamps)
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
@@ -149,24 +149,16 @@ def exec_command(
     """Run COMMAND in the stack's CONTAINER (``-- CMD ARGS...``); its exit code is ours."""
     stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
     target = _engine_names(stack, (container,))[0]
-    with engine_client(host, engine) as client:
-        created = client.api.exec_create(
-            target,
-            list(command),
-            stdout=True,
-            stderr=True,
-            user=user or "",
-            workdir=workdir,
-            environment=list(env) or None,
-        )
-        for out, err in client.api.exec_start(created["Id"], stream=True, demux=True):
+    with engine_client(host, engine) as connected:
+        exec_id = connected.exec_create(target, command, user=user or "", workdir=workdir, env=env)
+        for out, err in connected.exec_start(exec_id):
             if out:
                 sys.stdout.buffer.write(out)
                 sys.stdout.buffer.flush()
             if err:
                 sys.stderr.buffer.write(err)
                 sys.stderr.buffer.flush()
-        code = client.api.exec_inspect(created["Id"]).get("ExitCode")
+        code = connected.exec_exit_code(exec_id)
     sys.exit(int(code) if code is not None else 1)
 
 
@@ -215,10 +207,10 @@ def watch(
     load_or_exit(file, options)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
     apply_options = ApplyOptions(prune=not no_prune, parallel=parallel)
-    with engine_client(host, engine) as client:
+    with engine_client(host, engine) as connected:
         console.print(f"Watching {file} (Ctrl-C to stop).", markup=False)
         try:
-            watch_stack(client, file, load, apply_options, stop, hooks)
+            watch_stack(connected, file, load, apply_options, stop, hooks)
         except KeyboardInterrupt:
             stop.set()
     console.print("Stopped watching.", markup=False)

@@ -96,8 +96,8 @@ def plan(
     """Show what apply would change in FILE's stack, and why (exit 0 none, 2 changes, 1 error)."""
     stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
     options = _apply_options(not no_prune, volumes, locked, DEFAULT_PARALLEL)
-    with engine_client(host, engine) as client:
-        made, _, _ = make_plan(client, stack, options)
+    with engine_client(host, engine) as connected:
+        made, _, _ = make_plan(connected, stack, options)
     if out is not None:
         write_saved_plan(made, PlanSource(file, profiles, vars_files), out)
     if output_format == "json":
@@ -137,15 +137,15 @@ def apply(
         saved, source = read_saved_plan(target)
         target, profiles, vars_files = source.file, source.profiles, source.vars_files
     stack = load_or_exit(target, stack_load_options(profiles, vars_files, var_overrides))
-    with engine_client(host, engine) as client:
+    with engine_client(host, engine) as connected:
         if dry_run:
-            made = saved if saved is not None else make_plan(client, stack, options)[0]
+            made = saved if saved is not None else make_plan(connected, stack, options)[0]
             render_plan(made, stdout_console())
             sys.exit(_plan_exit(made))
         if saved is not None:
-            report = apply_saved_plan(client, stack, saved, options, live_runner())
+            report = apply_saved_plan(connected, stack, saved, options, live_runner())
         else:
-            report = apply_stack(client, stack, options, live_runner())
+            report = apply_stack(connected, stack, options, live_runner())
     _finish(report, "Apply")
 
 
@@ -168,9 +168,9 @@ def destroy(
 ) -> None:
     """Remove everything the stack in FILE owns on the engine, dependents first."""
     stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
-    with engine_client(host, engine) as client:
+    with engine_client(host, engine) as connected:
         report = destroy_stack(
-            client, stack, volumes=volumes, parallel=parallel, on_plan=live_runner()
+            connected, stack, volumes=volumes, parallel=parallel, on_plan=live_runner()
         )
     if report.nothing_to_do:
         stdout_console().print(
@@ -197,10 +197,9 @@ def lock(
     from declarun.plan.lock import lock_path, resolve_lock, write_lock
 
     stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
-    with engine_client(host, engine) as client:
-        version = client.version()
-        platform = f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
-        resolved = resolve_lock(client, stack, platform)
+    with engine_client(host, engine) as connected:
+        platform = connected.version().platform
+        resolved = resolve_lock(connected, stack, platform)
     path = lock_path(stack)
     write_lock(resolved, path)
     count = len(resolved.images)

@@ -1,5 +1,5 @@
 """What every engine command shares: ``--host``/``--engine``, connecting, loading the stack,
-and turning docker-py's exceptions into declarun's own (a message, exit 1, no traceback)."""
+and telling the engine's error kinds to a person (a message, exit 1, no traceback)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import click
 
 from declarun.cli.output import stderr_console
 from declarun.cli.stack_commands import load_options
+from declarun.engine.port import Engine
+from declarun.errdefs import ErrorKind, Unavailable
 from declarun.errors import EngineError, StackError
 from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, load_stack
@@ -52,31 +54,27 @@ def engine_options(func: F) -> F:
 
 @contextlib.contextmanager
 def engine_errors() -> Iterator[None]:
-    """Re-raise docker-py and connection failures as :class:`EngineError`."""
-    import docker.errors
-    import requests.exceptions
-
+    """Say an engine's refusal (or its silence) as an :class:`EngineError`."""
     try:
         yield
-    except docker.errors.APIError as exc:
-        raise EngineError(f"the engine refused: {exc.explanation or exc}") from None
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+    except Unavailable as exc:
         raise EngineError(f"the engine failed: {exc}") from None
+    except ErrorKind as exc:
+        raise EngineError(f"the engine refused: {exc}") from None
 
 
 @contextlib.contextmanager
-def engine_client(host: str | None, engine: str) -> Iterator[Any]:
-    """A connected docker-py client for the chosen engine, closed afterwards."""
+def engine_client(host: str | None, engine: str) -> Iterator[Engine]:
+    """The connected engine chosen by ``--host``/``--engine``, closed afterwards."""
     from declarun.engine.connect import EngineKind, choose_engine, connect
 
     kind: EngineKind = "docker" if engine == "docker" else "declarun"
-    with engine_errors():
-        client = connect(choose_engine(host, kind))
+    connected = connect(choose_engine(host, kind))
     try:
         with engine_errors():
-            yield client
+            yield connected
     finally:
-        client.close()
+        connected.close()
 
 
 def report_stack_problems(error: StackError) -> None:

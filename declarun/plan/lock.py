@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from declarun.engine.port import Engine
+from declarun.errdefs import ErrorKind
 from declarun.errors import DeclarunError, ImageReferenceError
 from declarun.frozen import FrozenDict
 from declarun.reference import parse_reference
@@ -205,12 +207,12 @@ def _digest_in(ref: str) -> str | None:
         return None
 
 
-def resolve_lock(client: Any, stack: Stack, engine_platform: str) -> Lock:
+def resolve_lock(engine: Engine, stack: Stack, engine_platform: str) -> Lock:
     """Resolve every lockable reference to a digest through the engine (registry I/O).
 
-    Uses ``GET /distribution/{name}/json`` (docker-py ``images.get_registry_data``): the digest
-    of what the tag names now (an index pins every platform's manifest). A reference that
-    already carries a digest is recorded as it is, without asking.
+    Uses ``GET /distribution/{name}/json`` (``Engine.registry_digest``): the digest of what the
+    tag names now (an index pins every platform's manifest). A reference that already carries
+    a digest is recorded as it is, without asking.
     """
     entries: dict[str, LockedImage] = {}
     for ref, image in sorted(lockable_images(stack).items()):
@@ -222,8 +224,8 @@ def resolve_lock(client: Any, stack: Stack, engine_platform: str) -> Lock:
         digest = _digest_in(ref)
         if digest is None:
             try:
-                digest = str(client.images.get_registry_data(ref).id)
-            except Exception as exc:  # docker-py raises APIError subclasses and socket errors
+                digest = engine.registry_digest(ref)
+            except ErrorKind as exc:
                 raise LockError(f"cannot resolve {ref}: {exc}") from None
         entries[ref] = LockedImage(ref, repository, FrozenDict({platform: digest}))
     return Lock(stack=stack.name, images=FrozenDict(entries))

@@ -14,9 +14,13 @@ refuses to run when the world's fingerprint is no longer the same.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from declarun.engine.port import Engine
+from declarun.engine.types import ContainerSummary, PublishedPort
+from declarun.errdefs import ErrorKind, NotFound
 from declarun.errors import EngineError
 from declarun.frozen import FrozenDict, freeze, thaw
 from declarun.plan.identity import LABEL_STACK, canonical_json, sha256_text
@@ -149,15 +153,13 @@ class ObservedState:
 # -- reading the engine ---------------------------------------------------------------------
 
 
-def _labels(raw: Any) -> FrozenDict[str, str]:
-    return FrozenDict(sorted((raw or {}).items()))
+def _labels(raw: Mapping[str, str]) -> FrozenDict[str, str]:
+    return FrozenDict(sorted(raw.items()))
 
 
-def _ports(raw: Any) -> tuple[str, ...]:
+def _ports(ports: tuple[PublishedPort, ...]) -> tuple[str, ...]:
     published = {
-        f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p.get('Type', 'tcp')}"
-        for p in raw or ()
-        if p.get("PublicPort")
+        f"{p.ip}:{p.public_port}->{p.private_port}/{p.protocol}" for p in ports if p.public_port
     }
     return tuple(sorted(published))
 
@@ -169,59 +171,49 @@ def _health(status: str) -> str | None:
     return "starting" if match.group(1) == "health: starting" else match.group(1)
 
 
-def _container(client: Any, summary: dict[str, Any]) -> ObservedContainer:
-    state = str(summary.get("State") or "")
+def _container(engine: Engine, summary: ContainerSummary) -> ObservedContainer:
     exit_code: int | None = None
-    health = _health(str(summary.get("Status") or ""))
-    if state in ("exited", "dead"):
+    health = _health(summary.status)
+    if summary.state in ("exited", "dead"):
         # The exit code only appears in a human status text in the list; inspect is exact.
-        details = client.api.inspect_container(summary["Id"])
-        exit_code = int(details.get("State", {}).get("ExitCode", 0))
-        health = (details.get("State", {}).get("Health") or {}).get("Status") or health
-    networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
-    volumes = [m.get("Name") for m in summary.get("Mounts") or () if m.get("Type") == "volume"]
+        details = engine.inspect_container(summary.id)
+        exit_code = details.state.exit_code
+        health = details.state.health or health
     return ObservedContainer(
-        id=summary["Id"],
-        name=summary["Names"][0].lstrip("/"),
-        labels=_labels(summary.get("Labels")),
-        image=str(summary.get("Image") or ""),
-        image_id=str(summary.get("ImageID") or ""),
-        state=state,
+        id=summary.id,
+        name=summary.name,
+        labels=summary.labels,
+        image=summary.image,
+        image_id=summary.image_id,
+        state=summary.state,
         exit_code=exit_code,
         health=health,
-        networks=tuple(sorted(networks)),
-        volumes=tuple(sorted(v for v in volumes if v)),
-        ports=_ports(summary.get("Ports")),
+        networks=summary.networks,
+        volumes=summary.volumes,
+        ports=_ports(summary.ports),
     )
 
 
-def _image(client: Any, ref: str) -> ObservedImage | None:
+def _image(engine: Engine, ref: str) -> ObservedImage | None:
     try:
-        raw = client.api.inspect_image(ref)
-    except Exception as exc:
-        if getattr(exc, "status_code", None) == 404 or type(exc).__name__ == "ImageNotFound":
-            return None
-        raise
+        found = engine.inspect_image(ref)
+    except NotFound:
+        return None
     return ObservedImage(
         ref=ref,
-        id=raw["Id"],
-        repo_digests=tuple(sorted(raw.get("RepoDigests") or ())),
-        repo_tags=tuple(sorted(raw.get("RepoTags") or ())),
-        labels=_labels((raw.get("Config") or {}).get("Labels")),
+        id=found.id,
+        repo_digests=found.repo_digests,
+        repo_tags=found.repo_tags,
+        labels=found.labels,
     )
 
 
-def _platform(client: Any) -> str:
-    version = client.version()
-    return f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
-
-
-def _read(client: Any, stack: Stack | str, lock: Any) -> ObservedState:
+def _read(engine: Engine, stack: Stack | str, lock: Any) -> ObservedState:
     # Imported here: planning from saved data must not need the desired-state machinery.
     from declarun.plan.desired import desired_state
 
     name = stack if isinstance(stack, str) else stack.name
-    platform = _platform(client)
+    platform = engine.version().platform
     wanted: set[tuple[str, str]] = set()
     refs: list[str] = []
     if isinstance(stack, Stack):
@@ -229,33 +221,25 @@ def _read(client: Any, stack: Stack | str, lock: Any) -> ObservedState:
         wanted = set(desired.engine_names)
         refs = sorted({image.ref for image in desired.images.values()})
 
-    def keep(kind: str, object_name: str, labels: Any) -> bool:
-        return (labels or {}).get(LABEL_STACK) == name or (kind, object_name) in wanted
+    def keep(kind: str, object_name: str, labels: Mapping[str, str]) -> bool:
+        return labels.get(LABEL_STACK) == name or (kind, object_name) in wanted
 
     containers = [
-        _container(client, c)
-        for c in client.api.containers(all=True)
-        if c.get("Names") and keep("container", c["Names"][0].lstrip("/"), c.get("Labels"))
+        _container(engine, c)
+        for c in engine.list_containers()
+        if c.name and keep("container", c.name, c.labels)
     ]
     networks = [
-        ObservedNetwork(
-            id=n["Id"],
-            name=n["Name"],
-            labels=_labels(n.get("Labels")),
-            driver=str(n.get("Driver") or ""),
-            internal=bool(n.get("Internal")),
-        )
-        for n in client.api.networks()
-        if keep("network", n["Name"], n.get("Labels"))
+        ObservedNetwork(id=n.id, name=n.name, labels=n.labels, driver=n.driver, internal=n.internal)
+        for n in engine.list_networks()
+        if keep("network", n.name, n.labels)
     ]
     volumes = [
-        ObservedVolume(
-            name=v["Name"], labels=_labels(v.get("Labels")), driver=str(v.get("Driver") or "")
-        )
-        for v in client.api.volumes().get("Volumes") or ()
-        if keep("volume", v["Name"], v.get("Labels"))
+        ObservedVolume(name=v.name, labels=v.labels, driver=v.driver)
+        for v in engine.list_volumes()
+        if keep("volume", v.name, v.labels)
     ]
-    images = [found for ref in refs if (found := _image(client, ref)) is not None]
+    images = [found for ref in refs if (found := _image(engine, ref)) is not None]
     return ObservedState(
         stack=name,
         platform=platform,
@@ -267,8 +251,8 @@ def _read(client: Any, stack: Stack | str, lock: Any) -> ObservedState:
     )
 
 
-def observe(client: Any, stack: Stack | str, *, lock: Any = None) -> ObservedState:
-    """Read the engine's state for ``stack`` through a ``docker.DockerClient``.
+def observe(engine: Engine, stack: Stack | str, *, lock: Any = None) -> ObservedState:
+    """Read the engine's state for ``stack`` through the engine port.
 
     Given a :class:`Stack`, also looks for foreign objects holding the names it wants, inspects
     the images it uses (the lock's pinned references when ``lock`` is given) and digests its
@@ -276,16 +260,6 @@ def observe(client: Any, stack: Stack | str, *, lock: Any = None) -> ObservedSta
     raised as :class:`EngineError`.
     """
     try:
-        return _read(client, stack, lock)
-    except EngineError:
-        raise
-    except Exception as exc:
-        # docker-py raises DockerException subclasses and requests' connection errors;
-        # both mean the same to a user: the engine could not be read.
-        if type(exc).__module__.split(".")[0] not in (
-            "docker",
-            "requests",
-            "urllib3",
-        ) and not isinstance(exc, OSError):
-            raise
+        return _read(engine, stack, lock)
+    except ErrorKind as exc:
         raise EngineError(f"cannot read the engine's state: {exc}") from exc

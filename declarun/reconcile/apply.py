@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from declarun.engine.port import Engine
 from declarun.errors import DeclarunError
 from declarun.plan.desired import desired_state
 from declarun.plan.destroy import plan_destroy
@@ -126,11 +127,11 @@ def _check_lock(lock: Lock | None, stack: Stack, snapshot: ObservedState, locked
 
 
 def make_plan(
-    client: Any, stack: Stack, options: ApplyOptions = ApplyOptions()
+    engine: Engine, stack: Stack, options: ApplyOptions = ApplyOptions()
 ) -> tuple[Plan, ObservedState, Lock | None]:
     """Observe the engine and plan: the plan, the snapshot it came from, the lock used."""
     lock = load_stack_lock(stack, locked=options.locked)
-    snapshot = observe(client, stack, lock=lock)
+    snapshot = observe(engine, stack, lock=lock)
     _check_lock(lock, stack, snapshot, options.locked)
     plan = diff(stack, snapshot, prune=options.prune, volumes=options.volumes, lock=lock)
     return plan, snapshot, lock
@@ -143,7 +144,7 @@ def _refuse_errors(plan: Plan) -> None:
 
 
 def _run(
-    client: Any,
+    engine: Engine,
     plan: Plan,
     stack: Stack,
     snapshot: ObservedState,
@@ -152,13 +153,13 @@ def _run(
     on_plan: PlanRun,
 ) -> ApplyResult:
     desired = desired_state(stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform)
-    steps = plan_steps(client, plan, desired, stack)
+    steps = plan_steps(engine, plan, desired, stack)
     with on_plan(plan) as progress:
         return execute(steps, parallel=parallel, progress=progress)
 
 
 def apply_stack(
-    client: Any,
+    engine: Engine,
     stack: Stack,
     options: ApplyOptions = ApplyOptions(),
     on_plan: PlanRun = _quiet,
@@ -170,20 +171,20 @@ def apply_stack(
     """
     rounds: list[Round] = []
     for _ in range(max(1, options.max_rounds)):
-        plan, snapshot, lock = make_plan(client, stack, options)
+        plan, snapshot, lock = make_plan(engine, stack, options)
         if plan.is_empty:
             return ApplyReport(tuple(rounds), plan)
         _refuse_errors(plan)
-        result = _run(client, plan, stack, snapshot, lock, options.parallel, on_plan)
+        result = _run(engine, plan, stack, snapshot, lock, options.parallel, on_plan)
         rounds.append(Round(plan, result))
         if not result.ok:
             break
-    remaining, _, _ = make_plan(client, stack, options)
+    remaining, _, _ = make_plan(engine, stack, options)
     return ApplyReport(tuple(rounds), remaining)
 
 
 def apply_saved_plan(
-    client: Any,
+    engine: Engine,
     stack: Stack,
     saved: Plan,
     options: ApplyOptions = ApplyOptions(),
@@ -193,7 +194,7 @@ def apply_saved_plan(
     if saved.stack != stack.name:
         raise StalePlan(f"the plan is for stack '{saved.stack}', not '{stack.name}'")
     lock = load_stack_lock(stack, locked=options.locked)
-    snapshot = observe(client, stack, lock=lock)
+    snapshot = observe(engine, stack, lock=lock)
     if snapshot.fingerprint() != saved.fingerprint:
         raise StalePlan("the actual state changed since the plan was made: re-run plan")
     if saved.mode == "apply":
@@ -204,13 +205,13 @@ def apply_saved_plan(
     _refuse_errors(saved)
     rounds: tuple[Round, ...] = ()
     if not saved.is_empty:
-        result = _run(client, saved, stack, snapshot, lock, options.parallel, on_plan)
+        result = _run(engine, saved, stack, snapshot, lock, options.parallel, on_plan)
         rounds = (Round(saved, result),)
     if saved.mode == "destroy":
-        after = observe(client, stack)
+        after = observe(engine, stack)
         remaining = plan_destroy(stack, after, volumes=_destroys_volumes(saved))
     else:
-        remaining, _, _ = make_plan(client, stack, options)
+        remaining, _, _ = make_plan(engine, stack, options)
     return ApplyReport(rounds, remaining)
 
 
@@ -219,7 +220,7 @@ def _destroys_volumes(plan: Plan) -> bool:
 
 
 def destroy_stack(
-    client: Any,
+    engine: Engine,
     stack: Stack,
     *,
     volumes: bool = False,
@@ -228,10 +229,10 @@ def destroy_stack(
 ) -> ApplyReport:
     """Remove everything ``stack`` owns, dependents first; volumes only with ``volumes``
     (never ``keep: true`` ones)."""
-    snapshot = observe(client, stack)
+    snapshot = observe(engine, stack)
     plan = plan_destroy(stack, snapshot, volumes=volumes)
     if plan.is_empty:
         return ApplyReport((), plan)
-    result = _run(client, plan, stack, snapshot, None, parallel, on_plan)
-    remaining = plan_destroy(stack, observe(client, stack), volumes=volumes)
+    result = _run(engine, plan, stack, snapshot, None, parallel, on_plan)
+    remaining = plan_destroy(stack, observe(engine, stack), volumes=volumes)
     return ApplyReport((Round(plan, result),), remaining)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from declarun.engine.dockerpy import DockerEngine
 from declarun.plan.desired import DesiredState, desired_state
 from declarun.plan.diff import diff, plan_destroy
 from declarun.plan.lock import resolve_lock
@@ -157,19 +158,19 @@ def test_applied_desired_state_is_observed_as_up_to_date(
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "app.ini").write_text("a=1\n")
     stack = load(tmp_path, _stack_text(ref))
-    before = observe(client, stack)
+    before = observe(DockerEngine(client), stack)
     assert before.platform == "linux/amd64"
     assert before.images == {}
     plan = diff(stack, before)
     assert plan.change("image:bb").action == "pull"
 
     client.images.pull(ref)
-    snapshot = observe(client, stack)
+    snapshot = observe(DockerEngine(client), stack)
     desired = desired_state(stack, inputs=snapshot.inputs, platform=snapshot.platform)
     _create_all(client, desired)
     _wait_for(lambda: _settled(client, "obs-web"), "obs-web to be healthy")
 
-    snapshot = observe(client, stack)
+    snapshot = observe(DockerEngine(client), stack)
     assert diff(stack, snapshot).is_empty, diff(stack, snapshot).actionable
     web, job = snapshot.containers["obs-web"], snapshot.containers["obs-job"]
     assert (web.state, web.health, web.exit_code) == ("running", "healthy", None)
@@ -199,9 +200,9 @@ def test_applied_desired_state_is_observed_as_up_to_date(
     assert "hunter2" not in str(inspect["Config"]["Labels"])
 
     # The fingerprint is stable while nothing changes, and moves when something does.
-    assert observe(client, stack).fingerprint() == snapshot.fingerprint()
+    assert observe(DockerEngine(client), stack).fingerprint() == snapshot.fingerprint()
     client.api.stop("obs-web", timeout=1)
-    stopped = observe(client, stack)
+    stopped = observe(DockerEngine(client), stack)
     assert stopped.fingerprint() != snapshot.fingerprint()
     change = diff(stack, stopped).change("container:web")
     assert (change.action, change.reasons[0].kind) == ("start", "stopped")
@@ -210,7 +211,7 @@ def test_applied_desired_state_is_observed_as_up_to_date(
     # Edits show up as field and input reasons.
     (tmp_path / "conf" / "app.ini").write_text("a=2\n")
     edited = load(tmp_path, _stack_text(ref).replace("MODE: one", "MODE: two"))
-    change = diff(edited, observe(client, edited)).change("container:web")
+    change = diff(edited, observe(DockerEngine(client), edited)).change("container:web")
     assert change.action == "recreate"
     assert [(r.kind, r.field) for r in change.reasons] == [
         ("field_changed", "env.MODE"),
@@ -219,10 +220,10 @@ def test_applied_desired_state_is_observed_as_up_to_date(
 
     # A smaller stack prunes, destroy removes all that is owned, dependents first.
     smaller = load(tmp_path, _stack_text(ref).split("  web:")[0])
-    plan = diff(smaller, observe(client, smaller))
+    plan = diff(smaller, observe(DockerEngine(client), smaller))
     assert plan.change("container:web").action == "remove"
     assert plan.change("network:default").action == "remove"
-    destroy = plan_destroy(stack, observe(client, "obs"), volumes=True)
+    destroy = plan_destroy(stack, observe(DockerEngine(client), "obs"), volumes=True)
     assert {c.id for c in destroy.actionable} == {
         "container:job",
         "container:web",
@@ -241,13 +242,15 @@ def test_foreign_objects_holding_our_names_are_seen_and_never_owned(
     client.api.create_volume("obs-data")
     client.api.create_container(ref, name="unrelated", command=["true"])
     stack = load(tmp_path, _stack_text(ref).replace('"./conf:/etc/app:ro"', '"/etc:/etc/host:ro"'))
-    snapshot = observe(client, stack)
+    snapshot = observe(DockerEngine(client), stack)
     assert set(snapshot.containers) == {"obs-web"}
     assert not snapshot.owns(snapshot.containers["obs-web"].labels)
     plan = diff(stack, snapshot)
     assert {c.id for c in plan.errors} == {"container:web", "volume:data"}
-    assert observe(client, "obs").containers == {}  # by name alone: only what is owned
-    assert plan_destroy(None, observe(client, "obs")).is_empty
+    assert (
+        observe(DockerEngine(client), "obs").containers == {}
+    )  # by name alone: only what is owned
+    assert plan_destroy(None, observe(DockerEngine(client), "obs")).is_empty
 
 
 def test_lock_resolution_through_the_engine_matches_the_registry(
@@ -255,17 +258,19 @@ def test_lock_resolution_through_the_engine_matches_the_registry(
 ) -> None:
     ref, image = pushed
     stack = load(tmp_path, _stack_text(ref).replace('"./conf:/etc/app:ro"', '"/etc:/etc/host:ro"'))
-    lock = resolve_lock(client, stack, "linux/amd64")
+    lock = resolve_lock(DockerEngine(client), stack, "linux/amd64")
     assert lock.images[ref].platforms == {"linux/amd64": image.manifest.digest}
     pinned = lock.pinned(ref, "linux/amd64")
     assert pinned == f"{ref.rsplit(':', 1)[0]}@{image.manifest.digest}"
     # With the lock, the pinned reference is what is looked up, pulled and run.
     assert (
-        diff(stack, observe(client, stack, lock=lock), lock=lock).change("image:bb").engine_name
+        diff(stack, observe(DockerEngine(client), stack, lock=lock), lock=lock)
+        .change("image:bb")
+        .engine_name
         == pinned
     )
     client.images.pull(pinned)
-    locked = observe(client, stack, lock=lock)
+    locked = observe(DockerEngine(client), stack, lock=lock)
     assert pinned in locked.images
     assert diff(stack, locked, lock=lock).change("image:bb").action == "noop"
 
@@ -278,6 +283,6 @@ def test_snapshot_data_round_trip(
     client.api.create_container(
         ref, name="obs-x", command=["true"], labels={"dev.declarun.stack": "obs"}
     )
-    snapshot = observe(client, "obs")
+    snapshot = observe(DockerEngine(client), "obs")
     assert ObservedState.from_data(snapshot.to_data()) == snapshot
     assert ObservedState.from_data(snapshot.to_data()).fingerprint() == snapshot.fingerprint()
