@@ -97,7 +97,7 @@ def plan(
     stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
     options = _apply_options(not no_prune, volumes, locked, DEFAULT_PARALLEL)
     with engine_client(host, engine) as connected:
-        made, _, _ = make_plan(connected, stack, options)
+        made = make_plan(connected, stack, options).plan
     if out is not None:
         write_saved_plan(made, PlanSource(file, profiles, vars_files), out)
     if output_format == "json":
@@ -139,7 +139,7 @@ def apply(
     stack = load_or_exit(target, stack_load_options(profiles, vars_files, var_overrides))
     with engine_client(host, engine) as connected:
         if dry_run:
-            made = saved if saved is not None else make_plan(connected, stack, options)[0]
+            made = saved if saved is not None else make_plan(connected, stack, options).plan
             render_plan(made, stdout_console())
             sys.exit(_plan_exit(made))
         if saved is not None:
@@ -194,7 +194,8 @@ def lock(
     engine: str,
 ) -> None:
     """Pin every image of the stack in FILE to a digest, in stack.lock beside it."""
-    from declarun.plan.lock import lock_path, resolve_lock, write_lock
+    from declarun.plan.lock import lock_path
+    from declarun.reconcile.lockfile import resolve_lock, write_lock
 
     stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
     with engine_client(host, engine) as connected:

@@ -13,7 +13,7 @@ import yaml
 
 from declarun.cli.output import stderr_console, stdout_console
 from declarun.errors import StackError
-from declarun.plan.graph import GraphFormat, build_graph, draw_graph, export_graph
+from declarun.plan.graph import GraphFormat, build_graph, export_graph
 from declarun.stack.model import Stack, stack_to_data
 from declarun.stack.pipeline import LoadOptions, load_stack, parse_var_assignment
 
@@ -180,11 +180,15 @@ def graph(
 ) -> None:
     """Print the dependency graph of the stack in FILE (images, volumes, networks, containers)."""
     stack = _load_or_exit(file, load_options(profiles, vars_files, var_overrides))
-    dependency_graph = build_graph(stack)
+    from declarun.observe.dockerfiles import base_images
+
+    dependency_graph = build_graph(stack, base_images(stack))
     fmt: GraphFormat = output_format  # type: ignore[assignment]
     if fmt in ("svg", "png"):
         if output is None:
             raise click.UsageError(f"--format {fmt} draws an image: give -o FILE")
+        from declarun.cli.graph_drawing import draw_graph
+
         draw_graph(dependency_graph, fmt, output)
         return
     text = export_graph(dependency_graph, fmt)

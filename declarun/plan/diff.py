@@ -28,7 +28,8 @@ import networkx as nx
 
 from declarun.plan.desired import DesiredContainer, DesiredImage, DesiredState, desired_state
 from declarun.plan.destroy import plan_destroy
-from declarun.plan.drafts import Draft, finish, now, pure_graph, reason, short_name, volume_removal
+from declarun.plan.drafts import Draft, finish, now, reason, short_name, volume_removal
+from declarun.plan.graph import build_graph
 from declarun.plan.identity import (
     LABEL_INPUT_CONTEXT,
     LABEL_KEEP,
@@ -44,7 +45,7 @@ from declarun.plan.observed import ObservedContainer, ObservedNetwork, ObservedS
 from declarun.plan.reasons import config_reasons, image_reasons, input_reasons, short_digest
 from declarun.stack.model import Stack
 
-__all__ = ["diff", "plan_destroy"]
+__all__ = ["desired_hash", "diff", "plan_destroy"]
 
 
 def _foreign(kind: ChangeKind, id_: str, name: str, engine: str, owner: str | None) -> Draft:
@@ -379,7 +380,9 @@ def _link(drafts: dict[str, Draft], graph: nx.DiGraph, snapshot: ObservedState) 
                     draft.depends_on.add(change)
 
 
-def _desired_hash(desired: DesiredState) -> str:
+def desired_hash(desired: DesiredState) -> str:
+    """What a saved plan records of the desired state: equal when the stack, its inputs and the
+    images it uses are the same, so an apply can tell that the stack moved."""
     return config_hash(
         {
             "images": {n: [i.ref, i.context_digest] for n, i in desired.images.items()},
@@ -400,15 +403,21 @@ def diff(
     prune: bool = True,
     volumes: bool = False,
     lock: Lock | None = None,
+    desired: DesiredState | None = None,
     created_at: str | None = None,
 ) -> Plan:
     """The changes that make the engine, as observed in ``snapshot``, match ``stack``.
 
     ``prune=False`` keeps owned objects the stack no longer declares; ``volumes=True`` lets
     such volumes be removed (never ``keep: true`` ones); ``lock`` pins image references.
+    ``desired`` is the desired state already worked out against ``snapshot`` (the observer's,
+    see ``declarun.observe``); without it, it is computed here from ``lock``.
     Pure: reads nothing but its arguments (and the clock, when ``created_at`` is not given).
     """
-    desired = desired_state(stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform)
+    if desired is None:
+        desired = desired_state(
+            stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform
+        )
     drafts: dict[str, Draft] = {}
     for image in desired.images.values():
         drafts[image.id] = _image(image, snapshot)
@@ -421,7 +430,7 @@ def diff(
         drafts[draft.id] = draft
     for draft in _orphans(desired, snapshot, prune, volumes):
         drafts.setdefault(draft.id, draft)
-    _link(drafts, pure_graph(stack), snapshot)
+    _link(drafts, build_graph(stack, snapshot.base_images), snapshot)
     return Plan(
         stack=stack.name,
         changes=finish(drafts),
@@ -429,5 +438,5 @@ def diff(
         created_at=created_at or now(),
         mode="apply",
         platform=snapshot.platform,
-        desired_hash=_desired_hash(desired),
+        desired_hash=desired_hash(desired),
     )

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from declarun.frozen import FrozenDict
+from declarun.observe.digests import input_digests
+from declarun.observe.dockerfiles import base_images
 from declarun.plan.desired import desired_state
-from declarun.plan.inputs import input_digests
 from declarun.plan.lock import Lock
 from declarun.plan.observed import (
     ObservedContainer,
@@ -95,6 +96,7 @@ def matching_snapshot(
         volumes=FrozenDict(sorted(volumes.items())),
         images=FrozenDict(sorted(images.items())),
         inputs=inputs,
+        base_images=base_images(stack),
     )
 
 

@@ -97,7 +97,7 @@ def test_apply_converges_serves_and_reapplies_as_a_no_op(deployed: Deployed) -> 
 def test_changing_one_field_replaces_exactly_that_container(deployed: Deployed) -> None:
     assert apply_stack(deployed.adapter, deployed.load()).ok
     before = {name: deployed.inspect(name)["Id"] for name in ("db", "migrate", "web")}
-    plan, _, _ = make_plan(deployed.adapter, deployed.load(mode="two"))
+    plan = make_plan(deployed.adapter, deployed.load(mode="two")).plan
     (change,) = plan.actionable
     assert (change.id, change.action) == ("container:web", "recreate")
     (reason,) = change.reasons
@@ -116,7 +116,7 @@ def test_changing_one_field_replaces_exactly_that_container(deployed: Deployed) 
 def test_out_of_band_removal_is_healed(deployed: Deployed) -> None:
     assert apply_stack(deployed.adapter, deployed.load()).ok
     deployed.engine.docker("rm", "-f", f"{deployed.name}-web")
-    plan, _, _ = make_plan(deployed.adapter, deployed.load())
+    plan = make_plan(deployed.adapter, deployed.load()).plan
     assert [(c.id, c.action, c.reasons[0].kind) for c in plan.actionable] == [
         ("container:web", "create", "missing")
     ]
@@ -154,7 +154,7 @@ def test_orphans_are_pruned_unless_asked_to_keep_them(deployed: Deployed, tmp_pa
     kept = apply_stack(deployed.adapter, deployed.load(), ApplyOptions(prune=False))
     assert kept.nothing_to_do
     assert deployed.inspect("migrate")["Id"]
-    plan, _, _ = make_plan(deployed.adapter, deployed.load())
+    plan = make_plan(deployed.adapter, deployed.load()).plan
     assert [(c.id, c.action) for c in plan.actionable] == [("container:migrate", "remove")]
     assert plan.actionable[0].reasons[0].kind == "orphan"
     assert apply_stack(deployed.adapter, deployed.load()).ok
@@ -183,14 +183,14 @@ def test_destroy_removes_everything_owned_but_keeps_volumes_as_told(
 
 def test_saved_plan_applies_exactly_and_is_refused_when_stale(deployed: Deployed) -> None:
     stack = deployed.load()
-    saved, _, _ = make_plan(deployed.adapter, stack)
+    saved = make_plan(deployed.adapter, stack).plan
     deployed.engine.docker("volume", "create", "--label", f"{LABEL_STACK}={deployed.name}",
                                    f"{deployed.name}-data")  # fmt: skip
     with pytest.raises(StalePlan, match="actual state changed since the plan was made"):
         apply_saved_plan(deployed.adapter, stack, saved)
     deployed.client.api.remove_volume(f"{deployed.name}-data")
 
-    fresh, _, _ = make_plan(deployed.adapter, stack)
+    fresh = make_plan(deployed.adapter, stack).plan
     with pytest.raises(StalePlan, match="the stack changed"):
         apply_saved_plan(deployed.adapter, deployed.load(mode="other"), fresh)
     report = apply_saved_plan(deployed.adapter, stack, fresh)

@@ -72,7 +72,8 @@ def _apply_observe_destroy(engine: Engine, path: Path, port: int) -> Outcome:
     try:
         report = apply_stack(adapter, _load(path))
         rounds = report.rounds
-        plan, snapshot, _ = make_plan(adapter, _load(path))
+        planned = make_plan(adapter, _load(path))
+        plan, snapshot = planned.plan, planned.observed
         return Outcome(
             ok=report.ok and report.converged,
             report=repr(report),

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from declarun.engine.dockerpy import DockerEngine
+from declarun.observe.state import observe
 from declarun.plan.desired import DesiredState, desired_state
 from declarun.plan.diff import diff, plan_destroy
-from declarun.plan.lock import resolve_lock
-from declarun.plan.observed import ObservedState, observe
+from declarun.plan.observed import ObservedState
+from declarun.reconcile.lockfile import resolve_lock
 from tests.plan.helpers import load
 from tests.support.dockerd import Dockerd, dockerd_fixture
 from tests.support.images import OciImage, build_busybox_layout, skopeo_push
