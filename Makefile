@@ -13,6 +13,7 @@ demo: deps
 lint: deps
 	$(VENV)/ruff check declarun tests benchmarks
 	$(VENV)/ruff format --check declarun tests benchmarks
+	$(VENV)/lint-imports
 
 typecheck: deps
 	$(VENV)/mypy
