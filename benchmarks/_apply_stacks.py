@@ -14,7 +14,7 @@ import hashlib
 from typing import Any
 
 from declarun.plan.desired import DesiredState
-from declarun.plan.snapshot import Snapshot
+from declarun.plan.observed import ObservedState
 
 __all__ = ["STACK", "compose_file", "matching_snapshot", "stack_file"]
 
@@ -82,7 +82,7 @@ def _fake_id(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def matching_snapshot(desired: DesiredState) -> Snapshot:
+def matching_snapshot(desired: DesiredState) -> ObservedState:
     """The snapshot of an engine that already runs exactly ``desired``: every object present,
     owned, carrying the labels apply would have given it, containers running (and healthy
     where they have a health check), images present with the ids the containers run."""
@@ -127,7 +127,7 @@ def matching_snapshot(desired: DesiredState) -> Snapshot:
     volumes = [
         {"name": v.engine_name, "labels": dict(v.body["Labels"])} for v in desired.volumes.values()
     ]
-    return Snapshot.from_data(
+    return ObservedState.from_data(
         {
             "stack": desired.stack,
             "platform": desired.platform,

@@ -424,23 +424,26 @@ def bench_cold(
 
 
 def _in_process_reapply(engine: Engine, stack_path: Path, repeat: int) -> dict[str, list[float]]:
-    """Load, observe and plan in this process, as ``declarun apply`` does before acting."""
-    import docker as docker_py
+    """Load, observe and plan in this process, as ``declarun apply`` does before acting.
 
+    "observe" includes working out the desired state (the observer does it once per plan);
+    "diff" is the pure plan function given both.
+    """
+    from declarun.engine.dockerpy import DockerEngine
+    from declarun.observe.state import observe_stack
     from declarun.plan.diff import diff
-    from declarun.plan.snapshot import observe
-    from declarun.spec.pipeline import LoadOptions, load_stack
+    from declarun.stack.pipeline import LoadOptions, load_stack
 
     found: dict[str, list[float]] = {"load": [], "observe": [], "diff": []}
-    client = docker_py.DockerClient(base_url=engine.daemon.host, timeout=600)
+    client = DockerEngine.open(engine.daemon.host, timeout=600)
     try:
         for _ in range(repeat):
             started = time.perf_counter()
             stack = load_stack(stack_path, LoadOptions(environ={}))
             loaded = time.perf_counter()
-            snapshot = observe(client, stack)
+            seen = observe_stack(client, stack)
             observed = time.perf_counter()
-            plan = diff(stack, snapshot)
+            plan = diff(stack, seen.observed, desired=seen.desired)
             planned = time.perf_counter()
             if not plan.is_empty:
                 raise BenchError(f"the in-process re-plan is not empty: {plan.counts()}")
@@ -535,7 +538,7 @@ def bench_plan(args: argparse.Namespace, results: Results) -> None:
     """(c): ``diff()`` of a 2,000-container stack against a snapshot that matches it."""
     from declarun.plan.desired import desired_state
     from declarun.plan.diff import diff
-    from declarun.spec.pipeline import LoadOptions, load_stack
+    from declarun.stack.pipeline import LoadOptions, load_stack
 
     count = args.containers_c
     print(f"(c) plan of {count} containers against a matching snapshot, in process", flush=True)

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from declarun.plan.graph import build_graph
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.pipeline import LoadOptions, load_stack
 
 
 def generate(containers: int, images: int, volumes: int, networks: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ non-zero exit, never a traceback::
     ├── StackError            a stack file (or its vars/env files) is invalid; carries all problems
     ├── EngineError           the container engine refused or failed a request
     └── DaemonError           declarund itself cannot start or serve (bad flags, data root locked)
-        ├── ImageReferenceError an image reference does not parse (see daemon.images.reference)
+        ├── ImageReferenceError an image reference does not parse (see declarun.reference)
         ├── RegistryError     a registry answered with an error or dropped the connection
         ├── ContentError      a blob or manifest failed verification or storage
         └── UnpackError       a layer is malformed or hostile

@@ -30,15 +30,20 @@ def _host_option(func: click.decorators.FC) -> click.decorators.FC:
 
 
 def _version(host: str) -> str:
-    import docker  # late: docker-py is only needed when a daemon answers
+    # Late: docker-py is only needed when a daemon answers.
+    from declarun.engine.dockerpy import DockerEngine
+    from declarun.errdefs import ErrorKind
 
-    client = docker.DockerClient(base_url=host, timeout=10)
     try:
-        return str(client.version().get("Version", "?"))
-    except Exception:  # the version is a nicety; status is about answering at all
+        engine = DockerEngine.open(host, timeout=10)
+    except ErrorKind:  # the version is a nicety; status is about answering at all
+        return "?"
+    try:
+        return engine.version().version
+    except ErrorKind:
         return "?"
     finally:
-        client.close()
+        engine.close()
 
 
 @click.command()

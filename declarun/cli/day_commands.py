@@ -11,20 +11,20 @@ import click
 from rich.table import Table
 
 from declarun.cli.apply_output import live_runner, print_report
-from declarun.cli.engine_common import (
-    engine_client,
-    engine_options,
-    load_or_exit,
-    stack_load_options,
-)
 from declarun.cli.logs_output import follow_logs, print_logs
+from declarun.cli.options import (
+    EngineTarget,
+    StackSource,
+    engine_options,
+    parallel_option,
+    stack_options,
+)
 from declarun.cli.output import stderr_console, stdout_console
-from declarun.cli.stack_commands import stack_options
 from declarun.errors import DeclarunError, EngineError
 from declarun.reconcile.apply import ApplyOptions, ApplyReport
 from declarun.reconcile.status import status_rows
-from declarun.spec.model import Stack
-from declarun.spec.naming import replica_names
+from declarun.stack.model import Stack
+from declarun.stack.naming import replica_names
 
 __all__ = ["exec_command", "logs", "status", "watch"]
 
@@ -35,19 +35,11 @@ __all__ = ["exec_command", "logs", "status", "watch"]
               show_default=True)  # fmt: skip
 @stack_options
 @engine_options
-def status(
-    file: Path,
-    output_format: str,
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-    host: str | None,
-    engine: str,
-) -> None:
+def status(file: Path, output_format: str, source: StackSource, target: EngineTarget) -> None:
     """Each resource of the stack in FILE: desired vs actual state, health, ports."""
-    stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
-    with engine_client(host, engine) as client:
-        rows = status_rows(client, stack)
+    stack = source.load_or_exit(file)
+    with target.connect() as engine:
+        rows = status_rows(engine, stack)
     if output_format == "json":
         click.echo(json.dumps({"stack": stack.name, "resources": rows}, indent=2))
         return
@@ -104,24 +96,21 @@ def logs(
     follow: bool,
     tail: int | None,
     timestamps: bool,
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-    host: str | None,
-    engine: str,
+    source: StackSource,
+    target: EngineTarget,
 ) -> None:
     """The logs of the stack's containers (all, or CONTAINERS), interleaved by time."""
-    stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
+    stack = source.load_or_exit(file)
     names = _engine_names(stack, containers)
     prefix = f"{stack.name}-"
-    with engine_client(host, engine) as client:
+    with target.connect() as engine:
         if follow:
             try:
-                follow_logs(client, names, prefix, tail=tail, timestamps=timestamps)
+                follow_logs(engine, names, prefix, tail=tail, timestamps=timestamps)
             except KeyboardInterrupt:
                 return
         else:
-            print_logs(client, names, prefix, tail=tail, timestamps=timestamps)
+            print_logs(engine, names, prefix, tail=tail, timestamps=timestamps)
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
@@ -140,62 +129,38 @@ def exec_command(
     user: str | None,
     workdir: str | None,
     env: tuple[str, ...],
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-    host: str | None,
-    engine: str,
+    source: StackSource,
+    target: EngineTarget,
 ) -> None:
     """Run COMMAND in the stack's CONTAINER (``-- CMD ARGS...``); its exit code is ours."""
-    stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
-    target = _engine_names(stack, (container,))[0]
-    with engine_client(host, engine) as client:
-        created = client.api.exec_create(
-            target,
-            list(command),
-            stdout=True,
-            stderr=True,
-            user=user or "",
-            workdir=workdir,
-            environment=list(env) or None,
-        )
-        for out, err in client.api.exec_start(created["Id"], stream=True, demux=True):
+    stack = source.load_or_exit(file)
+    name = _engine_names(stack, (container,))[0]
+    with target.connect() as engine:
+        exec_id = engine.exec_create(name, command, user=user or "", workdir=workdir, env=env)
+        for out, err in engine.exec_start(exec_id):
             if out:
                 sys.stdout.buffer.write(out)
                 sys.stdout.buffer.flush()
             if err:
                 sys.stderr.buffer.write(err)
                 sys.stderr.buffer.flush()
-        code = client.api.exec_inspect(created["Id"]).get("ExitCode")
+        code = engine.exec_exit_code(exec_id)
     sys.exit(int(code) if code is not None else 1)
 
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--no-prune", "no_prune", is_flag=True, help="Keep resources that left the stack.")
-@click.option("--parallel", type=click.IntRange(min=1), default=4, show_default=True)
+@parallel_option
 @stack_options
 @engine_options
 def watch(
-    file: Path,
-    no_prune: bool,
-    parallel: int,
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-    host: str | None,
-    engine: str,
+    file: Path, no_prune: bool, parallel: int, source: StackSource, target: EngineTarget
 ) -> None:
     """Keep the engine matching FILE: re-apply when a container drifts or FILE changes."""
     from declarun.reconcile.watch import WatchHooks, watch_stack
 
-    options = stack_load_options(profiles, vars_files, var_overrides)
     console, errors = stdout_console(), stderr_console()
-
-    def load(path: Path) -> Stack:
-        from declarun.spec.pipeline import load_stack
-
-        return load_stack(path, options)
 
     def on_report(report: ApplyReport) -> None:
         if not report.nothing_to_do:
@@ -212,13 +177,13 @@ def watch(
     hooks = WatchHooks(
         on_plan=live_runner(), on_report=on_report, on_error=on_error, on_wake=on_wake
     )
-    load_or_exit(file, options)  # a broken file at start is an ordinary error exit
+    source.load_or_exit(file)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
     apply_options = ApplyOptions(prune=not no_prune, parallel=parallel)
-    with engine_client(host, engine) as client:
+    with target.connect() as engine:
         console.print(f"Watching {file} (Ctrl-C to stop).", markup=False)
         try:
-            watch_stack(client, file, load, apply_options, stop, hooks)
+            watch_stack(engine, file, source.load, apply_options, stop, hooks)
         except KeyboardInterrupt:
             stop.set()
     console.print("Stopped watching.", markup=False)

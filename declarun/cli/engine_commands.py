@@ -12,14 +12,14 @@ from pathlib import Path
 import click
 
 from declarun.cli.apply_output import live_runner, print_report
-from declarun.cli.engine_common import (
-    engine_client,
+from declarun.cli.options import (
+    EngineTarget,
+    StackSource,
     engine_options,
-    load_or_exit,
-    stack_load_options,
+    parallel_option,
+    stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
-from declarun.cli.stack_commands import stack_options
 from declarun.plan.model import Plan
 from declarun.plan.render import NO_CHANGES, render_plan
 from declarun.reconcile.apply import (
@@ -87,19 +87,16 @@ def plan(
     no_prune: bool,
     volumes: bool,
     locked: bool,
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-    host: str | None,
-    engine: str,
+    source: StackSource,
+    target: EngineTarget,
 ) -> None:
     """Show what apply would change in FILE's stack, and why (exit 0 none, 2 changes, 1 error)."""
-    stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
+    stack = source.load_or_exit(file)
     options = _apply_options(not no_prune, volumes, locked, DEFAULT_PARALLEL)
-    with engine_client(host, engine) as client:
-        made, _, _ = make_plan(client, stack, options)
+    with target.connect() as engine:
+        made = make_plan(engine, stack, options).plan
     if out is not None:
-        write_saved_plan(made, PlanSource(file, profiles, vars_files), out)
+        write_saved_plan(made, PlanSource(file, source.profiles, source.vars_files), out)
     if output_format == "json":
         click.echo(made.to_json(), nl=False)
     else:
@@ -110,67 +107,55 @@ def plan(
 
 
 @click.command()
-@click.argument("target", metavar="FILE|PLAN.json", type=click.Path(path_type=Path))
+@click.argument("file", metavar="FILE|PLAN.json", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as 'declarun plan').")
-@click.option("--parallel", type=click.IntRange(min=1), default=DEFAULT_PARALLEL,
-              show_default=True, help="Changes carried out at once.")  # fmt: skip
+@parallel_option
 @_prune_options
 @stack_options
 @engine_options
 def apply(
-    target: Path,
+    file: Path,
     dry_run: bool,
     parallel: int,
     no_prune: bool,
     volumes: bool,
     locked: bool,
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-    host: str | None,
-    engine: str,
+    source: StackSource,
+    target: EngineTarget,
 ) -> None:
     """Make the engine match the stack in FILE, or carry out a plan saved by 'plan -o'."""
     options = _apply_options(not no_prune, volumes, locked, parallel)
     saved: Plan | None = None
-    if is_saved_plan(target):
-        saved, source = read_saved_plan(target)
-        target, profiles, vars_files = source.file, source.profiles, source.vars_files
-    stack = load_or_exit(target, stack_load_options(profiles, vars_files, var_overrides))
-    with engine_client(host, engine) as client:
+    if is_saved_plan(file):
+        saved, made_from = read_saved_plan(file)
+        file, source = made_from.file, source.with_files(made_from.profiles, made_from.vars_files)
+    stack = source.load_or_exit(file)
+    with target.connect() as engine:
         if dry_run:
-            made = saved if saved is not None else make_plan(client, stack, options)[0]
+            made = saved if saved is not None else make_plan(engine, stack, options).plan
             render_plan(made, stdout_console())
             sys.exit(_plan_exit(made))
         if saved is not None:
-            report = apply_saved_plan(client, stack, saved, options, live_runner())
+            report = apply_saved_plan(engine, stack, saved, options, live_runner())
         else:
-            report = apply_stack(client, stack, options, live_runner())
+            report = apply_stack(engine, stack, options, live_runner())
     _finish(report, "Apply")
 
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--volumes", is_flag=True, help="Also remove the stack's volumes (never keep: true).")
-@click.option("--parallel", type=click.IntRange(min=1), default=DEFAULT_PARALLEL,
-              show_default=True, help="Changes carried out at once.")  # fmt: skip
+@parallel_option
 @stack_options
 @engine_options
 def destroy(
-    file: Path,
-    volumes: bool,
-    parallel: int,
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-    host: str | None,
-    engine: str,
+    file: Path, volumes: bool, parallel: int, source: StackSource, target: EngineTarget
 ) -> None:
     """Remove everything the stack in FILE owns on the engine, dependents first."""
-    stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
-    with engine_client(host, engine) as client:
+    stack = source.load_or_exit(file)
+    with target.connect() as engine:
         report = destroy_stack(
-            client, stack, volumes=volumes, parallel=parallel, on_plan=live_runner()
+            engine, stack, volumes=volumes, parallel=parallel, on_plan=live_runner()
         )
     if report.nothing_to_do:
         stdout_console().print(
@@ -185,22 +170,15 @@ def destroy(
 @click.argument("file", type=click.Path(path_type=Path))
 @stack_options
 @engine_options
-def lock(
-    file: Path,
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-    host: str | None,
-    engine: str,
-) -> None:
+def lock(file: Path, source: StackSource, target: EngineTarget) -> None:
     """Pin every image of the stack in FILE to a digest, in stack.lock beside it."""
-    from declarun.plan.lock import lock_path, resolve_lock, write_lock
+    from declarun.plan.lock import lock_path
+    from declarun.reconcile.lockfile import resolve_lock, write_lock
 
-    stack = load_or_exit(file, stack_load_options(profiles, vars_files, var_overrides))
-    with engine_client(host, engine) as client:
-        version = client.version()
-        platform = f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
-        resolved = resolve_lock(client, stack, platform)
+    stack = source.load_or_exit(file)
+    with target.connect() as engine:
+        platform = engine.version().platform
+        resolved = resolve_lock(engine, stack, platform)
     path = lock_path(stack)
     write_lock(resolved, path)
     count = len(resolved.images)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from rich.text import Text
 
 from declarun.cli.output import stdout_console
+from declarun.engine.port import Engine
+from declarun.errdefs import ErrorKind
 
 __all__ = ["follow_logs", "print_logs", "split_lines"]
 
@@ -54,18 +55,14 @@ class _Printer:
         self.console.print(shown, soft_wrap=True)
 
 
-def _tail(tail: int | None) -> int | str:
-    return "all" if tail is None else tail
-
-
 def print_logs(
-    client: Any, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
+    engine: Engine, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
 ) -> None:
     """Print the logs so far of containers ``names``, merged in time order."""
     printer = _Printer(names, prefix, timestamps)
     merged: list[tuple[str, int, str, str]] = []
     for name in names:
-        raw = client.api.logs(name, stdout=True, stderr=True, timestamps=True, tail=_tail(tail))
+        raw = engine.container_logs(name, timestamps=True, tail=tail)
         for index, line in enumerate(split_lines([raw])):
             stamp, text = _split_timestamp(line)
             merged.append((stamp, index, name, text))
@@ -75,30 +72,26 @@ def print_logs(
 
 
 def _pump(
-    client: Any, name: str, tail: int | None, out: queue.Queue[tuple[str, str] | None]
+    engine: Engine, name: str, tail: int | None, out: queue.Queue[tuple[str, str] | None]
 ) -> None:
     try:
-        stream = client.api.logs(
-            name, stdout=True, stderr=True, timestamps=True, tail=_tail(tail),
-            stream=True, follow=True,
-        )  # fmt: skip
-        for line in split_lines(stream):
+        for line in split_lines(engine.follow_logs(name, timestamps=True, tail=tail)):
             out.put((name, line))
-    except Exception as exc:  # a container removed mid-stream ends its stream, not the command
+    except ErrorKind as exc:  # a container removed mid-stream ends its stream, not the command
         out.put((name, f"(log stream ended: {exc})"))
     finally:
         out.put(None)
 
 
 def follow_logs(
-    client: Any, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
+    engine: Engine, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
 ) -> None:
     """Print containers' logs as they are written, until every stream ends (or Ctrl-C)."""
     printer = _Printer(names, prefix, timestamps)
     lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
     for name in names:
         threading.Thread(
-            target=_pump, args=(client, name, tail, lines), daemon=True, name=f"logs-{name}"
+            target=_pump, args=(engine, name, tail, lines), daemon=True, name=f"logs-{name}"
         ).start()
     open_streams = len(names)
     while open_streams:

@@ -4,80 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 import yaml
 
-from declarun.cli.output import stderr_console, stdout_console
+from declarun.cli.options import StackSource, report_stack_problems, stack_options
+from declarun.cli.output import stdout_console
 from declarun.errors import StackError
-from declarun.plan.graph import GraphFormat, build_graph, draw_graph, export_graph
-from declarun.spec.model import Stack, stack_to_data
-from declarun.spec.pipeline import LoadOptions, load_stack, parse_var_assignment
+from declarun.plan.graph import GraphFormat, build_graph, export_graph
+from declarun.stack.model import Stack, stack_to_data
 
-__all__ = ["graph", "render", "stack_options", "validate"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _parse_vars(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    for text in values:
-        try:
-            key, value = parse_var_assignment(text)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
-        parsed[key] = value
-    return parsed
-
-
-def stack_options(func: F) -> F:
-    """The options every command that reads a stack file accepts."""
-    func = click.option(
-        "--profile",
-        "profiles",
-        multiple=True,
-        metavar="NAME",
-        help="Activate a profile (repeatable); containers without profiles are always active.",
-    )(func)
-    func = click.option(
-        "--vars-file",
-        "vars_files",
-        multiple=True,
-        metavar="FILE",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="YAML file of variables; overrides the stack's vars: (repeatable, later wins).",
-    )(func)
-    func = click.option(
-        "--var",
-        "var_overrides",
-        multiple=True,
-        metavar="KEY=VALUE",
-        callback=_parse_vars,
-        help="Set a variable (repeatable); overrides vars: and --vars-file. Values are strings.",
-    )(func)
-    return func
-
-
-def load_options(
-    profiles: tuple[str, ...], vars_files: tuple[Path, ...], var_overrides: dict[str, str]
-) -> LoadOptions:
-    """Bundle the shared stack options for the loader."""
-    return LoadOptions(
-        vars_files=vars_files, var_overrides=var_overrides, profiles=frozenset(profiles)
-    )
-
-
-def _report_problems(error: StackError) -> None:
-    console = stderr_console()
-    for problem in error.problems:
-        console.print(str(problem), markup=False, highlight=False, style="red")
-    count = len(error.problems)
-    console.print(f"{count} problem{'s' if count != 1 else ''} found", style="bold red")
+__all__ = ["graph", "render", "validate"]
 
 
 def _summary(stack: Stack) -> str:
@@ -93,33 +31,19 @@ def _summary(stack: Stack) -> str:
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @stack_options
-def validate(
-    files: tuple[Path, ...],
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-) -> None:
+def validate(files: tuple[Path, ...], source: StackSource) -> None:
     """Check stack FILES: exit 0 when all are valid, 1 with every problem listed otherwise."""
-    options = load_options(profiles, vars_files, var_overrides)
     console = stdout_console()
     failed = False
     for path in files:
         try:
-            stack = load_stack(path, options)
+            stack = source.load(path)
         except StackError as exc:
-            _report_problems(exc)
+            report_stack_problems(exc)
             failed = True
             continue
         console.print(f"{path}: valid stack '{stack.name}' ({_summary(stack)})", markup=False)
     if failed:
-        sys.exit(1)
-
-
-def _load_or_exit(path: Path, options: LoadOptions) -> Stack:
-    try:
-        return load_stack(path, options)
-    except StackError as exc:
-        _report_problems(exc)
         sys.exit(1)
 
 
@@ -134,15 +58,9 @@ def _load_or_exit(path: Path, options: LoadOptions) -> Stack:
     help="Output format.",
 )
 @stack_options
-def render(
-    file: Path,
-    output_format: str,
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-) -> None:
+def render(file: Path, output_format: str, source: StackSource) -> None:
     """Print the stack in FILE as declarun sees it: templated, normalised, defaults filled."""
-    stack = _load_or_exit(file, load_options(profiles, vars_files, var_overrides))
+    stack = source.load_or_exit(file)
     data = stack_to_data(stack)
     if output_format == "json":
         click.echo(json.dumps(data, indent=2))
@@ -170,21 +88,18 @@ def render(
     help="Write to this file instead of standard output.",
 )
 @stack_options
-def graph(
-    file: Path,
-    output_format: str,
-    output: Path | None,
-    profiles: tuple[str, ...],
-    vars_files: tuple[Path, ...],
-    var_overrides: dict[str, str],
-) -> None:
+def graph(file: Path, output_format: str, output: Path | None, source: StackSource) -> None:
     """Print the dependency graph of the stack in FILE (images, volumes, networks, containers)."""
-    stack = _load_or_exit(file, load_options(profiles, vars_files, var_overrides))
-    dependency_graph = build_graph(stack)
+    stack = source.load_or_exit(file)
+    from declarun.observe.dockerfiles import base_images
+
+    dependency_graph = build_graph(stack, base_images(stack))
     fmt: GraphFormat = output_format  # type: ignore[assignment]
     if fmt in ("svg", "png"):
         if output is None:
             raise click.UsageError(f"--format {fmt} draws an image: give -o FILE")
+        from declarun.cli.graph_drawing import draw_graph
+
         draw_graph(dependency_graph, fmt, output)
         return
     text = export_graph(dependency_graph, fmt)

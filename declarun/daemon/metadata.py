@@ -13,7 +13,7 @@ across several calls (the GC sweep does), and calls made inside it join it.
 
 Names are canonical references (``docker.io/library/busybox:latest``, or
 ``repo@sha256:...`` for a repo digest); the API accepts familiar ones and normalises
-them with ``daemon.images.reference``. Subscribers registered with ``subscribe`` run
+them with ``declarun.reference``. Subscribers registered with ``subscribe`` run
 after every committed change to images or names (the daemon rewrites the content
 store's ``index.json`` there).
 """
@@ -39,9 +39,9 @@ from declarun.daemon.images.content import (
     Descriptor,
 )
 from declarun.daemon.images.platform import Platform
-from declarun.daemon.images.reference import is_image_id, parse_reference
 from declarun.errdefs import Conflict, InvalidArgument, NotFound
 from declarun.errors import DaemonError, ImageReferenceError
+from declarun.reference import is_image_id, parse_reference
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -1,4 +1,4 @@
-"""Which engine to talk to, and a docker-py client connected to it.
+"""Which engine to talk to, and the engine adapter connected to it.
 
 * default: the built-in daemon at ``unix:///run/declarun/declarun.sock``; when nothing answers
   there it is started in the background (``python -m declarun.daemon``, detached, its log in
@@ -7,7 +7,8 @@
   engine) that must already run;
 * ``--engine docker``: Docker itself, through ``DOCKER_HOST`` or Docker's default socket.
 
-Everything returns a ``docker.DockerClient``: the reconciler speaks the Docker Engine API only.
+:func:`connect` returns a :class:`~declarun.engine.dockerpy.DockerEngine`, the port's
+adapter: the reconciler speaks the Docker Engine API only.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import docker
-import docker.errors
-import requests.exceptions
+from typing import Literal
 
 from declarun.daemon.config import DEFAULT_DATA_ROOT, DEFAULT_HOST
+from declarun.engine.dockerpy import DockerEngine
+from declarun.errdefs import ErrorKind
 from declarun.errors import EngineError
 
 __all__ = [
@@ -250,15 +249,8 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
-def _client(host: str) -> Any:
-    try:
-        return docker.DockerClient(base_url=host, timeout=_CLIENT_TIMEOUT)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise EngineError(f"cannot connect to {host}: {exc}") from None
-
-
-def connect(choice: EngineChoice) -> Any:
-    """A ``docker.DockerClient`` for ``choice``, starting declarund first when it may.
+def connect(choice: EngineChoice) -> DockerEngine:
+    """The engine adapter for ``choice``, starting declarund first when it may.
 
     Raises EngineError with a readable message when nothing answers.
     """
@@ -269,10 +261,13 @@ def connect(choice: EngineChoice) -> Any:
                 f"'declarun daemon --host {choice.host}' or drop --host to use the default"
             )
         start_daemon(choice.host)
-    client = _client(choice.host)
     try:
-        client.ping()
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        client.close()
+        engine = DockerEngine.open(choice.host, timeout=_CLIENT_TIMEOUT)
+    except ErrorKind as exc:
+        raise EngineError(f"cannot connect to {choice.host}: {exc}") from None
+    try:
+        engine.ping()
+    except ErrorKind as exc:
+        engine.close()
         raise EngineError(f"{choice.describe()} does not answer: {exc}") from None
-    return client
+    return engine

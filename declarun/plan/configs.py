@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from declarun.plan.identity import is_secret_key, mask_secret
-from declarun.spec.model import (
+from declarun.stack.model import (
     Container,
     EnvValue,
     Healthcheck,
@@ -25,7 +25,7 @@ from declarun.spec.model import (
     PortBinding,
     Volume,
 )
-from declarun.spec.units import format_duration
+from declarun.stack.units import format_duration
 
 __all__ = [
     "NESTED_FIELDS",

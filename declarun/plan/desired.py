@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from declarun.frozen import FrozenDict, freeze, thaw
 from declarun.plan.configs import container_config, network_config, volume_config
 from declarun.plan.identity import (
     LABEL_CONFIG,
@@ -40,9 +41,8 @@ from declarun.plan.identity import (
 )
 from declarun.plan.inputs import UNHASHED, bind_key, context_key
 from declarun.plan.lock import Lock, image_platform
-from declarun.spec.frozen import FrozenDict, freeze, thaw
-from declarun.spec.model import Container, Image, Mount, Network, Stack, Volume
-from declarun.spec.naming import replica_names
+from declarun.stack.model import Container, Image, Mount, Network, Stack, Volume
+from declarun.stack.naming import replica_names
 
 __all__ = [
     "DEFAULT_PLATFORM",
@@ -404,7 +404,7 @@ def desired_state(
 ) -> DesiredState:
     """Translate ``stack`` into engine objects.
 
-    ``inputs`` are the host input digests (``Snapshot.inputs``), ``lock`` pins image references
+    ``inputs`` are the host input digests (``ObservedState.inputs``), ``lock`` pins image references
     to digests, ``platform`` is the engine's (``os/arch``) for images that name none.
     """
     known = inputs or {}

@@ -6,18 +6,19 @@ order between containers, and ``keep:`` of the volumes it still declares).
 
 from __future__ import annotations
 
-from declarun.plan.drafts import Draft, finish, now, pure_graph, reason, short_name, volume_removal
+from declarun.plan.drafts import Draft, finish, now, reason, short_name, volume_removal
+from declarun.plan.graph import build_graph
 from declarun.plan.identity import LABEL_KEEP, LABEL_RESOURCE, parse_resource
 from declarun.plan.model import Plan
-from declarun.plan.snapshot import Snapshot
-from declarun.spec.model import Stack
+from declarun.plan.observed import ObservedState
+from declarun.stack.model import Stack
 
 __all__ = ["plan_destroy"]
 
 
 def plan_destroy(
     stack: Stack | None,
-    snapshot: Snapshot,
+    snapshot: ObservedState,
     *,
     volumes: bool = False,
     created_at: str | None = None,
@@ -73,7 +74,7 @@ def plan_destroy(
         if drafts[id_].action == "remove":
             drafts[id_].reasons = [reason("destroy", "destroy")]
     if stack is not None:
-        graph = pure_graph(stack)
+        graph = build_graph(stack, snapshot.base_images)
         for source, target, condition in graph.edges(data="condition"):
             # source needs target: remove source before target.
             if condition is not None and source in drafts and target in drafts:

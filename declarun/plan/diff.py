@@ -28,7 +28,8 @@ import networkx as nx
 
 from declarun.plan.desired import DesiredContainer, DesiredImage, DesiredState, desired_state
 from declarun.plan.destroy import plan_destroy
-from declarun.plan.drafts import Draft, finish, now, pure_graph, reason, short_name, volume_removal
+from declarun.plan.drafts import Draft, finish, now, reason, short_name, volume_removal
+from declarun.plan.graph import build_graph
 from declarun.plan.identity import (
     LABEL_INPUT_CONTEXT,
     LABEL_KEEP,
@@ -40,11 +41,11 @@ from declarun.plan.identity import (
 from declarun.plan.inputs import MISSING, UNHASHED
 from declarun.plan.lock import Lock
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
+from declarun.plan.observed import ObservedContainer, ObservedNetwork, ObservedState
 from declarun.plan.reasons import config_reasons, image_reasons, input_reasons, short_digest
-from declarun.plan.snapshot import ObservedContainer, ObservedNetwork, Snapshot
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
-__all__ = ["diff", "plan_destroy"]
+__all__ = ["desired_hash", "diff", "plan_destroy"]
 
 
 def _foreign(kind: ChangeKind, id_: str, name: str, engine: str, owner: str | None) -> Draft:
@@ -68,7 +69,7 @@ def _foreign(kind: ChangeKind, id_: str, name: str, engine: str, owner: str | No
 # -- images ---------------------------------------------------------------------------------
 
 
-def _image(image: DesiredImage, snapshot: Snapshot) -> Draft:
+def _image(image: DesiredImage, snapshot: ObservedState) -> Draft:
     present = snapshot.images.get(image.ref)
     draft = Draft(image.id, "noop", "image", image.name, image.ref)
     draft.observed_id = None if present is None else present.id
@@ -111,7 +112,7 @@ def _image(image: DesiredImage, snapshot: Snapshot) -> Draft:
 # -- volumes and networks -------------------------------------------------------------------
 
 
-def _volumes(desired: DesiredState, snapshot: Snapshot) -> Iterable[Draft]:
+def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
     for volume in desired.volumes.values():
         observed = snapshot.volumes.get(volume.engine_name)
         if observed is None:
@@ -151,7 +152,7 @@ def _volumes(desired: DesiredState, snapshot: Snapshot) -> Iterable[Draft]:
         )
 
 
-def _networks(desired: DesiredState, snapshot: Snapshot) -> Iterable[Draft]:
+def _networks(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
     for network in desired.networks.values():
         observed = snapshot.networks.get(network.engine_name)
         if observed is None:
@@ -228,7 +229,7 @@ def _state_change(
 
 def _containers(
     desired: DesiredState,
-    snapshot: Snapshot,
+    snapshot: ObservedState,
     images: dict[str, Draft],
     replaced_networks: set[str],
 ) -> Iterable[Draft]:
@@ -298,7 +299,7 @@ def _orphan_message(kind: str, labels: dict[str, str] | None, desired: DesiredSt
 
 
 def _orphans(
-    desired: DesiredState, snapshot: Snapshot, prune: bool, volumes: bool
+    desired: DesiredState, snapshot: ObservedState, prune: bool, volumes: bool
 ) -> Iterable[Draft]:
     wanted = desired.engine_names
     sources: tuple[tuple[ChangeKind, Mapping[str, ObservedContainer | ObservedNetwork]], ...] = (
@@ -344,12 +345,12 @@ def _orphans(
 # -- ordering -------------------------------------------------------------------------------
 
 
-def _container_ids(drafts: dict[str, Draft], snapshot: Snapshot) -> dict[str, str]:
+def _container_ids(drafts: dict[str, Draft], snapshot: ObservedState) -> dict[str, str]:
     """Engine container name -> the id of the change acting on it."""
     return {d.engine_name: d.id for d in drafts.values() if d.kind == "container"}
 
 
-def _link(drafts: dict[str, Draft], graph: nx.DiGraph, snapshot: Snapshot) -> None:
+def _link(drafts: dict[str, Draft], graph: nx.DiGraph, snapshot: ObservedState) -> None:
     for node in graph.nodes:
         if node not in drafts:
             continue
@@ -379,7 +380,9 @@ def _link(drafts: dict[str, Draft], graph: nx.DiGraph, snapshot: Snapshot) -> No
                     draft.depends_on.add(change)
 
 
-def _desired_hash(desired: DesiredState) -> str:
+def desired_hash(desired: DesiredState) -> str:
+    """What a saved plan records of the desired state: equal when the stack, its inputs and the
+    images it uses are the same, so an apply can tell that the stack moved."""
     return config_hash(
         {
             "images": {n: [i.ref, i.context_digest] for n, i in desired.images.items()},
@@ -395,20 +398,26 @@ def _desired_hash(desired: DesiredState) -> str:
 
 def diff(
     stack: Stack,
-    snapshot: Snapshot,
+    snapshot: ObservedState,
     *,
     prune: bool = True,
     volumes: bool = False,
     lock: Lock | None = None,
+    desired: DesiredState | None = None,
     created_at: str | None = None,
 ) -> Plan:
     """The changes that make the engine, as observed in ``snapshot``, match ``stack``.
 
     ``prune=False`` keeps owned objects the stack no longer declares; ``volumes=True`` lets
     such volumes be removed (never ``keep: true`` ones); ``lock`` pins image references.
+    ``desired`` is the desired state already worked out against ``snapshot`` (the observer's,
+    see ``declarun.observe``); without it, it is computed here from ``lock``.
     Pure: reads nothing but its arguments (and the clock, when ``created_at`` is not given).
     """
-    desired = desired_state(stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform)
+    if desired is None:
+        desired = desired_state(
+            stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform
+        )
     drafts: dict[str, Draft] = {}
     for image in desired.images.values():
         drafts[image.id] = _image(image, snapshot)
@@ -421,7 +430,7 @@ def diff(
         drafts[draft.id] = draft
     for draft in _orphans(desired, snapshot, prune, volumes):
         drafts.setdefault(draft.id, draft)
-    _link(drafts, pure_graph(stack), snapshot)
+    _link(drafts, build_graph(stack, snapshot.base_images), snapshot)
     return Plan(
         stack=stack.name,
         changes=finish(drafts),
@@ -429,5 +438,5 @@ def diff(
         created_at=created_at or now(),
         mode="apply",
         platform=snapshot.platform,
-        desired_hash=_desired_hash(desired),
+        desired_hash=desired_hash(desired),
     )

@@ -7,16 +7,14 @@ first; ties by kind, then id, so plans are stable).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import networkx as nx
 
-from declarun.plan.graph import build_graph
 from declarun.plan.model import Action, Change, ChangeKind, Reason, Wait
-from declarun.spec.model import Stack
 
-__all__ = ["Draft", "finish", "now", "pure_graph", "reason", "short_name", "volume_removal"]
+__all__ = ["Draft", "finish", "now", "reason", "short_name", "volume_removal"]
 
 _KIND_ORDER = {"image": 0, "volume": 1, "network": 2, "container": 3}
 
@@ -60,12 +58,6 @@ def volume_removal(draft: Draft, why: str, *, keep: bool, prune: bool, volumes: 
     else:
         draft.reasons.append(reason("orphan", why))
     return draft
-
-
-def pure_graph(stack: Stack) -> nx.DiGraph:
-    """The stack graph without Dockerfile base-image edges, which would need reading files."""
-    images = {name: replace(image, build=None) for name, image in stack.images.items()}
-    return build_graph(replace(stack, images=type(stack.images)(images)))
 
 
 def finish(drafts: dict[str, Draft]) -> tuple[Change, ...]:

@@ -1,70 +1,36 @@
-"""The stack's dependency graph: what must exist before what.
+"""The stack's dependency graph: what must exist before what, and its text forms.
 
 One node per image, volume, network and container replica; an edge ``a -> b`` means *a needs
 b* (a container needs its image, volumes, networks and the containers it depends on; a built
 image needs its base image). Creation walks the graph in reverse topological order, removal in
 topological order.
+
+Pure: the base images of builds come in as data (read from the Dockerfiles by the observer,
+``declarun.observe.dockerfiles``), so the plan and ``declarun graph`` build the same graph.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import networkx as nx
 
 from declarun.errors import DeclarunError
-from declarun.spec.model import Build, Image, Stack
-from declarun.spec.naming import replica_names
+from declarun.stack.model import Image, Stack
+from declarun.stack.naming import replica_names
 
-__all__ = [
-    "GraphFormat",
-    "build_graph",
-    "dockerfile_base_images",
-    "draw_graph",
-    "export_graph",
-    "node_id",
-]
+__all__ = ["GraphFormat", "build_graph", "export_graph", "node_id"]
 
 GraphFormat = Literal["dot", "mermaid", "json", "svg", "png"]
 NodeKind = Literal["image", "volume", "network", "container"]
-
-_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(?P<image>\S+)", re.IGNORECASE)
-_ARG = re.compile(r"\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
 def node_id(kind: NodeKind, name: str) -> str:
     """The graph node of a resource: ``container:web-1``, ``image:busybox``."""
     return f"{kind}:{name}"
-
-
-def dockerfile_base_images(build: Build) -> tuple[str, ...]:
-    """The images a build starts FROM, with ``${ARG}`` filled from build args where given.
-
-    Reads the Dockerfile if it is there; a missing file yields nothing (the build will report it).
-    Stage names (``FROM base AS builder`` then ``FROM builder``) are not images and are skipped.
-    """
-    try:
-        text = (build.context / build.dockerfile).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ()
-    stages: set[str] = set()
-    bases: list[str] = []
-    for line in text.splitlines():
-        match = _FROM.match(line)
-        if match is None:
-            continue
-        image = _ARG.sub(lambda m: build.args.get(m.group("name"), m.group(0)), match["image"])
-        parts = line.split()
-        if len(parts) >= 4 and parts[-2].lower() == "as":
-            stages.add(parts[-1].lower())
-        if image.lower() not in stages and image.lower() != "scratch":
-            bases.append(image)
-    return tuple(dict.fromkeys(bases))
 
 
 def _image_for(reference: str, stack: Stack) -> str | None:
@@ -80,8 +46,13 @@ def _add_image(graph: nx.DiGraph, name: str, image: Image) -> None:
     graph.add_node(node_id("image", name), kind="image", name=name, ref=image.ref or "")
 
 
-def build_graph(stack: Stack) -> nx.DiGraph:
-    """The dependency graph of ``stack`` (which must have passed :func:`check_stack`)."""
+def build_graph(stack: Stack, base_images: Mapping[str, Sequence[str]] | None = None) -> nx.DiGraph:
+    """The dependency graph of ``stack`` (which must have passed :func:`check_stack`).
+
+    ``base_images`` maps a built image's name to the references its Dockerfile starts FROM
+    (:attr:`ObservedState.base_images`); without it, builds have no base-image edges.
+    """
+    bases = base_images or {}
     graph = nx.DiGraph(stack=stack.name)
     for name, image in stack.images.items():
         _add_image(graph, name, image)
@@ -92,7 +63,7 @@ def build_graph(stack: Stack) -> nx.DiGraph:
     for name, image in stack.images.items():
         if image.build is None:
             continue
-        for base in dockerfile_base_images(image.build):
+        for base in bases.get(name, ()):
             base_name = _image_for(base, stack)
             if base_name is not None and base_name != name:
                 graph.add_edge(node_id("image", name), node_id("image", base_name), kind="base")
@@ -194,24 +165,4 @@ def export_graph(graph: nx.DiGraph, fmt: GraphFormat) -> str:
         return _mermaid(graph)
     if fmt == "json":
         return _json(graph)
-    raise DeclarunError(f"'{fmt}' is drawn, not printed: use draw_graph")
-
-
-def draw_graph(graph: nx.DiGraph, fmt: Literal["svg", "png"] | GraphFormat, output: Path) -> None:
-    """Draw the graph to an SVG or PNG file with Graphviz's ``dot``."""
-    dot = shutil.which("dot")
-    if dot is None:
-        raise DeclarunError(
-            "drawing needs Graphviz's 'dot' (apt-get install graphviz); "
-            "--format dot|mermaid|json print text without it"
-        )
-    result = subprocess.run(
-        [dot, f"-T{fmt}", "-o", str(output)],
-        input=_dot(graph).encode(),
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        message = result.stderr.decode(errors="replace").strip()
-        raise DeclarunError(f"Graphviz failed to draw {output}: {message}")
+    raise DeclarunError(f"'{fmt}' is drawn, not printed: see declarun.cli.graph_drawing")

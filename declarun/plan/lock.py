@@ -15,22 +15,22 @@ stable under regeneration and diffs well in review::
     }
 
 Keys of ``images`` are references exactly as the stack writes them; an apply with a lock
-pulls and runs ``<repository>@<digest>`` instead. Reading, writing and the staleness check
-are pure; :func:`resolve_lock` is the one function that asks a registry (through the engine).
+pulls and runs ``<repository>@<digest>`` instead. This module is pure: the lock as a value,
+its text, and the staleness check. Reading and writing the file, and resolving references
+through the engine, are ``declarun.reconcile.lockfile``'s.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.images.reference import parse_reference
-from declarun.errors import DeclarunError, ImageReferenceError
-from declarun.spec.frozen import FrozenDict
-from declarun.spec.model import Image, Stack
+from declarun.errors import DeclarunError
+from declarun.frozen import FrozenDict
+from declarun.reference import parse_reference
+from declarun.stack.model import Image, Stack
 
 __all__ = [
     "LOCK_FILE_NAME",
@@ -45,10 +45,7 @@ __all__ = [
     "lock_to_text",
     "lockable_images",
     "pinned_reference",
-    "read_lock",
-    "resolve_lock",
     "stale_reasons",
-    "write_lock",
 ]
 
 LOCK_FILE_NAME = "stack.lock"
@@ -157,24 +154,6 @@ def lock_from_text(text: str, source: str = LOCK_FILE_NAME) -> Lock:
     return Lock(stack=stack, images=FrozenDict(entries), version=version)
 
 
-def read_lock(path: Path) -> Lock:
-    """Read a lock file; a missing or unreadable file is a :class:`LockError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LockError(f"{path}: no lock file (run 'declarun lock' to create it)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LockError(f"{path}: cannot read the lock file: {exc}") from None
-    return lock_from_text(text, str(path))
-
-
-def write_lock(lock: Lock, path: Path) -> None:
-    """Write a lock file atomically (a reader never sees half a file)."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(lock_to_text(lock), encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def stale_reasons(lock: Lock, stack: Stack, engine_platform: str) -> list[str]:
     """Why ``lock`` does not fit ``stack`` (empty when it does), one sentence each."""
     reasons: list[str] = []
@@ -196,34 +175,3 @@ def stale_reasons(lock: Lock, stack: Stack, engine_platform: str) -> list[str]:
 def is_stale(lock: Lock, stack: Stack, engine_platform: str) -> bool:
     """True when the lock misses an image (or platform) the stack uses, or pins one it does not."""
     return bool(stale_reasons(lock, stack, engine_platform))
-
-
-def _digest_in(ref: str) -> str | None:
-    try:
-        return parse_reference(ref).digest
-    except ImageReferenceError:
-        return None
-
-
-def resolve_lock(client: Any, stack: Stack, engine_platform: str) -> Lock:
-    """Resolve every lockable reference to a digest through the engine (registry I/O).
-
-    Uses ``GET /distribution/{name}/json`` (docker-py ``images.get_registry_data``): the digest
-    of what the tag names now (an index pins every platform's manifest). A reference that
-    already carries a digest is recorded as it is, without asking.
-    """
-    entries: dict[str, LockedImage] = {}
-    for ref, image in sorted(lockable_images(stack).items()):
-        platform = image_platform(image, engine_platform)
-        try:
-            repository = parse_reference(ref).familiar_name()
-        except ImageReferenceError as exc:
-            raise LockError(f"image {ref}: {exc}") from None
-        digest = _digest_in(ref)
-        if digest is None:
-            try:
-                digest = str(client.images.get_registry_data(ref).id)
-            except Exception as exc:  # docker-py raises APIError subclasses and socket errors
-                raise LockError(f"cannot resolve {ref}: {exc}") from None
-        entries[ref] = LockedImage(ref, repository, FrozenDict({platform: digest}))
-    return Lock(stack=stack.name, images=FrozenDict(entries))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from declarun.errors import DeclarunError
+from declarun.frozen import FrozenDict, freeze, thaw
 from declarun.plan.identity import is_masked, is_secret_key, mask_secret
-from declarun.spec.frozen import FrozenDict, freeze, thaw
 
 __all__ = [
     "ACTIONS",

@@ -1,7 +1,7 @@
 """Why an existing object differs from what the stack wants: field, input and image reasons.
 
 Pure comparisons between a desired resource (``plan.desired``) and the labels and state an
-observed object carries (``plan.snapshot``). The recorded configuration (``dev.declarun.config``)
+observed object carries (``plan.observed``). The recorded configuration (``dev.declarun.config``)
 gives before-values in the stack's own terms; a nested field (``env``, ``labels``,
 ``resources``, ...) is compared key by key, so a reason names ``env.LOG_LEVEL`` rather than
 the whole environment.
@@ -13,12 +13,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from declarun.frozen import freeze, thaw
 from declarun.plan.configs import NESTED_FIELDS
 from declarun.plan.desired import DesiredContainer, DesiredImage
 from declarun.plan.identity import LABEL_CONFIG, LABEL_CONFIG_HASH, is_masked
 from declarun.plan.model import Reason
-from declarun.plan.snapshot import ObservedContainer, ObservedImage
-from declarun.spec.frozen import freeze, thaw
+from declarun.plan.observed import ObservedContainer, ObservedImage
 
 __all__ = ["config_reasons", "image_reasons", "input_reasons", "short_digest", "show"]
 

@@ -1,12 +1,10 @@
-"""The engine actions a plan is made of, through docker-py's low-level API.
+"""The engine actions a plan is made of, through the engine port.
 
 Each function does one thing to one object and raises :class:`StepFailed` with a readable
 message (and, for containers, a failure report) when the engine refuses. Bodies for
 ``create`` come ready-made from the planner (Docker Engine API request bodies), so these
-functions carry no knowledge of the stack language.
-
-Registry credentials come from ``~/.docker/config.json`` through docker-py's own auth
-handling: ``pull`` passes no ``auth_config``, so docker-py builds ``X-Registry-Auth`` itself.
+functions carry no knowledge of the stack language. Missing objects are told apart by the
+``NotFound`` kind the engine raises, so removing what is already gone counts as done.
 """
 
 from __future__ import annotations
@@ -14,15 +12,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-import docker.errors
-from docker.utils import parse_repository_tag
-
+from declarun.engine.port import Engine
+from declarun.engine.types import PullEvent
+from declarun.errdefs import ErrorKind, NotFound
 from declarun.reconcile.conditions import failure_report, wait_for
 from declarun.reconcile.executor import StepContext, StepFailed
 
 __all__ = [
+    "build_image",
     "create_container",
     "create_network",
     "create_volume",
@@ -38,10 +38,6 @@ __all__ = [
 ]
 
 
-def _explain(exc: docker.errors.APIError) -> str:
-    return str(exc.explanation or exc)
-
-
 class _PullProgress:
     """Folds a pull's per-layer events into one line: ``3/5 layers, 12.1/40.0 MB``."""
 
@@ -51,16 +47,12 @@ class _PullProgress:
         self.layers: dict[str, tuple[int, int]] = {}  # id -> (current, total) of the download
         self.done: set[str] = set()
 
-    def feed(self, event: dict[str, Any]) -> None:
-        if event.get("error"):
-            raise StepFailed(f"pull {self.ref}: {event['error']}")
-        layer = event.get("id")
-        status = str(event.get("status", ""))
+    def feed(self, event: PullEvent) -> None:
+        layer, status = event.layer, event.status
         if not layer or layer == self.ref.rsplit(":", 1)[-1]:
             return
-        detail = event.get("progressDetail") or {}
-        if status == "Downloading" and detail.get("total"):
-            self.layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+        if status == "Downloading" and event.total:
+            self.layers[layer] = (event.current or 0, event.total)
         elif status in ("Pull complete", "Already exists", "Download complete"):
             self.done.add(layer)
             current, total = self.layers.get(layer, (0, 0))
@@ -78,53 +70,45 @@ class _PullProgress:
 
 
 def pull_image(
-    client: Any, ref: str, *, platform: str | None = None, ctx: StepContext | None = None
+    engine: Engine, ref: str, *, platform: str | None = None, ctx: StepContext | None = None
 ) -> None:
     """Pull ``ref`` (tag or digest), reporting aggregated layer progress to ``ctx``."""
-    repository, tag = parse_repository_tag(ref)
     progress = _PullProgress(ref, ctx)
     try:
-        for event in client.api.pull(
-            repository, tag=tag or "latest", stream=True, decode=True, platform=platform
-        ):
+        for event in engine.pull_image(ref, platform=platform):
             progress.feed(event)
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"pull {ref}: {_explain(exc)}") from None
+    except ErrorKind as exc:
+        raise StepFailed(f"pull {ref}: {exc}") from None
 
 
-def create_network(client: Any, body: dict[str, Any]) -> None:
-    """Create a network from a ``POST /networks/create`` body."""
-    ipam = body.get("IPAM")
+def build_image(
+    engine: Engine, context: Path, *, dockerfile: str, tag: str, args: Mapping[str, str]
+) -> None:
+    """Build ``context`` into ``tag``."""
     try:
-        client.api.create_network(
-            body["Name"],
-            driver=body.get("Driver"),
-            options=body.get("Options") or None,
-            ipam=ipam,
-            check_duplicate=True,
-            internal=bool(body.get("Internal", False)),
-            labels=body.get("Labels") or None,
-            attachable=body.get("Attachable"),
-        )
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"create network {body['Name']}: {_explain(exc)}") from None
+        engine.build_image(context, dockerfile=dockerfile, tag=tag, args=args)
+    except ErrorKind as exc:
+        raise StepFailed(str(exc)) from None
 
 
-def create_volume(client: Any, body: dict[str, Any]) -> None:
+def create_network(engine: Engine, body: dict[str, Any]) -> None:
+    """Create a network from a ``POST /networks/create`` body."""
+    try:
+        engine.create_network(body)
+    except ErrorKind as exc:
+        raise StepFailed(f"create network {body['Name']}: {exc}") from None
+
+
+def create_volume(engine: Engine, body: dict[str, Any]) -> None:
     """Create a volume from a ``POST /volumes/create`` body."""
     try:
-        client.api.create_volume(
-            name=body["Name"],
-            driver=body.get("Driver") or "local",
-            driver_opts=body.get("DriverOpts") or None,
-            labels=body.get("Labels") or None,
-        )
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"create volume {body['Name']}: {_explain(exc)}") from None
+        engine.create_volume(body)
+    except ErrorKind as exc:
+        raise StepFailed(f"create volume {body['Name']}: {exc}") from None
 
 
 def create_container(
-    client: Any,
+    engine: Engine,
     name: str,
     body: dict[str, Any],
     extra_networks: Sequence[tuple[str, Mapping[str, Any]]] = (),
@@ -145,90 +129,90 @@ def create_container(
         config["NetworkingConfig"] = {"EndpointsConfig": {first: endpoints[first]}}
     later.extend(extra_networks)
     try:
-        created = client.api.create_container_from_config(config, name=name)
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"create container {name}: {_explain(exc)}") from None
+        created = engine.create_container(name, config)
+    except ErrorKind as exc:
+        raise StepFailed(f"create container {name}: {exc}") from None
     try:
         for network, endpoint in later:
             ipam = endpoint.get("IPAMConfig") or {}
-            client.api.connect_container_to_network(
-                created["Id"],
+            engine.connect_network(
+                created,
                 network,
-                aliases=list(endpoint.get("Aliases") or []) or None,
+                aliases=list(endpoint.get("Aliases") or []),
                 ipv4_address=ipam.get("IPv4Address"),
             )
-    except docker.errors.APIError as exc:
-        with contextlib.suppress(docker.errors.APIError):
-            client.api.remove_container(created["Id"], force=True)  # half-made: not left behind
-        raise StepFailed(f"connect {name} to its networks: {_explain(exc)}") from None
-    return str(created["Id"])
+    except ErrorKind as exc:
+        with contextlib.suppress(ErrorKind):
+            engine.remove_container(created, force=True)  # half-made: not left behind
+        raise StepFailed(f"connect {name} to its networks: {exc}") from None
+    return created
 
 
-def start_container(client: Any, name: str) -> None:
+def start_container(engine: Engine, name: str) -> None:
     """Start ``name``; a refusal comes with the container's failure report."""
     try:
-        client.api.start(name)
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"start {name}: {_explain(exc)}", failure_report(client, name)) from None
+        engine.start_container(name)
+    except ErrorKind as exc:
+        raise StepFailed(f"start {name}: {exc}", failure_report(engine, name)) from None
 
 
-def stop_container(client: Any, name: str, grace: timedelta = timedelta(seconds=10)) -> None:
+def stop_container(engine: Engine, name: str, grace: timedelta = timedelta(seconds=10)) -> None:
     """Stop ``name``, giving it ``grace`` after the stop signal before it is killed."""
     try:
-        client.api.stop(name, timeout=max(0, int(grace.total_seconds())))
-    except docker.errors.NotFound:
+        engine.stop_container(name, timeout=max(0, int(grace.total_seconds())))
+    except NotFound:
         return
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"stop {name}: {_explain(exc)}") from None
+    except ErrorKind as exc:
+        raise StepFailed(f"stop {name}: {exc}") from None
 
 
-def remove_container(client: Any, name: str, grace: timedelta | None = None) -> None:
+def remove_container(engine: Engine, name: str, grace: timedelta | None = None) -> None:
     """Stop (when ``grace`` is given) and remove ``name`` with its anonymous volumes."""
     if grace is not None:
-        stop_container(client, name, grace)
+        stop_container(engine, name, grace)
     try:
-        client.api.remove_container(name, v=True, force=True)
-    except docker.errors.NotFound:
+        engine.remove_container(name, volumes=True, force=True)
+    except NotFound:
         return
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"remove container {name}: {_explain(exc)}") from None
+    except ErrorKind as exc:
+        raise StepFailed(f"remove container {name}: {exc}") from None
 
 
-def remove_network(client: Any, name: str) -> None:
+def remove_network(engine: Engine, name: str) -> None:
     """Remove network ``name`` (gone already counts as done)."""
     try:
-        client.api.remove_network(name)
-    except docker.errors.NotFound:
+        engine.remove_network(name)
+    except NotFound:
         return
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"remove network {name}: {_explain(exc)}") from None
+    except ErrorKind as exc:
+        raise StepFailed(f"remove network {name}: {exc}") from None
 
 
-def remove_volume(client: Any, name: str) -> None:
+def remove_volume(engine: Engine, name: str) -> None:
     """Remove volume ``name`` (gone already counts as done)."""
     try:
-        client.api.remove_volume(name)
-    except docker.errors.NotFound:
+        engine.remove_volume(name)
+    except NotFound:
         return
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"remove volume {name}: {_explain(exc)}") from None
+    except ErrorKind as exc:
+        raise StepFailed(f"remove volume {name}: {exc}") from None
 
 
-def run_once(client: Any, name: str, *, ctx: StepContext | None = None) -> None:
+def run_once(engine: Engine, name: str, *, ctx: StepContext | None = None) -> None:
     """Start the job ``name`` and wait until it exits with code 0 (non-zero fails)."""
-    start_container(client, name)
-    wait_for(client, name, "completed", report=ctx.update if ctx else None)
+    start_container(engine, name)
+    wait_for(engine, name, "completed", report=ctx.update if ctx else None)
 
 
-def rename_container(client: Any, name: str, new_name: str) -> None:
+def rename_container(engine: Engine, name: str, new_name: str) -> None:
     """Rename ``name`` to ``new_name``."""
     try:
-        client.api.rename(name, new_name)
-    except docker.errors.APIError as exc:
-        raise StepFailed(f"rename {name} to {new_name}: {_explain(exc)}") from None
+        engine.rename_container(name, new_name)
+    except ErrorKind as exc:
+        raise StepFailed(f"rename {name} to {new_name}: {exc}") from None
 
 
-def restore_quietly(client: Any, name: str) -> None:
+def restore_quietly(engine: Engine, name: str) -> None:
     """Start ``name`` again after a failed replace; best effort, errors are in the report."""
-    with contextlib.suppress(docker.errors.APIError):
-        client.api.start(name)
+    with contextlib.suppress(ErrorKind):
+        engine.start_container(name)

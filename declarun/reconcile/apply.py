@@ -5,7 +5,10 @@ from it, so a step that half-worked, or an object changed meanwhile, is simply s
 right in the next round. Rounds are bounded (:data:`DEFAULT_ROUNDS`); a round with a failure
 ends the loop (repeating a failing step would only fail again) and the report says what is
 left. A saved plan is applied exactly as saved, and only if the world it was made from is
-still the world: same snapshot fingerprint, same desired state.
+still the world: same observed fingerprint, same desired state.
+
+Each round observes once (``declarun.observe``), which also works out the desired state
+against what it saw; the diff and the steps that carry the plan out use that same value.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from declarun.engine.port import Engine
 from declarun.errors import DeclarunError
-from declarun.plan.desired import desired_state
+from declarun.observe.state import observe, observe_stack
+from declarun.plan.desired import DesiredState
 from declarun.plan.destroy import plan_destroy
-from declarun.plan.diff import diff
-from declarun.plan.lock import Lock, LockError, lock_path, read_lock, stale_reasons
+from declarun.plan.diff import desired_hash, diff
+from declarun.plan.lock import Lock, LockError, lock_path, stale_reasons
 from declarun.plan.model import Plan
-from declarun.plan.snapshot import Snapshot, observe
+from declarun.plan.observed import ObservedState
 from declarun.reconcile.executor import (
     DEFAULT_PARALLEL,
     ApplyResult,
@@ -29,8 +34,9 @@ from declarun.reconcile.executor import (
     ProgressSink,
     execute,
 )
+from declarun.reconcile.lockfile import load_stack_lock
 from declarun.reconcile.steps import plan_steps
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = [
     "DEFAULT_ROUNDS",
@@ -38,12 +44,12 @@ __all__ = [
     "ApplyRefused",
     "ApplyReport",
     "PlanRun",
+    "Planned",
     "Round",
     "StalePlan",
     "apply_saved_plan",
     "apply_stack",
     "destroy_stack",
-    "load_stack_lock",
     "make_plan",
 ]
 
@@ -109,31 +115,34 @@ def _quiet(_: Plan) -> Any:
     yield NullProgress()
 
 
-def load_stack_lock(stack: Stack, *, locked: bool) -> Lock | None:
-    """The stack's lock when it has one; with ``locked`` a missing lock is a LockError."""
-    path = lock_path(stack)
-    if not path.exists() and not locked:
-        return None
-    return read_lock(path)
-
-
-def _check_lock(lock: Lock | None, stack: Stack, snapshot: Snapshot, locked: bool) -> None:
+def _check_lock(lock: Lock | None, stack: Stack, platform: str, locked: bool) -> None:
     if lock is None or not locked:
         return
-    reasons = stale_reasons(lock, stack, snapshot.platform)
+    reasons = stale_reasons(lock, stack, platform)
     if reasons:
         raise LockError(f"{lock_path(stack)} is stale (run 'declarun lock'): " + "; ".join(reasons))
 
 
-def make_plan(
-    client: Any, stack: Stack, options: ApplyOptions = ApplyOptions()
-) -> tuple[Plan, Snapshot, Lock | None]:
-    """Observe the engine and plan: the plan, the snapshot it came from, the lock used."""
+@dataclass(frozen=True)
+class Planned:
+    """A plan with what it was made from: the observed state, the desired state worked out
+    against it, and the lock used (None without one)."""
+
+    plan: Plan
+    observed: ObservedState
+    desired: DesiredState
+    lock: Lock | None
+
+
+def make_plan(engine: Engine, stack: Stack, options: ApplyOptions = ApplyOptions()) -> Planned:
+    """Observe the engine once and plan from what was seen."""
     lock = load_stack_lock(stack, locked=options.locked)
-    snapshot = observe(client, stack, lock=lock)
-    _check_lock(lock, stack, snapshot, options.locked)
-    plan = diff(stack, snapshot, prune=options.prune, volumes=options.volumes, lock=lock)
-    return plan, snapshot, lock
+    seen = observe_stack(engine, stack, lock=lock)
+    _check_lock(lock, stack, seen.observed.platform, options.locked)
+    plan = diff(
+        stack, seen.observed, desired=seen.desired, prune=options.prune, volumes=options.volumes
+    )
+    return Planned(plan, seen.observed, seen.desired, lock)
 
 
 def _refuse_errors(plan: Plan) -> None:
@@ -143,22 +152,20 @@ def _refuse_errors(plan: Plan) -> None:
 
 
 def _run(
-    client: Any,
+    engine: Engine,
     plan: Plan,
     stack: Stack,
-    snapshot: Snapshot,
-    lock: Lock | None,
+    desired: DesiredState,
     parallel: int,
     on_plan: PlanRun,
 ) -> ApplyResult:
-    desired = desired_state(stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform)
-    steps = plan_steps(client, plan, desired, stack)
+    steps = plan_steps(engine, plan, desired, stack)
     with on_plan(plan) as progress:
         return execute(steps, parallel=parallel, progress=progress)
 
 
 def apply_stack(
-    client: Any,
+    engine: Engine,
     stack: Stack,
     options: ApplyOptions = ApplyOptions(),
     on_plan: PlanRun = _quiet,
@@ -170,20 +177,19 @@ def apply_stack(
     """
     rounds: list[Round] = []
     for _ in range(max(1, options.max_rounds)):
-        plan, snapshot, lock = make_plan(client, stack, options)
-        if plan.is_empty:
-            return ApplyReport(tuple(rounds), plan)
-        _refuse_errors(plan)
-        result = _run(client, plan, stack, snapshot, lock, options.parallel, on_plan)
-        rounds.append(Round(plan, result))
+        planned = make_plan(engine, stack, options)
+        if planned.plan.is_empty:
+            return ApplyReport(tuple(rounds), planned.plan)
+        _refuse_errors(planned.plan)
+        result = _run(engine, planned.plan, stack, planned.desired, options.parallel, on_plan)
+        rounds.append(Round(planned.plan, result))
         if not result.ok:
             break
-    remaining, _, _ = make_plan(client, stack, options)
-    return ApplyReport(tuple(rounds), remaining)
+    return ApplyReport(tuple(rounds), make_plan(engine, stack, options).plan)
 
 
 def apply_saved_plan(
-    client: Any,
+    engine: Engine,
     stack: Stack,
     saved: Plan,
     options: ApplyOptions = ApplyOptions(),
@@ -193,24 +199,23 @@ def apply_saved_plan(
     if saved.stack != stack.name:
         raise StalePlan(f"the plan is for stack '{saved.stack}', not '{stack.name}'")
     lock = load_stack_lock(stack, locked=options.locked)
-    snapshot = observe(client, stack, lock=lock)
-    if snapshot.fingerprint() != saved.fingerprint:
+    seen = observe_stack(engine, stack, lock=lock)
+    if seen.observed.fingerprint() != saved.fingerprint:
         raise StalePlan("the actual state changed since the plan was made: re-run plan")
     if saved.mode == "apply":
-        _check_lock(lock, stack, snapshot, options.locked)
-        fresh = diff(stack, snapshot, prune=options.prune, volumes=options.volumes, lock=lock)
-        if fresh.desired_hash != saved.desired_hash:
+        _check_lock(lock, stack, seen.observed.platform, options.locked)
+        if desired_hash(seen.desired) != saved.desired_hash:
             raise StalePlan("the stack changed since the plan was made: re-run plan")
     _refuse_errors(saved)
     rounds: tuple[Round, ...] = ()
     if not saved.is_empty:
-        result = _run(client, saved, stack, snapshot, lock, options.parallel, on_plan)
+        result = _run(engine, saved, stack, seen.desired, options.parallel, on_plan)
         rounds = (Round(saved, result),)
     if saved.mode == "destroy":
-        after = observe(client, stack)
+        after = observe(engine, stack)
         remaining = plan_destroy(stack, after, volumes=_destroys_volumes(saved))
     else:
-        remaining, _, _ = make_plan(client, stack, options)
+        remaining = make_plan(engine, stack, options).plan
     return ApplyReport(rounds, remaining)
 
 
@@ -219,7 +224,7 @@ def _destroys_volumes(plan: Plan) -> bool:
 
 
 def destroy_stack(
-    client: Any,
+    engine: Engine,
     stack: Stack,
     *,
     volumes: bool = False,
@@ -228,10 +233,10 @@ def destroy_stack(
 ) -> ApplyReport:
     """Remove everything ``stack`` owns, dependents first; volumes only with ``volumes``
     (never ``keep: true`` ones)."""
-    snapshot = observe(client, stack)
-    plan = plan_destroy(stack, snapshot, volumes=volumes)
+    seen = observe_stack(engine, stack)
+    plan = plan_destroy(stack, seen.observed, volumes=volumes)
     if plan.is_empty:
         return ApplyReport((), plan)
-    result = _run(client, plan, stack, snapshot, None, parallel, on_plan)
-    remaining = plan_destroy(stack, observe(client, stack), volumes=volumes)
+    result = _run(engine, plan, stack, seen.desired, parallel, on_plan)
+    remaining = plan_destroy(stack, observe(engine, stack), volumes=volumes)
     return ApplyReport((Round(plan, result),), remaining)

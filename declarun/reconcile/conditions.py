@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
-import docker.errors
-
+from declarun.engine.port import Engine
+from declarun.engine.types import ContainerDetails
+from declarun.errdefs import ErrorKind, NotFound
 from declarun.reconcile.executor import StepFailed
 
 __all__ = [
@@ -34,45 +35,43 @@ _LOG_TAIL = 20
 _NS = 1_000_000_000
 
 
-def health_timeout(inspect: dict[str, Any]) -> float:
+def health_timeout(details: ContainerDetails) -> float:
     """How long a health check may take to decide: its start period plus every retry, + slack."""
-    check = (inspect.get("Config") or {}).get("Healthcheck") or {}
-    interval = (check.get("Interval") or 30 * _NS) / _NS
-    timeout = (check.get("Timeout") or 30 * _NS) / _NS
-    retries = check.get("Retries") or 3
-    start = (check.get("StartPeriod") or 0) / _NS
+    check = details.healthcheck
+    interval = ((check and check.interval) or 30 * _NS) / _NS
+    timeout = ((check and check.timeout) or 30 * _NS) / _NS
+    retries = (check and check.retries) or 3
+    start = ((check and check.start_period) or 0) / _NS
     return max(30.0, start + (interval + timeout) * (retries + 1) + 10.0)
 
 
-def _health_output(inspect: dict[str, Any]) -> str:
-    health = (inspect.get("State") or {}).get("Health") or {}
-    entries = health.get("Log") or []
+def _health_output(details: ContainerDetails) -> str:
+    entries = details.state.health_log
     if not entries:
         return ""
     last = entries[-1]
-    output = str(last.get("Output", "")).strip()
-    return f"last health check (exit {last.get('ExitCode')}): {output or '(no output)'}"
+    output = last.output.strip()
+    return f"last health check (exit {last.exit_code}): {output or '(no output)'}"
 
 
-def failure_report(client: Any, name: str, inspect: dict[str, Any] | None = None) -> str:
+def failure_report(engine: Engine, name: str, details: ContainerDetails | None = None) -> str:
     """What a person needs to see when a container fails: state, exit code, health, logs."""
     try:
-        data = inspect if inspect is not None else client.api.inspect_container(name)
-    except docker.errors.APIError as exc:
-        return f"{name}: cannot inspect: {exc.explanation or exc}"
-    state = data.get("State") or {}
-    lines = [f"{name}: {state.get('Status', '?')}, exit code {state.get('ExitCode', '?')}"]
-    if state.get("Error"):
-        lines.append(f"error: {state['Error']}")
-    if state.get("OOMKilled"):
+        data = details if details is not None else engine.inspect_container(name)
+    except ErrorKind as exc:
+        return f"{name}: cannot inspect: {exc}"
+    state = data.state
+    lines = [f"{name}: {state.status or '?'}, exit code {state.exit_code}"]
+    if state.error:
+        lines.append(f"error: {state.error}")
+    if state.oom_killed:
         lines.append("killed: out of memory")
     health = _health_output(data)
     if health:
         lines.append(health)
     try:
-        raw = client.api.logs(name, stdout=True, stderr=True, tail=_LOG_TAIL)
-        logs = raw.decode(errors="replace").rstrip() if isinstance(raw, bytes) else str(raw)
-    except docker.errors.APIError:
+        logs = engine.container_logs(name, tail=_LOG_TAIL).decode(errors="replace").rstrip()
+    except ErrorKind:
         logs = ""
     if logs:
         lines.append(f"last {_LOG_TAIL} lines of its log:")
@@ -80,12 +79,14 @@ def failure_report(client: Any, name: str, inspect: dict[str, Any] | None = None
     return "\n".join(lines)
 
 
-def _check(condition: Condition, name: str, data: dict[str, Any]) -> tuple[bool, str | None, str]:
+def _check(
+    condition: Condition, name: str, details: ContainerDetails
+) -> tuple[bool, str | None, str]:
     """(met, failure or None, what it is doing now) for one look at the container."""
-    state = data.get("State") or {}
-    status = state.get("Status", "")
-    exit_code = state.get("ExitCode", 0)
-    finished = status in ("exited", "dead") and not state.get("Restarting")
+    state = details.state
+    status = state.status
+    exit_code = state.exit_code
+    finished = status in ("exited", "dead") and not state.restarting
     if condition == "completed":
         if finished:
             if exit_code == 0:
@@ -95,18 +96,17 @@ def _check(condition: Condition, name: str, data: dict[str, Any]) -> tuple[bool,
             return False, f"{name} was never started", status
         return False, None, status
     if condition == "started":
-        if state.get("Running"):
+        if state.running:
             return True, None, "running"
         if finished and exit_code == 0:
             return True, None, "completed"
         if finished or status == "created":
             return False, f"{name} is not running ({status}, exit code {exit_code})", status
         return False, None, status
-    health = state.get("Health")
-    if health is None:
+    verdict = state.health
+    if verdict is None:
         return False, f"{name} has no health check, so it can never be healthy", status
-    verdict = health.get("Status", "")
-    if verdict == "healthy" and state.get("Running"):
+    if verdict == "healthy" and state.running:
         return True, None, "healthy"
     if verdict == "unhealthy":
         return False, f"{name} is unhealthy", "unhealthy"
@@ -116,7 +116,7 @@ def _check(condition: Condition, name: str, data: dict[str, Any]) -> tuple[bool,
 
 
 def wait_for(
-    client: Any,
+    engine: Engine,
     name: str,
     condition: Condition,
     *,
@@ -132,8 +132,8 @@ def wait_for(
     last_status = ""
     while True:
         try:
-            data = client.api.inspect_container(name)
-        except docker.errors.NotFound:
+            data = engine.inspect_container(name)
+        except NotFound:
             raise StepFailed(f"{name} does not exist, so it cannot be {condition}") from None
         if deadline is None:
             limit = timeout
@@ -146,13 +146,13 @@ def wait_for(
         if met:
             return
         if failure is not None:
-            raise StepFailed(failure, failure_report(client, name, data))
+            raise StepFailed(failure, failure_report(engine, name, data))
         if report is not None and now != last_status:
             report(f"waiting for {name} to be {condition} ({now})")
             last_status = now
         if time.monotonic() > deadline:
             raise StepFailed(
                 f"timed out waiting for {name} to be {condition} (still {now})",
-                failure_report(client, name, data),
+                failure_report(engine, name, data),
             )
         time.sleep(_POLL)

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-import docker.errors
-
+from declarun.engine.port import Engine
+from declarun.engine.types import ContainerDetails
+from declarun.errdefs import NotFound
 from declarun.plan.identity import LABEL_STACK
 from declarun.reconcile.actions import (
     create_container,
@@ -55,57 +56,53 @@ def _fixed_addresses(body: dict[str, Any]) -> set[str]:
     return found
 
 
-def bodies_clash(new_body: dict[str, Any], old_inspect: dict[str, Any]) -> bool:
+def bodies_clash(new_body: dict[str, Any], old: ContainerDetails) -> bool:
     """True when the new container cannot run beside the old: a shared host port or address."""
     new_ports = _fixed_ports(new_body.get("HostConfig") or {})
-    old_ports = _fixed_ports(old_inspect.get("HostConfig") or {})
+    old_ports = {
+        (b.host_port, b.container_port.partition("/")[2] or "tcp")
+        for b in old.port_bindings
+        if b.host_port
+    }
     if new_ports & old_ports:
         return True
-    old_networks = (old_inspect.get("NetworkSettings") or {}).get("Networks") or {}
-    old_addresses = {
-        str(((n or {}).get("IPAMConfig") or {}).get("IPv4Address"))
-        for n in old_networks.values()
-        if ((n or {}).get("IPAMConfig") or {}).get("IPv4Address")
-    }
-    return bool(_fixed_addresses(new_body) & old_addresses)
+    return bool(_fixed_addresses(new_body) & set(old.ipv4_addresses.values()))
 
 
-def has_healthcheck(inspect: dict[str, Any]) -> bool:
+def has_healthcheck(details: ContainerDetails) -> bool:
     """True when the container (its own config or its image's) runs a health check."""
-    test = ((inspect.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
-    return bool(test) and test[0] != "NONE"
+    check = details.healthcheck
+    return check is not None and bool(check.test) and check.test[0] != "NONE"
 
 
-def start_gated(client: Any, name: str, ctx: StepContext | None = None) -> None:
+def start_gated(engine: Engine, name: str, ctx: StepContext | None = None) -> None:
     """Start ``name`` and wait until it is healthy (with a health check) or running."""
-    start_container(client, name)
-    inspect = client.api.inspect_container(name)
-    gate: Condition = "healthy" if has_healthcheck(inspect) else "started"
-    wait_for(client, name, gate, report=ctx.update if ctx else None)
+    start_container(engine, name)
+    gate: Condition = "healthy" if has_healthcheck(engine.inspect_container(name)) else "started"
+    wait_for(engine, name, gate, report=ctx.update if ctx else None)
 
 
-def _inspect_or_none(client: Any, name: str) -> dict[str, Any] | None:
+def _inspect_or_none(engine: Engine, name: str) -> ContainerDetails | None:
     try:
-        data: dict[str, Any] = client.api.inspect_container(name)
-    except docker.errors.NotFound:
+        return engine.inspect_container(name)
+    except NotFound:
         return None
-    return data
 
 
-def _clear_leftover(client: Any, temp: str, body: dict[str, Any]) -> None:
+def _clear_leftover(engine: Engine, temp: str, body: dict[str, Any]) -> None:
     # A crash mid-replace can leave <name>-next behind; remove it only if it is ours.
-    leftover = _inspect_or_none(client, temp)
+    leftover = _inspect_or_none(engine, temp)
     if leftover is None:
         return
     ours = (body.get("Labels") or {}).get(LABEL_STACK)
-    theirs = ((leftover.get("Config") or {}).get("Labels") or {}).get(LABEL_STACK)
+    theirs = leftover.labels.get(LABEL_STACK)
     if ours is None or ours != theirs:
         raise StepFailed(f"{temp} exists and is not owned by this stack; remove or rename it")
-    remove_container(client, temp)
+    remove_container(engine, temp)
 
 
 def replace_container(
-    client: Any,
+    engine: Engine,
     name: str,
     body: dict[str, Any],
     *,
@@ -119,35 +116,35 @@ def replace_container(
     ``job`` containers (``run: once``) are not services: the old one is removed and the new
     one run to completion.
     """
-    old = _inspect_or_none(client, name)
-    if job or old is None or not (old.get("State") or {}).get("Running"):
+    old = _inspect_or_none(engine, name)
+    if job or old is None or not old.state.running:
         if old is not None:
-            remove_container(client, name, grace)
-        create_container(client, name, body, extra_networks)
+            remove_container(engine, name, grace)
+        create_container(engine, name, body, extra_networks)
         if job:
-            run_once(client, name, ctx=ctx)
+            run_once(engine, name, ctx=ctx)
         else:
-            start_gated(client, name, ctx)
+            start_gated(engine, name, ctx)
         return
     temp = f"{name}{TEMP_SUFFIX}"
-    _clear_leftover(client, temp, body)
+    _clear_leftover(engine, temp, body)
     clash = bodies_clash(body, old)
-    create_container(client, temp, body, extra_networks)
+    create_container(engine, temp, body, extra_networks)
     if clash:
         if ctx:
             ctx.update(f"stopping {name}: the new one needs its port or address")
-        stop_container(client, name, grace)
+        stop_container(engine, name, grace)
     try:
-        start_gated(client, temp, ctx)
+        start_gated(engine, temp, ctx)
     except StepFailed as exc:
-        report = exc.report or failure_report(client, temp)
+        report = exc.report or failure_report(engine, temp)
         with contextlib.suppress(StepFailed):
-            remove_container(client, temp)
+            remove_container(engine, temp)
         if clash:
-            restore_quietly(client, name)
+            restore_quietly(engine, name)
             kept = "the old container was started again"
         else:
             kept = "the old container keeps running"
         raise StepFailed(f"the new {name} failed: {exc}; {kept}", report) from None
-    remove_container(client, name, grace)
-    rename_container(client, temp, name)
+    remove_container(engine, name, grace)
+    rename_container(engine, temp, name)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from declarun.plan.desired import desired_state
+from declarun.engine.port import Engine
 from declarun.plan.model import Change
-from declarun.plan.snapshot import ObservedContainer
+from declarun.plan.observed import ObservedContainer
 from declarun.reconcile.apply import ApplyOptions, make_plan
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = ["status_rows"]
 
@@ -37,10 +37,10 @@ def _row(change: Change | None, kind: str, name: str, engine_name: str, **extra:
     }
 
 
-def status_rows(client: Any, stack: Stack) -> list[dict[str, Any]]:
+def status_rows(engine: Engine, stack: Stack) -> list[dict[str, Any]]:
     """Observe the engine and describe every resource of ``stack`` (see the module docstring)."""
-    plan, snapshot, lock = make_plan(client, stack, ApplyOptions(prune=True))
-    desired = desired_state(stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform)
+    planned = make_plan(engine, stack, ApplyOptions(prune=True))
+    plan, snapshot, desired = planned.plan, planned.observed, planned.desired
     changes = {c.id: c for c in plan.changes}
     rows: list[dict[str, Any]] = []
     described: set[str] = set()

@@ -19,14 +19,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from declarun.engine.port import Engine
+from declarun.frozen import thaw
 from declarun.plan.desired import DesiredContainer, DesiredState
 from declarun.plan.model import Change, Plan
 from declarun.reconcile import actions
 from declarun.reconcile.conditions import wait_for
 from declarun.reconcile.executor import Step, StepContext, StepFailed
 from declarun.reconcile.replace import replace_container, start_gated
-from declarun.spec.frozen import thaw
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = ["change_label", "plan_steps"]
 
@@ -51,8 +52,8 @@ def change_label(change: Change) -> str:
 
 
 class _Builder:
-    def __init__(self, client: Any, plan: Plan, desired: DesiredState, stack: Stack) -> None:
-        self.client = client
+    def __init__(self, engine: Engine, plan: Plan, desired: DesiredState, stack: Stack) -> None:
+        self.engine = engine
         self.plan = plan
         self.desired = desired
         self.stack = stack
@@ -79,7 +80,7 @@ class _Builder:
             if condition not in ("started", "healthy", "completed"):
                 raise StepFailed(f"unknown condition {condition!r} on {wait.on}")
             try:
-                wait_for(self.client, target, condition, report=ctx.update)  # type: ignore[arg-type]
+                wait_for(self.engine, target, condition, report=ctx.update)  # type: ignore[arg-type]
             except StepFailed as exc:
                 raise StepFailed(
                     f"{change.name} waits for {wait.on.partition(':')[2]}: {exc}", exc.report
@@ -87,24 +88,24 @@ class _Builder:
 
     def run_container(self, name: str, wanted: DesiredContainer, ctx: StepContext) -> None:
         if wanted.run == "once":
-            actions.run_once(self.client, name, ctx=ctx)
+            actions.run_once(self.engine, name, ctx=ctx)
         else:
-            start_gated(self.client, name, ctx)
+            start_gated(self.engine, name, ctx)
 
     def container_step(self, change: Change) -> Callable[[StepContext], None]:
-        client, name = self.client, change.engine_name
+        engine, name = self.engine, change.engine_name
 
         def run(ctx: StepContext) -> None:
             if change.action in ("create", "recreate", "start"):
                 self.wait_first(change, ctx)
             if change.action == "create":
                 wanted = self.container(change)
-                actions.create_container(client, name, wanted.create_body(), _extra(wanted))
+                actions.create_container(engine, name, wanted.create_body(), _extra(wanted))
                 self.run_container(name, wanted, ctx)
             elif change.action == "recreate":
                 wanted = self.container(change)
                 replace_container(
-                    client,
+                    engine,
                     name,
                     wanted.create_body(),
                     extra_networks=_extra(wanted),
@@ -115,39 +116,39 @@ class _Builder:
             elif change.action == "start":
                 self.run_container(name, self.container(change), ctx)
             elif change.action == "stop":
-                actions.stop_container(client, name, self.grace(change))
+                actions.stop_container(engine, name, self.grace(change))
             elif change.action == "remove":
-                actions.remove_container(client, name, self.grace(change))
+                actions.remove_container(engine, name, self.grace(change))
             else:
                 raise StepFailed(f"cannot {change.action} a container")
 
         return run
 
     def network_step(self, change: Change) -> Callable[[StepContext], None]:
-        client, name = self.client, change.engine_name
+        engine, name = self.engine, change.engine_name
 
         def run(_: StepContext) -> None:
             if change.action in ("remove", "recreate"):
-                actions.remove_network(client, name)
+                actions.remove_network(engine, name)
             if change.action in ("create", "recreate"):
                 wanted = self.desired.networks.get(change.name)
                 if wanted is None:
                     raise StepFailed(f"network {change.name} is not in the stack: re-run plan")
-                actions.create_network(client, _thaw(wanted.body))
+                actions.create_network(engine, _thaw(wanted.body))
 
         return run
 
     def volume_step(self, change: Change) -> Callable[[StepContext], None]:
-        client, name = self.client, change.engine_name
+        engine, name = self.engine, change.engine_name
 
         def run(_: StepContext) -> None:
             if change.action == "remove":
-                actions.remove_volume(client, name)
+                actions.remove_volume(engine, name)
             elif change.action == "create":
                 wanted = self.desired.volumes.get(change.name)
                 if wanted is None:
                     raise StepFailed(f"volume {change.name} is not in the stack: re-run plan")
-                actions.create_volume(client, _thaw(wanted.body))
+                actions.create_volume(engine, _thaw(wanted.body))
             else:
                 raise StepFailed(f"declarun does not {change.action} volumes")
 
@@ -159,13 +160,26 @@ class _Builder:
 
         def run(ctx: StepContext) -> None:
             if change.action == "pull":
-                actions.pull_image(self.client, change.engine_name, platform=platform, ctx=ctx)
+                actions.pull_image(self.engine, change.engine_name, platform=platform, ctx=ctx)
             elif change.action == "build":
-                raise StepFailed("building images is not supported yet: push the image instead")
+                self.build(change)
             elif change.action != "remove":
                 raise StepFailed(f"cannot {change.action} an image")
 
         return run
+
+    def build(self, change: Change) -> None:
+        image = self.stack.images.get(change.name)
+        if image is None or image.build is None:
+            raise StepFailed(f"image {change.name} is not built by the stack: re-run plan")
+        build = image.build
+        actions.build_image(
+            self.engine,
+            build.context,
+            dockerfile=build.dockerfile,
+            tag=change.engine_name,
+            args=build.args,
+        )
 
     def step(self, change: Change) -> Step:
         makers = {
@@ -191,7 +205,7 @@ def _thaw(body: Any) -> dict[str, Any]:
     return plain
 
 
-def plan_steps(client: Any, plan: Plan, desired: DesiredState, stack: Stack) -> list[Step]:
+def plan_steps(engine: Engine, plan: Plan, desired: DesiredState, stack: Stack) -> list[Step]:
     """The executor steps of ``plan``'s actionable changes, in plan order."""
-    builder = _Builder(client, plan, desired, stack)
+    builder = _Builder(engine, plan, desired, stack)
     return [builder.step(change) for change in plan.actionable]

@@ -16,12 +16,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from declarun.engine.port import Engine
+from declarun.engine.types import EngineEvent
+from declarun.errdefs import ErrorKind
 from declarun.errors import DeclarunError, StackError
 from declarun.plan.identity import LABEL_STACK
 from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun, apply_stack
-from declarun.spec.model import Stack
+from declarun.stack.model import Stack
 
 __all__ = ["WatchHooks", "file_digest", "watch_stack"]
 
@@ -52,33 +54,28 @@ def file_digest(path: Path) -> tuple[float, str]:
         return 0.0, ""
 
 
-def _relevant(event: dict[str, Any]) -> bool:
-    if event.get("Type") != "container":
-        return event.get("Action") == "destroy"
-    action = str(event.get("Action") or event.get("status") or "")
-    return action in _CONTAINER_ACTIONS
+def _relevant(event: EngineEvent) -> bool:
+    if event.type != "container":
+        return event.action == "destroy"
+    return event.action in _CONTAINER_ACTIONS
 
 
 def _follow_events(
-    client: Any, stack_name: str, wake: queue.Queue[str], stop: threading.Event
+    engine: Engine, stack_name: str, wake: queue.Queue[str], stop: threading.Event
 ) -> None:
     """Feed relevant engine events into ``wake`` until ``stop``; reconnects when cut off."""
-    filters = {"label": f"{LABEL_STACK}={stack_name}"}
     while not stop.is_set():
         try:
-            stream = client.events(decode=True, filters=filters)
+            stream = engine.events(labels=[f"{LABEL_STACK}={stack_name}"])
             try:
                 for event in stream:
                     if stop.is_set():
                         return
                     if _relevant(event):
-                        actor = (event.get("Actor") or {}).get("Attributes") or {}
-                        wake.put(f"{actor.get('name', '?')}: {event.get('Action')}")
+                        wake.put(f"{event.attributes.get('name', '?')}: {event.action}")
             finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
-        except Exception:  # the daemon restarted or the socket closed: try again shortly
+                stream.close()
+        except ErrorKind:  # the daemon restarted or the socket closed: try again shortly
             pass
         stop.wait(_RECONNECT)
 
@@ -93,7 +90,7 @@ def _drain(wake: queue.Queue[str]) -> list[str]:
 
 
 def watch_stack(
-    client: Any,
+    engine: Engine,
     path: Path,
     load: Callable[[Path], Stack],
     options: ApplyOptions,
@@ -113,7 +110,7 @@ def watch_stack(
     wake: queue.Queue[str] = queue.Queue()
     follower = threading.Thread(
         target=_follow_events,
-        args=(client, stack.name, wake, stop),
+        args=(engine, stack.name, wake, stop),
         name="declarun-watch-events",
         daemon=True,  # blocked in a socket read; it must not keep the process alive
     )
@@ -125,7 +122,7 @@ def watch_stack(
                 hooks.on_wake(why)
             try:
                 kwargs = {"on_plan": hooks.on_plan} if hooks.on_plan is not None else {}
-                report = apply_stack(client, stack, options, **kwargs)
+                report = apply_stack(engine, stack, options, **kwargs)
                 if hooks.on_report is not None:
                     hooks.on_report(report)
             except DeclarunError as exc:

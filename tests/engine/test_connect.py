@@ -74,9 +74,9 @@ def test_autostart_then_status_and_stop(short_dir: Path) -> None:
     try:
         assert ping(host)
         assert pid is not None
-        client = connect(EngineChoice("declarun", host))
-        assert client.version()["Version"]
-        client.close()
+        engine = connect(EngineChoice("declarun", host))
+        assert engine.version().version
+        engine.close()
         status = subprocess.run(
             [sys.executable, "-m", "declarun", "daemon", "status", "--host", host],
             capture_output=True,

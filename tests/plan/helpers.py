@@ -13,19 +13,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from declarun.frozen import FrozenDict
+from declarun.observe.digests import input_digests
+from declarun.observe.dockerfiles import base_images
 from declarun.plan.desired import desired_state
-from declarun.plan.inputs import input_digests
 from declarun.plan.lock import Lock
-from declarun.plan.snapshot import (
+from declarun.plan.observed import (
     ObservedContainer,
     ObservedImage,
     ObservedNetwork,
+    ObservedState,
     ObservedVolume,
-    Snapshot,
 )
-from declarun.spec.frozen import FrozenDict
-from declarun.spec.model import Stack
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.model import Stack
+from declarun.stack.pipeline import LoadOptions, load_stack
 
 __all__ = ["IMAGE_ID", "load", "matching_snapshot", "with_container", "without"]
 
@@ -41,7 +42,7 @@ def load(tmp_path: Path, text: str, *, profiles: frozenset[str] = frozenset()) -
 
 def matching_snapshot(
     stack: Stack, *, lock: Lock | None = None, image_id: str = IMAGE_ID
-) -> Snapshot:
+) -> ObservedState:
     """The snapshot of an engine on which ``stack`` was applied perfectly."""
     inputs = input_digests(stack)
     desired = desired_state(stack, inputs=inputs, lock=lock)
@@ -88,17 +89,18 @@ def matching_snapshot(
         )
         for i in desired.images.values()
     }
-    return Snapshot(
+    return ObservedState(
         stack=stack.name,
         containers=FrozenDict(sorted(containers.items())),
         networks=FrozenDict(sorted(networks.items())),
         volumes=FrozenDict(sorted(volumes.items())),
         images=FrozenDict(sorted(images.items())),
         inputs=inputs,
+        base_images=base_images(stack),
     )
 
 
-def with_container(snapshot: Snapshot, name: str, **changes: Any) -> Snapshot:
+def with_container(snapshot: ObservedState, name: str, **changes: Any) -> ObservedState:
     """``snapshot`` with container ``name`` changed (or added, given every field)."""
     existing = snapshot.containers.get(name)
     container = (
@@ -107,7 +109,7 @@ def with_container(snapshot: Snapshot, name: str, **changes: Any) -> Snapshot:
     return replace(snapshot, containers=FrozenDict({**snapshot.containers, name: container}))
 
 
-def without(snapshot: Snapshot, kind: str, name: str) -> Snapshot:
+def without(snapshot: ObservedState, kind: str, name: str) -> ObservedState:
     """``snapshot`` without the object ``name`` of ``kind`` (containers, networks, volumes, images)."""
     current = getattr(snapshot, kind)
     return replace(snapshot, **{kind: FrozenDict({k: v for k, v in current.items() if k != name})})

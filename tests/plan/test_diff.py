@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from declarun.frozen import FrozenDict
 from declarun.plan.diff import diff, plan_destroy
 from declarun.plan.identity import LABEL_KEEP, LABEL_PROFILES, LABEL_STACK
 from declarun.plan.lock import Lock, LockedImage
 from declarun.plan.model import Plan
-from declarun.plan.snapshot import ObservedImage, ObservedNetwork, ObservedVolume, Snapshot
-from declarun.spec.frozen import FrozenDict
+from declarun.plan.observed import ObservedImage, ObservedNetwork, ObservedState, ObservedVolume
 from tests.plan.helpers import IMAGE_ID, load, matching_snapshot, with_container, without
 
 SHOP = """
@@ -48,7 +48,7 @@ containers:
 """
 
 
-def _plan(stack: Any, snapshot: Snapshot, **options: Any) -> Plan:
+def _plan(stack: Any, snapshot: ObservedState, **options: Any) -> Plan:
     return diff(stack, snapshot, created_at="2024-01-01T00:00:00Z", **options)
 
 
@@ -58,7 +58,7 @@ def _actions(plan: Plan) -> dict[str, str]:
 
 def test_empty_engine_creates_everything_in_dependency_order(tmp_path: Path) -> None:
     stack = load(tmp_path, SHOP)
-    plan = _plan(stack, Snapshot(stack="shop"))
+    plan = _plan(stack, ObservedState(stack="shop"))
     assert _actions(plan) == {
         "image:busybox:1.36": "pull",
         "volume:data": "create",
@@ -313,7 +313,7 @@ def test_orphan_volumes_need_volumes_and_never_keep(tmp_path: Path) -> None:
 def test_a_name_taken_by_a_foreign_object_is_a_blocking_error(tmp_path: Path) -> None:
     stack = load(tmp_path, SHOP)
     snapshot = with_container(
-        Snapshot(stack="shop"), "shop-web", id="abc", labels=FrozenDict({"team": "x"})
+        ObservedState(stack="shop"), "shop-web", id="abc", labels=FrozenDict({"team": "x"})
     )
     snapshot = replace(
         snapshot,

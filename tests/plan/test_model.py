@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from declarun.plan.diff import diff, plan_destroy
 from declarun.plan.identity import is_masked, is_secret_key, mask_secret
 from declarun.plan.model import Change, Plan, PlanFormatError, Reason
-from declarun.plan.snapshot import Snapshot
+from declarun.plan.observed import ObservedState
 from tests.plan.helpers import load, matching_snapshot, with_container
 from tests.plan.test_diff import SHOP
 
@@ -25,7 +25,7 @@ def _plans(tmp_path: Path) -> list[Plan]:
     changed = load(tmp_path, SHOP.replace("hunter2", "hunter3").replace('"8080:80"', '"9090:80"'))
     stopped = with_container(world, "shop-web", state="exited", exit_code=2)
     return [
-        diff(stack, Snapshot(stack="shop"), created_at="2024-01-01T00:00:00Z"),
+        diff(stack, ObservedState(stack="shop"), created_at="2024-01-01T00:00:00Z"),
         diff(changed, stopped, created_at="2024-01-01T00:00:00Z"),
         diff(
             load(tmp_path, "stack: shop\n"), world, created_at="2024-01-01T00:00:00Z", prune=False

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from declarun.frozen import FrozenDict
 from declarun.plan.diff import diff
 from declarun.plan.model import Plan
+from declarun.plan.observed import ObservedState
 from declarun.plan.render import NO_CHANGES, plan_text, render_plan, summary_line
-from declarun.plan.snapshot import Snapshot
-from declarun.spec.frozen import FrozenDict
 from tests.plan.helpers import load, matching_snapshot, with_container
 from tests.plan.test_diff import SHOP
 
@@ -47,7 +47,9 @@ def test_a_mixed_plan_reads_as_expected(tmp_path: Path) -> None:
 
 
 def test_a_fresh_plan_reads_as_expected(tmp_path: Path) -> None:
-    _golden("fresh", plan_text(diff(load(tmp_path, SHOP), Snapshot(stack="shop"), created_at="t")))
+    _golden(
+        "fresh", plan_text(diff(load(tmp_path, SHOP), ObservedState(stack="shop"), created_at="t"))
+    )
 
 
 def test_nothing_to_do(tmp_path: Path) -> None:
@@ -57,12 +59,12 @@ def test_nothing_to_do(tmp_path: Path) -> None:
 
 def test_summary_counts_only_what_is_there(tmp_path: Path) -> None:
     stack = load(tmp_path, SHOP)
-    plan = diff(stack, Snapshot(stack="shop"), created_at="t")
+    plan = diff(stack, ObservedState(stack="shop"), created_at="t")
     assert summary_line(plan) == "Plan: 7 to create, 0 to replace, 0 to remove, 1 to pull."
 
 
 def test_colour_only_when_the_console_allows(tmp_path: Path) -> None:
-    plan = diff(load(tmp_path, SHOP), Snapshot(stack="shop"), created_at="t")
+    plan = diff(load(tmp_path, SHOP), ObservedState(stack="shop"), created_at="t")
     coloured, plain = io.StringIO(), io.StringIO()
     render_plan(
         plan, Console(file=coloured, force_terminal=True, color_system="standard", width=120)

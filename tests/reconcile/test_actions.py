@@ -44,7 +44,7 @@ class Updates(NullProgress):
 
 @pytest.fixture(scope="module")
 def image(engine: Engine) -> str:
-    pull_image(engine.client, engine.image)
+    pull_image(engine.adapter, engine.image)
     return engine.image
 
 
@@ -82,7 +82,7 @@ def test_pull_reports_layer_progress_and_leaves_the_image(engine: Engine) -> Non
     ref = engine.image
     with contextlib.suppress(docker.errors.NotFound):
         engine.client.api.remove_image(ref, force=True)
-    pull_image(engine.client, ref, ctx=StepContext("pull", updates))
+    pull_image(engine.adapter, ref, ctx=StepContext("pull", updates))
     assert engine.client.api.inspect_image(ref)["Id"].startswith("sha256:")
     assert updates.texts, "no progress reported"
     assert updates.texts[-1].startswith("1/1 layers")
@@ -92,22 +92,22 @@ def test_pull_of_a_missing_image_fails_with_the_engines_reason(
     engine: Engine,
 ) -> None:
     with pytest.raises(StepFailed, match=r"pull .*nothere"):
-        pull_image(engine.client, f"{engine.registry.host}/nothere:1")
+        pull_image(engine.adapter, f"{engine.registry.host}/nothere:1")
 
 
 def test_network_and_volume_lifecycle(engine: Engine) -> None:
     net, vol = unique("net"), unique("vol")
-    create_network(engine.client, {"Name": net, "Driver": "bridge", "Labels": {"a": "b"}})
-    create_volume(engine.client, {"Name": vol, "Labels": {"a": "b"}})
+    create_network(engine.adapter, {"Name": net, "Driver": "bridge", "Labels": {"a": "b"}})
+    create_volume(engine.adapter, {"Name": vol, "Labels": {"a": "b"}})
     try:
         assert engine.client.api.inspect_network(net)["Labels"] == {"a": "b"}
         assert engine.client.api.inspect_volume(vol)["Labels"] == {"a": "b"}
         with pytest.raises(StepFailed, match=f"create network {net}"):
-            create_network(engine.client, {"Name": net, "Driver": "bridge"})
+            create_network(engine.adapter, {"Name": net, "Driver": "bridge"})
     finally:
-        remove_network(engine.client, net)
-        remove_volume(engine.client, vol)
-    remove_network(engine.client, net)  # gone already: still fine
+        remove_network(engine.adapter, net)
+        remove_volume(engine.adapter, vol)
+    remove_network(engine.adapter, net)  # gone already: still fine
     with pytest.raises(docker.errors.NotFound):
         engine.client.api.inspect_volume(vol)
 
@@ -117,12 +117,12 @@ def test_container_joins_every_network_with_its_aliases(
 ) -> None:
     nets = [unique("n1"), unique("n2")]
     for net in nets:
-        create_network(engine.client, {"Name": net, "Driver": "bridge"})
+        create_network(engine.adapter, {"Name": net, "Driver": "bridge"})
     name = unique("multi")
     names.append(name)
     try:
         create_container(
-            engine.client,
+            engine.adapter,
             name,
             {
                 "Image": image,
@@ -139,9 +139,9 @@ def test_container_joins_every_network_with_its_aliases(
         assert set(networks) == set(nets)
         assert "second" in networks[nets[1]]["Aliases"]
     finally:
-        remove_container(engine.client, name)
+        remove_container(engine.adapter, name)
         for net in nets:
-            remove_network(engine.client, net)
+            remove_network(engine.adapter, net)
 
 
 def test_healthy_wait_passes_and_unhealthy_fails_fast_with_the_check_output(
@@ -150,19 +150,19 @@ def test_healthy_wait_passes_and_unhealthy_fails_fast_with_the_check_output(
     good, bad = unique("good"), unique("bad")
     names += [good, bad]
     create_container(
-        engine.client, good, body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY)
+        engine.adapter, good, body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY)
     )
     check = {**HEALTHY, "Test": ["CMD-SHELL", "echo db not ready >&2; exit 1"]}
     create_container(
-        engine.client,
+        engine.adapter,
         bad,
         body(image, "echo starting up; sleep 60", Healthcheck=check),
     )
-    start_container(engine.client, good)
-    start_container(engine.client, bad)
-    wait_for(engine.client, good, "healthy")
+    start_container(engine.adapter, good)
+    start_container(engine.adapter, bad)
+    wait_for(engine.adapter, good, "healthy")
     with pytest.raises(StepFailed, match="is unhealthy") as failure:
-        wait_for(engine.client, bad, "healthy")
+        wait_for(engine.adapter, bad, "healthy")
     assert "db not ready" in failure.value.report
     assert "starting up" in failure.value.report  # the log tail
 
@@ -172,10 +172,10 @@ def test_healthy_condition_without_a_healthcheck_fails(
 ) -> None:
     name = unique("nocheck")
     names.append(name)
-    create_container(engine.client, name, body(image, "sleep 60"))
-    start_container(engine.client, name)
+    create_container(engine.adapter, name, body(image, "sleep 60"))
+    start_container(engine.adapter, name)
     with pytest.raises(StepFailed, match="has no health check"):
-        wait_for(engine.client, name, "healthy")
+        wait_for(engine.adapter, name, "healthy")
 
 
 def test_run_once_succeeds_on_zero_and_reports_a_non_zero_exit(
@@ -183,12 +183,12 @@ def test_run_once_succeeds_on_zero_and_reports_a_non_zero_exit(
 ) -> None:
     ok, failing = unique("job-ok"), unique("job-bad")
     names += [ok, failing]
-    create_container(engine.client, ok, body(image, "echo migrated"))
-    run_once(engine.client, ok)
-    wait_for(engine.client, ok, "completed")
-    create_container(engine.client, failing, body(image, "echo cannot migrate; exit 3"))
+    create_container(engine.adapter, ok, body(image, "echo migrated"))
+    run_once(engine.adapter, ok)
+    wait_for(engine.adapter, ok, "completed")
+    create_container(engine.adapter, failing, body(image, "echo cannot migrate; exit 3"))
     with pytest.raises(StepFailed, match="exited with code 3") as failure:
-        run_once(engine.client, failing)
+        run_once(engine.adapter, failing)
     assert "exit code 3" in failure.value.report
     assert "cannot migrate" in failure.value.report
 
@@ -199,20 +199,20 @@ def test_replace_is_gated_on_health_and_keeps_the_old_one_when_the_new_fails(
     name = unique("svc")
     names.append(name)
     create_container(
-        engine.client, name, body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY)
+        engine.adapter, name, body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY)
     )
-    start_container(engine.client, name)
+    start_container(engine.adapter, name)
     old_id = state(engine, name)["Id"]
     broken = body(image, "echo v2 broken; sleep 60", Healthcheck=HEALTHY)
     with pytest.raises(StepFailed, match="keeps running") as failure:
-        replace_container(engine.client, name, broken)
+        replace_container(engine.adapter, name, broken)
     assert "v2 broken" in failure.value.report
     assert state(engine, name)["Id"] == old_id
     assert state(engine, name)["State"]["Running"]
     with pytest.raises(docker.errors.NotFound):
         state(engine, name + TEMP_SUFFIX)
     fixed = body(image, "touch /tmp/ok; echo v3; sleep 60", Healthcheck=HEALTHY)
-    replace_container(engine.client, name, fixed)
+    replace_container(engine.adapter, name, fixed)
     now = state(engine, name)
     assert now["Id"] != old_id
     assert now["Config"]["Cmd"][-1].endswith("echo v3; sleep 60")
@@ -230,21 +230,21 @@ def test_replace_with_a_port_clash_restores_the_old_container(
         "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": port}]}},
     }
     create_container(
-        engine.client,
+        engine.adapter,
         name,
         body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY, **published),
     )
-    start_container(engine.client, name)
+    start_container(engine.adapter, name)
     old_id = state(engine, name)["Id"]
     broken = body(image, "echo v2 broken; sleep 60", Healthcheck=HEALTHY, **published)
     with pytest.raises(StepFailed, match="started again") as failure:
-        replace_container(engine.client, name, broken)
+        replace_container(engine.adapter, name, broken)
     assert "v2 broken" in failure.value.report
     restored = state(engine, name)
     assert restored["Id"] == old_id
     assert restored["State"]["Running"]
     good = body(image, "touch /tmp/ok; sleep 60", Healthcheck=HEALTHY, **published)
-    replace_container(engine.client, name, good)
+    replace_container(engine.adapter, name, good)
     replaced = state(engine, name)
     assert replaced["Id"] != old_id
     assert replaced["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"] == port

@@ -23,8 +23,8 @@ from declarun.reconcile.apply import (
     destroy_stack,
     make_plan,
 )
-from declarun.spec.model import Stack
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.model import Stack
+from declarun.stack.pipeline import LoadOptions, load_stack
 from tests.support.engine_fixtures import Engine
 from tests.support.registry import free_port
 from tests.support.stacks import fetch, unique_stack, write_stack
@@ -36,6 +36,7 @@ class Deployed:
     def __init__(self, engine: Engine, tmp: Path) -> None:
         self.engine = engine
         self.client = engine.client
+        self.adapter = engine.adapter
         self.name = unique_stack("t")
         self.port = free_port()
         self.path = write_stack(tmp / "stack.yaml", self.name, engine.image, self.port)
@@ -64,13 +65,13 @@ class Deployed:
 def deployed(engine: Engine, tmp_path: Path) -> Iterator[Deployed]:
     stack = Deployed(engine, tmp_path)
     yield stack
-    destroy_stack(engine.client, stack.load(), volumes=True)
+    destroy_stack(engine.adapter, stack.load(), volumes=True)
     for volume in stack.owned()["volumes"]:  # keep: true survives destroy by design
         engine.client.api.remove_volume(volume)
 
 
 def test_apply_converges_serves_and_reapplies_as_a_no_op(deployed: Deployed) -> None:
-    report = apply_stack(deployed.client, deployed.load())
+    report = apply_stack(deployed.adapter, deployed.load())
     assert report.ok, report
     assert len(report.rounds) == 1
     first = report.rounds[0]
@@ -88,21 +89,21 @@ def test_apply_converges_serves_and_reapplies_as_a_no_op(deployed: Deployed) -> 
     ports = deployed.inspect("web")["HostConfig"]["PortBindings"]["80/tcp"]
     assert ports == [{"HostIp": "127.0.0.1", "HostPort": str(deployed.port)}]
 
-    again = apply_stack(deployed.client, deployed.load())
+    again = apply_stack(deployed.adapter, deployed.load())
     assert again.nothing_to_do
     assert again.rounds == ()
 
 
 def test_changing_one_field_replaces_exactly_that_container(deployed: Deployed) -> None:
-    assert apply_stack(deployed.client, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load()).ok
     before = {name: deployed.inspect(name)["Id"] for name in ("db", "migrate", "web")}
-    plan, _, _ = make_plan(deployed.client, deployed.load(mode="two"))
+    plan = make_plan(deployed.adapter, deployed.load(mode="two")).plan
     (change,) = plan.actionable
     assert (change.id, change.action) == ("container:web", "recreate")
     (reason,) = change.reasons
     assert (reason.field, reason.before, reason.after) == ("env.MODE", "one", "two")
 
-    report = apply_stack(deployed.client, deployed.load(mode="two"))
+    report = apply_stack(deployed.adapter, deployed.load(mode="two"))
     assert report.ok, report
     after = {name: deployed.inspect(name)["Id"] for name in ("db", "migrate", "web")}
     assert after["web"] != before["web"]
@@ -113,13 +114,13 @@ def test_changing_one_field_replaces_exactly_that_container(deployed: Deployed) 
 
 
 def test_out_of_band_removal_is_healed(deployed: Deployed) -> None:
-    assert apply_stack(deployed.client, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load()).ok
     deployed.engine.docker("rm", "-f", f"{deployed.name}-web")
-    plan, _, _ = make_plan(deployed.client, deployed.load())
+    plan = make_plan(deployed.adapter, deployed.load()).plan
     assert [(c.id, c.action, c.reasons[0].kind) for c in plan.actionable] == [
         ("container:web", "create", "missing")
     ]
-    assert apply_stack(deployed.client, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load()).ok
     assert fetch(deployed.port).strip() == "migrated"
 
 
@@ -127,7 +128,7 @@ def test_failing_health_check_blocks_dependents_and_reports_its_output(
     deployed: Deployed,
 ) -> None:
     failing = "echo db-is-not-ready; exit 1"
-    report = apply_stack(deployed.client, deployed.load(db_check=failing))
+    report = apply_stack(deployed.adapter, deployed.load(db_check=failing))
     assert not report.ok
     (round_,) = report.rounds  # a failed round is not repeated
     db = round_.result.outcome("container:db")
@@ -146,17 +147,17 @@ def test_failing_health_check_blocks_dependents_and_reports_its_output(
 
 
 def test_orphans_are_pruned_unless_asked_to_keep_them(deployed: Deployed, tmp_path: Path) -> None:
-    assert apply_stack(deployed.client, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load()).ok
     write_stack(
         deployed.path, deployed.name, deployed.engine.image, deployed.port, with_migrate=False
     )
-    kept = apply_stack(deployed.client, deployed.load(), ApplyOptions(prune=False))
+    kept = apply_stack(deployed.adapter, deployed.load(), ApplyOptions(prune=False))
     assert kept.nothing_to_do
     assert deployed.inspect("migrate")["Id"]
-    plan, _, _ = make_plan(deployed.client, deployed.load())
+    plan = make_plan(deployed.adapter, deployed.load()).plan
     assert [(c.id, c.action) for c in plan.actionable] == [("container:migrate", "remove")]
     assert plan.actionable[0].reasons[0].kind == "orphan"
-    assert apply_stack(deployed.client, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load()).ok
     with pytest.raises(docker.errors.NotFound):
         deployed.inspect("migrate")
 
@@ -164,35 +165,35 @@ def test_orphans_are_pruned_unless_asked_to_keep_them(deployed: Deployed, tmp_pa
 def test_destroy_removes_everything_owned_but_keeps_volumes_as_told(
     deployed: Deployed,
 ) -> None:
-    assert apply_stack(deployed.client, deployed.load()).ok
-    report = destroy_stack(deployed.client, deployed.load())
+    assert apply_stack(deployed.adapter, deployed.load()).ok
+    report = destroy_stack(deployed.adapter, deployed.load())
     assert report.ok, report
     owned = deployed.owned()
     assert owned["containers"] == [] and owned["networks"] == []
     assert sorted(owned["volumes"]) == sorted([f"{deployed.name}-data", f"{deployed.name}-keepme"])
-    report = destroy_stack(deployed.client, deployed.load(), volumes=True)
+    report = destroy_stack(deployed.adapter, deployed.load(), volumes=True)
     assert report.ok
     assert deployed.owned() == {
         "containers": [],
         "networks": [],
         "volumes": [f"{deployed.name}-keepme"],  # keep: true is never removed
     }
-    assert destroy_stack(deployed.client, deployed.load(), volumes=True).nothing_to_do
+    assert destroy_stack(deployed.adapter, deployed.load(), volumes=True).nothing_to_do
 
 
 def test_saved_plan_applies_exactly_and_is_refused_when_stale(deployed: Deployed) -> None:
     stack = deployed.load()
-    saved, _, _ = make_plan(deployed.client, stack)
+    saved = make_plan(deployed.adapter, stack).plan
     deployed.engine.docker("volume", "create", "--label", f"{LABEL_STACK}={deployed.name}",
                                    f"{deployed.name}-data")  # fmt: skip
     with pytest.raises(StalePlan, match="actual state changed since the plan was made"):
-        apply_saved_plan(deployed.client, stack, saved)
+        apply_saved_plan(deployed.adapter, stack, saved)
     deployed.client.api.remove_volume(f"{deployed.name}-data")
 
-    fresh, _, _ = make_plan(deployed.client, stack)
+    fresh = make_plan(deployed.adapter, stack).plan
     with pytest.raises(StalePlan, match="the stack changed"):
-        apply_saved_plan(deployed.client, deployed.load(mode="other"), fresh)
-    report = apply_saved_plan(deployed.client, stack, fresh)
+        apply_saved_plan(deployed.adapter, deployed.load(mode="other"), fresh)
+    report = apply_saved_plan(deployed.adapter, stack, fresh)
     assert report.ok, report
     assert [r.plan for r in report.rounds] == [fresh]
     assert fetch(deployed.port).strip() == "migrated"

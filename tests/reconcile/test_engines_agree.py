@@ -17,8 +17,8 @@ from typing import Any
 from declarun.plan.identity import LABEL_STACK
 from declarun.reconcile.apply import apply_stack, destroy_stack, make_plan
 from declarun.reconcile.status import status_rows
-from declarun.spec.model import Stack
-from declarun.spec.pipeline import LoadOptions, load_stack
+from declarun.stack.model import Stack
+from declarun.stack.pipeline import LoadOptions, load_stack
 from tests.support.engine_fixtures import Engine
 from tests.support.registry import free_port
 from tests.support.stacks import fetch, unique_stack, write_stack
@@ -68,22 +68,23 @@ class Outcome:
 
 def _apply_observe_destroy(engine: Engine, path: Path, port: int) -> Outcome:
     """Apply the stack at ``path`` to ``engine``, record what it shows, then remove it all."""
-    client = engine.client
+    client, adapter = engine.client, engine.adapter
     try:
-        report = apply_stack(client, _load(path))
+        report = apply_stack(adapter, _load(path))
         rounds = report.rounds
-        plan, snapshot, _ = make_plan(client, _load(path))
+        planned = make_plan(adapter, _load(path))
+        plan, snapshot = planned.plan, planned.observed
         return Outcome(
             ok=report.ok and report.converged,
             report=repr(report),
             first_round=sorted((c.id, c.action) for c in rounds[0].plan.actionable),
             snapshot=_without_ids(snapshot.to_data()),
-            status=_without_ids(status_rows(client, _load(path))),
+            status=_without_ids(status_rows(adapter, _load(path))),
             plan_after_apply=[(c.id, c.action) for c in plan.actionable],
             served=fetch(port) if report.ok else "",
         )
     finally:
-        destroy_stack(client, _load(path), volumes=True)
+        destroy_stack(adapter, _load(path), volumes=True)
         label = {"label": f"{LABEL_STACK}={_load(path).name}"}
         for volume in client.api.volumes(filters=label).get("Volumes") or ():
             client.api.remove_volume(volume["Name"])  # keep: true survives destroy by design

@@ -5,7 +5,8 @@ conftest (``tests/conftest.py`` does, so one of each engine serves the whole ses
     A loopback registry holding a busybox image (``EngineImage.reference``).
 ``declarund_engine`` / ``dockerd_engine`` (session)
     The built-in daemon (a real ``declarund`` subprocess on a private socket and data root)
-    and a real Docker engine (a private ``dockerd``), each as an :class:`Engine`. Each skips,
+    and a real Docker engine (a private ``dockerd``), each as an :class:`Engine`: ``client``
+    is docker-py (for the tests' own checks), ``adapter`` the engine port declarun drives. Each skips,
     with the reason, when it cannot run here. Afterwards nothing is left behind: every
     container and user network is removed, and for declarund the CNI state and bridges too.
 ``engine`` (session, parametrised ``declarund`` / ``dockerd``)
@@ -26,6 +27,7 @@ from typing import Any, Literal
 import docker
 import pytest
 
+from declarun.engine.dockerpy import DockerEngine
 from tests.support.dockerd import docker_cli
 from tests.support.engine import DockerdUnavailable, run_dockerd
 from tests.support.images import build_busybox_layout, skopeo_push
@@ -56,7 +58,7 @@ class EngineImage:
 
 @dataclass(frozen=True)
 class Engine:
-    """A running engine the tests started: its kind, ``unix://`` host, image and client."""
+    """A running engine the tests started: its kind, ``unix://`` host, image and clients."""
 
     kind: EngineKind
     host: str
@@ -64,6 +66,11 @@ class Engine:
     image: str
     client: Any
     log_path: Path
+
+    @property
+    def adapter(self) -> DockerEngine:
+        """The engine port over the same docker-py client, as ``declarun`` commands get it."""
+        return DockerEngine(self.client)
 
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the docker CLI against this engine (asserts success unless ``check`` is False)."""

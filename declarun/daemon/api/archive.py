@@ -41,10 +41,10 @@ from declarun.daemon.containers.fsaccess import (
     write_path_tar,
 )
 from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.images.reference import parse_reference
 from declarun.daemon.images.service import ImageService
 from declarun.errdefs import Forbidden, InvalidArgument, NotFound
 from declarun.errors import ImageReferenceError
+from declarun.reference import parse_reference
 
 __all__ = ["routes"]
 

@@ -34,10 +34,10 @@ from declarun.daemon.images.listing import image_summaries, prune_images
 from declarun.daemon.images.platform import Platform, parse_platform
 from declarun.daemon.images.progress import Emit, error_message
 from declarun.daemon.images.pull import prepare_pull
-from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.images.service import ImageService
 from declarun.errdefs import InvalidArgument, Unsupported
 from declarun.errors import DaemonError, ImageReferenceError
+from declarun.reference import ImageReference, parse_reference
 
 __all__ = [
     "NAME",

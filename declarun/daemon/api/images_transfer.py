@@ -35,7 +35,6 @@ from declarun.daemon.api.images import (
 from declarun.daemon.images.archive_load import stream_messages
 from declarun.daemon.images.auth import Credentials
 from declarun.daemon.images.push import push_targets, run_push
-from declarun.daemon.images.reference import parse_reference
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.images.transfer import (
     check_login,
@@ -45,6 +44,7 @@ from declarun.daemon.images.transfer import (
 )
 from declarun.errdefs import InvalidArgument
 from declarun.errors import ContentError, ImageReferenceError
+from declarun.reference import parse_reference
 
 __all__ = ["BlockingBody", "TransferApi", "routes"]
 

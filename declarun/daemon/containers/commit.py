@@ -36,7 +36,6 @@ from declarun.daemon.images import mediatypes
 from declarun.daemon.images.content import Descriptor
 from declarun.daemon.images.importer import apply_changes
 from declarun.daemon.images.inspect import image_config
-from declarun.daemon.images.reference import ImageReference
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import (
     ImageLayer,
@@ -47,6 +46,7 @@ from declarun.daemon.metadata import (
 )
 from declarun.errdefs import Conflict
 from declarun.errors import DeclarunError
+from declarun.reference import ImageReference
 
 __all__ = ["CommitRequest", "commit_container", "commit_layer", "run_commit"]
 

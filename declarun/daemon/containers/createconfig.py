@@ -28,7 +28,7 @@ from declarun.daemon.containers.fields import (
 )
 from declarun.daemon.containers.hostconfig import HostConfig, parse_host_config
 from declarun.daemon.containers.netconfig import normalize_port
-from declarun.spec.frozen import FrozenDict, freeze, thaw
+from declarun.frozen import FrozenDict, freeze, thaw
 
 __all__ = [
     "ContainerConfig",

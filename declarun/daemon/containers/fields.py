@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from declarun.daemon.containers.errors import InvalidCreateRequest
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 
 __all__ = [
     "get_bool",

@@ -39,7 +39,7 @@ from declarun.daemon.containers.netconfig import (
     check_extra_hosts,
     parse_port_bindings,
 )
-from declarun.spec.frozen import FrozenDict, freeze, thaw
+from declarun.frozen import FrozenDict, freeze, thaw
 
 __all__ = ["HostConfig", "RestartPolicy", "Ulimit", "parse_host_config"]
 

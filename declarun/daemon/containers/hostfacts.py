@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from declarun.daemon.containers.defaults import ALL_CAPABILITIES, RLIMIT_NAMES
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 
 __all__ = ["RLIM_INFINITY", "HostFacts", "host_facts"]
 

@@ -26,7 +26,7 @@ from declarun.daemon.containers.fields import (
     get_str_map,
     get_strslice,
 )
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 
 __all__ = [
     "ImageConfig",

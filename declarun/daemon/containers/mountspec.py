@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from declarun.daemon.containers.errors import InvalidCreateRequest
 from declarun.daemon.containers.fields import get_bool, get_int, get_object, get_str, get_str_map
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 
 __all__ = ["MountSpec", "parse_binds", "parse_mounts", "parse_tmpfs"]
 

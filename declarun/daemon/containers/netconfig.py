@@ -10,7 +10,7 @@ from typing import Any
 
 from declarun.daemon.containers.errors import InvalidCreateRequest
 from declarun.daemon.containers.fields import get_str
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 
 __all__ = [
     "PortBinding",

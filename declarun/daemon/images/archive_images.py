@@ -38,10 +38,10 @@ from declarun.daemon.images.content import (
 )
 from declarun.daemon.images.layerstream import detect_compression, open_uncompressed
 from declarun.daemon.images.platform import Platform, PlatformError, select_manifest
-from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.metadata import ImageLayer, ImageRecord
 from declarun.daemon.snapshots.chain import chain_ids
 from declarun.errors import ContentError, ImageReferenceError
+from declarun.reference import ImageReference, parse_reference
 
 __all__ = ["ArchiveImage", "images_from_archive"]
 

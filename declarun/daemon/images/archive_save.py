@@ -46,9 +46,9 @@ from declarun.daemon.images.content import (
     parse_digest,
 )
 from declarun.daemon.images.mediatypes import OCI_INDEX
-from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.metadata import Image, ImageRecord, Metadata
 from declarun.errors import ContentError, ImageReferenceError
+from declarun.reference import ImageReference, parse_reference
 
 __all__ = [
     "SaveItem",

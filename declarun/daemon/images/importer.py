@@ -27,10 +27,10 @@ from declarun.daemon.images import mediatypes
 from declarun.daemon.images.content import Descriptor
 from declarun.daemon.images.layerstream import GZIP_MAGIC, ZSTD_MAGIC
 from declarun.daemon.images.platform import Platform, host_platform
-from declarun.daemon.images.reference import ImageReference
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import ImageLayer, ImageRecord, Layer, LeaseResource
 from declarun.errdefs import InvalidArgument
+from declarun.reference import ImageReference
 
 __all__ = ["ImportRequest", "apply_changes", "import_image"]
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from declarun.daemon.filters import Filters, parse_time
 from declarun.daemon.images.inspect import created_unix, image_config, summary_document
-from declarun.daemon.images.reference import parse_reference
 from declarun.daemon.images.service import DeleteRecord, ImageService
 from declarun.daemon.metadata import Image
 from declarun.errdefs import InvalidArgument
+from declarun.reference import parse_reference
 
 __all__ = [
     "LIST_FILTERS",

@@ -37,7 +37,6 @@ from declarun.daemon.images.progress import (
     short_id,
     status_message,
 )
-from declarun.daemon.images.reference import ImageReference
 from declarun.daemon.images.registry import (
     RegistryClient,
     RegistryNotFoundError,
@@ -49,6 +48,7 @@ from declarun.daemon.metadata import ImageLayer, ImageRecord, Layer, LeaseResour
 from declarun.daemon.snapshots import chain_ids
 from declarun.errdefs import ErrorKind, InvalidArgument, NotFound, SystemFailure
 from declarun.errors import ContentError, DaemonError
+from declarun.reference import ImageReference
 
 __all__ = ["PreparedPull", "credential_provider", "prepare_pull", "registry_error"]
 

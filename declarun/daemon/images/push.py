@@ -27,13 +27,13 @@ from declarun.daemon.images.progress import (
     status_message,
 )
 from declarun.daemon.images.pull import credential_provider
-from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.images.registry import RegistryClient, Repository
 from declarun.daemon.images.registry_push import PushResult, push_blob, put_manifest
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import Image
 from declarun.errdefs import NotFound
 from declarun.errors import DaemonError
+from declarun.reference import ImageReference, parse_reference
 
 __all__ = ["push_targets", "run_push"]
 

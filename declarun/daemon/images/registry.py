@@ -41,7 +41,6 @@ from declarun.daemon.images.auth import (
     basic_authorization,
 )
 from declarun.daemon.images.platform import Platform, select_manifest
-from declarun.daemon.images.reference import ImageReference, validate_digest
 from declarun.daemon.images.registry_transport import (
     Body,
     Endpoint,
@@ -52,6 +51,7 @@ from declarun.daemon.images.registry_transport import (
     retry_after,
 )
 from declarun.errors import ContentError, ImageReferenceError, RegistryError
+from declarun.reference import ImageReference, validate_digest
 
 __all__ = [
     "MAX_MANIFEST_SIZE",

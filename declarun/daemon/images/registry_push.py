@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal
 from urllib.parse import quote
 
-from declarun.daemon.images.reference import validate_digest
 from declarun.daemon.images.registry import Repository
 from declarun.daemon.images.registry_transport import Endpoint
 from declarun.errors import ContentError, RegistryError
+from declarun.reference import validate_digest
 
 __all__ = ["BlobOpener", "PushResult", "bytes_opener", "push_blob", "put_manifest"]
 

@@ -30,9 +30,9 @@ from declarun.daemon.images.auth import (
     TokenCache,
     parse_www_authenticate,
 )
-from declarun.daemon.images.reference import DEFAULT_DOMAIN
 from declarun.errdefs import NotFound
 from declarun.errors import RegistryError
+from declarun.reference import DEFAULT_DOMAIN
 
 __all__ = [
     "DOCKER_HUB_HOST",

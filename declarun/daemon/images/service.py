@@ -32,7 +32,6 @@ from typing import Literal
 from declarun.daemon.events import EventBus
 from declarun.daemon.images import gc
 from declarun.daemon.images.content import LocalStore
-from declarun.daemon.images.reference import ImageReference, parse_reference
 from declarun.daemon.images.registry import RegistryConfig
 from declarun.daemon.metadata import (
     Image,
@@ -44,6 +43,7 @@ from declarun.daemon.metadata import (
 from declarun.daemon.snapshots import SnapshotInUse, SnapshotNotFound, Snapshotter
 from declarun.errdefs import Conflict, InvalidArgument
 from declarun.errors import ImageReferenceError
+from declarun.reference import ImageReference, parse_reference
 
 __all__ = ["DeleteRecord", "ImageService", "familiar"]
 

@@ -25,11 +25,11 @@ from declarun.daemon.images.auth import Credentials
 from declarun.daemon.images.content import BlobNotFoundError
 from declarun.daemon.images.platform import Platform, select_manifest
 from declarun.daemon.images.pull import credential_provider, registry_error
-from declarun.daemon.images.reference import ImageReference
 from declarun.daemon.images.registry import RegistryClient
 from declarun.daemon.images.service import ImageService
 from declarun.errdefs import InvalidArgument, SystemFailure, Unauthorized
 from declarun.errors import ContentError, DaemonError, RegistryError
+from declarun.reference import ImageReference
 
 __all__ = [
     "Distribution",

@@ -16,7 +16,7 @@ from declarun.daemon.containers.defaults import ALL_CAPABILITIES, DEFAULT_CAPABI
 from declarun.daemon.containers.hostfacts import RLIM_INFINITY, HostFacts, host_facts
 from declarun.daemon.containers.imageconfig import ImageConfig, merge_image_config
 from declarun.daemon.containers.users import ResolvedUser
-from declarun.spec.frozen import FrozenDict
+from declarun.frozen import FrozenDict
 from tests.daemon.containers.runc_helpers import needs_runc, run_container
 
 DOCKER_DEFAULT_CAPBND = "00000000a80425fb"

@@ -16,7 +16,6 @@ from aiohttp import web
 from declarun.daemon.images import registry_transport
 from declarun.daemon.images.auth import Credentials, RegistryAuthError
 from declarun.daemon.images.platform import Platform, PlatformError, parse_platform
-from declarun.daemon.images.reference import parse_reference
 from declarun.daemon.images.registry import (
     BytesSink,
     RegistryClient,
@@ -26,6 +25,7 @@ from declarun.daemon.images.registry import (
 )
 from declarun.daemon.images.registry_push import bytes_opener, push_blob, put_manifest
 from declarun.errors import ContentError, RegistryError
+from declarun.reference import parse_reference
 from tests.daemon.conftest import AUTH_PASSWORD, AUTH_USER, PushedImage, PushedIndex
 from tests.support.images import OciImage, build_busybox_layout, skopeo_push
 from tests.support.loopback import CuttingProxy, serve_app

@@ -1,0 +1,182 @@
+"""What an engine answers, as typed values: the fields the observer and the reconciler read.
+
+The Docker Engine API answers in JSON whose shape differs by version and by engine (absent
+keys, ``null`` for empty lists); the adapter reads it once into these frozen values, so the
+rest of declarun never walks a raw dict or guesses a default. Only the fields declarun uses
+are kept; the names are Docker's, in snake case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from declarun.frozen import FrozenDict
+
+__all__ = [
+    "ContainerDetails",
+    "ContainerState",
+    "ContainerSummary",
+    "EngineEvent",
+    "EngineVersion",
+    "HealthResult",
+    "Healthcheck",
+    "ImageDetails",
+    "NetworkSummary",
+    "PortBinding",
+    "PublishedPort",
+    "PullEvent",
+    "VolumeSummary",
+]
+
+_EMPTY: FrozenDict[str, str] = FrozenDict()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineVersion:
+    """``GET /version``: the engine's release, API version and platform."""
+
+    version: str
+    api_version: str
+    os: str
+    arch: str
+
+    @property
+    def platform(self) -> str:
+        """``os/arch``, the platform images are pulled for when a stack names none."""
+        return f"{self.os}/{self.arch}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishedPort:
+    """One entry of a container's ``Ports`` in a list: ``public_port`` None when unpublished."""
+
+    ip: str
+    private_port: int
+    public_port: int | None
+    protocol: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContainerSummary:
+    """A container as ``GET /containers/json?all=1`` lists it.
+
+    ``state`` is Docker's (created, running, paused, restarting, removing, exited, dead);
+    ``status`` the human text (``Up 2 minutes (healthy)``), the only place a list shows health.
+    """
+
+    id: str
+    name: str
+    labels: FrozenDict[str, str] = _EMPTY
+    image: str = ""
+    image_id: str = ""
+    state: str = ""
+    status: str = ""
+    networks: tuple[str, ...] = ()  # names of the networks it is attached to
+    volumes: tuple[str, ...] = ()  # names of the named volumes it mounts
+    ports: tuple[PublishedPort, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthResult:
+    """One health check run, from ``State.Health.Log``."""
+
+    exit_code: int | None
+    output: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContainerState:
+    """``State`` of an inspected container. ``health`` is None when it has no health check."""
+
+    status: str
+    running: bool = False
+    restarting: bool = False
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    health: str | None = None  # starting, healthy, unhealthy
+    health_log: tuple[HealthResult, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Healthcheck:
+    """``Config.Healthcheck``: durations in nanoseconds, 0 meaning the engine's default."""
+
+    test: tuple[str, ...]
+    interval: int = 0
+    timeout: int = 0
+    retries: int = 0
+    start_period: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortBinding:
+    """One ``HostConfig.PortBindings`` entry: ``80/tcp`` published on ``host_ip:host_port``."""
+
+    container_port: str
+    host_ip: str = ""
+    host_port: str = ""  # empty: the engine picks one
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContainerDetails:
+    """A container as ``GET /containers/{name}/json`` shows it."""
+
+    id: str
+    name: str
+    labels: FrozenDict[str, str] = _EMPTY
+    state: ContainerState
+    healthcheck: Healthcheck | None = None  # its own or its image's; None when there is none
+    port_bindings: tuple[PortBinding, ...] = ()
+    ipv4_addresses: FrozenDict[str, str] = _EMPTY  # network -> the address it asked for
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageDetails:
+    """A local image as ``GET /images/{name}/json`` shows it."""
+
+    id: str
+    repo_digests: tuple[str, ...] = ()
+    repo_tags: tuple[str, ...] = ()
+    labels: FrozenDict[str, str] = _EMPTY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkSummary:
+    """A network as ``GET /networks`` lists it."""
+
+    id: str
+    name: str
+    labels: FrozenDict[str, str] = _EMPTY
+    driver: str = ""
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeSummary:
+    """A volume as ``GET /volumes`` lists it."""
+
+    name: str
+    labels: FrozenDict[str, str] = _EMPTY
+    driver: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullEvent:
+    """One progress message of a pull: ``layer`` is the layer's short id, when it is about one;
+    ``current``/``total`` the bytes of its download, when known."""
+
+    layer: str | None
+    status: str
+    current: int | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineEvent:
+    """One message of ``GET /events``: ``type`` container, network, ...; ``action`` die, ..."""
+
+    type: str
+    action: str
+    actor_id: str = ""
+    attributes: FrozenDict[str, str] = _EMPTY

@@ -1,0 +1,179 @@
+"""Observation: one look at the engine and the host, as immutable values for the pure planner.
+
+:func:`observe_stack` is the I/O that planning needs, done once per plan: it asks the engine
+for its platform, digests the stack's host inputs, reads its Dockerfiles' base images, works
+out the desired state against those (the engine names the stack wants, the image references it
+uses, pinned by the lock), and reads, through the engine port, the containers, networks and
+volumes that belong to the stack (by the ``dev.declarun.stack`` label) or hold a name it wants
+(foreign objects in the way), and the images it refers to. It returns both the
+:class:`~declarun.plan.observed.ObservedState` and that desired state, so neither the diff nor
+the steps that carry the plan out compute it again.
+
+Engine failures are raised as :class:`~declarun.errors.EngineError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from declarun.engine.port import Engine
+from declarun.engine.types import ContainerSummary, PublishedPort
+from declarun.errdefs import ErrorKind, NotFound
+from declarun.errors import EngineError
+from declarun.frozen import FrozenDict
+from declarun.observe.digests import input_digests
+from declarun.observe.dockerfiles import base_images
+from declarun.plan.desired import DesiredState, desired_state
+from declarun.plan.identity import LABEL_STACK
+from declarun.plan.lock import Lock
+from declarun.plan.observed import (
+    ObservedContainer,
+    ObservedImage,
+    ObservedNetwork,
+    ObservedState,
+    ObservedVolume,
+)
+from declarun.stack.model import Stack
+
+__all__ = ["Observation", "observe", "observe_stack"]
+
+_NO_INPUTS: FrozenDict[str, str] = FrozenDict()
+_NO_BASES: FrozenDict[str, tuple[str, ...]] = FrozenDict()
+_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One look at the world for a stack: what is there, and what the stack wants given what
+    was seen (the engine's platform, the host's input digests, the lock)."""
+
+    observed: ObservedState
+    desired: DesiredState
+
+
+def _ports(ports: Iterable[PublishedPort]) -> tuple[str, ...]:
+    published = {
+        f"{p.ip}:{p.public_port}->{p.private_port}/{p.protocol}" for p in ports if p.public_port
+    }
+    return tuple(sorted(published))
+
+
+def _health(status: str) -> str | None:
+    match = _HEALTH.search(status or "")
+    if match is None:
+        return None
+    return "starting" if match.group(1) == "health: starting" else match.group(1)
+
+
+def _container(engine: Engine, summary: ContainerSummary) -> ObservedContainer:
+    exit_code: int | None = None
+    health = _health(summary.status)
+    if summary.state in ("exited", "dead"):
+        # The exit code only appears in a human status text in the list; inspect is exact.
+        details = engine.inspect_container(summary.id)
+        exit_code = details.state.exit_code
+        health = details.state.health or health
+    return ObservedContainer(
+        id=summary.id,
+        name=summary.name,
+        labels=summary.labels,
+        image=summary.image,
+        image_id=summary.image_id,
+        state=summary.state,
+        exit_code=exit_code,
+        health=health,
+        networks=summary.networks,
+        volumes=summary.volumes,
+        ports=_ports(summary.ports),
+    )
+
+
+def _image(engine: Engine, ref: str) -> ObservedImage | None:
+    try:
+        found = engine.inspect_image(ref)
+    except NotFound:
+        return None
+    return ObservedImage(
+        ref=ref,
+        id=found.id,
+        repo_digests=found.repo_digests,
+        repo_tags=found.repo_tags,
+        labels=found.labels,
+    )
+
+
+def _read_engine(
+    engine: Engine,
+    stack: str,
+    platform: str,
+    *,
+    wanted: Collection[tuple[str, str]] = frozenset(),
+    refs: Iterable[str] = (),
+    inputs: FrozenDict[str, str] = _NO_INPUTS,
+    bases: FrozenDict[str, tuple[str, ...]] = _NO_BASES,
+) -> ObservedState:
+    """What the engine holds of ``stack`` (owned objects, the ``wanted`` (kind, name)s and the
+    images ``refs`` names), with the host's ``inputs`` and ``bases`` beside it."""
+
+    def keep(kind: str, name: str, labels: Mapping[str, str]) -> bool:
+        return labels.get(LABEL_STACK) == stack or (kind, name) in wanted
+
+    containers = [
+        _container(engine, c)
+        for c in engine.list_containers()
+        if c.name and keep("container", c.name, c.labels)
+    ]
+    networks = [
+        ObservedNetwork(id=n.id, name=n.name, labels=n.labels, driver=n.driver, internal=n.internal)
+        for n in engine.list_networks()
+        if keep("network", n.name, n.labels)
+    ]
+    volumes = [
+        ObservedVolume(name=v.name, labels=v.labels, driver=v.driver)
+        for v in engine.list_volumes()
+        if keep("volume", v.name, v.labels)
+    ]
+    images = [found for ref in sorted(set(refs)) if (found := _image(engine, ref)) is not None]
+    return ObservedState(
+        stack=stack,
+        platform=platform,
+        containers=FrozenDict(sorted((c.name, c) for c in containers)),
+        networks=FrozenDict(sorted((n.name, n) for n in networks)),
+        volumes=FrozenDict(sorted((v.name, v) for v in volumes)),
+        images=FrozenDict(sorted((i.ref, i) for i in images)),
+        inputs=inputs,
+        base_images=bases,
+    )
+
+
+def observe_stack(engine: Engine, stack: Stack, *, lock: Lock | None = None) -> Observation:
+    """Look at the engine and the host for ``stack`` (see the module docstring)."""
+    try:
+        platform = engine.version().platform
+        inputs = input_digests(stack)
+        desired = desired_state(stack, inputs=inputs, lock=lock, platform=platform)
+        observed = _read_engine(
+            engine,
+            stack.name,
+            platform,
+            wanted=desired.engine_names,
+            refs=(image.ref for image in desired.images.values()),
+            inputs=inputs,
+            bases=base_images(stack),
+        )
+    except ErrorKind as exc:
+        raise EngineError(f"cannot read the engine's state: {exc}") from exc
+    return Observation(observed, desired)
+
+
+def observe(engine: Engine, stack: Stack | str, *, lock: Lock | None = None) -> ObservedState:
+    """The engine's state for ``stack``: given a :class:`Stack`, all that
+    :func:`observe_stack` sees; given only a stack name, what the stack owns."""
+    if isinstance(stack, Stack):
+        return observe_stack(engine, stack, lock=lock).observed
+    try:
+        return _read_engine(engine, stack, engine.version().platform)
+    except ErrorKind as exc:
+        raise EngineError(f"cannot read the engine's state: {exc}") from exc

@@ -1,0 +1,87 @@
+"""``stack.lock`` on disk, and resolving a stack's references to digests through the engine.
+
+The lock as a value, its text and its staleness are pure (``declarun.plan.lock``); this module
+does the I/O around them: reading and atomically writing the file next to the stack, and asking
+the registry (through the engine) what each reference names now.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from declarun.engine.port import Engine
+from declarun.errdefs import ErrorKind
+from declarun.errors import ImageReferenceError
+from declarun.frozen import FrozenDict
+from declarun.plan.lock import (
+    Lock,
+    LockedImage,
+    LockError,
+    image_platform,
+    lock_from_text,
+    lock_path,
+    lock_to_text,
+    lockable_images,
+)
+from declarun.reference import parse_reference
+from declarun.stack.model import Stack
+
+__all__ = ["load_stack_lock", "read_lock", "resolve_lock", "write_lock"]
+
+
+def read_lock(path: Path) -> Lock:
+    """Read a lock file; a missing or unreadable file is a :class:`LockError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LockError(f"{path}: no lock file (run 'declarun lock' to create it)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockError(f"{path}: cannot read the lock file: {exc}") from None
+    return lock_from_text(text, str(path))
+
+
+def write_lock(lock: Lock, path: Path) -> None:
+    """Write a lock file atomically (a reader never sees half a file)."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(lock_to_text(lock), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def load_stack_lock(stack: Stack, *, locked: bool) -> Lock | None:
+    """The stack's lock when it has one; with ``locked`` a missing lock is a LockError."""
+    path = lock_path(stack)
+    if not path.exists() and not locked:
+        return None
+    return read_lock(path)
+
+
+def _digest_in(ref: str) -> str | None:
+    try:
+        return parse_reference(ref).digest
+    except ImageReferenceError:
+        return None
+
+
+def resolve_lock(engine: Engine, stack: Stack, engine_platform: str) -> Lock:
+    """Resolve every lockable reference to a digest through the engine (registry I/O).
+
+    Uses ``GET /distribution/{name}/json`` (``Engine.registry_digest``): the digest of what the
+    tag names now (an index pins every platform's manifest). A reference that already carries
+    a digest is recorded as it is, without asking.
+    """
+    entries: dict[str, LockedImage] = {}
+    for ref, image in sorted(lockable_images(stack).items()):
+        platform = image_platform(image, engine_platform)
+        try:
+            repository = parse_reference(ref).familiar_name()
+        except ImageReferenceError as exc:
+            raise LockError(f"image {ref}: {exc}") from None
+        digest = _digest_in(ref)
+        if digest is None:
+            try:
+                digest = engine.registry_digest(ref)
+            except ErrorKind as exc:
+                raise LockError(f"cannot resolve {ref}: {exc}") from None
+        entries[ref] = LockedImage(ref, repository, FrozenDict({platform: digest}))
+    return Lock(stack=stack.name, images=FrozenDict(entries))

@@ -1,1 +1,0 @@
-"""declarun.spec."""
