@@ -1,7 +1,8 @@
 """observe() against a real Docker engine, and the desired create bodies accepted by it.
 
-A private dockerd (tests.support.dockerd) pulls a busybox image from a local registry. The
-test creates the stack's objects exactly from ``desired_state`` bodies (a minimal stand-in for
+The session's dockerd (``dockerd_engine``, tests/support/engine_fixtures.py) pulls a busybox
+image from the session's registry, pushed there under a name of this module's own. The test
+creates the stack's objects exactly from ``desired_state`` bodies (a minimal stand-in for
 apply), then checks that ``observe`` reads them back so that ``diff`` plans nothing, that the
 snapshot's fingerprint moves when the world does, and that the plan names what changed.
 Skipped, with the reason, where dockerd cannot run.
@@ -23,32 +24,26 @@ from declarun.plan.diff import diff, plan_destroy
 from declarun.plan.observed import ObservedState
 from declarun.reconcile.lockfile import resolve_lock
 from tests.plan.helpers import load
-from tests.support.dockerd import Dockerd, dockerd_fixture
-from tests.support.images import OciImage, build_busybox_layout, skopeo_push
-from tests.support.registry import RunningRegistry, run_registry
+from tests.support.engine_fixtures import Engine, EngineImage
+from tests.support.images import OciImage, skopeo_push
 
 pytestmark = pytest.mark.root
 
-dockerd = dockerd_fixture(scope="module")
-
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
-    with run_registry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def pushed(
-    registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, OciImage]:
-    image = build_busybox_layout(tmp_path_factory.mktemp("layout"), tag="1.36")
-    return skopeo_push(image.layout, registry, "declarun/busybox:1.36", tag="1.36"), image
+def pushed(engine_registry: EngineImage) -> tuple[str, OciImage]:
+    """The session's busybox under a name no other test pulls, so it starts absent."""
+    oci = engine_registry.oci
+    return skopeo_push(oci.layout, engine_registry.registry, "declarun/busybox:1.36"), oci
 
 
 @pytest.fixture
-def client(dockerd: Dockerd) -> Iterator[Any]:
-    client = dockerd.client()
+def client(dockerd_engine: Engine, pushed: tuple[str, OciImage]) -> Iterator[Any]:
+    """The session's dockerd, handed back as found: every container, user network and volume
+    is removed after each test, and the references to this module's image (its tag and the
+    digest pins), which other tests would see as extra ``RepoDigests`` of their busybox."""
+    client = dockerd_engine.client
+    repository = pushed[0].rsplit(":", 1)[0]
     try:
         yield client
     finally:
@@ -59,7 +54,13 @@ def client(dockerd: Dockerd) -> Iterator[Any]:
                 client.api.remove_network(network["Id"])
         for volume in client.api.volumes().get("Volumes") or ():
             client.api.remove_volume(volume["Name"], force=True)
-        client.close()
+        # Tags first: removing one also drops the digest dockerd recorded with its pull, so
+        # only references pulled by digest are left for the second pass.
+        for key, separator in (("RepoTags", ":"), ("RepoDigests", "@")):
+            for image in client.api.images():
+                for ref in image.get(key) or ():
+                    if ref.startswith(f"{repository}{separator}"):
+                        client.api.remove_image(ref)
 
 
 def _stack_text(ref: str) -> str:

@@ -8,9 +8,8 @@ under /tmp (Unix socket paths are short-limited), waits until it answers, yields
 
 When dockerd cannot run here (not root, not installed, does not start) it raises
 :class:`DockerdUnavailable` with the reason; fixtures turn that into a visible
-``pytest.skip``. ``dockerd_fixture`` is such a fixture factory::
-
-    dockerd = dockerd_fixture(scope="module")
+``pytest.skip``. Tests take the session's one, ``dockerd_engine``
+(``tests.support.engine_fixtures``), rather than starting their own.
 
 Images: pull from a test registry on ``127.0.0.1:<port>`` (``tests.support.registry``) — Docker
 treats 127.0.0.0/8 registries as insecure by default, so plain HTTP works without flags.
@@ -25,14 +24,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-__all__ = ["Dockerd", "DockerdUnavailable", "docker_cli", "dockerd_fixture", "running_dockerd"]
+__all__ = ["Dockerd", "DockerdUnavailable", "docker_cli", "running_dockerd"]
 
 _START_TIMEOUT = 60.0
 
@@ -128,17 +125,3 @@ def running_dockerd(*extra_args: str) -> Iterator[Dockerd]:
     finally:
         _stop(process)
         shutil.rmtree(root, ignore_errors=True)
-
-
-def dockerd_fixture(scope: Any = "module") -> Callable[[], Iterator[Dockerd]]:
-    """A pytest fixture yielding a :class:`Dockerd`, skipped with the reason when unavailable."""
-
-    @pytest.fixture(scope=scope)
-    def dockerd() -> Iterator[Dockerd]:
-        try:
-            with running_dockerd() as engine:
-                yield engine
-        except DockerdUnavailable as exc:
-            pytest.skip(str(exc))
-
-    return dockerd  # type: ignore[no-any-return]

@@ -2,7 +2,8 @@
 conftest (``tests/conftest.py`` does, so one of each engine serves the whole session).
 
 ``engine_registry`` (session)
-    A loopback registry holding a busybox image (``EngineImage.reference``).
+    A loopback registry holding a busybox image (``EngineImage.reference``; ``oci`` is the
+    image as written, for tests that check digests or push it under another name).
 ``declarund_engine`` / ``dockerd_engine`` (session)
     The built-in daemon (a real ``declarund`` subprocess on a private socket and data root)
     and a real Docker engine (a private ``dockerd``), each as an :class:`Engine`: ``client``
@@ -30,7 +31,7 @@ import pytest
 from declarun.engine.dockerpy import DockerEngine
 from tests.support.dockerd import docker_cli
 from tests.support.engine import DockerdUnavailable, run_dockerd
-from tests.support.images import build_busybox_layout, skopeo_push
+from tests.support.images import OciImage, build_busybox_layout, skopeo_push
 from tests.support.registry import REGISTRY_BINARY, RunningRegistry, run_registry
 
 __all__ = [
@@ -54,6 +55,7 @@ class EngineImage:
 
     registry: RunningRegistry
     reference: str
+    oci: OciImage
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,8 @@ def engine_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine
             pytest.skip(f"{program} is not installed (see scripts/install-deps.sh)")
     tmp = tmp_path_factory.mktemp("engine-registry")
     with run_registry(tmp / "registry") as registry:
-        layout = tmp / "layout"
-        build_busybox_layout(layout)
-        yield EngineImage(registry, skopeo_push(layout, registry, "busybox:test"))
+        oci = build_busybox_layout(tmp / "layout")
+        yield EngineImage(registry, skopeo_push(oci.layout, registry, "busybox:test"), oci)
 
 
 def _client(host: str, stack: contextlib.ExitStack) -> Any:

@@ -1,9 +1,9 @@
 """The Docker Engine API Swagger file as JSON Schema, to check daemon responses in tests.
 
-The file is Swagger 2.0 (``shared/reference/docker-engine-api-v1.45.yaml`` beside the
-repository). Its ``definitions`` are JSON Schema draft 4 except for ``x-nullable``, which
-is turned into a ``null`` alternative so that fields dockerd documents as nullable may be
-``null``.
+The file is Swagger 2.0 (``tests/reference/docker-engine-api-v1.45.yaml``: moby's
+``api/docs/v1.45.yaml``, vendored with its Apache-2.0 licence). Its ``definitions`` are JSON
+Schema draft 4 except for ``x-nullable``, which is turned into a ``null`` alternative so that
+fields dockerd documents as nullable may be ``null``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,7 @@ import yaml
 
 __all__ = ["SWAGGER_PATH", "definitions", "validate"]
 
-SWAGGER_PATH = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "reference"
-    / ("docker-engine-api-v1.45.yaml")
-)
+SWAGGER_PATH = Path(__file__).resolve().parents[1] / "reference" / "docker-engine-api-v1.45.yaml"
 
 
 def _nullable(node: Any) -> Any:

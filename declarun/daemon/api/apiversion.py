@@ -1,8 +1,8 @@
 """The Docker Engine API versions declarund speaks, and the headers every response carries.
 
-declarund implements API 1.45 (the Swagger file in ``shared/reference``) and accepts
-requests for 1.24 .. 1.45, as dockerd does: clients negotiate by reading ``Api-Version``
-from ``/_ping`` and then prefix every path with ``/v<version>``.
+declarund implements API 1.45 (moby's Swagger file, vendored in ``tests/reference/``) and
+accepts requests for 1.24 .. 1.45, as dockerd does: clients negotiate by reading
+``Api-Version`` from ``/_ping`` and then prefix every path with ``/v<version>``.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ class _Served:
     """What serves one container: its two sockets' servers, and how it resolves."""
 
     udp: asyncio.DatagramTransport
+    udp_closed: asyncio.Future[None]
     tcp: asyncio.Server
     forward: bool
     upstreams: tuple[tuple[str, int], ...]
@@ -159,7 +160,7 @@ class EmbeddedDns:
         udp_sock, tcp_sock = await asyncio.to_thread(run_in_netns, netns, open_sockets)
         loop = asyncio.get_running_loop()
         served_box: list[_Served] = []
-        udp, _ = await loop.create_datagram_endpoint(
+        udp, udp_protocol = await loop.create_datagram_endpoint(
             lambda: _UdpServer(self, container_id, served_box), sock=udp_sock
         )
 
@@ -167,19 +168,31 @@ class EmbeddedDns:
             await self._serve_tcp(container_id, reader, writer)
 
         tcp = await asyncio.start_server(on_tcp, sock=tcp_sock)
-        served = _Served(udp, tcp, forward, tuple(upstreams) if upstreams else self.upstreams)
+        served = _Served(
+            udp,
+            udp_protocol.closed,
+            tcp,
+            forward,
+            tuple(upstreams) if upstreams else self.upstreams,
+        )
         served_box.append(served)
         self._served[container_id] = served
 
     async def stop(self, container_id: str) -> None:
-        """Close ``container_id``'s listeners (idempotent)."""
+        """Close ``container_id``'s listeners (idempotent); ``127.0.0.11:53`` in its
+        namespace is free again when this returns."""
         served = self._served.pop(container_id, None)
         if served is None:
             return
-        served.udp.close()
-        served.tcp.close()
+        # A datagram transport closes its socket only on a later turn of the loop, after
+        # ``connection_lost``; until then the address stays bound, and a ``serve`` right
+        # after (``network connect`` on a running container) raced that close and could
+        # fail with EADDRINUSE. abort(): replies still queued are not worth waiting for.
+        served.udp.abort()
+        served.tcp.close()  # closes the listening socket at once
         for task in list(served.tasks):
             task.cancel()
+        await served.udp_closed
         with contextlib.suppress(OSError):
             await served.tcp.wait_closed()
 
@@ -268,10 +281,18 @@ class _UdpServer(asyncio.DatagramProtocol):
         self.container_id = container_id
         self.served = served
         self.transport: asyncio.DatagramTransport | None = None
+        # Done once the transport has let go of the socket (see EmbeddedDns.stop).
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio 3.11\'s selector datagram transport does not subclass DatagramTransport.
         self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The transport closes its socket right after this returns, in the same callback,
+        # so whoever awaits ``closed`` resumes with the address already released.
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         task = asyncio.ensure_future(self._reply(data, addr))

@@ -26,9 +26,13 @@ def test_two_namespaces_on_one_bridge_reach_each_other(lab: Lab) -> None:
         assert len(a.result.mac.split(":")) == 6
         ping = run(in_ns(a.netns, "busybox", "ping", "-c", "1", "-W", "5", str(b.ip)))
         assert ping.returncode == 0, ping.stdout + ping.stderr
-        # A TCP exchange: b listens, a sends a line.
+        # A TCP exchange: b listens, a sends a line. The listener's stdin is a pipe left
+        # open: at EOF on stdin (pytest's /dev/null) busybox nc half-closes the connection
+        # as soon as it accepts, and a sender whose own stdin is not read yet takes that FIN
+        # for the end of the exchange and exits 0 having sent nothing.
         listener = await asyncio.create_subprocess_exec(
             *in_ns(b.netns, "busybox", "nc", "-l", "-p", "7777"),
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import struct
 from pathlib import Path
@@ -121,6 +122,40 @@ def _tcp_query(path: Path, name: str) -> bytes:
             data += sock.recv(size - len(data))
     assert data[:2] == b"\x42\x42"
     return data
+
+
+def _bind_dns_address() -> None:
+    """Bind and close a UDP and a TCP socket on 127.0.0.11:53 (in the caller's namespace)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind((EMBEDDED_DNS_IP, 53))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((EMBEDDED_DNS_IP, 53))
+
+
+def test_stop_frees_the_address_before_it_returns(lab: Lab) -> None:
+    """``stop`` has released 127.0.0.11:53 when it returns, so the re-``serve`` that
+    ``network connect`` does for a running container can never find its own old socket
+    still bound ("Address already in use")."""
+
+    async def scenario() -> None:
+        dns = EmbeddedDns()
+        container_id, path = lab.new_netns()
+        await lab.driver.setup_loopback(path, container_id)
+        dns.set_endpoint("net", container_id, ["itself"], ipaddress.IPv4Address("10.0.0.5"))
+        try:
+            await dns.serve(container_id, path)
+            await dns.stop(container_id)
+            # Blocking, in the loop's own thread: the loop gets no turn to close late.
+            run_in_netns(path, _bind_dns_address)
+            for _ in range(20):
+                await dns.serve(container_id, path)
+            code, text = await nslookup(path, "itself")
+            assert code == 0 and "Address: 10.0.0.5" in text, text
+        finally:
+            await dns.close()
+
+    asyncio.run(scenario())
 
 
 def test_internal_network_does_not_forward(lab: Lab) -> None:
