@@ -50,12 +50,12 @@ from declarun.daemon.api import (
 )
 from declarun.daemon.api import exec as exec_area
 from declarun.daemon.config import DaemonConfig
-from declarun.daemon.containers.hooks import ContainerHooks
-from declarun.daemon.containers.restore import restore
-from declarun.daemon.containers.rootfs import RootfsManager
-from declarun.daemon.containers.service import ContainerCounts, ContainerService
-from declarun.daemon.containers.setup import ServiceImages
-from declarun.daemon.containers.store import RecordStore
+from declarun.daemon.containers.hooks.container_hooks import ContainerHooks
+from declarun.daemon.containers.lifecycle.image_source import ServiceImages
+from declarun.daemon.containers.lifecycle.restore import restore
+from declarun.daemon.containers.lifecycle.service import ContainerCounts, ContainerService
+from declarun.daemon.containers.lifecycle.store import RecordStore
+from declarun.daemon.containers.rootfs.mounts import RootfsManager
 from declarun.daemon.events import EventBus
 from declarun.daemon.images.content import LocalStore
 from declarun.daemon.images.registry import RegistryConfig

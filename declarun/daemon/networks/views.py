@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from declarun.daemon.containers.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.networks.cniconf import bridge_name
 from declarun.daemon.networks.portspec import split_port_key
 from declarun.daemon.networks.store import AttachedNetwork, LiveState, NetworkRecord

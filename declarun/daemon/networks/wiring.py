@@ -1,7 +1,7 @@
 """Containers on networks: namespaces, CNI attachments, name records, published ports.
 
 :class:`ContainerNetworking` implements the container service's networking seam
-(:mod:`declarun.daemon.containers.networking`):
+(:mod:`declarun.daemon.containers.lifecycle.networking`):
 
 ``setup`` at start
     ``host``: nothing (runc stays in the host namespace). ``container:<id>``: join the
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.containers.networking import NetworkSetup
-from declarun.daemon.containers.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.networking import NetworkSetup
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.networks import netns as netns_mod
 from declarun.daemon.networks.cniconf import build_conflist, runtime_config
 from declarun.daemon.networks.errors import NetworkError, PortAllocatedError

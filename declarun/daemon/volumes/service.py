@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from declarun.daemon.containers.mountspec import MountSpec
-from declarun.daemon.containers.record import ContainerRecord
+from declarun.daemon.containers.config.mountspec import MountSpec
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.events import EventBus
 from declarun.daemon.filters import Filters
 from declarun.daemon.volumes.store import (

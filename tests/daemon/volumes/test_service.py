@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from declarun.daemon.containers.monitor import MonitorLayout
-from declarun.daemon.containers.mountspec import MountSpec
-from declarun.daemon.containers.record import ContainerRecord, record_from_json
-from declarun.daemon.containers.runtime import OciRuntime
+from declarun.daemon.containers.config.mountspec import MountSpec
+from declarun.daemon.containers.lifecycle.record import ContainerRecord, record_from_json
+from declarun.daemon.containers.runtime.monitor import MonitorLayout
+from declarun.daemon.containers.runtime.oci import OciRuntime
 from declarun.daemon.events import EventBus
 from declarun.daemon.filters import Filters
 from declarun.daemon.volumes.service import VolumeService, bool_filter
