@@ -34,7 +34,6 @@ import ipaddress
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,12 @@ from declarun.daemon.containers.lifecycle.networking import NetworkSetup
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.networks import netns as netns_mod
 from declarun.daemon.networks.cniconf import build_conflist, runtime_config
+from declarun.daemon.networks.configured import (
+    Wanted,
+    endpoint_settings,
+    endpoints_config,
+    wanted_networks,
+)
 from declarun.daemon.networks.errors import NetworkError, PortAllocatedError
 from declarun.daemon.networks.ipam_pool import next_free_address
 from declarun.daemon.networks.ports import Publication, PublishedPort, publish
@@ -52,35 +57,9 @@ from declarun.daemon.networks.store import AttachedNetwork, LiveState, NetworkRe
 from declarun.daemon.networks.views import network_settings, port_summary
 from declarun.errdefs import Conflict, Forbidden, InvalidArgument
 
-__all__ = ["ContainerNetworking", "Wanted"]
+__all__ = ["ContainerNetworking"]
 
 log = logging.getLogger("declarun.daemon.networks")
-
-
-@dataclass(frozen=True)
-class Wanted:
-    """One network a container is configured for, with its endpoint settings."""
-
-    network: NetworkRecord
-    aliases: tuple[str, ...] = ()
-    ip: str = ""
-
-
-def _endpoints_config(rec: ContainerRecord) -> dict[str, Any]:
-    networking = rec.request.get("NetworkingConfig")
-    if not isinstance(networking, dict):
-        return {}
-    endpoints = networking.get("EndpointsConfig")
-    return endpoints if isinstance(endpoints, dict) else {}
-
-
-def _settings_of(raw: Any) -> tuple[tuple[str, ...], str]:
-    if not isinstance(raw, Mapping):
-        return (), ""
-    aliases = tuple(a for a in raw.get("Aliases") or () if isinstance(a, str) and a)
-    ipam = raw.get("IPAMConfig")
-    ip = str(ipam.get("IPv4Address") or "") if isinstance(ipam, Mapping) else ""
-    return aliases, ip
 
 
 class ContainerNetworking:
@@ -100,27 +79,7 @@ class ContainerNetworking:
 
     def wanted(self, rec: ContainerRecord) -> list[Wanted]:
         """The networks of a bridge-mode container, primary first (unknown ones skipped)."""
-        mode = rec.host_config.network_mode
-        endpoints = _endpoints_config(rec)
-        found: dict[str, Wanted] = {}
-        order: list[str] = []
-        primary = self.networks.find(mode)
-        if primary is not None and primary.driver == "bridge":
-            aliases: tuple[str, ...] = ()
-            ip = ""
-            for key, raw in endpoints.items():
-                if self.networks.find(key) is primary:
-                    aliases, ip = _settings_of(raw)
-            found[primary.id] = Wanted(primary, aliases, ip)
-            order.append(primary.id)
-        for key, raw in endpoints.items():
-            record = self.networks.find(key)
-            if record is None or record.driver != "bridge" or record.id in found:
-                continue
-            aliases, ip = _settings_of(raw)
-            found[record.id] = Wanted(record, aliases, ip)
-            order.append(record.id)
-        return [found[i] for i in order]
+        return wanted_networks(self.networks, rec)
 
     def validate(self, rec: ContainerRecord) -> None:
         """Docker's create-time checks of ``NetworkMode`` and ``EndpointsConfig``."""
@@ -136,9 +95,9 @@ class ContainerNetworking:
             record = self.networks.get(mode)
             if record.driver != "bridge":
                 raise InvalidArgument(f"network mode {mode!r} is not valid")
-        for key, raw in _endpoints_config(rec).items():
+        for key, raw in endpoints_config(rec).items():
             record = self.networks.get(key)
-            _aliases, ip = _settings_of(raw)
+            _aliases, ip = endpoint_settings(raw)
             if ip:
                 self._check_ip(record, ip)
         if mode == "host" and (rec.host_config.port_bindings or rec.host_config.publish_all_ports):
@@ -385,7 +344,7 @@ class ContainerNetworking:
                 else f"container sharing network namespace with another container or "
                 f"in network mode {mode!r} cannot be connected to network {record.name}"
             )
-        aliases, ip = _settings_of(raw)
+        aliases, ip = endpoint_settings(raw)
         if ip:
             self._check_ip(record, ip)
         if any(w.network.id == record.id for w in self.wanted(rec)):
@@ -397,7 +356,7 @@ class ContainerNetworking:
             await self._attach(rec, state, Wanted(record, aliases, ip), [])
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
-        endpoints = dict(_endpoints_config(rec))
+        endpoints = dict(endpoints_config(rec))
         endpoints[record.name] = dict(raw) if isinstance(raw, Mapping) else {}
         self._store_endpoints(rec, endpoints)
 
@@ -420,7 +379,7 @@ class ContainerNetworking:
                 await self.networks.dns.stop(rec.id)
             self.networks.store.save_live(state)
         endpoints = {
-            k: v for k, v in _endpoints_config(rec).items() if self.networks.find(k) is not record
+            k: v for k, v in endpoints_config(rec).items() if self.networks.find(k) is not record
         }
         self._store_endpoints(rec, endpoints)
 
@@ -437,7 +396,7 @@ class ContainerNetworking:
     def settings(self, rec: ContainerRecord, *, summary: bool) -> dict[str, Any]:
         """``NetworkSettings`` as Docker shows them."""
         state = self._live.get(rec.id) if rec.state.running else None
-        return network_settings(self, rec, state, summary=summary)
+        return network_settings(self.networks, rec, state, summary=summary)
 
     def port_summary(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         """``Ports`` of ``docker ps``."""

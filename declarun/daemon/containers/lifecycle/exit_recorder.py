@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from declarun.daemon.containers.lifecycle.listeners import Listeners
+from declarun.daemon.containers.lifecycle.listeners import Listeners, Publish
 from declarun.daemon.containers.lifecycle.networking import ContainerNetworking
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.containers.lifecycle.store import RecordStore
@@ -37,7 +37,6 @@ __all__ = ["ExitRecorder"]
 
 log = logging.getLogger("declarun.daemon.containers")
 
-Publish = Callable[[ContainerRecord, str, dict[str, str]], None]
 AutoRemove = Callable[[ContainerRecord], Coroutine[Any, Any, None]]
 
 

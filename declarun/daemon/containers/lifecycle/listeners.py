@@ -6,6 +6,9 @@ A listener may be a plain function or return an awaitable, which then runs as a 
 task the service owns (cancelled at shutdown). A failing listener is logged and never stops
 the others, nor the state change that triggered it -- except pre-start listeners, which are
 awaited in turn and whose failure aborts the start (an attach that cannot connect).
+
+:class:`Publish` is the service's own event publisher as its helpers (exits, stopping,
+removal) receive it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.containers.runtime.exitwatch import ExitStatus
@@ -23,6 +26,7 @@ __all__ = [
     "ExitListener",
     "Listeners",
     "PrestartListener",
+    "Publish",
     "RemoveListener",
     "StartFailureListener",
     "StartListener",
@@ -37,6 +41,16 @@ PrestartListener = Callable[[ContainerRecord], Awaitable[None]]
 StartFailureListener = Callable[[ContainerRecord, BaseException], object]
 StopListener = Callable[[ContainerRecord], object]
 RemoveListener = Callable[[ContainerRecord, bool], object]
+
+
+class Publish(Protocol):
+    """Publishes a container event with Docker's attributes (the service's ``publish``)."""
+
+    def __call__(
+        self, record: ContainerRecord, action: str, attributes: dict[str, str] | None = None, /
+    ) -> None:
+        """Publish ``action`` for ``record``; ``attributes`` add to name, image and labels."""
+        ...
 
 
 class Listeners:

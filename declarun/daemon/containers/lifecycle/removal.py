@@ -15,20 +15,30 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
+from declarun.daemon.containers.lifecycle.exit_recorder import ExitRecorder
+from declarun.daemon.containers.lifecycle.listeners import Listeners, Publish
+from declarun.daemon.containers.lifecycle.locks import ContainerLocks
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.store import RecordStore
 from declarun.daemon.containers.rootfs.mounts import RootfsManager
 from declarun.daemon.containers.runtime.oci import OciRuntimeError
 from declarun.daemon.images.fsops import remove_tree
 from declarun.errdefs import Conflict, NotFound
 
-if TYPE_CHECKING:
-    from pathlib import Path
+__all__ = ["Removal", "StopBeforeRemoval", "remove_files", "tree_size"]
 
-    from declarun.daemon.containers.lifecycle.service import ContainerService
 
-__all__ = ["Removal", "remove_files", "tree_size"]
+class StopBeforeRemoval(Protocol):
+    """What a forced removal needs to end a running container (:class:`RunControl`)."""
+
+    async def stop_locked(
+        self, rec: ContainerRecord, timeout: int | None, signal: str | None = None
+    ) -> None:
+        """Stop ``rec`` (its lock held) and wait until its exit is recorded."""
+        ...
 
 
 def remove_files(rootfs: RootfsManager, rec: ContainerRecord) -> None:
@@ -49,10 +59,30 @@ def tree_size(path: Path) -> int:
 
 
 class Removal:
-    """``remove``, ``prune`` and the ``removed`` waiters of the service's containers."""
+    """``remove``, ``prune`` and the ``removed`` waiters of the service's containers.
 
-    def __init__(self, service: ContainerService) -> None:
-        self.service = service
+    Built by the service over the parts it shares with it (records, root filesystems,
+    locks, exit recorder, listeners, its event publisher) and its run control, which
+    stops a container that is removed with ``force``.
+    """
+
+    def __init__(
+        self,
+        store: RecordStore,
+        rootfs: RootfsManager,
+        locks: ContainerLocks,
+        exits: ExitRecorder,
+        listeners: Listeners,
+        publish: Publish,
+        control: StopBeforeRemoval,
+    ) -> None:
+        self.store = store
+        self.rootfs = rootfs
+        self.locks = locks
+        self.exits = exits
+        self.listeners = listeners
+        self.publish = publish
+        self.control = control
         self._removed: dict[str, list[asyncio.Future[int]]] = {}
 
     def removed(self, rec: ContainerRecord) -> asyncio.Future[int]:
@@ -63,9 +93,9 @@ class Removal:
 
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
         """Remove a container and everything it has on disk (running ones only with force)."""
-        rec = self.service.get(ref)
-        async with self.service.lock(rec):
-            if not self.service.store.contains(rec.id):
+        rec = self.store.lookup(ref)
+        async with self.locks.lock(rec):
+            if not self.store.contains(rec.id):
                 raise NotFound(f"No such container: {ref}")
             if rec.state.removal_in_progress and not force:
                 raise Conflict(f"removal of container {rec.id} is already in progress")
@@ -79,31 +109,31 @@ class Removal:
                     "container before removing or force remove"
                 )
             if rec.state.running:
-                await self.service.control.stop_locked(rec, 0, "KILL")
-            await self.service.exits.settle(rec)
+                await self.control.stop_locked(rec, 0, "KILL")
+            await self.exits.settle(rec)
             rec.state.removal_in_progress = True
-            self.service.store.save(rec)
+            self.store.save(rec)
             await self._delete(rec)
-        self.service.publish(rec, "destroy")
+        self.publish(rec, "destroy")
         for future in self._removed.pop(rec.id, []):
             if not future.done():
                 future.set_result(rec.state.exit_code)
-        self.service.exits.fail_next_exit(rec, NotFound(f"No such container: {rec.id}"))
-        self.service.listeners.removed(rec, volumes)
+        self.exits.fail_next_exit(rec, NotFound(f"No such container: {rec.id}"))
+        self.listeners.removed(rec, volumes)
 
     async def _delete(self, rec: ContainerRecord) -> None:
-        self.service.exits.unwatch(rec)
+        self.exits.unwatch(rec)
         with contextlib.suppress(OciRuntimeError):
             await rec.runtime.delete(rec.id, force=True)
-        await asyncio.to_thread(remove_files, self.service.rootfs, rec)
-        self.service.store.delete(rec)
-        self.service.forget_lock(rec)
+        await asyncio.to_thread(remove_files, self.rootfs, rec)
+        self.store.delete(rec)
+        self.locks.forget(rec)
 
     async def prune(self, keep: Callable[[ContainerRecord], bool]) -> tuple[list[str], int]:
         """Remove every stopped container ``keep`` does not keep; ids and bytes freed."""
         removed: list[str] = []
         freed = 0
-        for rec in self.service.list():
+        for rec in self.store.all():
             if rec.state.listed or keep(rec):
                 continue
             size = await asyncio.to_thread(self.size_rw, rec)
@@ -117,6 +147,6 @@ class Removal:
 
     def size_rw(self, rec: ContainerRecord) -> int:
         """Bytes in the container's writable layer (blocking: walks the upper directory)."""
-        base = self.service.rootfs.snapshotter.root / "containers" / rec.id
+        base = self.rootfs.snapshotter.root / "containers" / rec.id
         upper = base / "upper" if (base / "upper").is_dir() else base / "rootfs"
         return tree_size(upper)

@@ -61,9 +61,12 @@ archive) -- these names are stable::
     service.wait_exit(ref) -> ExitStatus          # await the current run's end
 
 The parts live in their own modules: the listeners in :mod:`listeners`, following and
-recording exits in :mod:`exits`, state transitions on
+recording exits in :mod:`exit_recorder`, state transitions on
 :class:`~declarun.daemon.containers.lifecycle.record.ContainerState`, signals and stop waits in
-:mod:`stopping`; this module holds the operations and their locking.
+:mod:`stopping`, removal in :mod:`removal`, the per-container locks in :mod:`locks`. The
+helpers get the parts they share with the service (store, locks, exit recorder, listeners,
+its ``publish``), never the service itself, so none of them imports this module, which
+holds the operations and their locking.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ from declarun.daemon.containers.lifecycle.listeners import (
     StartListener,
     StopListener,
 )
+from declarun.daemon.containers.lifecycle.locks import ContainerLocks
 from declarun.daemon.containers.lifecycle.names import generate_name, new_container_id
 from declarun.daemon.containers.lifecycle.networking import ContainerNetworking
 from declarun.daemon.containers.lifecycle.new_record import ImageSource, new_record
@@ -152,9 +156,10 @@ class ContainerService:
         self.listeners = Listeners()
         self.exits = ExitRecorder(store, rootfs, self.watcher, self.listeners,
                                   self.publish, self._auto_remove)  # fmt: skip
-        self.control = RunControl(self)
-        self.removal = Removal(self)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.locks = ContainerLocks()
+        self.control = RunControl(store, self.locks, self.exits, self.listeners, self.publish)
+        self.removal = Removal(store, rootfs, self.locks, self.exits, self.listeners,
+                               self.publish, self.control)  # fmt: skip
         self._names_in_creation: dict[str, str] = {}  # name -> id, between check and store
         self._resolver: MountResolver | None = None
         #: Networking (namespaces, CNI, DNS, ports); see :meth:`use_networking`.
@@ -238,7 +243,7 @@ class ContainerService:
 
     def lock(self, rec: ContainerRecord) -> asyncio.Lock:
         """The lock serialising state changes of one container."""
-        return self._locks.setdefault(rec.id, asyncio.Lock())
+        return self.locks.lock(rec)
 
     # -- start ---------------------------------------------------------------------
 
@@ -436,10 +441,6 @@ class ContainerService:
         """Remove every stopped container ``keep`` does not keep; ids and bytes freed."""
         return await self.removal.prune(keep)
 
-    def forget_lock(self, rec: ContainerRecord) -> None:
-        """Drop the lock of a removed container."""
-        self._locks.pop(rec.id, None)
-
     # -- file system ---------------------------------------------------------------------
 
     def size_rw(self, rec: ContainerRecord) -> int:
@@ -460,7 +461,8 @@ class ContainerService:
 
     async def changes(self, ref: str) -> builtins.list[Change]:
         """What the container changed in its root file system (``docker diff``)."""
-        return await container_changes(self.rootfs, self.get(ref))
+        rec = self.get(ref)
+        return await container_changes(self.rootfs, rec.id, rec.chain_id, rec.bundle_dir)
 
     @contextlib.asynccontextmanager
     async def mounted_rootfs(self, ref: str) -> AsyncIterator[Path]:

@@ -18,19 +18,19 @@ import asyncio
 import contextlib
 import logging
 import signal as signal_module
-from typing import TYPE_CHECKING
 
 from declarun.daemon.containers.config.errors import InvalidCreateRequest
 from declarun.daemon.containers.config.request import parse_stop_signal
+from declarun.daemon.containers.lifecycle.exit_recorder import ExitRecorder
+from declarun.daemon.containers.lifecycle.listeners import Listeners, Publish
+from declarun.daemon.containers.lifecycle.locks import ContainerLocks
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.store import RecordStore
 from declarun.daemon.containers.runtime.exitwatch import ExitWatcher
 from declarun.daemon.containers.runtime.monitor import stop_container
 from declarun.daemon.containers.runtime.oci import OciRuntimeError
 from declarun.daemon.containers.runtime.syncpipe import MonitorError
 from declarun.errdefs import Conflict, InvalidArgument, NotModified
-
-if TYPE_CHECKING:
-    from declarun.daemon.containers.lifecycle.service import ContainerService
 
 __all__ = [
     "DEFAULT_STOP_TIMEOUT",
@@ -90,10 +90,26 @@ async def stop_run(rec: ContainerRecord, sig: int, wait: float, watcher: ExitWat
 
 
 class RunControl:
-    """``stop``, ``kill``, ``pause`` and ``unpause`` of the service's containers."""
+    """``stop``, ``kill``, ``pause`` and ``unpause`` of the service's containers.
 
-    def __init__(self, service: ContainerService) -> None:
-        self.service = service
+    Built by the service over the parts it shares with it: the records, the per-container
+    locks, the exit recorder (whose watcher a stop waits on), the listeners and the
+    service's event publisher.
+    """
+
+    def __init__(
+        self,
+        store: RecordStore,
+        locks: ContainerLocks,
+        exits: ExitRecorder,
+        listeners: Listeners,
+        publish: Publish,
+    ) -> None:
+        self.store = store
+        self.locks = locks
+        self.exits = exits
+        self.listeners = listeners
+        self.publish = publish
 
     async def stop(
         self, ref: str, timeout: int | None = None, signal: str | None = None
@@ -103,25 +119,25 @@ class RunControl:
         A container waiting out a restart back-off is "stopped" at once: the pending
         restart is cancelled.
         """
-        rec = self.service.get(ref)
-        async with self.service.lock(rec):
+        rec = self.store.lookup(ref)
+        async with self.locks.lock(rec):
             if not rec.state.running and not rec.state.restarting:
                 raise NotModified("container already stopped")
             rec.state.set_stopped_by_user()
-            self.service.store.save(rec)
-            self.service.listeners.stopped_by_user(rec)
+            self.store.save(rec)
+            self.listeners.stopped_by_user(rec)
             if rec.state.running:
                 await self.stop_locked(rec, timeout, signal)
-        self.service.publish(rec, "stop")
+        self.publish(rec, "stop")
         return rec
 
     async def stop_locked(
         self, rec: ContainerRecord, timeout: int | None, signal: str | None = None
     ) -> None:
         sig = parse_signal(signal) if signal else stop_signal(rec)
-        self.service.publish(rec, "kill", {"signal": str(sig)})
-        await stop_run(rec, sig, stop_wait(rec, timeout), self.service.watcher)
-        await self.service.exits.settle(rec)
+        self.publish(rec, "kill", {"signal": str(sig)})
+        await stop_run(rec, sig, stop_wait(rec, timeout), self.exits.watcher)
+        await self.exits.settle(rec)
 
     async def kill(self, ref: str, signal: str = "KILL") -> ContainerRecord:
         """Send a signal to the container's init process (409 if it is not running).
@@ -129,15 +145,15 @@ class RunControl:
         Like dockerd, any kill counts as the user's stop: no restart policy brings the
         container back, and a pending restart (back-off) is cancelled without a signal.
         """
-        rec = self.service.get(ref)
+        rec = self.store.lookup(ref)
         sig = parse_signal(signal or "KILL")
-        async with self.service.lock(rec):
+        async with self.locks.lock(rec):
             if not rec.state.running and not rec.state.restarting:
                 raise Conflict(f"Cannot kill container: {ref}: Container {rec.id} is not running")
             # Set before the signal: the exit it causes must find it.
             rec.state.set_stopped_by_user()
-            self.service.store.save(rec)
-            self.service.listeners.stopped_by_user(rec)
+            self.store.save(rec)
+            self.listeners.stopped_by_user(rec)
             if not rec.state.running:
                 return rec
             try:
@@ -146,41 +162,41 @@ class RunControl:
                 # Its process may have just ended, its exit not yet recorded: as dockerd,
                 # give that a moment before calling the kill a failure.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.service.exits.settle(rec), _DEAD_SETTLE)
+                    await asyncio.wait_for(self.exits.settle(rec), _DEAD_SETTLE)
                 if rec.state.status in ("running", "paused"):  # still: the kill failed
                     raise Conflict(f"Cannot kill container: {ref}: {exc.message}") from None
                 return rec
-            self.service.publish(rec, "kill", {"signal": str(sig)})
+            self.publish(rec, "kill", {"signal": str(sig)})
             if sig == signal_module.SIGKILL:
                 if rec.state.paused:
                     with contextlib.suppress(OciRuntimeError):
                         await rec.runtime.resume(rec.id)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.service.exits.settle(rec), _KILL_SETTLE)
+                    await asyncio.wait_for(self.exits.settle(rec), _KILL_SETTLE)
         return rec
 
     async def pause(self, ref: str) -> ContainerRecord:
         """Freeze every process of a running container."""
-        rec = self.service.get(ref)
-        async with self.service.lock(rec):
+        rec = self.store.lookup(ref)
+        async with self.locks.lock(rec):
             if not rec.state.running:
                 raise Conflict(f"Container {rec.id} is not running")
             if rec.state.paused:
                 raise Conflict(f"Container {rec.id} is already paused")
             await rec.runtime.pause(rec.id)
             rec.state.paused = True
-            self.service.store.save(rec)
-        self.service.publish(rec, "pause")
+            self.store.save(rec)
+        self.publish(rec, "pause")
         return rec
 
     async def unpause(self, ref: str) -> ContainerRecord:
         """Thaw a paused container."""
-        rec = self.service.get(ref)
-        async with self.service.lock(rec):
+        rec = self.store.lookup(ref)
+        async with self.locks.lock(rec):
             if not rec.state.paused:
                 raise Conflict(f"Container {rec.id} is not paused")
             await rec.runtime.resume(rec.id)
             rec.state.paused = False
-            self.service.store.save(rec)
-        self.service.publish(rec, "unpause")
+            self.store.save(rec)
+        self.publish(rec, "unpause")
         return rec

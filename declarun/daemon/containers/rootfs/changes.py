@@ -13,7 +13,6 @@ import asyncio
 import json
 from pathlib import Path
 
-from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.containers.rootfs.fsaccess import (
     CHANGE_MODIFIED,
     Change,
@@ -30,17 +29,20 @@ DEFAULT_MOUNT_TARGETS = frozenset(
 )
 
 
-async def container_changes(rootfs: RootfsManager, record: ContainerRecord) -> list[Change]:
-    """The changes of ``record``'s root file system against its image, mount points left out."""
-    mounts = await asyncio.to_thread(rootfs.prepare, record.chain_id, record.id)
+async def container_changes(
+    rootfs: RootfsManager, container_id: str, chain_id: str | None, bundle_dir: Path
+) -> list[Change]:
+    """The changes of a container's root file system against its image (the snapshot
+    ``chain_id``), the mount points of its bundle in ``bundle_dir`` left out."""
+    mounts = await asyncio.to_thread(rootfs.prepare, chain_id, container_id)
     if mounts.driver == "overlay":
         assert mounts.upperdir is not None
         found = await asyncio.to_thread(changes_overlay, mounts.upperdir, mounts.lowerdirs)
     else:
         snapshotter = rootfs.snapshotter
-        base = snapshotter.info(record.chain_id).path if record.chain_id else None
+        base = snapshotter.info(chain_id).path if chain_id else None
         found = await asyncio.to_thread(changes_copy, mounts.rootfs, base)
-    return without_mountpoints(found, mount_targets(record.bundle_dir))
+    return without_mountpoints(found, mount_targets(bundle_dir))
 
 
 def mount_targets(bundle_dir: Path) -> set[str]:
