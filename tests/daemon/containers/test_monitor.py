@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from declarun.daemon.containers.lifecycle.restore import UNKNOWN_EXIT_CODE, conmon_alive, recover
 from declarun.daemon.containers.runtime.attach_socket import (
     STDERR,
     STDOUT,
@@ -40,7 +41,6 @@ from declarun.daemon.containers.runtime.monitor import (
     start_container,
     stop_container,
 )
-from declarun.daemon.containers.runtime.recovery import UNKNOWN_EXIT_CODE, conmon_alive, recover
 from tests.daemon.containers.conmon_support import Env, monitor_env, needs_conmon, run
 
 pytestmark = [needs_conmon, pytest.mark.root]

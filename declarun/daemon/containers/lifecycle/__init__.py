@@ -2,6 +2,7 @@
 removed, found again after a daemon restart.
 
 ``service``        :class:`ContainerService`, the operations other areas call, and their locking
+``locks``          one lock per container, shared by the service and its helpers
 ``record``         a container as the daemon keeps it (configuration, state, paths)
 ``store``          the records in memory and in the metadata database; lookups by reference
 ``names``          container ids and generated names
@@ -14,7 +15,8 @@ removed, found again after a daemon restart.
 ``exit_recorder``  following each run to its end and recording that end
 ``stopping``       stop, kill, pause, unpause
 ``removal``        rm, ``wait?condition=removed``, prune
-``restore``        finding every container again at daemon start
+``restore``        finding every container again at daemon start: what conmon's files
+                   and the runtime say of each, reconciled with its record
 ``commit``         ``docker commit``: a container's changes as a new image
 """
 

@@ -11,7 +11,6 @@ each container's stdio and outlives the daemon.
 ``attach_socket``   conmon's attach socket (a container's stdio) and control fifo
 ``exec_session``    one extra process in a running container, under its own conmon
 ``logfile``         reading the log files conmon writes, with ``follow``
-``recovery``        what conmon's files and the runtime say of a container after a restart
 
 Nothing here knows the container service or its records: it works on ids, paths and the
 values of :mod:`declarun.daemon.containers.config`.

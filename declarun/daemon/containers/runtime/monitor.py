@@ -5,7 +5,7 @@ declarund never keeps a Python process per container. Each container gets one ``
 stdio, writes its log file and, when the container ends, its exit file. conmon double-forks
 and calls ``setsid``: it is re-parented away from the daemon, so containers keep running when
 the daemon stops or is SIGKILLed, and a restarted daemon finds them again
-(:mod:`declarun.daemon.containers.runtime.recovery`).
+(:mod:`declarun.daemon.containers.lifecycle.restore`).
 
 The conmon protocol, as verified against conmon 2.1.6 and runc 1.1.5 on this machine
 ------------------------------------------------------------------------------------
