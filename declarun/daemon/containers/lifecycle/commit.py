@@ -1,6 +1,6 @@
 """``docker commit``: a container's writable layer becomes the top layer of a new image.
 
-The layer is the container's changes (:mod:`fsaccess`) as an uncompressed tar: added and
+The layer is the container's changes (:mod:`~declarun.daemon.containers.rootfs.fsaccess`) as an uncompressed tar: added and
 modified entries taken from the container's merged root, ``.wh.<name>`` entries for
 deletions (an overlay opaque directory shows up as the deletions of what it hides). It is
 stored in the content store, applied on the image's top snapshot, and registered with the

@@ -41,14 +41,14 @@ Arguments we pass (``conmon --help`` lists them all):
     whether stdin stays open when an attach client disconnects (Docker's ``StdinOnce``
     false). Without ``-i`` the container's stdin is ``/dev/null``.
 ``--exec --exec-process-spec FILE [--exec-attach]``
-    An exec session (:mod:`exec`): ``runc exec --detach --process FILE``.
+    An exec session (:mod:`exec_session`): ``runc exec --detach --process FILE``.
 
 Pipes (``_OCI_SYNCPIPE``, ``_OCI_STARTPIPE``, ``_OCI_ATTACHPIPE``): see :mod:`syncpipe`.
 After ``runc create`` conmon sends ``{"data": <pid>}``; on failure
 ``{"data": -1, "message": "<runtime stderr>"}`` (and nothing when the runtime printed
 nothing). The container is then *created*, not running: ``runc start`` runs it.
 
-Attach socket ``<bundle>/attach`` (:mod:`attach`): ``SOCK_SEQPACKET``; every packet from
+Attach socket ``<bundle>/attach`` (:mod:`attach_socket`): ``SOCK_SEQPACKET``; every packet from
 conmon is one read of the container's stdout or stderr prefixed by one byte, ``2`` = stdout,
 ``3`` = stderr (conmon's ``STDOUT_PIPE``/``STDERR_PIPE``; at most 8192 bytes of data). A
 terminal's output is all ``2``. Packets we send go to the container's stdin (conmon reads at

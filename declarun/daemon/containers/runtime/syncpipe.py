@@ -1,4 +1,4 @@
-"""Starting ``conmon`` and talking to it over its pipes (used by :mod:`monitor` and :mod:`exec`).
+"""Starting ``conmon`` and talking to it over its pipes (used by :mod:`monitor` and :mod:`exec_session`).
 
 conmon finds its pipes by file-descriptor number in environment variables:
 

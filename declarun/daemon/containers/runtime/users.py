@@ -3,7 +3,7 @@
 Rules are runc's/dockerd's ``GetExecUser``: ``name``, ``uid``, ``name:group``, ``uid:gid``;
 a name must exist in the image, a number need not; without an explicit group, the primary
 group comes from passwd and supplementary groups from ``/etc/group`` membership; ``HOME``
-from passwd (``/`` when unknown). Files are read with :mod:`rootpath`, never outside the root.
+from passwd (``/`` when unknown). Files are read with :mod:`~declarun.daemon.containers.rootfs.inroot`, never outside the root.
 """
 
 from __future__ import annotations
