@@ -7,7 +7,9 @@ SQLite in WAL mode (``<data-root>/metadata.db``), one module per kind of record:
 ``images``      images, the blobs they reference, their names (tags and repo digests)
 ``layers``      layer snapshots by chain ID
 ``leases``      leases that protect work in progress from garbage collection
-``containers``  containers: their image, snapshot and record
+``containers``  containers: their image, snapshot, record and the volumes they mount
+``volumes``     volumes, and which containers use one
+``networks``    networks, what started containers hold on them, which containers use one
 ``references``  the reference graph garbage collection marks from
 
 :class:`Metadata` is all of them over one database; every name a caller needs is
@@ -37,8 +39,10 @@ from declarun.daemon.metadata.leases import (
     LeaseTables,
     ResourceKind,
 )
+from declarun.daemon.metadata.networks import NetworkRow, NetworkStateRow, NetworkTables
 from declarun.daemon.metadata.references import ImageRefs, ReferenceGraph, ReferenceTables
 from declarun.daemon.metadata.schema import SCHEMA_VERSION
+from declarun.daemon.metadata.volumes import VolumeRow, VolumeTables
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -58,11 +62,22 @@ __all__ = [
     "LeaseResource",
     "Metadata",
     "MetadataError",
+    "NetworkRow",
+    "NetworkStateRow",
     "ReferenceGraph",
     "ResourceKind",
+    "VolumeRow",
     "canonical_name",
 ]
 
 
-class Metadata(ImageTables, LayerTables, LeaseTables, ContainerTables, ReferenceTables):
+class Metadata(
+    ImageTables,
+    LayerTables,
+    LeaseTables,
+    ContainerTables,
+    VolumeTables,
+    NetworkTables,
+    ReferenceTables,
+):
     """The metadata database at ``path`` (created and migrated on first open), every table."""

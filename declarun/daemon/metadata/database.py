@@ -126,9 +126,12 @@ class Database:
                     f"{self.path} has schema version {version}, newer than this declarun "
                     f"({SCHEMA_VERSION}); refusing to touch it"
                 )
-            for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in statements:
-                    conn.execute(statement)
+            for number, steps in enumerate(MIGRATIONS[version:], start=version + 1):
+                for step in steps:
+                    if isinstance(step, str):
+                        conn.execute(step)
+                    else:
+                        step(conn)
                 conn.execute(f"PRAGMA user_version={number}")
 
     def schema_version(self) -> int:

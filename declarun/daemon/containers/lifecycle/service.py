@@ -455,10 +455,6 @@ class ContainerService:
         """Where the container's writable layer lives (``GraphDriver`` of inspect)."""
         return self.rootfs.snapshotter.root / "containers" / rec.id
 
-    def volume_users(self, volume: str) -> builtins.list[str]:
-        """IDs of the containers whose mounts use volume ``volume``."""
-        return [rec.id for rec in self.store.all() if volume in rec.volume_names.values()]
-
     async def changes(self, ref: str) -> builtins.list[Change]:
         """What the container changed in its root file system (``docker diff``)."""
         rec = self.get(ref)

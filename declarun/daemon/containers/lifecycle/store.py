@@ -115,6 +115,7 @@ class RecordStore:
             snapshot_key=rec.chain_id,
             created=rec.created_ns / 1e9,
             record=rec.to_json(),
+            volumes=dict(rec.volume_names),
         )
 
     def add(self, rec: ContainerRecord) -> None:
