@@ -9,8 +9,13 @@ from typing import Any
 import pytest
 
 from declarun.daemon.containers.lifecycle.record import ContainerRecord, record_from_json
-from declarun.daemon.containers.rootfs.changes import mount_targets, without_mountpoints
-from declarun.daemon.containers.rootfs.fsaccess import CHANGE_ADDED, CHANGE_MODIFIED, Change
+from declarun.daemon.containers.rootfs.changes import (
+    CHANGE_ADDED,
+    CHANGE_MODIFIED,
+    Change,
+    mount_targets,
+    without_mountpoints,
+)
 from declarun.daemon.containers.runtime.monitor import MonitorLayout
 from declarun.daemon.containers.runtime.oci import OciRuntime
 from declarun.daemon.containers.views.listing import matches, name_matches, prune_keeps

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from declarun.daemon.containers.lifecycle.service import ContainerService
-from declarun.daemon.containers.rootfs.fsaccess import Change, write_layer_tar
+from declarun.daemon.containers.rootfs.changes import Change
+from declarun.daemon.containers.rootfs.fsaccess import write_layer_tar
 from declarun.daemon.images import mediatypes
 from declarun.daemon.images.content import Descriptor
 from declarun.daemon.images.importer import apply_changes

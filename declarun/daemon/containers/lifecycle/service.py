@@ -106,8 +106,7 @@ from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.containers.lifecycle.removal import Removal, remove_files
 from declarun.daemon.containers.lifecycle.stopping import RunControl
 from declarun.daemon.containers.lifecycle.store import RecordStore, name_conflict
-from declarun.daemon.containers.rootfs.changes import container_changes
-from declarun.daemon.containers.rootfs.fsaccess import Change
+from declarun.daemon.containers.rootfs.changes import Change, container_changes
 from declarun.daemon.containers.rootfs.mounts import RootfsManager
 from declarun.daemon.containers.runtime.exitwatch import ExitStatus, ExitWatcher
 from declarun.daemon.containers.runtime.monitor import start_container

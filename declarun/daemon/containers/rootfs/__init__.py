@@ -3,9 +3,10 @@ and written without ever leaving it.
 
 ``mounts``    the writable layer from the snapshotter, mounted and released by reference count
 ``inroot``    reading one file inside a root (the image's ``/etc/passwd``), links re-rooted
-``fsaccess``  ``docker cp`` (stat, archive, extract), ``export``, and the changes and layer
-              tar of ``diff``/``commit``, through directory descriptors
-``changes``   what a container changed against its image, its own mount points left out
+``fsaccess``  ``docker cp`` (stat, archive, extract), ``export`` and the layer tar of
+              ``commit``, through directory descriptors
+``changes``   what a container changed against its image (``diff``, and what ``commit``
+              takes), its own mount points left out
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A container's files seen from the daemon, without ever leaving its root: ``docker cp``,
-``docker diff``, ``docker export`` and the layer of ``docker commit``.
+``docker export`` and the layer of ``docker commit`` (what changed is :mod:`changes`).
 
 Every path a client names is resolved inside the container's root through directory
 descriptors (:class:`~declarun.daemon.images.tarsafe.InRoot`): ``..`` stops at the root
@@ -32,21 +32,16 @@ import tarfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
+from declarun.daemon.containers.rootfs.changes import CHANGE_DELETED, Change
 from declarun.daemon.images.tarsafe import InRoot, ResolvedDir
 from declarun.daemon.images.unpack import WHITEOUT_PREFIX, apply_into
 from declarun.errdefs import InvalidArgument, NotFound
 from declarun.errors import UnpackError
 
 __all__ = [
-    "CHANGE_ADDED",
-    "CHANGE_DELETED",
-    "CHANGE_MODIFIED",
-    "Change",
     "PathStat",
-    "changes_copy",
-    "changes_overlay",
     "extract_into",
     "go_file_mode",
     "stat_path",
@@ -54,11 +49,9 @@ __all__ = [
     "write_path_tar",
 ]
 
-CHANGE_MODIFIED, CHANGE_ADDED, CHANGE_DELETED = 0, 1, 2
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 _MAX_HOPS = 40
-_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 # Go's os.FileMode type bits (the stat header carries Go's encoding).
 _GO_DIR = 1 << 31
@@ -357,151 +350,6 @@ class _FdPath(os.PathLike[str]):
 
     def __fspath__(self) -> str:
         return self._path
-
-
-@dataclass(frozen=True)
-class Change:
-    """One entry of ``GET /containers/{id}/changes``."""
-
-    path: str
-    kind: int
-
-    def to_api(self) -> dict[str, Any]:
-        """``{"Path": ..., "Kind": ...}``."""
-        return {"Path": self.path, "Kind": self.kind}
-
-
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _opaque(path: Path) -> bool:
-    for name in _OPAQUE_XATTRS:
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
-
-
-def _in_lowers(lowers: tuple[Path, ...], rel: str) -> os.stat_result | None:
-    """The entry ``rel`` of the merged lower layers (top-most first), if any."""
-    parts = rel.split("/")
-    for lower in lowers:
-        # A whiteout or an opaque directory on the way hides everything below it.
-        hidden = False
-        for i in range(1, len(parts)):
-            prefix = lower.joinpath(*parts[:i])
-            try:
-                st = prefix.lstat()
-            except OSError:
-                break
-            if _is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
-                hidden = True
-                break
-        if hidden:
-            return None
-        try:
-            st = lower.joinpath(*parts).lstat()
-        except OSError:
-            if any(_opaque(lower.joinpath(*parts[:i])) for i in range(1, len(parts))):
-                return None
-            continue
-        return None if _is_whiteout(st) else st
-    return None
-
-
-def changes_overlay(upper: Path, lowers: tuple[Path, ...]) -> list[Change]:
-    """Changes of an overlay container: its upper directory against the image's layers."""
-    out: list[Change] = []
-
-    def walk(rel: str) -> None:
-        directory = upper / rel if rel else upper
-        for name in sorted(os.listdir(directory)):
-            child_rel = f"{rel}/{name}" if rel else name
-            st = (directory / name).lstat()
-            if _is_whiteout(st):
-                out.append(Change("/" + child_rel, CHANGE_DELETED))
-                continue
-            lower = _in_lowers(lowers, child_rel)
-            out.append(Change("/" + child_rel, CHANGE_ADDED if lower is None else CHANGE_MODIFIED))
-            if stat.S_ISDIR(st.st_mode):
-                if lower is not None and stat.S_ISDIR(lower.st_mode) and _opaque(directory / name):
-                    present = set(os.listdir(directory / name))
-                    for gone in sorted(_merged_names(lowers, child_rel) - present):
-                        out.append(Change(f"/{child_rel}/{gone}", CHANGE_DELETED))
-                walk(child_rel)
-
-    walk("")
-    return sorted(out, key=lambda c: c.path)
-
-
-def _merged_names(lowers: tuple[Path, ...], rel: str) -> set[str]:
-    names: set[str] = set()
-    for lower in lowers:
-        with_dir = lower / rel
-        try:
-            entries = os.listdir(with_dir)
-        except OSError:
-            continue
-        for name in entries:
-            if _in_lowers(lowers, f"{rel}/{name}") is not None:
-                names.add(name)
-    return names
-
-
-def _same(a: os.stat_result, b: os.stat_result, a_path: Path, b_path: Path) -> bool:
-    if stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode):
-        return False
-    if (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid):
-        return False
-    if stat.S_ISLNK(a.st_mode):
-        return os.readlink(a_path) == os.readlink(b_path)
-    if stat.S_ISDIR(a.st_mode):
-        return True  # a directory "changes" through its children, reported on their own
-    return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
-
-
-def changes_copy(rootfs: Path, base: Path | None) -> list[Change]:
-    """Changes of a copy-driver container: its private tree against the image's tree."""
-    out: list[Change] = []
-
-    def walk(rel: str) -> None:
-        here = rootfs / rel if rel else rootfs
-        there = (base / rel if rel else base) if base is not None else None
-        names = set(os.listdir(here))
-        base_names = set(os.listdir(there)) if there is not None and there.is_dir() else set()
-        for name in sorted(names | base_names):
-            child = f"{rel}/{name}" if rel else name
-            if name not in names:
-                out.append(Change("/" + child, CHANGE_DELETED))
-                continue
-            st = (here / name).lstat()
-            if name not in base_names or there is None:
-                out.append(Change("/" + child, CHANGE_ADDED))
-                if stat.S_ISDIR(st.st_mode):
-                    _all_added(here / name, child, out)
-                continue
-            base_st = (there / name).lstat()
-            if not _same(st, base_st, here / name, there / name):
-                out.append(Change("/" + child, CHANGE_MODIFIED))
-            if stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(base_st.st_mode):
-                before = len(out)
-                walk(child)
-                if len(out) > before and not any(c.path == "/" + child for c in out):
-                    out.append(Change("/" + child, CHANGE_MODIFIED))
-
-    walk("")
-    return sorted(out, key=lambda c: c.path)
-
-
-def _all_added(directory: Path, rel: str, out: list[Change]) -> None:
-    for name in sorted(os.listdir(directory)):
-        child = f"{rel}/{name}"
-        out.append(Change("/" + child, CHANGE_ADDED))
-        if (directory / name).is_dir() and not (directory / name).is_symlink():
-            _all_added(directory / name, child, out)
 
 
 def write_layer_tar(merged_root: Path, changes: list[Change], out: IO[bytes]) -> None:
