@@ -17,13 +17,15 @@
     the default ``bridge`` has no name resolution, as in Docker. Any failure undoes all.
 ``teardown`` at every end of a run
     DNS records and listener, host ports, CNI ``DEL`` of every cached attachment of the
-    container, the namespace, the state file. Idempotent, and driven by the CNI cache, so it
-    also cleans what a crash left half-done.
+    container, the namespace, the stored state. Idempotent, and driven by the CNI cache, so
+    it also cleans what a crash left half-done.
 
-What a started container holds is also written to ``endpoints/<id>.json``, from which
-:meth:`ContainerNetworking.recover` re-registers names, re-serves DNS and re-binds the same
-host ports after a daemon restart, and deletes everything that belongs to no running
-container (CNI attachments, namespaces, state files).
+What a started container holds is also stored in the metadata database (through
+:class:`~declarun.daemon.networks.store.NetworkStore`, which also answers which containers
+use a network), from which :meth:`ContainerNetworking.recover` re-registers names,
+re-serves DNS and re-binds the same host ports after a daemon restart, and deletes
+everything that belongs to no running container (CNI attachments, namespaces, stored
+states).
 """
 
 from __future__ import annotations
