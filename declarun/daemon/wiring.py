@@ -50,12 +50,12 @@ from declarun.daemon.api import (
 )
 from declarun.daemon.api import exec as exec_area
 from declarun.daemon.config import DaemonConfig
-from declarun.daemon.containers.hooks import ContainerHooks
-from declarun.daemon.containers.restore import restore
-from declarun.daemon.containers.rootfs import RootfsManager
-from declarun.daemon.containers.service import ContainerCounts, ContainerService
-from declarun.daemon.containers.setup import ServiceImages
-from declarun.daemon.containers.store import RecordStore
+from declarun.daemon.containers.hooks.container_hooks import ContainerHooks
+from declarun.daemon.containers.lifecycle.image_source import ServiceImages
+from declarun.daemon.containers.lifecycle.restore import restore
+from declarun.daemon.containers.lifecycle.service import ContainerCounts, ContainerService
+from declarun.daemon.containers.lifecycle.store import RecordStore
+from declarun.daemon.containers.rootfs.mounts import RootfsManager
 from declarun.daemon.events import EventBus
 from declarun.daemon.images.content import LocalStore
 from declarun.daemon.images.registry import RegistryConfig
@@ -138,11 +138,11 @@ async def open_services(
         )
         await asyncio.to_thread(image_service.start)
 
-        network_service = NetworkService(root, events)
+        network_service = NetworkService(root, events, metadata)
         await network_service.open()
         stack.push_async_callback(network_service.release_idle_bridges)
         volume_service = VolumeService(
-            await asyncio.to_thread(VolumeStore, root / "volumes"), events
+            await asyncio.to_thread(VolumeStore, metadata, root / "volumes"), events
         )
 
         record_store = RecordStore(metadata, root)
@@ -166,7 +166,6 @@ async def open_services(
         stack.push_async_callback(hooks.close)
         container_service.register_mount_resolver(volume_service.resolve_mount)
         container_service.add_remove_listener(volume_service.container_removed)
-        volume_service.use_users(container_service.volume_users)
 
         await restore(container_service)
         await networking.recover([r for r in container_service.list() if r.state.running])

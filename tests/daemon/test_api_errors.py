@@ -6,8 +6,8 @@ import pytest
 
 from declarun import errdefs
 from declarun.daemon.api.errors import NOT_MODIFIED, STATUS_OF_KIND, status_for
-from declarun.daemon.containers.errors import InvalidCreateRequest
-from declarun.daemon.containers.launch import StartBroken, StartRefused
+from declarun.daemon.containers.config.errors import InvalidCreateRequest
+from declarun.daemon.containers.lifecycle.launch import StartBroken, StartRefused
 from declarun.daemon.images.content import BlobNotFoundError
 from declarun.daemon.metadata import AmbiguousImageError, ImageInUseError, ImageNotFoundError
 from declarun.daemon.networks.errors import NetworkError, PoolExhaustedError

@@ -21,7 +21,7 @@ from declarun.daemon.api import system
 from declarun.daemon.api.event_filter import event_matcher
 from declarun.daemon.api.server import make_app
 from declarun.daemon.config import DaemonConfig
-from declarun.daemon.containers.service import ContainerCounts
+from declarun.daemon.containers.lifecycle.service import ContainerCounts
 from declarun.daemon.events import Event, EventBus
 from declarun.daemon.filters import parse_filters, parse_time
 from declarun.errdefs import InvalidArgument

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import sqlite3
 import subprocess
@@ -29,8 +30,12 @@ from declarun.daemon.metadata import (
     LeaseResource,
     Metadata,
     MetadataError,
+    NetworkRow,
+    NetworkStateRow,
+    VolumeRow,
     canonical_name,
 )
+from declarun.daemon.metadata.schema import MIGRATIONS
 from declarun.errors import ImageReferenceError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +80,7 @@ def db(tmp_path: Path) -> Iterator[Metadata]:
 
 def test_wal_foreign_keys_and_schema_version(db: Metadata, tmp_path: Path) -> None:
     assert db.journal_mode() == "wal"
-    assert db.schema_version() == SCHEMA_VERSION == 1
+    assert db.schema_version() == SCHEMA_VERSION == 2
     raw = sqlite3.connect(tmp_path / "metadata.db")
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
@@ -83,6 +88,8 @@ def test_wal_foreign_keys_and_schema_version(db: Metadata, tmp_path: Path) -> No
     finally:
         raw.close()
     assert {"images", "image_names", "image_blobs", "layers", "leases", "containers"} <= tables
+    assert {"volumes", "container_volumes", "networks", "network_states"} <= tables
+    assert "network_endpoints" in tables
     # Foreign keys are enforced: a name cannot point at a missing image.
     with pytest.raises(ImageNotFoundError):
         db.tag("busybox", sha("nothing"))
@@ -360,3 +367,85 @@ def test_reference_graph(db: Metadata) -> None:
     assert graph.container_images == {rec.id}
     assert graph.container_snapshots == {"c1-rw"}
     assert [x.id for x in graph.leases] == [lease.id]
+
+
+def test_container_volumes_are_written_read_and_deleted_with_the_container(db: Metadata) -> None:
+    db.put_container(Container("c1", "web", None, None, 1.0, volumes={"/data": "shared"}))
+    db.put_container(Container("c2", "db", None, None, 2.0, volumes={"/a": "shared", "/b": "x"}))
+    assert db.get_container("c2") == Container(
+        "c2", "db", None, None, 2.0, volumes={"/a": "shared", "/b": "x"}
+    )
+    assert db.volume_users("shared") == ["c1", "c2"]
+    assert db.volume_users("x") == ["c2"] and db.volume_users("nothing") == []
+    # Saving a container again replaces its volumes.
+    db.put_container(Container("c2", "db", None, None, 2.0, volumes={"/b": "x"}))
+    assert db.volume_users("shared") == ["c1"]
+    db.delete_container("c1")
+    assert db.volume_users("shared") == []
+    assert [c.volumes for c in db.list_containers()] == [{"/b": "x"}]
+
+
+def test_volume_rows(db: Metadata) -> None:
+    row = VolumeRow("data", "local", "2024-01-01T00:00:00Z", {"a": "b"}, {"type": "tmpfs"})
+    assert db.add_volume(row) is True
+    assert db.add_volume(VolumeRow("data", "local", "later")) is False  # kept as it was
+    assert db.get_volume("data") == row and db.get_volume("nope") is None
+    db.add_volume(VolumeRow("another", "local", "2024-01-02T00:00:00Z"))
+    assert [v.name for v in db.list_volumes()] == ["another", "data"]
+    db.put_container(Container("c1", "web", None, None, 1.0, volumes={"/d": "data"}))
+    with pytest.raises(MetadataError, match="in use"):
+        db.delete_volume("data")
+    db.delete_container("c1")
+    assert db.delete_volume("data") is True and db.delete_volume("data") is False
+
+
+def test_network_rows_states_and_users(db: Metadata) -> None:
+    net = NetworkRow("n1", "backend", False, "2024-01-01T00:00:00Z", {"id": "n1", "x": 1})
+    db.put_network(net)
+    assert db.add_network(NetworkRow("n1", "other", False, "later")) is False
+    db.put_network(NetworkRow("n0", "bridge", True, "2024-01-01T00:00:00Z"))
+    assert db.list_networks() == [NetworkRow("n0", "bridge", True, "2024-01-01T00:00:00Z"), net]
+    db.put_network_state(NetworkStateRow("c1", {"netns": "/x"}, ("n1", "n0", "n1")))
+    db.put_network_state(NetworkStateRow("c2", {"netns": "/y"}, ("n1",)))
+    assert db.network_users("n1") == ["c1", "c2"] and db.network_users("n0") == ["c1"]
+    assert db.get_network_state("c1") == NetworkStateRow("c1", {"netns": "/x"}, ("n0", "n1"))
+    # A disconnect rewrites the state; an import never overwrites one.
+    db.put_network_state(NetworkStateRow("c1", {"netns": "/x"}, ("n0",)))
+    db.put_network_state(NetworkStateRow("c1", {"netns": "/old"}, ("n1",)), replace=False)
+    assert db.network_users("n1") == ["c2"]
+    assert [s.container_id for s in db.list_network_states()] == ["c1", "c2"]
+    assert db.delete_network_state("c2") is True
+    assert db.network_users("n1") == [] and db.get_network_state("c2") is None
+    assert db.delete_network("n1") is True and db.delete_network("n1") is False
+
+
+def test_a_version_1_database_is_migrated_with_its_containers_volumes(tmp_path: Path) -> None:
+    """A database written by the code before volumes and networks moved in (schema 1)."""
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        assert isinstance(statement, str)
+        raw.execute(statement)
+    raw.execute("PRAGMA user_version=1")
+    record = {"id": "c" * 64, "name": "web", "volume_names": {"/data": "shared", "/x": "f" * 64}}
+    raw.execute(
+        "INSERT INTO containers (id, name, image_id, snapshot_key, created, record) "
+        "VALUES (?, ?, NULL, NULL, 1.0, ?)",
+        ("c" * 64, "web", json.dumps(record)),
+    )
+    raw.execute(
+        "INSERT INTO containers (id, name, image_id, snapshot_key, created, record) "
+        "VALUES ('d', 'damaged', NULL, NULL, 2.0, 'not json')"
+    )
+    raw.commit()
+    raw.close()
+
+    db = Metadata(path)
+    try:
+        assert db.schema_version() == 2
+        assert db.volume_users("shared") == ["c" * 64]
+        assert db.volume_users("f" * 64) == ["c" * 64]
+        assert db.get_container("c" * 64) is not None
+        assert db.list_volumes() == [] and db.list_networks() == []
+    finally:
+        db.close()

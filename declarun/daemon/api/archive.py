@@ -10,12 +10,12 @@
 * ``POST /commit?container=&repo=&tag=&comment=&author=&changes=&pause=`` -- a new image.
 
 Paths are resolved inside the container's root, never following a link out of it (see
-:mod:`declarun.daemon.containers.fsaccess`). The root is the running container's mount, or
+:mod:`declarun.daemon.containers.rootfs.fsaccess`). The root is the running container's mount, or
 for a stopped container the same overlay mounted for the duration of the request
 (``ContainerService.mounted_rootfs``), so both work alike.
 
-What a container changed (:mod:`declarun.daemon.containers.changes`) and the commit
-itself (:func:`declarun.daemon.containers.commit.commit_container`) are the container
+What a container changed (:mod:`declarun.daemon.containers.rootfs.changes`) and the commit
+itself (:func:`declarun.daemon.containers.lifecycle.commit.commit_container`) are the container
 service's; this area parses the requests and streams the tars.
 """
 
@@ -33,14 +33,14 @@ from typing import IO, Any
 from aiohttp import web
 
 from declarun.daemon.api.http import json_response, query_bool
-from declarun.daemon.containers.commit import CommitRequest, commit_container
-from declarun.daemon.containers.fsaccess import (
+from declarun.daemon.containers.lifecycle.commit import CommitRequest, commit_container
+from declarun.daemon.containers.lifecycle.service import ContainerService
+from declarun.daemon.containers.rootfs.fsaccess import (
     PathStat,
     extract_into,
     stat_path,
     write_path_tar,
 )
-from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.images.service import ImageService
 from declarun.errdefs import Forbidden, InvalidArgument, NotFound
 from declarun.errors import ImageReferenceError

@@ -14,8 +14,8 @@ connection ends when the container's output ends, the client detaches (``detachK
 default ``ctrl-p,ctrl-q``), or the client goes away; the container keeps running.
 
 Clients waiting for a container's start are kept in the daemon's
-:class:`~declarun.daemon.containers.attachment.AttachWaiters`, which the container hooks
-(:mod:`declarun.daemon.containers.hooks`) connect when the container starts.
+:class:`~declarun.daemon.containers.hooks.attach_clients.AttachWaiters`, which the container hooks
+(:mod:`declarun.daemon.containers.hooks.container_hooks`) connect when the container starts.
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ from aiohttp import web
 
 from declarun.daemon.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
 from declarun.daemon.api.http import query_bool, query_int
-from declarun.daemon.containers.attach import AttachStream, resize_terminal
-from declarun.daemon.containers.attachment import (
+from declarun.daemon.containers.hooks.attach_clients import (
     DEFAULT_DETACH_KEYS,
     AttachOptions,
     AttachWaiters,
     parse_detach_keys,
     pump,
 )
-from declarun.daemon.containers.logfile import read_log
-from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.containers.syncpipe import MonitorError
+from declarun.daemon.containers.lifecycle.service import ContainerService
+from declarun.daemon.containers.runtime.attach_socket import AttachStream, resize_terminal
+from declarun.daemon.containers.runtime.logfile import read_log
+from declarun.daemon.containers.runtime.syncpipe import MonitorError
 from declarun.errdefs import Conflict, InvalidArgument
 
 __all__ = ["detach_keys_of", "routes"]

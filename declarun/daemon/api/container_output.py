@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from declarun.daemon.api.http import json_response, query_bool, start_json_stream, write_json_line
-from declarun.daemon.containers.logfile import read_log
-from declarun.daemon.containers.record import format_time
-from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.containers.stats import StatsSampler, container_top
+from declarun.daemon.containers.lifecycle.record import format_time
+from declarun.daemon.containers.lifecycle.service import ContainerService
+from declarun.daemon.containers.runtime.logfile import read_log
+from declarun.daemon.containers.views.stats import StatsSampler, container_top
 from declarun.daemon.filters import parse_time
 from declarun.errdefs import InvalidArgument, NotFound
 

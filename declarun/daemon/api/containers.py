@@ -2,9 +2,9 @@
 wait, remove, prune.
 
 Logs, top and stats are in :mod:`.container_output`; attach and exec are separate areas
-built on the same :class:`~declarun.daemon.containers.service.ContainerService`. Which
+built on the same :class:`~declarun.daemon.containers.lifecycle.service.ContainerService`. Which
 containers a list shows and a prune removes is the service side's policy
-(:mod:`declarun.daemon.containers.listing`).
+(:mod:`declarun.daemon.containers.views.listing`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from declarun.daemon.api.http import compact_json, json_response, query_bool, query_int, read_json
-from declarun.daemon.containers.listing import list_containers, prune_keeps
-from declarun.daemon.containers.record import ContainerRecord
-from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.containers.views import inspect_document, summary_document
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.service import ContainerService
+from declarun.daemon.containers.views.documents import inspect_document, summary_document
+from declarun.daemon.containers.views.listing import list_containers, prune_keeps
 from declarun.daemon.filters import parse_filters
 from declarun.errdefs import InvalidArgument, NotFound
 

@@ -7,8 +7,8 @@ output on the stream and its exit code (126/127) in ``GET /exec/{id}/json``; the
 CLI prints the one and exits with the other. The stream ends after the exit code is
 recorded, so a client inspecting the exec right after sees it.
 
-Exec instances live in the daemon's :class:`~declarun.daemon.containers.execs.ExecManager`
-(one of the container hooks, :mod:`declarun.daemon.containers.hooks`).
+Exec instances live in the daemon's :class:`~declarun.daemon.containers.hooks.exec_instances.ExecManager`
+(one of the container hooks, :mod:`declarun.daemon.containers.hooks.container_hooks`).
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ from aiohttp import web
 from declarun.daemon.api.attach import detach_keys_of
 from declarun.daemon.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack, hijacked_response
 from declarun.daemon.api.http import json_response, query_int, read_json
-from declarun.daemon.containers.attach import STDOUT
-from declarun.daemon.containers.attachment import AttachOptions, frame, pump
-from declarun.daemon.containers.execs import (
+from declarun.daemon.containers.hooks.attach_clients import AttachOptions, frame, pump
+from declarun.daemon.containers.hooks.exec_instances import (
     ExecConfig,
     ExecInstance,
     ExecManager,
     ExecStartFailed,
 )
-from declarun.daemon.containers.record import ContainerRecord
-from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.containers.syncpipe import MonitorError
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.service import ContainerService
+from declarun.daemon.containers.runtime.attach_socket import STDOUT
+from declarun.daemon.containers.runtime.syncpipe import MonitorError
 from declarun.errdefs import Conflict, InvalidArgument
 
 __all__ = ["routes"]

@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from declarun.daemon.api.http import json_response, read_json
-from declarun.daemon.containers.record import ContainerRecord
-from declarun.daemon.containers.service import ContainerService
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.service import ContainerService
 from declarun.daemon.filters import parse_filters
 from declarun.daemon.networks.listing import list_networks, prune_keeps
 from declarun.daemon.networks.service import NetworkService, parse_create_body

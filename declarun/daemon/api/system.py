@@ -24,7 +24,7 @@ from declarun.daemon.api.apiversion import API_VERSION, MIN_API_VERSION
 from declarun.daemon.api.event_filter import ACCEPTED_FILTERS, event_matcher
 from declarun.daemon.api.http import json_response, start_json_stream, write_json_line
 from declarun.daemon.config import DaemonConfig
-from declarun.daemon.containers.service import ContainerCounts
+from declarun.daemon.containers.lifecycle.service import ContainerCounts
 from declarun.daemon.events import Event, EventBus
 from declarun.daemon.filters import parse_filters, parse_time
 from declarun.errdefs import InvalidArgument

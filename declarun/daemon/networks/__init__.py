@@ -12,9 +12,10 @@ Modules, each with one purpose:
 
 The daemon's side (see ``specs/networking.md``):
 
-``store``      network records and per-container live state (JSON files)
+``store``      network records and per-container live state (in the metadata database)
 ``service``    the built-in and user networks behind ``/networks``
 ``wiring``     containers on networks: setup, teardown, connect, crash recovery
+``configured`` which networks a container is configured for (NetworkMode, EndpointsConfig)
 ``portspec``   PortBindings / PublishAllPorts to the ports to bind
 ``views``      the Network and NetworkSettings JSON shapes
 ``hostfw``     the route_localnet guard rule and the FORWARD policy

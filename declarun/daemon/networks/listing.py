@@ -70,7 +70,7 @@ def list_networks(service: NetworkService, filters: Filters) -> list[NetworkReco
     return [
         record
         for record in service.all()
-        if network_matches(record, filters, in_use=bool(service.attached(record.id)))
+        if network_matches(record, filters, in_use=bool(service.users(record.id)))
     ]
 
 

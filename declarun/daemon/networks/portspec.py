@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from declarun.daemon.containers.netconfig import PortBinding
+from declarun.daemon.containers.config.network_fields import PortBinding
 from declarun.daemon.networks.errors import NetworkError
 from declarun.daemon.networks.ports import PublishedPort
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from declarun.daemon.events import EventBus
+from declarun.daemon.metadata import Metadata
 from declarun.daemon.networks import hostfw, ipam_pool
 from declarun.daemon.networks.cni import CniDriver
 from declarun.daemon.networks.cniconf import NetworkSpec, bridge_name
@@ -130,9 +131,9 @@ def parse_create_body(body: Any) -> dict[str, Any]:
 class NetworkService:
     """The daemon's networks (use from the event loop)."""
 
-    def __init__(self, data_root: Path, events: EventBus) -> None:
+    def __init__(self, data_root: Path, events: EventBus, metadata: Metadata) -> None:
         self.state_dir = data_root / "network"
-        self.store = NetworkStore(self.state_dir)
+        self.store = NetworkStore(metadata, self.state_dir)
         self.cni = CniDriver(self.state_dir)
         resolv = host_resolv_conf()
         self.dns = EmbeddedDns(upstreams_of(resolv))
@@ -239,6 +240,10 @@ class NetworkService:
         """Live endpoints of a network: container id -> (name, AttachedNetwork)."""
         return self.members.get(network_id, {})
 
+    def users(self, network_id: str) -> list[str]:
+        """IDs of the containers attached to a network: the metadata database's answer."""
+        return self.store.users(network_id)
+
     # -- create / remove / prune -----------------------------------------------------------
 
     async def create(self, fields: Mapping[str, Any], *, check_duplicate: bool = True) -> str:
@@ -277,7 +282,7 @@ class NetworkService:
         if record.builtin:
             raise Forbidden(f"{record.name} is a pre-defined network and cannot be removed")
         async with self._lock:
-            if self.attached(record.id) or any(
+            if self.users(record.id) or any(
                 e.network_id == record.id for e in self.cni.attachments()
             ):
                 raise Forbidden(
@@ -296,7 +301,7 @@ class NetworkService:
         """Remove every unused user network ``keep`` does not keep; their names."""
         removed: list[str] = []
         for record in self.all():
-            if record.builtin or keep(record) or self.attached(record.id):
+            if record.builtin or keep(record) or self.users(record.id):
                 continue
             try:
                 await self.remove(record.id)

@@ -1,15 +1,18 @@
-"""Network objects and per-container network state, kept as JSON files under the data root.
+"""Network objects and per-container network state, kept in the metadata database.
 
-Layout (``<data-root>/network``, shared with the CNI driver's ``cache/`` and ``ipam/``)::
+Network records (:class:`NetworkRecord`, the built-ins included) are rows of the ``networks``
+table; what a started container holds (:class:`LiveState`: namespace, attachments,
+published host ports) is a row of ``network_states``, written after its start and at every
+connect or disconnect, deleted at teardown, with the networks it is attached to in
+``network_endpoints`` -- so "which containers use this network" is a query of the
+metadata database (:mod:`declarun.daemon.metadata.networks`), the answer behind
+``network rm`` and prune. The database is opened before anything else, so crash recovery
+reads the states first, as it read the files before.
 
-    networks/<id>.json     one declarun network (NetworkRecord) — created, never rewritten
-    endpoints/<cid>.json   what a running container holds (LiveState): namespace, attachments,
-                           published host ports; written after start, deleted at teardown
-    netns/<cid>            the container's network namespace (see netns.py)
-
-JSON files rather than a table of the metadata database: networks are few, written rarely,
-and the endpoint files must be readable by crash recovery before anything else is opened;
-each write is a rename, so a SIGKILL never leaves half a file.
+``<data-root>/network`` holds the rest (the CNI driver's ``cache/`` and ``ipam/``, the
+namespaces under ``netns/``). Data roots from before kept the records there as JSON files
+(``networks/<id>.json``, ``endpoints/<cid>.json``); opening the store imports each file
+once and removes it.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from declarun.daemon.metadata import Metadata, NetworkRow, NetworkStateRow
 
 __all__ = [
     "AttachedNetwork",
@@ -29,6 +34,11 @@ __all__ = [
     "NetworkRecord",
     "NetworkStore",
 ]
+
+log = logging.getLogger("declarun.daemon.networks")
+
+# What a damaged stored document raises when it is read back.
+_DAMAGED = (ValueError, KeyError, TypeError, AttributeError)
 
 
 @dataclass(frozen=True)
@@ -176,63 +186,100 @@ class LiveState:
         )
 
 
-def _write_json(path: Path, document: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(document))
-    os.replace(tmp, path)
-
-
 class NetworkStore:
-    """The files of ``<data-root>/network`` that are not the CNI driver's."""
+    """Network records and live states in the metadata database (see the module docstring)."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, metadata: Metadata, state_dir: Path) -> None:
+        self.metadata = metadata
         self.state_dir = state_dir
-        self.networks_dir = state_dir / "networks"
-        self.endpoints_dir = state_dir / "endpoints"
+        self._import_old_files()
 
     def load_networks(self) -> list[NetworkRecord]:
-        """Every stored network (unreadable files are skipped)."""
+        """Every stored network (damaged records are skipped)."""
         found: list[NetworkRecord] = []
-        if not self.networks_dir.is_dir():
-            return found
-        for path in sorted(self.networks_dir.glob("*.json")):
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                found.append(NetworkRecord.from_json(json.loads(path.read_text())))
+        for row in self.metadata.list_networks():
+            try:
+                found.append(NetworkRecord.from_json(row.record))
+            except _DAMAGED:
+                log.error("network %s has a damaged record, skipped", row.id)
         return found
 
     def save_network(self, record: NetworkRecord) -> None:
-        """Store a network (atomically)."""
-        _write_json(self.networks_dir / f"{record.id}.json", record.to_json())
+        """Store a network (one transaction)."""
+        self.metadata.put_network(_network_row(record))
 
     def delete_network(self, network_id: str) -> None:
         """Forget a network (idempotent)."""
-        (self.networks_dir / f"{network_id}.json").unlink(missing_ok=True)
+        self.metadata.delete_network(network_id)
 
     def load_live(self, container_id: str) -> LiveState | None:
         """A container's stored live state, or ``None``."""
-        path = self.endpoints_dir / f"{container_id}.json"
-        try:
-            return LiveState.from_json(json.loads(path.read_text()))
-        except FileNotFoundError:
+        row = self.metadata.get_network_state(container_id)
+        if row is None:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        with contextlib.suppress(*_DAMAGED):
+            return LiveState.from_json(row.state)
+        return None
 
     def all_live(self) -> list[LiveState]:
         """Every stored live state."""
         found: list[LiveState] = []
-        if not self.endpoints_dir.is_dir():
-            return found
-        for path in sorted(self.endpoints_dir.glob("*.json")):
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                found.append(LiveState.from_json(json.loads(path.read_text())))
+        for row in self.metadata.list_network_states():
+            with contextlib.suppress(*_DAMAGED):
+                found.append(LiveState.from_json(row.state))
         return found
 
     def save_live(self, state: LiveState) -> None:
-        """Store a container's live state (atomically)."""
-        _write_json(self.endpoints_dir / f"{state.container_id}.json", state.to_json())
+        """Store a container's live state and the networks it is attached to (one
+        transaction)."""
+        self.metadata.put_network_state(_state_row(state))
 
     def delete_live(self, container_id: str) -> None:
         """Forget a container's live state (idempotent)."""
-        (self.endpoints_dir / f"{container_id}.json").unlink(missing_ok=True)
+        self.metadata.delete_network_state(container_id)
+
+    def users(self, network_id: str) -> list[str]:
+        """IDs of the containers attached to the network (a metadata query)."""
+        return self.metadata.network_users(network_id)
+
+    # -- data roots from before the metadata database held networks ------------------------
+
+    def _import_old_files(self) -> None:
+        """Move ``networks/*.json`` and ``endpoints/*.json`` into the database (once; the
+        files then go). A file the old code could not read either is left alone."""
+        networks = sorted((self.state_dir / "networks").glob("*.json"))
+        endpoints = sorted((self.state_dir / "endpoints").glob("*.json"))
+        if not networks and not endpoints:
+            return
+        imported: list[Path] = []
+        with self.metadata.transaction():
+            for path in networks:
+                try:
+                    record = NetworkRecord.from_json(json.loads(path.read_text()))
+                except (OSError, *_DAMAGED):
+                    log.warning("network file %s is unreadable; left as it is", path)
+                    continue
+                if self.metadata.add_network(_network_row(record)):
+                    log.info("imported network %s into the metadata database", record.name)
+                imported.append(path)
+            for path in endpoints:
+                try:
+                    state = LiveState.from_json(json.loads(path.read_text()))
+                except (OSError, *_DAMAGED):
+                    log.warning("network state file %s is unreadable; left as it is", path)
+                    continue
+                self.metadata.put_network_state(_state_row(state), replace=False)
+                imported.append(path)
+        for path in imported:
+            path.unlink(missing_ok=True)
+        for directory in ("networks", "endpoints"):
+            with contextlib.suppress(OSError):  # not empty: unreadable files stay
+                (self.state_dir / directory).rmdir()
+
+
+def _network_row(record: NetworkRecord) -> NetworkRow:
+    return NetworkRow(record.id, record.name, record.builtin, record.created, record.to_json())
+
+
+def _state_row(state: LiveState) -> NetworkStateRow:
+    return NetworkStateRow(state.container_id, state.to_json(), tuple(state.networks))

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from declarun.daemon.containers.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.networks.cniconf import bridge_name
+from declarun.daemon.networks.configured import NetworkLookup, wanted_networks
 from declarun.daemon.networks.portspec import split_port_key
 from declarun.daemon.networks.store import AttachedNetwork, LiveState, NetworkRecord
-
-if TYPE_CHECKING:
-    from declarun.daemon.networks.wiring import ContainerNetworking
 
 __all__ = ["network_document", "network_settings", "port_summary"]
 
@@ -101,7 +99,7 @@ def _ports(rec: ContainerRecord, state: LiveState | None) -> dict[str, Any]:
 
 
 def network_settings(
-    wiring: ContainerNetworking,
+    lookup: NetworkLookup,
     rec: ContainerRecord,
     state: LiveState | None,
     *,
@@ -111,9 +109,9 @@ def network_settings(
     mode = rec.host_config.network_mode
     networks: dict[str, Any] = {}
     if mode in ("host", "none"):
-        networks[mode] = _endpoint(wiring.networks.find(mode), None, (), None)
+        networks[mode] = _endpoint(lookup.find(mode), None, (), None)
     elif not mode.startswith("container:"):
-        for want in wiring.wanted(rec):
+        for want in wanted_networks(lookup, rec):
             net = want.network
             attached = state.networks.get(net.id) if state is not None else None
             dns = None
@@ -122,7 +120,7 @@ def network_settings(
             networks[net.name] = _endpoint(net, attached, want.aliases, dns)
         if state is not None:  # live attachments that are no longer configured
             for net_id, attached in state.networks.items():
-                record = wiring.networks.find(net_id)
+                record = lookup.find(net_id)
                 if record is not None and record.name not in networks:
                     networks[record.name] = _endpoint(record, attached, attached.aliases, None)
     if summary:
@@ -130,7 +128,7 @@ def network_settings(
     default = next(
         (
             state.networks.get(r.id)
-            for r in (wiring.networks.find("bridge"),)
+            for r in (lookup.find("bridge"),)
             if r is not None and state is not None
         ),
         None,

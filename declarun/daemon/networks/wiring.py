@@ -1,7 +1,7 @@
 """Containers on networks: namespaces, CNI attachments, name records, published ports.
 
 :class:`ContainerNetworking` implements the container service's networking seam
-(:mod:`declarun.daemon.containers.networking`):
+(:mod:`declarun.daemon.containers.lifecycle.networking`):
 
 ``setup`` at start
     ``host``: nothing (runc stays in the host namespace). ``container:<id>``: join the
@@ -17,13 +17,15 @@
     the default ``bridge`` has no name resolution, as in Docker. Any failure undoes all.
 ``teardown`` at every end of a run
     DNS records and listener, host ports, CNI ``DEL`` of every cached attachment of the
-    container, the namespace, the state file. Idempotent, and driven by the CNI cache, so it
-    also cleans what a crash left half-done.
+    container, the namespace, the stored state. Idempotent, and driven by the CNI cache, so
+    it also cleans what a crash left half-done.
 
-What a started container holds is also written to ``endpoints/<id>.json``, from which
-:meth:`ContainerNetworking.recover` re-registers names, re-serves DNS and re-binds the same
-host ports after a daemon restart, and deletes everything that belongs to no running
-container (CNI attachments, namespaces, state files).
+What a started container holds is also stored in the metadata database (through
+:class:`~declarun.daemon.networks.store.NetworkStore`, which also answers which containers
+use a network), from which :meth:`ContainerNetworking.recover` re-registers names,
+re-serves DNS and re-binds the same host ports after a daemon restart, and deletes
+everything that belongs to no running container (CNI attachments, namespaces, stored
+states).
 """
 
 from __future__ import annotations
@@ -34,14 +36,19 @@ import ipaddress
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from declarun.daemon.containers.networking import NetworkSetup
-from declarun.daemon.containers.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.networking import NetworkSetup
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.networks import netns as netns_mod
 from declarun.daemon.networks.cniconf import build_conflist, runtime_config
+from declarun.daemon.networks.configured import (
+    Wanted,
+    endpoint_settings,
+    endpoints_config,
+    wanted_networks,
+)
 from declarun.daemon.networks.errors import NetworkError, PortAllocatedError
 from declarun.daemon.networks.ipam_pool import next_free_address
 from declarun.daemon.networks.ports import Publication, PublishedPort, publish
@@ -52,35 +59,9 @@ from declarun.daemon.networks.store import AttachedNetwork, LiveState, NetworkRe
 from declarun.daemon.networks.views import network_settings, port_summary
 from declarun.errdefs import Conflict, Forbidden, InvalidArgument
 
-__all__ = ["ContainerNetworking", "Wanted"]
+__all__ = ["ContainerNetworking"]
 
 log = logging.getLogger("declarun.daemon.networks")
-
-
-@dataclass(frozen=True)
-class Wanted:
-    """One network a container is configured for, with its endpoint settings."""
-
-    network: NetworkRecord
-    aliases: tuple[str, ...] = ()
-    ip: str = ""
-
-
-def _endpoints_config(rec: ContainerRecord) -> dict[str, Any]:
-    networking = rec.request.get("NetworkingConfig")
-    if not isinstance(networking, dict):
-        return {}
-    endpoints = networking.get("EndpointsConfig")
-    return endpoints if isinstance(endpoints, dict) else {}
-
-
-def _settings_of(raw: Any) -> tuple[tuple[str, ...], str]:
-    if not isinstance(raw, Mapping):
-        return (), ""
-    aliases = tuple(a for a in raw.get("Aliases") or () if isinstance(a, str) and a)
-    ipam = raw.get("IPAMConfig")
-    ip = str(ipam.get("IPv4Address") or "") if isinstance(ipam, Mapping) else ""
-    return aliases, ip
 
 
 class ContainerNetworking:
@@ -100,27 +81,7 @@ class ContainerNetworking:
 
     def wanted(self, rec: ContainerRecord) -> list[Wanted]:
         """The networks of a bridge-mode container, primary first (unknown ones skipped)."""
-        mode = rec.host_config.network_mode
-        endpoints = _endpoints_config(rec)
-        found: dict[str, Wanted] = {}
-        order: list[str] = []
-        primary = self.networks.find(mode)
-        if primary is not None and primary.driver == "bridge":
-            aliases: tuple[str, ...] = ()
-            ip = ""
-            for key, raw in endpoints.items():
-                if self.networks.find(key) is primary:
-                    aliases, ip = _settings_of(raw)
-            found[primary.id] = Wanted(primary, aliases, ip)
-            order.append(primary.id)
-        for key, raw in endpoints.items():
-            record = self.networks.find(key)
-            if record is None or record.driver != "bridge" or record.id in found:
-                continue
-            aliases, ip = _settings_of(raw)
-            found[record.id] = Wanted(record, aliases, ip)
-            order.append(record.id)
-        return [found[i] for i in order]
+        return wanted_networks(self.networks, rec)
 
     def validate(self, rec: ContainerRecord) -> None:
         """Docker's create-time checks of ``NetworkMode`` and ``EndpointsConfig``."""
@@ -136,9 +97,9 @@ class ContainerNetworking:
             record = self.networks.get(mode)
             if record.driver != "bridge":
                 raise InvalidArgument(f"network mode {mode!r} is not valid")
-        for key, raw in _endpoints_config(rec).items():
+        for key, raw in endpoints_config(rec).items():
             record = self.networks.get(key)
-            _aliases, ip = _settings_of(raw)
+            _aliases, ip = endpoint_settings(raw)
             if ip:
                 self._check_ip(record, ip)
         if mode == "host" and (rec.host_config.port_bindings or rec.host_config.publish_all_ports):
@@ -385,7 +346,7 @@ class ContainerNetworking:
                 else f"container sharing network namespace with another container or "
                 f"in network mode {mode!r} cannot be connected to network {record.name}"
             )
-        aliases, ip = _settings_of(raw)
+        aliases, ip = endpoint_settings(raw)
         if ip:
             self._check_ip(record, ip)
         if any(w.network.id == record.id for w in self.wanted(rec)):
@@ -397,7 +358,7 @@ class ContainerNetworking:
             await self._attach(rec, state, Wanted(record, aliases, ip), [])
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
-        endpoints = dict(_endpoints_config(rec))
+        endpoints = dict(endpoints_config(rec))
         endpoints[record.name] = dict(raw) if isinstance(raw, Mapping) else {}
         self._store_endpoints(rec, endpoints)
 
@@ -420,7 +381,7 @@ class ContainerNetworking:
                 await self.networks.dns.stop(rec.id)
             self.networks.store.save_live(state)
         endpoints = {
-            k: v for k, v in _endpoints_config(rec).items() if self.networks.find(k) is not record
+            k: v for k, v in endpoints_config(rec).items() if self.networks.find(k) is not record
         }
         self._store_endpoints(rec, endpoints)
 
@@ -437,7 +398,7 @@ class ContainerNetworking:
     def settings(self, rec: ContainerRecord, *, summary: bool) -> dict[str, Any]:
         """``NetworkSettings`` as Docker shows them."""
         state = self._live.get(rec.id) if rec.state.running else None
-        return network_settings(self, rec, state, summary=summary)
+        return network_settings(self.networks, rec, state, summary=summary)
 
     def port_summary(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         """``Ports`` of ``docker ps``."""

@@ -16,7 +16,8 @@ One :class:`VolumeService` per daemon, over the local driver's
   with ``v`` (``docker rm -v``, ``--rm``) :meth:`VolumeService.container_removed` removes
   the container's anonymous volumes that no other container uses.
 
-Which containers use a volume is asked of the container service (:meth:`use_users`).
+Which containers use a volume is a query of the metadata database (the volumes the
+container records mount), through the store.
 Copy-up (Docker fills a new, empty volume with what the image has at the mount target) is
 not done: the resolver runs before the container's root is mounted. Methods block (file
 system, ``mount``): call them from a worker thread, except ``container_removed`` and
@@ -31,17 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from declarun.daemon.containers.mountspec import MountSpec
-from declarun.daemon.containers.record import ContainerRecord
+from declarun.daemon.containers.config.mountspec import MountSpec
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.events import EventBus
 from declarun.daemon.filters import Filters
-from declarun.daemon.volumes.store import (
-    ANONYMOUS_LABEL,
-    UsersFn,
-    Volume,
-    VolumeStore,
-    disk_usage,
-)
+from declarun.daemon.volumes.store import ANONYMOUS_LABEL, Volume, VolumeStore, disk_usage
 from declarun.errdefs import Conflict, InvalidArgument, NotFound, SystemFailure
 
 __all__ = [
@@ -113,10 +108,6 @@ class VolumeService:
     def __init__(self, store: VolumeStore, events: EventBus) -> None:
         self.store = store
         self.events = events
-
-    def use_users(self, users: UsersFn) -> None:
-        """Ask ``users(name)`` which containers use a volume (the container service)."""
-        self.store.set_users(users)
 
     # -- the /volumes operations ----------------------------------------------------------
 

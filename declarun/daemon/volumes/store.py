@@ -1,26 +1,25 @@
 """The local volume driver: named directories under ``<data-root>/volumes`` that outlive
-containers.
+containers, described in the metadata database.
 
 Layout, one directory per volume (the same as dockerd's ``local`` driver)::
 
     <data-root>/volumes/<name>/_data        the volume's content (the Mountpoint)
-    <data-root>/volumes/<name>/volume.json  {"Name", "Driver", "CreatedAt", "Labels", "Options"}
 
-The metadata lives in ``volume.json`` next to the data rather than in the SQLite database:
-a volume is a directory, and keeping its description inside that directory means creating
-or removing one is a single ``rename``/``rmtree`` with nothing to keep consistent across
-two stores. ``volume.json`` is written to a temporary file and renamed into place, and a
-volume only exists once its directory holds it, so a daemon killed half-way leaves at
-worst a stray ``.tmp-*`` directory (swept at start).
+The description of a volume (name, driver, creation time, labels, options) is a row of
+the metadata database's ``volumes`` table (:mod:`declarun.daemon.metadata.volumes`), which
+also answers which containers use a volume -- so removal refuses a volume in use with
+dockerd's message, in the same transaction that deletes it. Creating a volume inserts its
+row and renames its prepared directory into place in one transaction; removing one
+deletes the row and renames the directory aside, then deletes it. A daemon killed
+half-way leaves at worst a stray ``.tmp-*`` directory (swept at start).
+
+Data roots written before volumes moved into the database kept the description in
+``<name>/volume.json``; opening the store imports each such file once and removes it.
 
 Driver options of the local driver (``type``, ``device``, ``o``) describe a file system
 to mount on ``_data`` (``type=tmpfs o=size=64m``, ``type=none o=bind device=/path``);
 the mount is made when a container first needs the volume and undone on removal. Without
 options a volume is a plain directory.
-
-Which containers use a volume is asked of the container service through the ``users``
-callback (it reads the volume names of each container record), so removal refuses a
-volume in use with dockerd's message.
 """
 
 from __future__ import annotations
@@ -35,17 +34,17 @@ import secrets
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon.metadata import Metadata, VolumeRow
 from declarun.errdefs import Conflict, InvalidArgument, NotFound, SystemFailure
 
 __all__ = [
     "ANONYMOUS_LABEL",
-    "UsersFn",
     "Volume",
     "VolumeStore",
     "check_volume_name",
@@ -57,11 +56,9 @@ log = logging.getLogger("declarun.daemon.volumes")
 #: The label dockerd (23+) puts on anonymous volumes; prune only takes these by default.
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
-_META = "volume.json"
+_OLD_META = "volume.json"  # where data roots before the metadata database kept a volume
 _DATA = "_data"
 _LOCAL_OPTS = frozenset({"type", "device", "o"})
-
-UsersFn = Callable[[str], list[str]]
 
 
 def check_volume_name(name: str) -> str:
@@ -121,22 +118,19 @@ def _is_mountpoint(path: Path) -> bool:
 class VolumeStore:
     """The local volume driver: create, look up, list, remove volumes under ``root``."""
 
-    def __init__(self, root: Path, users: UsersFn | None = None) -> None:
+    def __init__(self, metadata: Metadata, root: Path) -> None:
+        self.metadata = metadata
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._users: UsersFn = users or (lambda _name: [])
         # Creation and removal of one name must not interleave (two `docker run -v x:/x`).
         self._lock = threading.RLock()
         for stray in self.root.glob(".tmp-*"):
             shutil.rmtree(stray, ignore_errors=True)
-
-    def set_users(self, users: UsersFn) -> None:
-        """Install the callback naming the containers that use a volume."""
-        self._users = users
+        self._import_old_descriptions()
 
     def users(self, name: str) -> list[str]:
-        """IDs of the containers whose mounts use volume ``name``."""
-        return self._users(name)
+        """IDs of the containers whose mounts use volume ``name`` (a metadata query)."""
+        return self.metadata.volume_users(name)
 
     def path(self, name: str) -> Path:
         """The Mountpoint of volume ``name`` (whether or not it exists)."""
@@ -153,22 +147,19 @@ class VolumeStore:
             return parts[0]
         return None
 
-    def _read(self, name: str) -> Volume | None:
-        meta = self.root / name / _META
-        try:
-            doc = json.loads(meta.read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(doc, dict):
-            return None
+    def _volume(self, row: VolumeRow) -> Volume:
         return Volume(
-            name=name,
-            mountpoint=self.path(name),
-            created_at=str(doc.get("CreatedAt", "")),
-            driver=str(doc.get("Driver", "local")),
-            labels={str(k): str(v) for k, v in (doc.get("Labels") or {}).items()},
-            options={str(k): str(v) for k, v in (doc.get("Options") or {}).items()},
+            name=row.name,
+            mountpoint=self.path(row.name),
+            created_at=row.created_at,
+            driver=row.driver,
+            labels=dict(row.labels),
+            options=dict(row.options),
         )
+
+    def _read(self, name: str) -> Volume | None:
+        row = self.metadata.get_volume(name)
+        return None if row is None else self._volume(row)
 
     def find(self, name: str) -> Volume | None:
         """Volume ``name``, or ``None`` when there is none."""
@@ -183,14 +174,7 @@ class VolumeStore:
 
     def list(self) -> list[Volume]:
         """Every volume, by name."""
-        found = []
-        for entry in sorted(self.root.iterdir()):
-            if entry.name.startswith(".") or not entry.is_dir():
-                continue
-            volume = self._read(entry.name)
-            if volume is not None:
-                found.append(volume)
-        return found
+        return [self._volume(row) for row in self.metadata.list_volumes()]
 
     def create(
         self,
@@ -216,36 +200,28 @@ class VolumeStore:
         anonymous = not name
         name = name or secrets.token_hex(32)
         check_volume_name(name)
-        with self._lock:
+        with self._lock, self.metadata.transaction():
             existing = self._read(name)
             if existing is not None:
                 return existing, False
             all_labels = dict(labels or {})
             if anonymous:
                 all_labels.setdefault(ANONYMOUS_LABEL, "")
-            doc = {
-                "Name": name,
-                "Driver": "local",
-                "CreatedAt": _now(),
-                "Labels": all_labels,
-                "Options": options,
-            }
+            row = VolumeRow(name, "local", _now(), all_labels, options)
             staging = self.root / f".tmp-{secrets.token_hex(8)}"
             staging.mkdir(mode=0o701)
             try:
                 (staging / _DATA).mkdir(mode=0o755)
-                (staging / _META).write_text(json.dumps(doc))
+                self.metadata.add_volume(row)
                 os.rename(staging, self.root / name)
-            except OSError as exc:
+            except OSError as exc:  # the transaction rolls back: no row without its directory
                 shutil.rmtree(staging, ignore_errors=True)
                 if (self.root / name).exists():
-                    # Someone else (a leftover directory without metadata) holds the name.
+                    # Someone else (a leftover directory without a record) holds the name.
                     raise Conflict(f"create {name}: volume directory already exists") from None
                 raise SystemFailure(f"create {name}: {exc.strerror or exc}") from None
-            volume = self._read(name)
-            assert volume is not None
             log.info("created volume %s", name)
-            return volume, True
+            return self._volume(row), True
 
     def mount(self, name: str, subpath: str = "") -> Path:
         """The host directory to bind for volume ``name``; mounts its file system if any."""
@@ -300,17 +276,72 @@ class VolumeStore:
                 if force:
                     return
                 raise NotFound(f"get {name}: no such volume")
-            users = self.users(name)
-            if users:
-                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            self._refuse_in_use(name)
             self.unmount(name)
-            doomed = self.root / f".tmp-{secrets.token_hex(8)}"
-            try:
-                os.rename(self.root / name, doomed)
-            except OSError as exc:
-                raise SystemFailure(f"remove {name}: {exc.strerror or exc}") from None
-            shutil.rmtree(doomed, ignore_errors=True)
+            aside = self.root / f".tmp-{secrets.token_hex(8)}"
+            doomed: Path | None = aside
+            with self.metadata.transaction():
+                self._refuse_in_use(name)  # a container may have taken it up meanwhile
+                self.metadata.delete_volume(name)
+                try:
+                    os.rename(self.root / name, aside)
+                except FileNotFoundError:  # its directory was deleted by hand: the row goes
+                    doomed = None
+                except OSError as exc:  # the transaction rolls back: the volume stays whole
+                    raise SystemFailure(f"remove {name}: {exc.strerror or exc}") from None
+            if doomed is not None:
+                shutil.rmtree(doomed, ignore_errors=True)
             log.info("removed volume %s", name)
+
+    def _refuse_in_use(self, name: str) -> None:
+        users = self.users(name)
+        if users:
+            raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+
+    # -- data roots from before the metadata database held volumes --------------------------
+
+    def _import_old_descriptions(self) -> None:
+        """Move every ``<name>/volume.json`` into the database (once; the file then goes)."""
+        found = sorted(self.root.glob(f"*/{_OLD_META}"))
+        if not found:
+            return
+        imported: list[Path] = []
+        with self.metadata.transaction():
+            for meta in found:
+                row = _old_description(meta)
+                if row is None:
+                    log.warning("volume description %s is unreadable; left as it is", meta)
+                    continue
+                if self.metadata.add_volume(row):
+                    log.info("imported volume %s into the metadata database", row.name)
+                imported.append(meta)
+        for meta in imported:
+            meta.unlink(missing_ok=True)
+
+
+def _old_description(meta: Path) -> VolumeRow | None:
+    """The row for a ``volume.json`` of an older data root, as that code read it."""
+    name = meta.parent.name
+    if not _NAME.fullmatch(name):
+        return None
+    try:
+        doc = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    try:
+        labels = {str(k): str(v) for k, v in (doc.get("Labels") or {}).items()}
+        options = {str(k): str(v) for k, v in (doc.get("Options") or {}).items()}
+    except AttributeError:  # not objects: unreadable, as the old code found it
+        return None
+    return VolumeRow(
+        name=name,
+        driver=str(doc.get("Driver", "local")),
+        created_at=str(doc.get("CreatedAt", "")),
+        labels=labels,
+        options=options,
+    )
 
 
 def disk_usage(volume: Volume) -> int:

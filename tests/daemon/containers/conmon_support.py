@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from declarun.daemon.containers.monitor import MonitorLayout
-from declarun.daemon.containers.runtime import OciRuntime
+from declarun.daemon.containers.runtime.monitor import MonitorLayout
+from declarun.daemon.containers.runtime.oci import OciRuntime
 from tests.support.rootfs import make_busybox_rootfs
 
 __all__ = [

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from declarun.daemon.containers.bundle import BundleInputs, build_spec, write_bundle
-from declarun.daemon.containers.createconfig import parse_create_request
-from declarun.daemon.containers.imageconfig import ImageConfig, merge_image_config
-from declarun.daemon.containers.users import resolve_user
+from declarun.daemon.containers.config.imageconfig import ImageConfig, merge_image_config
+from declarun.daemon.containers.config.request import parse_create_request
+from declarun.daemon.containers.runtime.bundle import BundleInputs, build_spec, write_bundle
+from declarun.daemon.containers.runtime.users import resolve_user
 from tests.support.rootfs import make_busybox_rootfs
 
 __all__ = ["RUNC", "Ran", "needs_runc", "run_container"]

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from declarun.daemon.containers.bundle import BundleInputs, build_spec
-from declarun.daemon.containers.caps import capability_mask, effective_capabilities
-from declarun.daemon.containers.createconfig import parse_create_request
-from declarun.daemon.containers.defaults import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
-from declarun.daemon.containers.hostfacts import RLIM_INFINITY, HostFacts, host_facts
-from declarun.daemon.containers.imageconfig import ImageConfig, merge_image_config
-from declarun.daemon.containers.users import ResolvedUser
+from declarun.daemon.containers.config.caps import capability_mask, effective_capabilities
+from declarun.daemon.containers.config.defaults import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
+from declarun.daemon.containers.config.imageconfig import ImageConfig, merge_image_config
+from declarun.daemon.containers.config.request import parse_create_request
+from declarun.daemon.containers.runtime.bundle import BundleInputs, build_spec
+from declarun.daemon.containers.runtime.hostfacts import RLIM_INFINITY, HostFacts, host_facts
+from declarun.daemon.containers.runtime.users import ResolvedUser
 from declarun.frozen import FrozenDict
 from tests.daemon.containers.runc_helpers import needs_runc, run_container
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from declarun.daemon.containers.createconfig import (
+from declarun.daemon.containers.config.request import (
     InvalidCreateRequest,
     parse_create_request,
     parse_stop_signal,

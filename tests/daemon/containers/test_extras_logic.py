@@ -7,21 +7,26 @@ from types import SimpleNamespace
 
 import pytest
 
-from declarun.daemon.containers.attachment import (
+from declarun.daemon.containers.hooks.attach_clients import (
     DEFAULT_DETACH_KEYS,
     DetachScanner,
     frame,
     parse_detach_keys,
 )
-from declarun.daemon.containers.exec import ExecStartError
-from declarun.daemon.containers.execs import ExecConfig, ExecInstance, ExecManager, start_failure
-from declarun.daemon.containers.health import go_duration, probe_command
-from declarun.daemon.containers.restart import (
+from declarun.daemon.containers.hooks.exec_instances import (
+    ExecConfig,
+    ExecInstance,
+    ExecManager,
+    start_failure,
+)
+from declarun.daemon.containers.hooks.health import go_duration, probe_command
+from declarun.daemon.containers.hooks.restart import (
     BACKOFF_START,
     MAX_BACKOFF,
     next_delay,
     should_restart,
 )
+from declarun.daemon.containers.runtime.exec_session import ExecStartError
 from declarun.errdefs import Conflict, InvalidArgument
 
 

@@ -6,17 +6,17 @@ from typing import Any
 
 import pytest
 
-from declarun.daemon.containers.createconfig import (
-    ContainerConfig,
-    InvalidCreateRequest,
-    parse_create_request,
-)
-from declarun.daemon.containers.defaults import DEFAULT_PATH
-from declarun.daemon.containers.imageconfig import (
+from declarun.daemon.containers.config.defaults import DEFAULT_PATH
+from declarun.daemon.containers.config.imageconfig import (
     ImageConfig,
     merge_image_config,
     process_args,
     process_env,
+)
+from declarun.daemon.containers.config.request import (
+    ContainerConfig,
+    InvalidCreateRequest,
+    parse_create_request,
 )
 
 IMAGE = ImageConfig.from_json(

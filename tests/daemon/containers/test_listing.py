@@ -8,12 +8,17 @@ from typing import Any
 
 import pytest
 
-from declarun.daemon.containers.changes import mount_targets, without_mountpoints
-from declarun.daemon.containers.fsaccess import CHANGE_ADDED, CHANGE_MODIFIED, Change
-from declarun.daemon.containers.listing import matches, name_matches, prune_keeps
-from declarun.daemon.containers.monitor import MonitorLayout
-from declarun.daemon.containers.record import ContainerRecord, record_from_json
-from declarun.daemon.containers.runtime import OciRuntime
+from declarun.daemon.containers.lifecycle.record import ContainerRecord, record_from_json
+from declarun.daemon.containers.rootfs.changes import (
+    CHANGE_ADDED,
+    CHANGE_MODIFIED,
+    Change,
+    mount_targets,
+    without_mountpoints,
+)
+from declarun.daemon.containers.runtime.monitor import MonitorLayout
+from declarun.daemon.containers.runtime.oci import OciRuntime
+from declarun.daemon.containers.views.listing import matches, name_matches, prune_keeps
 from declarun.daemon.filters import Filters
 from declarun.errdefs import InvalidArgument, NotFound
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from declarun.daemon.containers.logfile import (
+from declarun.daemon.containers.runtime.logfile import (
     LogRecord,
     format_timestamp,
     parse_line,

@@ -15,23 +15,32 @@ from pathlib import Path
 
 import pytest
 
-from declarun.daemon.containers.attach import STDERR, STDOUT, AttachStream, resize_terminal
-from declarun.daemon.containers.exec import (
+from declarun.daemon.containers.lifecycle.restore import UNKNOWN_EXIT_CODE, conmon_alive, recover
+from declarun.daemon.containers.runtime.attach_socket import (
+    STDERR,
+    STDOUT,
+    AttachStream,
+    resize_terminal,
+)
+from declarun.daemon.containers.runtime.exec_session import (
     ExecStartError,
     exec_process_spec,
     run_exec,
     start_exec,
 )
-from declarun.daemon.containers.exitwatch import ExitWatcher, read_exit_file, wait_for_exit_file
-from declarun.daemon.containers.logfile import LogRecord, read_log
-from declarun.daemon.containers.monitor import (
+from declarun.daemon.containers.runtime.exitwatch import (
+    ExitWatcher,
+    read_exit_file,
+    wait_for_exit_file,
+)
+from declarun.daemon.containers.runtime.logfile import LogRecord, read_log
+from declarun.daemon.containers.runtime.monitor import (
     MonitorError,
     MonitorLayout,
     create_container,
     start_container,
     stop_container,
 )
-from declarun.daemon.containers.recovery import UNKNOWN_EXIT_CODE, conmon_alive, recover
 from tests.daemon.containers.conmon_support import Env, monitor_env, needs_conmon, run
 
 pytestmark = [needs_conmon, pytest.mark.root]
@@ -114,8 +123,8 @@ LAUNCHER = textwrap.dedent(
     """
     import asyncio, json, sys
     from pathlib import Path
-    from declarun.daemon.containers.monitor import MonitorLayout, create_container, start_container
-    from declarun.daemon.containers.runtime import OciRuntime
+    from declarun.daemon.containers.runtime.monitor import MonitorLayout, create_container, start_container
+    from declarun.daemon.containers.runtime.oci import OciRuntime
 
     async def main():
         root, bundle, cid = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]

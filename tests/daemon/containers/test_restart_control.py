@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from declarun.daemon.containers.exitwatch import ExitStatus
-from declarun.daemon.containers.listeners import Listeners
+from declarun.daemon.containers.lifecycle.listeners import Listeners
+from declarun.daemon.containers.runtime.exitwatch import ExitStatus
 from tests.daemon.containers.extras_support import IMAGE, extras_daemon, run, wait_until
 from tests.support.daemon import DaemonProcess
 

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from declarun.daemon.containers.exitwatch import wait_for_exit_file
-from declarun.daemon.containers.monitor import MonitorError, create_container, start_container
-from declarun.daemon.containers.runtime import (
+from declarun.daemon.containers.runtime.exitwatch import wait_for_exit_file
+from declarun.daemon.containers.runtime.monitor import (
+    MonitorError,
+    create_container,
+    start_container,
+)
+from declarun.daemon.containers.runtime.oci import (
     ContainerNotFoundError,
     OciRuntime,
     OciRuntimeError,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from declarun.daemon.containers.rootpath import read_file_in_root
-from declarun.daemon.containers.users import ResolvedUser, UnknownUserError, resolve_user
+from declarun.daemon.containers.rootfs.inroot import read_file_in_root
+from declarun.daemon.containers.runtime.users import ResolvedUser, UnknownUserError, resolve_user
 from tests.support.rootfs import GROUP, PASSWD
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +26,15 @@ __all__ = ["iptables_rules", "network_daemon", "network_ids", "network_leftovers
 
 
 def network_ids(data_root: Path) -> list[str]:
-    """The ids of every network the daemon stored."""
-    directory = data_root / "network" / "networks"
-    if not directory.is_dir():
+    """The ids of every network the daemon stored (in its metadata database)."""
+    path = data_root / "metadata.db"
+    if not path.exists():
         return []
-    return [json.loads(p.read_text())["id"] for p in directory.glob("*.json")]
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT id FROM networks")]
+    finally:
+        db.close()
 
 
 def iptables_rules() -> str:

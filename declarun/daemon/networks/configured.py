@@ -1,0 +1,79 @@
+"""Which networks a container is configured for: its ``NetworkMode`` and the
+``EndpointsConfig`` of its create request (and of later ``network connect``s), read against
+the networks that exist.
+
+Used by the container wiring (what to attach at start, what ``connect`` may add) and by
+the views (``NetworkSettings`` lists the configured networks, attached or not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
+from declarun.daemon.networks.store import NetworkRecord
+
+__all__ = ["NetworkLookup", "Wanted", "endpoint_settings", "endpoints_config", "wanted_networks"]
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One network a container is configured for, with its endpoint settings."""
+
+    network: NetworkRecord
+    aliases: tuple[str, ...] = ()
+    ip: str = ""
+
+
+class NetworkLookup(Protocol):
+    """Finding a network by id, name or id prefix (the network service)."""
+
+    def find(self, ref: str) -> NetworkRecord | None:
+        """The network ``ref`` names, ``None`` when nothing matches."""
+        ...
+
+
+def endpoints_config(rec: ContainerRecord) -> dict[str, Any]:
+    """The ``NetworkingConfig.EndpointsConfig`` of the container's stored request."""
+    networking = rec.request.get("NetworkingConfig")
+    if not isinstance(networking, dict):
+        return {}
+    endpoints = networking.get("EndpointsConfig")
+    return endpoints if isinstance(endpoints, dict) else {}
+
+
+def endpoint_settings(raw: Any) -> tuple[tuple[str, ...], str]:
+    """The aliases and the requested IPv4 address of one ``EndpointSettings`` value."""
+    if not isinstance(raw, Mapping):
+        return (), ""
+    aliases = tuple(a for a in raw.get("Aliases") or () if isinstance(a, str) and a)
+    ipam = raw.get("IPAMConfig")
+    ip = str(ipam.get("IPv4Address") or "") if isinstance(ipam, Mapping) else ""
+    return aliases, ip
+
+
+def wanted_networks(networks: NetworkLookup, rec: ContainerRecord) -> list[Wanted]:
+    """The networks of a bridge-mode container, primary first (unknown ones skipped)."""
+    mode = rec.host_config.network_mode
+    endpoints = endpoints_config(rec)
+    found: dict[str, Wanted] = {}
+    order: list[str] = []
+    primary = networks.find(mode)
+    if primary is not None and primary.driver == "bridge":
+        aliases: tuple[str, ...] = ()
+        ip = ""
+        for key, raw in endpoints.items():
+            if networks.find(key) is primary:
+                aliases, ip = endpoint_settings(raw)
+        found[primary.id] = Wanted(primary, aliases, ip)
+        order.append(primary.id)
+    for key, raw in endpoints.items():
+        record = networks.find(key)
+        if record is None or record.driver != "bridge" or record.id in found:
+            continue
+        aliases, ip = endpoint_settings(raw)
+        found[record.id] = Wanted(record, aliases, ip)
+        order.append(record.id)
+    return [found[i] for i in order]
