@@ -34,6 +34,8 @@ import json
 import re
 from typing import Any, Literal
 
+from declarun.stack.naming import built_image_tag
+
 __all__ = [
     "LABELS_VERSION",
     "LABEL_CONFIG",
@@ -104,11 +106,6 @@ def volume_name(stack: str, volume: str) -> str:
 def network_name(stack: str, network: str) -> str:
     """The engine name of a network."""
     return f"{stack}-{network}"
-
-
-def built_image_tag(stack: str, image: str) -> str:
-    """The tag given to a built image that declares no ``ref``."""
-    return f"{stack}-{image.lower()}:latest"
 
 
 def resource_label(kind: ResourceKind, name: str) -> str:
