@@ -161,7 +161,7 @@ def observe_stack(engine: Engine, stack: Stack, *, lock: Lock | None = None) -> 
             wanted=desired.engine_names,
             refs=(image.ref for image in desired.images.values()),
             inputs=inputs,
-            bases=base_images(stack),
+            bases=base_images(stack, platform),
         )
     except ErrorKind as exc:
         raise EngineError(f"cannot read the engine's state: {exc}") from exc
