@@ -115,10 +115,10 @@ def _quiet(_: Plan) -> Any:
     yield NullProgress()
 
 
-def _check_lock(lock: Lock | None, stack: Stack, platform: str, locked: bool) -> None:
+def _check_lock(lock: Lock | None, stack: Stack, observed: ObservedState, locked: bool) -> None:
     if lock is None or not locked:
         return
-    reasons = stale_reasons(lock, stack, platform)
+    reasons = stale_reasons(lock, stack, observed.platform, observed.base_images)
     if reasons:
         raise LockError(f"{lock_path(stack)} is stale (run 'declarun lock'): " + "; ".join(reasons))
 
@@ -138,7 +138,7 @@ def make_plan(engine: Engine, stack: Stack, options: ApplyOptions = ApplyOptions
     """Observe the engine once and plan from what was seen."""
     lock = load_stack_lock(stack, locked=options.locked)
     seen = observe_stack(engine, stack, lock=lock)
-    _check_lock(lock, stack, seen.observed.platform, options.locked)
+    _check_lock(lock, stack, seen.observed, options.locked)
     plan = diff(
         stack, seen.observed, desired=seen.desired, prune=options.prune, volumes=options.volumes
     )
@@ -203,7 +203,7 @@ def apply_saved_plan(
     if seen.observed.fingerprint() != saved.fingerprint:
         raise StalePlan("the actual state changed since the plan was made: re-run plan")
     if saved.mode == "apply":
-        _check_lock(lock, stack, seen.observed.platform, options.locked)
+        _check_lock(lock, stack, seen.observed, options.locked)
         if desired_hash(seen.desired) != saved.desired_hash:
             raise StalePlan("the stack changed since the plan was made: re-run plan")
     _refuse_errors(saved)
