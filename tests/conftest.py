@@ -2,7 +2,8 @@
 a private cache directory.
 
 One declarund and one dockerd serve the whole session (``tests.support.engine_fixtures``);
-``engine`` runs a test on each in turn. Fixtures are lazy: only tests that ask start them.
+``engine`` runs a test on each in turn (``build_engine`` too, for builds: see
+``tests.support.builds``). Fixtures are lazy: only tests that ask start them.
 
 ``XDG_CACHE_HOME`` points at a directory of the session's own, so what declarun keeps there
 (build records, context digests, the compiled schema) never mixes with the user's; a test
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.builds import build_engine
 from tests.support.engine_fixtures import (
     declarund_engine,
     dockerd_engine,
@@ -22,7 +24,14 @@ from tests.support.engine_fixtures import (
     engine_registry,
 )
 
-__all__ = ["declarund_engine", "dockerd_engine", "engine", "engine_registry", "private_cache"]
+__all__ = [
+    "build_engine",
+    "declarund_engine",
+    "dockerd_engine",
+    "engine",
+    "engine_registry",
+    "private_cache",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,19 +1,32 @@
-"""Why an image must be built again: what changed between two :class:`BuildInputs`.
+"""Why an image must be built again, and the plan of ``declarun build``.
 
 :func:`build_reasons` compares what an image would be built from now with what it was built
 from, and names what changed: the context's files (when the previous build's file list is
 known), the Dockerfile, an arg, the target, a label, the platform, a base image.
+:func:`plan_builds` is the plan of building images on their own, whatever changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from declarun.errors import DeclarunError
 from declarun.plan.buildinputs import BuildInputs, FileChanges
-from declarun.plan.model import Reason
+from declarun.plan.desired import DesiredState
+from declarun.plan.drafts import Draft, finish, now, reason
+from declarun.plan.graph import build_graph
+from declarun.plan.model import Plan, Reason
+from declarun.plan.observed import ObservedState
 from declarun.plan.reasons import short_digest, show
+from declarun.stack.model import Stack
+from declarun.stack.naming import image_for_reference
+from declarun.stack.schema import suggest
 
-__all__ = ["build_reasons"]
+__all__ = ["UnknownImage", "build_reasons", "plan_builds"]
+
+
+class UnknownImage(DeclarunError):
+    """``declarun build`` was asked for an image the stack does not build."""
 
 
 def _mapping_reasons(
@@ -143,3 +156,58 @@ def build_reasons(
     reasons += _value_reason("platform", recorded.platform, current.platform)
     reasons += _base_reasons(recorded, current)
     return reasons
+
+
+def plan_builds(
+    stack: Stack,
+    snapshot: ObservedState,
+    desired: DesiredState,
+    names: Sequence[str],
+    *,
+    created_at: str | None = None,
+) -> Plan:
+    """The plan of ``declarun build``: build the images ``names`` (all the stack builds when
+    empty) whatever changed, after the stack images they start ``FROM`` that are not there
+    yet. Raises :class:`UnknownImage` for a name the stack does not build."""
+    built = [name for name, image in stack.images.items() if image.build is not None]
+    wanted = list(dict.fromkeys(names)) or built
+    for name in wanted:
+        if name not in built:
+            hint = suggest(name, built)
+            listed = ", ".join(built) or "none"
+            raise UnknownImage(
+                f"the stack builds no image '{name}'"
+                + (f"; {hint}" if hint else "")
+                + f" (the images it builds: {listed})"
+            )
+    drafts: dict[str, Draft] = {}
+    todo = list(wanted)
+    while todo:
+        name = todo.pop(0)
+        image = desired.images[name]
+        if image.id in drafts:
+            continue
+        draft = Draft(image.id, "build", "image", name, image.ref)
+        present = snapshot.images.get(image.ref)
+        draft.observed_id = None if present is None else present.id
+        if name in wanted:
+            draft.reasons.append(reason("requested", "asked for by declarun build"))
+        else:
+            draft.reasons.append(reason("missing", f"image {image.ref} is not built yet"))
+        drafts[image.id] = draft
+        assert image.build is not None
+        for base in image.build.stack_bases:
+            base_name = image_for_reference(stack, base)
+            if base_name is not None and snapshot.images.get(desired.images[base_name].ref) is None:
+                todo.append(base_name)
+    graph = build_graph(stack, snapshot.base_images)
+    for draft in drafts.values():
+        draft.depends_on = {n for n in graph.successors(draft.id) if n in drafts}
+    return Plan(
+        stack=stack.name,
+        changes=finish(drafts),
+        fingerprint=snapshot.fingerprint(),
+        created_at=created_at or now(),
+        mode="apply",
+        platform=snapshot.platform,
+    )

@@ -47,7 +47,7 @@ from declarun.plan.inputs import UNHASHED, bind_key
 from declarun.plan.lock import Lock, image_platform
 from declarun.plan.observed import ObservedBuild
 from declarun.stack.model import Build, Container, Image, Mount, Network, Stack, Volume
-from declarun.stack.naming import replica_names
+from declarun.stack.naming import image_for_reference, replica_names
 
 __all__ = [
     "DEFAULT_PLATFORM",
@@ -72,8 +72,9 @@ class DesiredBuild:
 
     ``args`` are as the stack gives them (the build needs the values; ``inputs`` masks the
     secret-looking ones). ``labels`` are the stack's plus declarun's ownership labels.
-    ``bases`` are the references the Dockerfile pulls; ``base_pins`` those a lock pins, to
-    their ``repository@digest``. ``inputs`` is None when the context or the Dockerfile could
+    ``bases`` are the references the Dockerfile pulls, ``stack_bases`` those of them that
+    name images this stack builds (no registry has them), ``base_pins`` those a lock pins,
+    to their ``repository@digest``. ``inputs`` is None when the context or the Dockerfile could
     not be read (``problem`` says why).
     """
 
@@ -84,6 +85,7 @@ class DesiredBuild:
     labels: FrozenDict[str, str]
     platform: str | None  # the image's platform: None builds for the engine's
     bases: tuple[str, ...] = ()
+    stack_bases: tuple[str, ...] = ()  # the bases that are images this stack builds
     base_pins: FrozenDict[str, str] = _NO_PINS
     inputs: BuildInputs | None = None
     problem: str | None = None
@@ -205,11 +207,16 @@ def _build(
     bases: Sequence[str],
     observed: ObservedBuild | None,
 ) -> DesiredBuild:
+    built_here = []
+    for base in bases:
+        name = image_for_reference(stack, base)
+        if name is not None and stack.images[name].build is not None:
+            built_here.append(base)
     pins = {}
     if lock is not None:
         for base in bases:
             pinned = lock.pinned(base, platform)
-            if pinned is not None:
+            if pinned is not None and base not in built_here:
                 pins[base] = pinned
     labels = {
         **build.labels,
@@ -224,6 +231,7 @@ def _build(
         labels=FrozenDict(sorted(labels.items())),
         platform=image.platform,
         bases=tuple(bases),
+        stack_bases=tuple(built_here),
         base_pins=FrozenDict(sorted(pins.items())),
         inputs=None if observed is None else observed.inputs,
         problem="the build was not observed" if observed is None else observed.problem,
