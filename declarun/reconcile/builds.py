@@ -33,7 +33,7 @@ from declarun.plan.desired import DesiredBuild, DesiredImage
 from declarun.reconcile import actions
 from declarun.reconcile.executor import StepContext, StepFailed
 
-__all__ = ["TAIL_LINES", "BuildOptions", "build_image"]
+__all__ = ["TAIL_LINES", "BuildOptions", "BuildOutput", "build_image"]
 
 #: How many lines of a failed build's output its report shows.
 TAIL_LINES = 20
@@ -47,8 +47,10 @@ class BuildOptions:
     nocache: bool = False
 
 
-class _Output:
-    """A build's progress as it comes: Step lines kept on screen, the tail kept for a report."""
+class BuildOutput:
+    """A build's progress as it comes: whole lines from the stream's chunks, ``Step N/M``
+    lines kept on screen (``ctx.log``), the latest line as the step's status, the last
+    :data:`TAIL_LINES` lines kept for :meth:`report`, the built image's id."""
 
     def __init__(self, ctx: StepContext | None) -> None:
         self.ctx = ctx
@@ -57,6 +59,7 @@ class _Output:
         self.image_id: str | None = None
 
     def feed(self, event: BuildEvent) -> None:
+        """Take one event of the build."""
         if event.image_id:
             self.image_id = event.image_id
         if event.status and self.ctx is not None:
@@ -68,6 +71,7 @@ class _Output:
                 self.line(line.rstrip("\r"))
 
     def line(self, line: str) -> None:
+        """Take one whole line of output."""
         if not line.strip():
             return
         self.tail.append(line)
@@ -78,6 +82,7 @@ class _Output:
         self.ctx.update(line.strip()[:100])
 
     def report(self) -> str:
+        """The last lines, for a failure report (empty when there were none)."""
         if self.partial.strip():
             self.line(self.partial)
             self.partial = ""
@@ -154,7 +159,7 @@ def build_image(
         nocache=options.nocache,
         platform=build.platform,
     )
-    output = _Output(ctx)
+    output = BuildOutput(ctx)
     try:
         for event in engine.build_image(request):
             output.feed(event)
