@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,19 @@ from declarun.frozen import FrozenDict
 from tests.support.engine_fixtures import Engine
 
 
-def _tag(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}:1"
+@pytest.fixture
+def tags(build_engine: Engine) -> Iterator[list[str]]:
+    """The tags a test builds, removed afterwards."""
+    made: list[str] = []
+    yield made
+    for tag in made:
+        build_engine.docker("rmi", "-f", tag, check=False)
+
+
+def _tag(made: list[str], prefix: str) -> str:
+    tag = f"{prefix}-{uuid.uuid4().hex[:8]}:1"
+    made.append(tag)
+    return tag
 
 
 def _build(engine: Engine, request: BuildRequest) -> tuple[list[BuildEvent], str]:
@@ -66,11 +78,13 @@ def _cli_build(engine: Engine, context: Path, tag: str) -> None:
     )
 
 
-def test_the_context_is_the_one_the_docker_cli_sends(build_engine: Engine, tmp_path: Path) -> None:
+def test_the_context_is_the_one_the_docker_cli_sends(
+    build_engine: Engine, tmp_path: Path, tags: list[str]
+) -> None:
     # Same sources (names, modes, owners, links, contents) give the same COPY cache key, so a
     # build of the adapter's context right after the CLI's is all cache: the same image.
     context = _context(tmp_path, build_engine.image)
-    cli, ours = _tag("cli"), _tag("ours")
+    cli, ours = _tag(tags, "cli"), _tag(tags, "ours")
     _cli_build(build_engine, context, cli)
     events, built = _build(build_engine, BuildRequest(context=context, tags=(ours,)))
     assert built == build_engine.client.api.inspect_image(cli)["Id"]
@@ -93,7 +107,7 @@ def test_the_context_is_the_one_the_docker_cli_sends(build_engine: Engine, tmp_p
 
 
 def test_args_target_labels_tags_and_an_outside_dockerfile(
-    build_engine: Engine, tmp_path: Path
+    build_engine: Engine, tmp_path: Path, tags: list[str]
 ) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
@@ -106,7 +120,7 @@ def test_args_target_labels_tags_and_an_outside_dockerfile(
         "FROM prod AS debug\n"
         "RUN echo debug > /debug\n"
     )
-    first, second = _tag("multi"), _tag("multi-too")
+    first, second = _tag(tags, "multi"), _tag(tags, "multi-too")
     events, built = _build(
         build_engine,
         BuildRequest(
@@ -128,7 +142,7 @@ def test_args_target_labels_tags_and_an_outside_dockerfile(
 
 
 def test_a_failing_run_fails_with_its_exit_code_and_the_output_so_far(
-    build_engine: Engine, tmp_path: Path
+    build_engine: Engine, tmp_path: Path, tags: list[str]
 ) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
@@ -138,7 +152,7 @@ def test_a_failing_run_fails_with_its_exit_code_and_the_output_so_far(
     seen: list[BuildEvent] = []
     with pytest.raises(BuildFailed) as caught:
         for event in build_engine.adapter.build_image(
-            BuildRequest(context=context, tags=(_tag("fails"),))
+            BuildRequest(context=context, tags=(_tag(tags, "fails"),))
         ):
             seen.append(event)
     assert caught.value.code == 3
@@ -149,7 +163,11 @@ def test_a_failing_run_fails_with_its_exit_code_and_the_output_so_far(
 def test_tag_image_names_an_image_again(build_engine: Engine) -> None:
     other = f"127.0.0.1:1/tagged-{uuid.uuid4().hex[:8]}:x"
     build_engine.adapter.tag_image(build_engine.image, other)
-    assert (
-        build_engine.adapter.inspect_image(other).id
-        == build_engine.adapter.inspect_image(build_engine.image).id
-    )
+    try:
+        assert (
+            build_engine.adapter.inspect_image(other).id
+            == build_engine.adapter.inspect_image(build_engine.image).id
+        )
+    finally:
+        # the session's busybox is compared across engines by other tests: untag it
+        build_engine.docker("rmi", other)

@@ -225,15 +225,17 @@ def test_a_failing_build_fails_the_apply_and_skips_the_containers_on_it(built: B
 def test_lock_pins_the_base_images_and_locked_builds_use_them(
     build_engine: Engine, tmp_path: Path
 ) -> None:
+    # Two images of their own (not the session's busybox, whose id other tests compare):
+    # the one locked has one extra layer, the one the tag moves to has two.
     registry = build_engine.registry
     repository = f"lockbase-{unique_stack('')}"
-    pinned = build_busybox_layout(tmp_path / "v1", tag="1")
-    moved = build_busybox_layout(tmp_path / "v2", tag="1", extra_layers=1)
+    pinned = build_busybox_layout(tmp_path / "v1", tag="1", extra_layers=1)
+    moved = build_busybox_layout(tmp_path / "v2", tag="1", extra_layers=2)
     reference = skopeo_push(tmp_path / "v1", registry, f"{repository}:1", tag="1")
     name = unique_stack("lk")
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text(
-        f"FROM {reference}\nRUN ls /extra > /extra.txt 2>&1 || echo none > /extra.txt\n"
+        f"FROM {reference}\nRUN ls /extra | wc -l > /extra.txt\n"
     )
     path = tmp_path / "stack.yaml"
     path.write_text(f"stack: {name}\nimages:\n  app: {{build: ./app}}\n")
@@ -252,11 +254,12 @@ def test_lock_pins_the_base_images_and_locked_builds_use_them(
         _ok(apply_stack(build_engine.adapter, stack, ApplyOptions(locked=True)))
         built_tag = f"{name}-app:latest"
         output = build_engine.client.containers.run(built_tag, ["cat", "/extra.txt"], remove=True)
-        assert output == b"none\n"  # built FROM the pinned image, which has no /extra
+        assert output.strip() == b"1"  # built FROM the pinned image: one extra layer
         assert build_engine.adapter.inspect_image(reference).id == pinned.config.digest
         assert make_plan(build_engine.adapter, stack, ApplyOptions(locked=True)).plan.is_empty
     finally:
-        build_engine.docker("rmi", "-f", f"{name}-app:latest", check=False)
+        for image in (f"{name}-app:latest", reference, pinned.config.digest, moved.config.digest):
+            build_engine.docker("rmi", "-f", image, check=False)
 
 
 def _declarun(built: Built, *args: str) -> subprocess.CompletedProcess[str]:
