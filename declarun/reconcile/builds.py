@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from declarun.engine.port import Engine
-from declarun.engine.types import BuildEvent, BuildFailed, BuildRequest
+from declarun.engine.types import BuildEvent, BuildRequest
 from declarun.errdefs import ErrorKind, NotFound
 from declarun.frozen import FrozenDict
 from declarun.observe.buildcache import write_record
@@ -140,7 +140,8 @@ def build_image(
 ) -> str:
     """Build ``image`` (see the module docstring); returns the built image's id.
 
-    Raises :class:`StepFailed` with the engine's message and the tail of the build's output.
+    Raises :class:`StepFailed` with the engine's message (the change's label names the
+    image) and the tail of the build's output.
     """
     build = image.build
     if build is None:
@@ -163,10 +164,8 @@ def build_image(
     try:
         for event in engine.build_image(request):
             output.feed(event)
-    except BuildFailed as exc:
-        raise StepFailed(f"build {image.ref}: {exc}", output.report()) from None
-    except ErrorKind as exc:
-        raise StepFailed(f"build {image.ref}: {exc}", output.report()) from None
+    except ErrorKind as exc:  # BuildFailed among them: the engine's message says it all
+        raise StepFailed(str(exc), output.report()) from None
     output.report()  # flushes a last line without a newline
     built = output.image_id or _image_id(engine, image.ref)
     if built is None:
