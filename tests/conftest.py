@@ -1,11 +1,22 @@
-"""Session fixtures shared across test packages: the engines the end-to-end tests run on.
+"""Session fixtures shared across test packages: the engines the end-to-end tests run on, and
+a private cache directory.
 
 One declarund and one dockerd serve the whole session (``tests.support.engine_fixtures``);
-``engine`` runs a test on each in turn. Fixtures are lazy: only tests that ask start them.
+``engine`` runs a test on each in turn (``build_engine`` too, for builds: see
+``tests.support.builds``). Fixtures are lazy: only tests that ask start them.
+
+``XDG_CACHE_HOME`` points at a directory of the session's own, so what declarun keeps there
+(build records, context digests, the compiled schema) never mixes with the user's; a test
+that needs an empty cache sets its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.builds import build_engine
 from tests.support.engine_fixtures import (
     declarund_engine,
     dockerd_engine,
@@ -13,4 +24,19 @@ from tests.support.engine_fixtures import (
     engine_registry,
 )
 
-__all__ = ["declarund_engine", "dockerd_engine", "engine", "engine_registry"]
+__all__ = [
+    "build_engine",
+    "declarund_engine",
+    "dockerd_engine",
+    "engine",
+    "engine_registry",
+    "private_cache",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's own ``XDG_CACHE_HOME`` (subprocesses inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield

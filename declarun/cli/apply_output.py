@@ -3,6 +3,7 @@
 ::
 
     Apply complete: 2 created, 1 replaced (3 changes in 4.2s).
+    Apply complete: 1 built, 2 kept as they were (3 changes in 6.0s).
 
     Apply failed: 1 failed, 1 skipped, 2 done.
     ✗ create container db: db is unhealthy
@@ -39,6 +40,7 @@ _PAST = {
     "remove": "removed",
     "pull": "pulled",
     "build": "built",
+    "kept": "kept as they were",
 }
 
 
@@ -46,7 +48,10 @@ def _done_counts(report: ApplyReport) -> Counter[str]:
     counts: Counter[str] = Counter()
     for round_ in report.rounds:
         for outcome in round_.result.by_status("done"):
-            counts[round_.plan.change(outcome.key).action] += 1
+            # A change that found nothing to do once it looked (a container whose image's
+            # build gave the image it runs) is counted as kept, not as done.
+            action = "kept" if outcome.note else round_.plan.change(outcome.key).action
+            counts[action] += 1
     return counts
 
 

@@ -171,14 +171,16 @@ def destroy(
 @stack_options
 @engine_options
 def lock(file: Path, source: StackSource, target: EngineTarget) -> None:
-    """Pin every image of the stack in FILE to a digest, in stack.lock beside it."""
+    """Pin every image the stack in FILE pulls, and the base images of its builds, to a
+    digest, in stack.lock beside it."""
+    from declarun.observe.dockerfiles import base_images
     from declarun.plan.lock import lock_path
     from declarun.reconcile.lockfile import resolve_lock, write_lock
 
     stack = source.load_or_exit(file)
     with target.connect() as engine:
         platform = engine.version().platform
-        resolved = resolve_lock(engine, stack, platform)
+        resolved = resolve_lock(engine, stack, platform, base_images(stack, platform))
     path = lock_path(stack)
     write_lock(resolved, path)
     count = len(resolved.images)

@@ -34,10 +34,11 @@ _register_stack_commands()
 
 
 def _register_engine_commands() -> None:
+    from declarun.cli.build_commands import build
     from declarun.cli.day_commands import exec_command, logs, status, watch
     from declarun.cli.engine_commands import apply, destroy, lock, plan
 
-    for command in (plan, apply, destroy, lock, status, logs, exec_command, watch):
+    for command in (plan, apply, destroy, build, lock, status, logs, exec_command, watch):
         cli.add_command(command)
 
 

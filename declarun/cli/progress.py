@@ -3,7 +3,8 @@
 On a terminal the lines redraw in place (rich ``Live``): running changes spin and show their
 latest news (a pull's ``3/5 layers, 12.1/40.0 MB``, a wait's state); finished ones show a
 mark and their duration. Elsewhere (a pipe, CI logs) each change prints one line when it
-ends, so logs stay readable.
+ends, so logs stay readable. Lines a change asks to keep (a build's ``Step N/M`` lines) are
+printed as they come, above the live lines.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def outcome_line(outcome: Outcome) -> Text:
     line.append(outcome.label)
     if outcome.status == "done":
         line.append(f"  {outcome.duration:.1f}s", style="dim")
+        if outcome.note:
+            line.append(f"  {outcome.note}", style="dim")
     elif outcome.status == "failed":
         line.append(f"  failed: {outcome.error}", style="red")
     else:
@@ -95,6 +98,14 @@ class RichProgress:
             if key in self._running:
                 label, _, start = self._running[key]
                 self._running[key] = (label, text, start)
+
+    def log(self, key: str, line: str) -> None:
+        """A line of a running change's output to keep: printed above the live lines."""
+        with self._lock:
+            label = self._running.get(key, (key, "", 0.0))[0]
+        text = Text(f"  {label} ", style="dim")
+        text.append(line)
+        self.console.print(text)
 
     def finished(self, outcome: Outcome) -> None:
         """A change ended: mark it (and print it at once when not on a terminal)."""

@@ -5,5 +5,6 @@
 * ``types``     the typed values an engine answers with
 * ``dockerpy``  ``DockerEngine``: the adapter for any Docker-Engine-API engine through
                 docker-py; the one place its exceptions become error kinds (``errdefs``)
+* ``context_tar`` a build context as the docker CLI sends it (``.dockerignore`` applied)
 * ``connect``   which engine to use (declarund, started when needed, or Docker) and connecting
 """

@@ -12,8 +12,8 @@ handling: ``pull_image`` passes no ``auth_config``, so docker-py builds ``X-Regi
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
@@ -22,7 +22,11 @@ import requests.exceptions
 import urllib3.exceptions
 from docker.utils import parse_repository_tag
 
+from declarun.engine.context_tar import write_context_tar
 from declarun.engine.types import (
+    BuildEvent,
+    BuildFailed,
+    BuildRequest,
     ContainerDetails,
     ContainerState,
     ContainerSummary,
@@ -51,7 +55,7 @@ from declarun.errdefs import (
 )
 from declarun.frozen import FrozenDict
 
-__all__ = ["DockerEngine", "error_kind"]
+__all__ = ["DockerEngine", "error_kind", "read_build_message"]
 
 _T = TypeVar("_T")
 _BY_STATUS: dict[int, type[ErrorKind]] = {
@@ -200,6 +204,7 @@ def _details(raw: dict[str, Any]) -> ContainerDetails:
         id=raw["Id"],
         name=str(raw.get("Name") or "").lstrip("/"),
         labels=_labels(config.get("Labels")),
+        image_id=str(raw.get("Image") or ""),
         state=_state(raw.get("State") or {}),
         healthcheck=_healthcheck(config.get("Healthcheck")),
         port_bindings=tuple(
@@ -226,6 +231,26 @@ def _pull_event(raw: dict[str, Any]) -> PullEvent:
         current=int(detail["current"]) if detail.get("current") is not None else None,
         total=int(detail["total"]) if detail.get("total") else None,
     )
+
+
+def read_build_message(raw: dict[str, Any]) -> BuildEvent:
+    """One decoded message of ``POST /build``'s stream as a :class:`BuildEvent`; an error
+    message (``errorDetail``: a ``RUN`` that failed, with its exit code as ``code``) raises
+    :class:`BuildFailed` with the engine's message."""
+    if raw.get("errorDetail") or raw.get("error"):
+        detail = raw.get("errorDetail") or {}
+        message = str(detail.get("message") or raw.get("error") or "the build failed")
+        code = detail.get("code")
+        raise BuildFailed(message.strip(), int(code) if isinstance(code, int) else None)
+    aux = raw.get("aux")
+    if isinstance(aux, dict) and aux.get("ID"):
+        return BuildEvent(image_id=str(aux["ID"]))
+    if raw.get("status"):
+        parts = [str(raw["id"]) + ":" if raw.get("id") else "", str(raw["status"])]
+        if raw.get("progress"):
+            parts.append(str(raw["progress"]))
+        return BuildEvent(status=" ".join(p for p in parts if p))
+    return BuildEvent(output=str(raw.get("stream") or ""))
 
 
 def _event(raw: dict[str, Any]) -> EngineEvent:
@@ -405,10 +430,42 @@ class DockerEngine:
         )
         return (_pull_event(raw) for raw in _stream(events))
 
-    def build_image(
-        self, context: Path, *, dockerfile: str, tag: str, args: Mapping[str, str]
-    ) -> None:
-        raise Unsupported("building images is not supported yet: push the image instead")
+    def build_image(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        # The context goes to a temporary file first: its size is sent up front, and a file
+        # that cannot be read fails here, before the engine starts anything.
+        with tempfile.TemporaryFile(prefix="declarun-context-") as body:
+            dockerfile = write_context_tar(request.context, request.dockerfile, body)
+            body.seek(0)
+            stream = _call(
+                self.client.api.build,
+                fileobj=body,
+                custom_context=True,
+                dockerfile=dockerfile,
+                tag=request.tags[0] if request.tags else None,
+                buildargs=dict(request.args) or None,
+                target=request.target,
+                labels=dict(request.labels) or None,
+                pull=request.pull,
+                nocache=request.nocache,
+                rm=True,  # the CLI's default: intermediate containers go
+                platform=request.platform,
+                decode=True,
+                timeout=None,  # a RUN may print nothing for long
+            )
+            built: str | None = None
+            for raw in _stream(stream):
+                event = read_build_message(raw)
+                built = event.image_id or built
+                yield event
+        # Further tags (the API takes several; docker-py's build only one).
+        for tag in request.tags[1:]:
+            if built is None:
+                raise SystemFailure(f"the engine did not say which image it built for {tag}")
+            self.tag_image(built, tag)
+
+    def tag_image(self, source: str, target: str) -> None:
+        repository, tag = parse_repository_tag(target)
+        _call(self.client.api.tag, source, repository, tag=tag or "latest")
 
     def registry_digest(self, ref: str) -> str:
         raw = _call(self.client.api.inspect_distribution, ref)

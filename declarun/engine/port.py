@@ -12,10 +12,11 @@ go in as the Docker Engine API's own JSON (the plan builds them, see ``plan.desi
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 from declarun.engine.types import (
+    BuildEvent,
+    BuildRequest,
     ContainerDetails,
     ContainerSummary,
     EngineEvent,
@@ -141,10 +142,18 @@ class Images(Protocol):
         """Pull ``ref`` (tag or digest); yields progress, raises a kind when the pull fails."""
         ...
 
-    def build_image(
-        self, context: Path, *, dockerfile: str, tag: str, args: Mapping[str, str]
-    ) -> None:
-        """Build ``context`` into ``tag`` (``Unsupported`` until declarun has a builder)."""
+    def build_image(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        """Run the build ``request``, yielding its progress as it comes.
+
+        The context is sent as the docker CLI sends it (``.dockerignore`` applied). A build
+        that fails raises :class:`~declarun.engine.types.BuildFailed` (a ``SystemFailure``)
+        with the engine's message while iterating; a request the engine refuses raises its
+        kind (``InvalidArgument``, ``Unsupported``, ...).
+        """
+        ...
+
+    def tag_image(self, source: str, target: str) -> None:
+        """Give the local image ``source`` (reference or id) the reference ``target``."""
         ...
 
     def registry_digest(self, ref: str) -> str:

@@ -9,10 +9,15 @@ are kept; the names are Docker's, in snake case.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from declarun.errdefs import SystemFailure
 from declarun.frozen import FrozenDict
 
 __all__ = [
+    "BuildEvent",
+    "BuildFailed",
+    "BuildRequest",
     "ContainerDetails",
     "ContainerState",
     "ContainerSummary",
@@ -125,6 +130,7 @@ class ContainerDetails:
     id: str
     name: str
     labels: FrozenDict[str, str] = _EMPTY
+    image_id: str = ""  # the id of the image it was created from
     state: ContainerState
     healthcheck: Healthcheck | None = None  # its own or its image's; None when there is none
     port_bindings: tuple[PortBinding, ...] = ()
@@ -180,3 +186,47 @@ class EngineEvent:
     action: str
     actor_id: str = ""
     attributes: FrozenDict[str, str] = _EMPTY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildRequest:
+    """A build to run: ``POST /build`` with the context made from the directory ``context``.
+
+    ``dockerfile`` is relative to ``context`` (it may lie outside it); ``tags`` are given to
+    the result; ``pull`` pulls base images even when present; ``nocache`` uses no cached
+    step; ``platform`` (``os/arch[/variant]``) None builds for the engine's.
+    """
+
+    context: Path
+    dockerfile: str = "Dockerfile"
+    tags: tuple[str, ...] = ()
+    args: FrozenDict[str, str] = _EMPTY
+    target: str | None = None
+    labels: FrozenDict[str, str] = _EMPTY
+    pull: bool = False
+    nocache: bool = False
+    platform: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildEvent:
+    """One message of a build's progress.
+
+    ``output`` is text the build printed, line by line as it comes (``Step 2/5 : RUN make``,
+    `` ---> Using cache``, a ``RUN``'s own output); ``status`` a base image pull's progress
+    line; ``image_id`` the built image's id (sent once the image is committed).
+    """
+
+    output: str = ""
+    status: str = ""
+    image_id: str | None = None
+
+
+class BuildFailed(SystemFailure):
+    """A build failed on the engine's side: a ``RUN`` exited non-zero, a base image could not
+    be pulled, a ``COPY`` source is missing... The message is the engine's; ``code`` the
+    failing ``RUN``'s exit code, when the engine gives one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code

@@ -5,6 +5,8 @@
                    with the desired state worked out against it
 * ``digests``      content digests of the host files a stack reads at run time
 * ``dockerfiles``  the base images of the stack's builds, from their Dockerfiles
+* ``builds``       what each built image would be built from now, and was built from
+* ``buildcache``   what is kept about builds in the user's cache directory
 
 Everything that reads the engine or the host's files for planning is here, so ``plan/``
 stays pure.

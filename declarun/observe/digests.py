@@ -2,8 +2,9 @@
 
 A container is recreated when one of its inputs changed. Env files are hashed when the stack
 is loaded (``EnvFile.sha256``); this module hashes the rest, when the world is observed: the
-read-only bind mounts and build contexts that :mod:`declarun.plan.inputs` says are tracked,
-under the keys it gives them.
+read-only bind mounts that :mod:`declarun.plan.inputs` says are tracked, under the keys it
+gives them. (Build contexts are digested by :mod:`declarun.observe.builds`, with the
+``.dockerignore`` applied and a cache that makes a repeat fast.)
 
 A file or directory is hashed over its names, types, permission bits, file contents and
 symlink targets (not times or owners, which change without meaning anything). Hashing stops
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from declarun.frozen import FrozenDict
-from declarun.plan.inputs import MISSING, UNHASHED, bind_key, context_key, tracked_binds
+from declarun.plan.inputs import MISSING, UNHASHED, bind_key, tracked_binds
 from declarun.stack.model import Stack
 
 __all__ = ["MAX_BYTES", "MAX_ENTRIES", "input_digests", "path_digest"]
@@ -85,8 +86,4 @@ def input_digests(stack: Stack) -> FrozenDict[str, str]:
     digests: dict[str, str] = {}
     for source in tracked_binds(stack):
         digests[bind_key(source)] = path_digest(Path(source))
-    for image in stack.images.values():
-        if image.build is not None:
-            context = str(image.build.context)
-            digests[context_key(context)] = path_digest(image.build.context)
     return FrozenDict(sorted(digests.items()))

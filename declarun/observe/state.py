@@ -1,7 +1,8 @@
 """Observation: one look at the engine and the host, as immutable values for the pure planner.
 
 :func:`observe_stack` is the I/O that planning needs, done once per plan: it asks the engine
-for its platform, digests the stack's host inputs, reads its Dockerfiles' base images, works
+for its platform, digests the stack's host inputs, reads its Dockerfiles' base images and what
+each built image would be built from now and was built from (``observe.builds``), works
 out the desired state against those (the engine names the stack wants, the image references it
 uses, pinned by the lock), and reads, through the engine port, the containers, networks and
 volumes that belong to the stack (by the ``dev.declarun.stack`` label) or hold a name it wants
@@ -23,12 +24,14 @@ from declarun.engine.types import ContainerSummary, PublishedPort
 from declarun.errdefs import ErrorKind, NotFound
 from declarun.errors import EngineError
 from declarun.frozen import FrozenDict
+from declarun.observe.builds import observe_builds
 from declarun.observe.digests import input_digests
 from declarun.observe.dockerfiles import base_images
 from declarun.plan.desired import DesiredState, desired_state
 from declarun.plan.identity import LABEL_STACK
 from declarun.plan.lock import Lock
 from declarun.plan.observed import (
+    ObservedBuild,
     ObservedContainer,
     ObservedImage,
     ObservedNetwork,
@@ -41,6 +44,7 @@ __all__ = ["Observation", "observe", "observe_stack"]
 
 _NO_INPUTS: FrozenDict[str, str] = FrozenDict()
 _NO_BASES: FrozenDict[str, tuple[str, ...]] = FrozenDict()
+_NO_BUILDS: FrozenDict[str, ObservedBuild] = FrozenDict()
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 
 
@@ -113,6 +117,7 @@ def _read_engine(
     refs: Iterable[str] = (),
     inputs: FrozenDict[str, str] = _NO_INPUTS,
     bases: FrozenDict[str, tuple[str, ...]] = _NO_BASES,
+    builds: FrozenDict[str, ObservedBuild] = _NO_BUILDS,
 ) -> ObservedState:
     """What the engine holds of ``stack`` (owned objects, the ``wanted`` (kind, name)s and the
     images ``refs`` names), with the host's ``inputs`` and ``bases`` beside it."""
@@ -145,6 +150,7 @@ def _read_engine(
         images=FrozenDict(sorted((i.ref, i) for i in images)),
         inputs=inputs,
         base_images=bases,
+        builds=builds,
     )
 
 
@@ -153,7 +159,11 @@ def observe_stack(engine: Engine, stack: Stack, *, lock: Lock | None = None) -> 
     try:
         platform = engine.version().platform
         inputs = input_digests(stack)
-        desired = desired_state(stack, inputs=inputs, lock=lock, platform=platform)
+        bases = base_images(stack, platform)
+        builds = observe_builds(engine, stack, platform=platform, lock=lock)
+        desired = desired_state(
+            stack, inputs=inputs, lock=lock, platform=platform, bases=bases, builds=builds
+        )
         observed = _read_engine(
             engine,
             stack.name,
@@ -161,7 +171,8 @@ def observe_stack(engine: Engine, stack: Stack, *, lock: Lock | None = None) -> 
             wanted=desired.engine_names,
             refs=(image.ref for image in desired.images.values()),
             inputs=inputs,
-            bases=base_images(stack),
+            bases=bases,
+            builds=builds,
         )
     except ErrorKind as exc:
         raise EngineError(f"cannot read the engine's state: {exc}") from exc

@@ -6,6 +6,8 @@ saved and applied. Pure: nothing here reads the engine, the network or the host'
 * ``configs``   the canonical configuration of each resource (what its labels record)
 * ``desired``   the stack as Docker Engine API create bodies (used by diff and by apply)
 * ``inputs``    which host files the stack depends on, and how their digests are keyed
+* ``buildinputs`` what a build is made from (``BuildInputs``), and the context files changed
+* ``builds``    why an image must be built again; the plan of ``declarun build``
 * ``observed``  ``ObservedState``: the engine's state (and the host's inputs), immutable,
                 fingerprinted
 * ``diff``      ``diff(stack, observed)``: the pure plan function; ``plan_destroy``

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from declarun.frozen import FrozenDict, freeze, thaw
+from declarun.plan.buildinputs import BuildInputs
 from declarun.plan.configs import container_config, network_config, volume_config
 from declarun.plan.identity import (
     LABEL_CONFIG,
@@ -30,6 +31,8 @@ from declarun.plan.identity import (
     LABEL_KEEP,
     LABEL_PROFILES,
     LABEL_REPLICA,
+    LABEL_RESOURCE,
+    LABEL_STACK,
     built_image_tag,
     canonical_json,
     config_hash,
@@ -37,15 +40,18 @@ from declarun.plan.identity import (
     input_label,
     network_name,
     ownership_labels,
+    resource_label,
     volume_name,
 )
-from declarun.plan.inputs import UNHASHED, bind_key, context_key
+from declarun.plan.inputs import UNHASHED, bind_key
 from declarun.plan.lock import Lock, image_platform
-from declarun.stack.model import Container, Image, Mount, Network, Stack, Volume
-from declarun.stack.naming import replica_names
+from declarun.plan.observed import ObservedBuild
+from declarun.stack.model import Build, Container, Image, Mount, Network, Stack, Volume
+from declarun.stack.naming import image_for_reference, replica_names
 
 __all__ = [
     "DEFAULT_PLATFORM",
+    "DesiredBuild",
     "DesiredContainer",
     "DesiredImage",
     "DesiredInput",
@@ -56,7 +62,33 @@ __all__ = [
 ]
 
 DEFAULT_PLATFORM = "linux/amd64"
+_NO_PINS: FrozenDict[str, str] = FrozenDict()
 _NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DesiredBuild:
+    """How to build a built image, and what it is built from (recorded once it is built).
+
+    ``args`` are as the stack gives them (the build needs the values; ``inputs`` masks the
+    secret-looking ones). ``labels`` are the stack's plus declarun's ownership labels.
+    ``bases`` are the references the Dockerfile pulls, ``stack_bases`` those of them that
+    name images this stack builds (no registry has them), ``base_pins`` those a lock pins,
+    to their ``repository@digest``. ``inputs`` is None when the context or the Dockerfile could
+    not be read (``problem`` says why).
+    """
+
+    context: str  # absolute
+    dockerfile: str  # as the stack writes it: relative to the context
+    args: FrozenDict[str, str]
+    target: str | None
+    labels: FrozenDict[str, str]
+    platform: str | None  # the image's platform: None builds for the engine's
+    bases: tuple[str, ...] = ()
+    stack_bases: tuple[str, ...] = ()  # the bases that are images this stack builds
+    base_pins: FrozenDict[str, str] = _NO_PINS
+    inputs: BuildInputs | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,8 +102,7 @@ class DesiredImage:
     pull: str
     platform: str  # the stack's platform, else the engine's
     locked_digest: str | None = None
-    build_context: str | None = None  # absolute path, for built images
-    context_digest: str | None = None  # from the snapshot's inputs
+    build: DesiredBuild | None = None  # for built images
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,15 +198,70 @@ class DesiredState:
         )
 
 
+def _build(
+    stack: Stack,
+    image: Image,
+    build: Build,
+    lock: Lock | None,
+    platform: str,
+    bases: Sequence[str],
+    observed: ObservedBuild | None,
+) -> DesiredBuild:
+    built_here = []
+    for base in bases:
+        name = image_for_reference(stack, base)
+        if name is not None and stack.images[name].build is not None:
+            built_here.append(base)
+    pins = {}
+    if lock is not None:
+        for base in bases:
+            pinned = lock.pinned(base, platform)
+            if pinned is not None and base not in built_here:
+                pins[base] = pinned
+    labels = {
+        **build.labels,
+        LABEL_STACK: stack.name,
+        LABEL_RESOURCE: resource_label("image", image.name),
+    }
+    return DesiredBuild(
+        context=str(build.context),
+        dockerfile=build.dockerfile,
+        args=build.args,
+        target=build.target,
+        labels=FrozenDict(sorted(labels.items())),
+        platform=image.platform,
+        bases=tuple(bases),
+        stack_bases=tuple(built_here),
+        base_pins=FrozenDict(sorted(pins.items())),
+        inputs=None if observed is None else observed.inputs,
+        problem="the build was not observed" if observed is None else observed.problem,
+    )
+
+
 def _image(
-    stack: Stack, image: Image, lock: Lock | None, platform: str, inputs: Mapping[str, str]
+    stack: Stack,
+    image: Image,
+    lock: Lock | None,
+    platform: str,
+    bases: Mapping[str, Sequence[str]],
+    builds: Mapping[str, ObservedBuild],
 ) -> DesiredImage:
     written = image.ref or built_image_tag(stack.name, image.name)
     wanted_platform = image_platform(image, platform)
     pinned = None
     if lock is not None and image.build is None and image.ref is not None:
         pinned = lock.pinned(image.ref, wanted_platform)
-    context = None if image.build is None else str(image.build.context)
+    build = None
+    if image.build is not None:
+        build = _build(
+            stack,
+            image,
+            image.build,
+            lock,
+            wanted_platform,
+            bases.get(image.name, ()),
+            builds.get(image.name),
+        )
     return DesiredImage(
         id=f"image:{image.name}",
         name=image.name,
@@ -184,8 +270,7 @@ def _image(
         pull=image.pull,
         platform=wanted_platform,
         locked_digest=None if pinned is None else pinned.rpartition("@")[2],
-        build_context=context,
-        context_digest=None if context is None else inputs.get(context_key(context)),
+        build=build,
     )
 
 
@@ -401,15 +486,20 @@ def desired_state(
     inputs: Mapping[str, str] | None = None,
     lock: Lock | None = None,
     platform: str = DEFAULT_PLATFORM,
+    bases: Mapping[str, Sequence[str]] | None = None,
+    builds: Mapping[str, ObservedBuild] | None = None,
 ) -> DesiredState:
     """Translate ``stack`` into engine objects.
 
     ``inputs`` are the host input digests (``ObservedState.inputs``), ``lock`` pins image references
-    to digests, ``platform`` is the engine's (``os/arch``) for images that name none.
+    (and the base images of builds) to digests, ``platform`` is the engine's (``os/arch``) for
+    images that name none; ``bases`` and ``builds`` are what the observer read of the builds
+    (``ObservedState.base_images`` and ``.builds``).
     """
     known = inputs or {}
     images = {
-        name: _image(stack, image, lock, platform, known) for name, image in stack.images.items()
+        name: _image(stack, image, lock, platform, bases or {}, builds or {})
+        for name, image in stack.images.items()
     }
     containers: dict[str, DesiredContainer] = {}
     for container in stack.containers.values():

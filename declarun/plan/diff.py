@@ -4,13 +4,17 @@ No I/O happens here: everything the decision needs is in the stack model and the
 (``observe`` did the reading), so a plan can be computed, shown, saved and later re-derived
 to check that nothing moved. The rules, per resource:
 
-* images: built when missing or when the build context changed; pulled when absent
-  (``pull: missing``), always (``pull: always``), never (``pull: never`` and absent: error);
+* images: built when missing, when what they would be built from differs from what they
+  were built from (``plan.builds``), or when a stack image they are built on is built
+  again; pulled when absent (``pull: missing``), always (``pull: always``), never
+  (``pull: never`` and absent: error);
 * volumes and networks: created when missing; a network whose configuration changed is
   replaced (and so are the containers on it); a volume never is (its data would go);
 * containers: created when missing; replaced when their configuration, an input file, or
   their image changed; started when a service is not running; a ``run: once`` job that
-  completed with the same inputs is left alone, a failed one runs again;
+  completed with the same inputs is left alone, a failed one runs again; a container whose
+  image is built again is replaced *if* the build gives a new image (``image_rebuilt``:
+  apply decides once the build ran);
 * objects the stack owns but no longer declares are removed (not with ``prune=False``);
   volumes only with ``volumes=True`` and never with ``keep: true``;
 * a name held by an object declarun does not own is an ``error`` change: nothing is touched.
@@ -22,28 +26,35 @@ using them; creations wait for the removal of orphaned containers (they may hold
 
 from __future__ import annotations
 
+import os.path
 from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
-from declarun.plan.desired import DesiredContainer, DesiredImage, DesiredState, desired_state
+from declarun.plan.builds import build_reasons
+from declarun.plan.desired import (
+    DesiredBuild,
+    DesiredContainer,
+    DesiredImage,
+    DesiredState,
+    desired_state,
+)
 from declarun.plan.destroy import plan_destroy
 from declarun.plan.drafts import Draft, finish, now, reason, short_name, volume_removal
 from declarun.plan.graph import build_graph
 from declarun.plan.identity import (
-    LABEL_INPUT_CONTEXT,
     LABEL_KEEP,
     LABEL_PROFILES,
     LABEL_RESOURCE,
     config_hash,
     parse_resource,
 )
-from declarun.plan.inputs import MISSING, UNHASHED
 from declarun.plan.lock import Lock
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
 from declarun.plan.observed import ObservedContainer, ObservedNetwork, ObservedState
 from declarun.plan.reasons import config_reasons, image_reasons, input_reasons, short_digest
 from declarun.stack.model import Stack
+from declarun.stack.naming import image_for_reference
 
 __all__ = ["desired_hash", "diff", "plan_destroy"]
 
@@ -69,29 +80,72 @@ def _foreign(kind: ChangeKind, id_: str, name: str, engine: str, owner: str | No
 # -- images ---------------------------------------------------------------------------------
 
 
-def _image(image: DesiredImage, snapshot: ObservedState) -> Draft:
+def _build(image: DesiredImage, build: DesiredBuild, snapshot: ObservedState) -> Draft:
     present = snapshot.images.get(image.ref)
     draft = Draft(image.id, "noop", "image", image.name, image.ref)
     draft.observed_id = None if present is None else present.id
-    if image.build_context is not None:
-        if present is None:
-            draft.action = "build"
-            draft.reasons.append(reason("missing", f"image {image.ref} is not built yet"))
-        elif image.context_digest not in (None, MISSING, UNHASHED):
-            built_from = present.labels.get(LABEL_INPUT_CONTEXT)
-            if built_from != image.context_digest:
-                draft.action = "build"
-                draft.reasons.append(
-                    reason(
-                        "input_changed",
-                        f"build context changed: {image.build_context} (sha256 "
-                        f"{short_digest(built_from)} → {short_digest(image.context_digest)})",
-                        field=image.build_context,
-                        before=built_from,
-                        after=image.context_digest,
-                    )
-                )
+    if build.inputs is None:
+        draft.action = "error"
+        draft.reasons.append(
+            reason("input_unreadable", f"cannot read the build of {image.ref}: {build.problem}")
+        )
         return draft
+    if present is None:
+        draft.action = "build"
+        draft.reasons.append(reason("missing", f"image {image.ref} is not built yet"))
+        return draft
+    observed = snapshot.builds.get(image.name)
+    recorded = None if observed is None else observed.recorded
+    changes = None if observed is None else observed.changes
+    why = build_reasons(
+        build.inputs,
+        recorded,
+        changes,
+        image=image.ref,
+        context=build.context,
+        dockerfile=os.path.normpath(os.path.join(build.context, build.dockerfile)),
+    )
+    if why:
+        draft.action = "build"
+        draft.reasons.extend(why)
+    return draft
+
+
+def _rebuild_dependents(stack: Stack, desired: DesiredState, drafts: dict[str, Draft]) -> None:
+    """A build whose base image (another image of the stack) is rebuilt is rebuilt after it:
+    the engine's build cache makes that cheap when the base comes out the same."""
+    changed = True
+    while changed:  # until a fixpoint: chains of builds (base <- app <- tool) propagate
+        changed = False
+        for image in desired.images.values():
+            draft = drafts[image.id]
+            if image.build is None or draft.action != "noop":
+                continue
+            for base in image.build.bases:
+                name = image_for_reference(stack, base)
+                if name is None or name == image.name:
+                    continue
+                if drafts[desired.images[name].id].action == "build":
+                    draft.action = "build"
+                    draft.reasons.append(
+                        reason(
+                            "dependency_replaced",
+                            f"its base image {base} is built again first",
+                            field=f"build.from.{base}",
+                            before=base,
+                            after=base,
+                        )
+                    )
+                    changed = True
+                    break
+
+
+def _image(image: DesiredImage, snapshot: ObservedState) -> Draft:
+    if image.build is not None:
+        return _build(image, image.build, snapshot)
+    present = snapshot.images.get(image.ref)
+    draft = Draft(image.id, "noop", "image", image.name, image.ref)
+    draft.observed_id = None if present is None else present.id
     if image.pull == "always":
         draft.action = "pull"
         draft.reasons.append(reason("pull_policy", "pull: always"))
@@ -277,6 +331,20 @@ def _containers(
             draft.action, draft.reasons = "recreate", reasons
         else:
             draft.action, draft.reasons = _state_change(container, observed)
+        if draft.action == "noop" and images[image.id].action == "build":
+            # Whether the build gives another image is known only once it ran: apply
+            # replaces the container then, and only if its image id changed.
+            draft.action = "recreate"
+            draft.reasons = [
+                reason(
+                    "image_rebuilt",
+                    f"image {image.ref} is built again: replaced if that gives a new image "
+                    f"(it runs {short_digest(observed.image_id)})",
+                    field="image",
+                    before=observed.image_id,
+                    after=None,
+                )
+            ]
         yield draft
 
 
@@ -380,12 +448,18 @@ def _link(drafts: dict[str, Draft], graph: nx.DiGraph, snapshot: ObservedState) 
                     draft.depends_on.add(change)
 
 
+def _build_digest(build: DesiredBuild | None) -> str | None:
+    if build is None:
+        return None
+    return build.problem if build.inputs is None else build.inputs.digest()
+
+
 def desired_hash(desired: DesiredState) -> str:
     """What a saved plan records of the desired state: equal when the stack, its inputs and the
     images it uses are the same, so an apply can tell that the stack moved."""
     return config_hash(
         {
-            "images": {n: [i.ref, i.context_digest] for n, i in desired.images.items()},
+            "images": {n: [i.ref, _build_digest(i.build)] for n, i in desired.images.items()},
             "volumes": {n: v.config_hash for n, v in desired.volumes.items()},
             "networks": {n: v.config_hash for n, v in desired.networks.items()},
             "containers": {
@@ -416,11 +490,17 @@ def diff(
     """
     if desired is None:
         desired = desired_state(
-            stack, inputs=snapshot.inputs, lock=lock, platform=snapshot.platform
+            stack,
+            inputs=snapshot.inputs,
+            lock=lock,
+            platform=snapshot.platform,
+            bases=snapshot.base_images,
+            builds=snapshot.builds,
         )
     drafts: dict[str, Draft] = {}
     for image in desired.images.values():
         drafts[image.id] = _image(image, snapshot)
+    _rebuild_dependents(stack, desired, drafts)
     for draft in [*_volumes(desired, snapshot), *_networks(desired, snapshot)]:
         drafts[draft.id] = draft
     replaced = {

@@ -2,8 +2,9 @@
 
 One node per image, volume, network and container replica; an edge ``a -> b`` means *a needs
 b* (a container needs its image, volumes, networks and the containers it depends on; a built
-image needs its base image). Creation walks the graph in reverse topological order, removal in
-topological order.
+image needs the stack images its Dockerfile pulls, matched by reference as Docker normalises
+it: ``FROM shop-base`` names the image tagged ``shop-base:latest``). Creation walks the graph
+in reverse topological order, removal in topological order.
 
 Pure: the base images of builds come in as data (read from the Dockerfiles by the observer,
 ``declarun.observe.dockerfiles``), so the plan and ``declarun graph`` build the same graph.
@@ -20,7 +21,7 @@ import networkx as nx
 
 from declarun.errors import DeclarunError
 from declarun.stack.model import Image, Stack
-from declarun.stack.naming import replica_names
+from declarun.stack.naming import image_for_reference, replica_names
 
 __all__ = ["GraphFormat", "build_graph", "export_graph", "node_id"]
 
@@ -31,15 +32,6 @@ NodeKind = Literal["image", "volume", "network", "container"]
 def node_id(kind: NodeKind, name: str) -> str:
     """The graph node of a resource: ``container:web-1``, ``image:busybox``."""
     return f"{kind}:{name}"
-
-
-def _image_for(reference: str, stack: Stack) -> str | None:
-    if reference in stack.images:
-        return reference
-    for name, image in stack.images.items():
-        if image.ref == reference:
-            return name
-    return None
 
 
 def _add_image(graph: nx.DiGraph, name: str, image: Image) -> None:
@@ -64,7 +56,7 @@ def build_graph(stack: Stack, base_images: Mapping[str, Sequence[str]] | None = 
         if image.build is None:
             continue
         for base in bases.get(name, ()):
-            base_name = _image_for(base, stack)
+            base_name = image_for_reference(stack, base)
             if base_name is not None and base_name != name:
                 graph.add_edge(node_id("image", name), node_id("image", base_name), kind="base")
     for name, container in stack.containers.items():

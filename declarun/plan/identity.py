@@ -15,16 +15,20 @@ Names::
 
 Labels (keys are constants below)::
 
-    dev.declarun.stack          the stack name: the ownership mark
-    dev.declarun.resource       kind:name in the stack (container:web, volume:data)
+    dev.declarun.stack          the stack name: the ownership mark (built images carry it too)
+    dev.declarun.resource       kind:name in the stack (container:web, image:app)
     dev.declarun.replica        replica number, 1-based (containers)
     dev.declarun.config-hash    sha256 of the canonical desired configuration
     dev.declarun.config         the canonical desired configuration itself (secrets masked)
     dev.declarun.input.<id>     sha256 of one input: env-file.<h>, bind.<h> (h: 12 hex of path)
-    dev.declarun.input.context  on built images: the digest of the build context
     dev.declarun.profiles       the container's profiles, comma-separated, when it has some
     dev.declarun.keep           "true" on volumes declared keep: true
     dev.declarun.labels-version the version of this labelling scheme
+
+A built image carries only ``dev.declarun.stack`` and ``dev.declarun.resource`` (and the
+stack's own labels): a label that changed with every edit of the context would give every
+rebuild a new image id, and the containers on it would be replaced for nothing. What an
+image was built from is recorded outside it (``declarun.observe.buildcache``).
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ import json
 import re
 from typing import Any, Literal
 
+from declarun.stack.naming import built_image_tag
+
 __all__ = [
     "LABELS_VERSION",
     "LABEL_CONFIG",
     "LABEL_CONFIG_HASH",
-    "LABEL_INPUT_CONTEXT",
     "LABEL_INPUT_PREFIX",
     "LABEL_KEEP",
     "LABEL_LABELS_VERSION",
@@ -74,7 +79,6 @@ LABEL_REPLICA = "dev.declarun.replica"
 LABEL_CONFIG_HASH = "dev.declarun.config-hash"
 LABEL_CONFIG = "dev.declarun.config"
 LABEL_INPUT_PREFIX = "dev.declarun.input."
-LABEL_INPUT_CONTEXT = "dev.declarun.input.context"  # on built images: the context's digest
 LABEL_PROFILES = "dev.declarun.profiles"
 LABEL_KEEP = "dev.declarun.keep"
 LABEL_LABELS_VERSION = "dev.declarun.labels-version"
@@ -104,11 +108,6 @@ def volume_name(stack: str, volume: str) -> str:
 def network_name(stack: str, network: str) -> str:
     """The engine name of a network."""
     return f"{stack}-{network}"
-
-
-def built_image_tag(stack: str, image: str) -> str:
-    """The tag given to a built image that declares no ``ref``."""
-    return f"{stack}-{image.lower()}:latest"
 
 
 def resource_label(kind: ResourceKind, name: str) -> str:
@@ -162,7 +161,7 @@ def is_masked(value: object) -> bool:
     return isinstance(value, str) and _MASKED.match(value) is not None
 
 
-def input_label(kind: Literal["env-file", "bind", "context"], path: str) -> str:
+def input_label(kind: Literal["env-file", "bind"], path: str) -> str:
     """The label key recording the digest of one input file or directory.
 
     The key is derived from the path (not its position) so reordering inputs changes nothing.

@@ -1,14 +1,16 @@
 """The host inputs of a stack: which files it reads at run time, and how their digests are keyed.
 
-A container is recreated when one of its inputs changed, and an image rebuilt when its build
-context did. Which inputs count is decided here, purely from the stack; the digests are read
-from the host by the observer (``declarun.observe.digests``) into
-:attr:`ObservedState.inputs <declarun.plan.observed.ObservedState.inputs>`:
+A container is recreated when one of its inputs changed. Which inputs count is decided here,
+purely from the stack; the digests are read from the host by the observer
+(``declarun.observe.digests``) into :attr:`ObservedState.inputs
+<declarun.plan.observed.ObservedState.inputs>`:
 
 * **read-only bind mounts** (``./conf:/etc/app:ro``): configuration, so a changed file means
   the container must be recreated to see it consistently. Writable binds are data the
   container itself changes; tracking them would recreate the container on every apply.
-* **build contexts**: a changed context means the image must be rebuilt.
+
+(A built image's inputs — its context, Dockerfile, args, base images — are
+:class:`~declarun.plan.buildinputs.BuildInputs`, read by ``declarun.observe.builds``.)
 
 An input that is too large or unreadable to hash is recorded as :data:`UNHASHED` and is then
 never a reason to recreate; one that does not exist is :data:`MISSING`.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from declarun.stack.model import Stack
 
-__all__ = ["MISSING", "UNHASHED", "bind_key", "context_key", "tracked_binds"]
+__all__ = ["MISSING", "UNHASHED", "bind_key", "tracked_binds"]
 
 MISSING = "missing"
 UNHASHED = "unhashed"
@@ -27,11 +29,6 @@ UNHASHED = "unhashed"
 def bind_key(path: str) -> str:
     """The key of a bind mount source in :attr:`ObservedState.inputs`."""
     return f"bind:{path}"
-
-
-def context_key(path: str) -> str:
-    """The key of a build context in :attr:`ObservedState.inputs`."""
-    return f"context:{path}"
 
 
 def tracked_binds(stack: Stack) -> tuple[str, ...]:

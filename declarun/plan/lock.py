@@ -14,8 +14,9 @@ stable under regeneration and diffs well in review::
       "stack": "webapp"
     }
 
-Keys of ``images`` are references exactly as the stack writes them; an apply with a lock
-pulls and runs ``<repository>@<digest>`` instead. This module is pure: the lock as a value,
+Keys of ``images`` are references exactly as the stack (or a Dockerfile's ``FROM``) writes
+them; an apply with a lock pulls and runs ``<repository>@<digest>`` instead, and builds on
+the pinned base images (see ``declarun.reconcile.builds``). This module is pure: the lock as a value,
 its text, and the staleness check. Reading and writing the file, and resolving references
 through the engine, are ``declarun.reconcile.lockfile``'s.
 """
@@ -23,6 +24,7 @@ through the engine, are ``declarun.reconcile.lockfile``'s.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from declarun.errors import DeclarunError
 from declarun.frozen import FrozenDict
 from declarun.reference import parse_reference
 from declarun.stack.model import Image, Stack
+from declarun.stack.naming import image_for_reference
 
 __all__ = [
     "LOCK_FILE_NAME",
@@ -44,6 +47,7 @@ __all__ = [
     "lock_path",
     "lock_to_text",
     "lockable_images",
+    "lockable_references",
     "pinned_reference",
     "stale_reasons",
 ]
@@ -95,12 +99,37 @@ def image_platform(image: Image, engine_platform: str) -> str:
 
 
 def lockable_images(stack: Stack) -> dict[str, Image]:
-    """The images a lock covers, by reference: every image pulled by reference (not built)."""
+    """The images the stack pulls by reference (not built), by reference."""
     return {
         image.ref: image
         for image in stack.images.values()
         if image.ref is not None and image.build is None
     }
+
+
+def lockable_references(
+    stack: Stack, engine_platform: str, bases: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Every reference a lock covers, with the platforms it is used on (sorted).
+
+    The images the stack pulls (on their ``platform:``, else the engine's), and the base
+    images its builds pull (``bases``: built image name -> the references its Dockerfile
+    pulls, :attr:`ObservedState.base_images`), on the built image's platform — except a base
+    that is another image the stack builds, which no registry has.
+    """
+    found: dict[str, set[str]] = {}
+    for ref, image in lockable_images(stack).items():
+        found.setdefault(ref, set()).add(image_platform(image, engine_platform))
+    for name, references in (bases or {}).items():
+        built = stack.images.get(name)
+        if built is None or built.build is None:
+            continue
+        for ref in references:
+            base = image_for_reference(stack, ref)
+            if base is not None and stack.images[base].build is not None:
+                continue
+            found.setdefault(ref, set()).add(image_platform(built, engine_platform))
+    return {ref: tuple(sorted(platforms)) for ref, platforms in sorted(found.items())}
 
 
 def pinned_reference(ref: str, digest: str) -> str:
@@ -154,24 +183,38 @@ def lock_from_text(text: str, source: str = LOCK_FILE_NAME) -> Lock:
     return Lock(stack=stack, images=FrozenDict(entries), version=version)
 
 
-def stale_reasons(lock: Lock, stack: Stack, engine_platform: str) -> list[str]:
-    """Why ``lock`` does not fit ``stack`` (empty when it does), one sentence each."""
+def stale_reasons(
+    lock: Lock,
+    stack: Stack,
+    engine_platform: str,
+    bases: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
+    """Why ``lock`` does not fit ``stack`` (empty when it does), one sentence each.
+
+    ``bases`` are the base images of the stack's builds (see :func:`lockable_references`).
+    """
     reasons: list[str] = []
     if lock.stack != stack.name:
         reasons.append(f"the lock is for stack '{lock.stack}', not '{stack.name}'")
-    wanted = lockable_images(stack)
-    for ref, image in sorted(wanted.items()):
-        platform = image_platform(image, engine_platform)
+    wanted = lockable_references(stack, engine_platform, bases)
+    for ref, platforms in wanted.items():
         entry = lock.images.get(ref)
         if entry is None:
             reasons.append(f"image {ref} is not locked")
-        elif platform not in entry.platforms:
-            reasons.append(f"image {ref} is not locked for platform {platform}")
+            continue
+        for platform in platforms:
+            if platform not in entry.platforms:
+                reasons.append(f"image {ref} is not locked for platform {platform}")
     for ref in sorted(set(lock.images) - set(wanted)):
         reasons.append(f"the lock pins {ref}, which the stack no longer uses")
     return reasons
 
 
-def is_stale(lock: Lock, stack: Stack, engine_platform: str) -> bool:
+def is_stale(
+    lock: Lock,
+    stack: Stack,
+    engine_platform: str,
+    bases: Mapping[str, Sequence[str]] | None = None,
+) -> bool:
     """True when the lock misses an image (or platform) the stack uses, or pins one it does not."""
-    return bool(stale_reasons(lock, stack, engine_platform))
+    return bool(stale_reasons(lock, stack, engine_platform, bases))

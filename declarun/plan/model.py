@@ -29,6 +29,7 @@ __all__ = [
     "Reason",
     "ReasonKind",
     "Wait",
+    "is_conditional_replace",
 ]
 
 FORMAT_VERSION = 1
@@ -50,6 +51,10 @@ ReasonKind = Literal[
     "foreign",  # the name is taken by an object declarun does not own
     "not_replaced",  # a change declarun will not make by itself (volume configuration)
     "destroy",  # removed by destroy
+    "image_rebuilt",  # its image is rebuilt: replaced only if the build gives a new image
+    "not_recorded",  # a built image whose build inputs are not recorded here
+    "input_unreadable",  # a build's context or Dockerfile cannot be read now
+    "requested",  # asked for on the command line (declarun build)
 ]
 ACTIONS: tuple[str, ...] = get_args(Action)
 REASON_KINDS: tuple[str, ...] = get_args(ReasonKind)
@@ -122,6 +127,16 @@ class Change:
             "observed_id": self.observed_id,
             "desired_hash": self.desired_hash,
         }
+
+
+def is_conditional_replace(change: Change) -> bool:
+    """True for a container replaced only if the build of its image gives a new image: every
+    reason is ``image_rebuilt`` (apply compares image ids once the build ran)."""
+    return (
+        change.action == "recreate"
+        and bool(change.reasons)
+        and all(r.kind == "image_rebuilt" for r in change.reasons)
+    )
 
 
 _SYMBOLS = {

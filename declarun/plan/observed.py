@@ -3,7 +3,9 @@
 The observer (``declarun.observe``) fills it: the containers, networks and volumes that
 belong to the stack (by the ``dev.declarun.stack`` label) or whose name the stack wants
 (foreign objects in the way), the images the stack refers to, the engine's platform, the
-digests of the host inputs (``plan.inputs``) and the base images of the stack's builds.
+digests of the host inputs (``plan.inputs``), the base images of the stack's builds, and
+for each built image what it would be built from now and what it was built from
+(:class:`ObservedBuild`).
 Everything is kept in frozen dataclasses, so the diff that follows can be a pure function, and
 the observed state has a :meth:`ObservedState.fingerprint` that a saved plan records: an apply
 of a saved plan refuses to run when the world's fingerprint is no longer the same.
@@ -17,9 +19,11 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from declarun.frozen import FrozenDict, freeze, thaw
+from declarun.plan.buildinputs import BuildInputs, FileChanges
 from declarun.plan.identity import LABEL_STACK, canonical_json, sha256_text
 
 __all__ = [
+    "ObservedBuild",
     "ObservedContainer",
     "ObservedImage",
     "ObservedNetwork",
@@ -82,6 +86,42 @@ class ObservedImage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ObservedBuild:
+    """A built image's inputs as read now, and the record of its last build.
+
+    ``inputs`` is None when the context or the Dockerfile cannot be read now (``problem``
+    says why); ``recorded`` None when the image is absent or no record of its build is kept
+    here; ``changes`` lists the context files changed since the recorded build, None when
+    nothing changed or the recorded build's file list is not known.
+    """
+
+    inputs: BuildInputs | None = None
+    problem: str | None = None
+    recorded: BuildInputs | None = None
+    changes: FileChanges | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain JSON-able data (what :meth:`from_data` reads)."""
+        return {
+            "inputs": None if self.inputs is None else self.inputs.to_data(),
+            "problem": self.problem,
+            "recorded": None if self.recorded is None else self.recorded.to_data(),
+            "changes": None if self.changes is None else self.changes.to_data(),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ObservedBuild:
+        """Read :meth:`to_data`'s form back."""
+        inputs, recorded, changes = data.get("inputs"), data.get("recorded"), data.get("changes")
+        return cls(
+            inputs=None if inputs is None else BuildInputs.from_data(inputs),
+            problem=data.get("problem"),
+            recorded=None if recorded is None else BuildInputs.from_data(recorded),
+            changes=None if changes is None else FileChanges.from_data(changes),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ObservedState:
     """What the engine holds for one stack, at one moment. Maps are keyed by engine name
     (images by the reference they were looked up with); an image absent locally is absent."""
@@ -95,6 +135,7 @@ class ObservedState:
     inputs: FrozenDict[str, str] = _EMPTY  # bind:/path, context:/path -> digest
     # built image name -> the references its Dockerfile starts FROM
     base_images: FrozenDict[str, tuple[str, ...]] = _NONE
+    builds: FrozenDict[str, ObservedBuild] = _NONE  # built image name -> its inputs
 
     def owns(self, labels: FrozenDict[str, str]) -> bool:
         """True when an object with these labels belongs to this snapshot's stack."""
@@ -122,6 +163,8 @@ class ObservedState:
         # they were before the observed state carried them.
         if self.base_images:
             data["base_images"] = {k: list(v) for k, v in sorted(self.base_images.items())}
+        if self.builds:
+            data["builds"] = {k: v.to_data() for k, v in sorted(self.builds.items())}
         return data
 
     def fingerprint(self) -> str:
@@ -146,5 +189,8 @@ class ObservedState:
             inputs=FrozenDict(sorted(data.get("inputs", {}).items())),
             base_images=FrozenDict(
                 sorted((k, tuple(v)) for k, v in data.get("base_images", {}).items())
+            ),
+            builds=FrozenDict(
+                sorted((k, ObservedBuild.from_data(v)) for k, v in data.get("builds", {}).items())
             ),
         )

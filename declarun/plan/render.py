@@ -24,7 +24,7 @@ import io
 from rich.console import Console
 from rich.markup import escape
 
-from declarun.plan.model import Change, Plan, Reason
+from declarun.plan.model import Change, Plan, Reason, is_conditional_replace
 from declarun.plan.reasons import show
 
 __all__ = ["NO_CHANGES", "plan_text", "render_plan", "summary_line"]
@@ -57,13 +57,16 @@ _SYMBOL_WIDTH = 3
 
 
 def summary_line(plan: Plan) -> str:
-    """``Plan: N to create, N to replace, N to remove.`` plus non-zero start/stop/pull/build."""
+    """``Plan: N to create, N to replace, N to remove.`` plus non-zero start/stop/pull/build;
+    replacements that happen only if a build gives a new image are said to be so."""
     counts = plan.counts()
-    parts = [
-        f"{counts['create']} to create",
-        f"{counts['recreate']} to replace",
-        f"{counts['remove']} to remove",
-    ]
+    replace = f"{counts['recreate']} to replace"
+    conditional = sum(1 for c in plan.changes if is_conditional_replace(c))
+    if conditional and conditional == counts["recreate"]:
+        replace += f" (if {'its' if conditional == 1 else 'their'} image changes)"
+    elif conditional:
+        replace += f" ({conditional} only if their image changes)"
+    parts = [f"{counts['create']} to create", replace, f"{counts['remove']} to remove"]
     for action in ("start", "stop", "pull", "build"):
         if counts[action]:
             parts.append(f"{counts[action]} to {action}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from declarun.engine.port import Engine
@@ -22,7 +21,6 @@ from declarun.reconcile.conditions import failure_report, wait_for
 from declarun.reconcile.executor import StepContext, StepFailed
 
 __all__ = [
-    "build_image",
     "create_container",
     "create_network",
     "create_volume",
@@ -79,16 +77,6 @@ def pull_image(
             progress.feed(event)
     except ErrorKind as exc:
         raise StepFailed(f"pull {ref}: {exc}") from None
-
-
-def build_image(
-    engine: Engine, context: Path, *, dockerfile: str, tag: str, args: Mapping[str, str]
-) -> None:
-    """Build ``context`` into ``tag``."""
-    try:
-        engine.build_image(context, dockerfile=dockerfile, tag=tag, args=args)
-    except ErrorKind as exc:
-        raise StepFailed(str(exc)) from None
 
 
 def create_network(engine: Engine, body: dict[str, Any]) -> None:

@@ -14,19 +14,21 @@ against what it saw; the diff and the steps that carry the plan out use that sam
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from declarun.engine.port import Engine
 from declarun.errors import DeclarunError
 from declarun.observe.state import observe, observe_stack
+from declarun.plan.builds import plan_builds
 from declarun.plan.desired import DesiredState
 from declarun.plan.destroy import plan_destroy
 from declarun.plan.diff import desired_hash, diff
 from declarun.plan.lock import Lock, LockError, lock_path, stale_reasons
 from declarun.plan.model import Plan
 from declarun.plan.observed import ObservedState
+from declarun.reconcile.builds import BuildOptions
 from declarun.reconcile.executor import (
     DEFAULT_PARALLEL,
     ApplyResult,
@@ -49,6 +51,7 @@ __all__ = [
     "StalePlan",
     "apply_saved_plan",
     "apply_stack",
+    "build_stack",
     "destroy_stack",
     "make_plan",
 ]
@@ -115,10 +118,10 @@ def _quiet(_: Plan) -> Any:
     yield NullProgress()
 
 
-def _check_lock(lock: Lock | None, stack: Stack, platform: str, locked: bool) -> None:
+def _check_lock(lock: Lock | None, stack: Stack, observed: ObservedState, locked: bool) -> None:
     if lock is None or not locked:
         return
-    reasons = stale_reasons(lock, stack, platform)
+    reasons = stale_reasons(lock, stack, observed.platform, observed.base_images)
     if reasons:
         raise LockError(f"{lock_path(stack)} is stale (run 'declarun lock'): " + "; ".join(reasons))
 
@@ -138,7 +141,7 @@ def make_plan(engine: Engine, stack: Stack, options: ApplyOptions = ApplyOptions
     """Observe the engine once and plan from what was seen."""
     lock = load_stack_lock(stack, locked=options.locked)
     seen = observe_stack(engine, stack, lock=lock)
-    _check_lock(lock, stack, seen.observed.platform, options.locked)
+    _check_lock(lock, stack, seen.observed, options.locked)
     plan = diff(
         stack, seen.observed, desired=seen.desired, prune=options.prune, volumes=options.volumes
     )
@@ -158,8 +161,9 @@ def _run(
     desired: DesiredState,
     parallel: int,
     on_plan: PlanRun,
+    build_options: BuildOptions | None = None,
 ) -> ApplyResult:
-    steps = plan_steps(engine, plan, desired, stack)
+    steps = plan_steps(engine, plan, desired, stack, build_options)
     with on_plan(plan) as progress:
         return execute(steps, parallel=parallel, progress=progress)
 
@@ -203,7 +207,7 @@ def apply_saved_plan(
     if seen.observed.fingerprint() != saved.fingerprint:
         raise StalePlan("the actual state changed since the plan was made: re-run plan")
     if saved.mode == "apply":
-        _check_lock(lock, stack, seen.observed.platform, options.locked)
+        _check_lock(lock, stack, seen.observed, options.locked)
         if desired_hash(seen.desired) != saved.desired_hash:
             raise StalePlan("the stack changed since the plan was made: re-run plan")
     _refuse_errors(saved)
@@ -240,3 +244,31 @@ def destroy_stack(
     result = _run(engine, plan, stack, seen.desired, parallel, on_plan)
     remaining = plan_destroy(stack, observe(engine, stack), volumes=volumes)
     return ApplyReport((Round(plan, result),), remaining)
+
+
+def build_stack(
+    engine: Engine,
+    stack: Stack,
+    names: Sequence[str] = (),
+    *,
+    options: ApplyOptions = ApplyOptions(),
+    build_options: BuildOptions | None = None,
+    on_plan: PlanRun = _quiet,
+) -> ApplyReport:
+    """``declarun build``: build the images ``names`` (every image the stack builds when
+    empty) whatever changed, after the stack images they start ``FROM`` that are missing;
+    no container is touched. Raises :class:`~declarun.plan.builds.UnknownImage` for a name
+    the stack does not build, and LockError as apply does under ``locked``."""
+    lock = load_stack_lock(stack, locked=options.locked)
+    seen = observe_stack(engine, stack, lock=lock)
+    _check_lock(lock, stack, seen.observed, options.locked)
+    plan = plan_builds(stack, seen.observed, seen.desired, names)
+    result = _run(engine, plan, stack, seen.desired, options.parallel, on_plan, build_options)
+    left = Plan(
+        stack=stack.name,
+        changes=(),
+        fingerprint=plan.fingerprint,
+        created_at=plan.created_at,
+        platform=plan.platform,
+    )
+    return ApplyReport((Round(plan, result),), left)

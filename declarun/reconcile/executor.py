@@ -30,6 +30,7 @@ __all__ = [
     "Step",
     "StepContext",
     "StepFailed",
+    "StepUnneeded",
     "execute",
 ]
 
@@ -49,6 +50,12 @@ class StepFailed(DeclarunError):
         self.report = report
 
 
+class StepUnneeded(DeclarunError):
+    """Raised by a step that found, once it looked, that nothing needs doing: it counts as
+    done, and its message is kept as the outcome's ``note`` (``kept: the build gave the same
+    image``)."""
+
+
 class ProgressSink(Protocol):
     """Where the walk reports what it is doing. Called from worker threads."""
 
@@ -57,6 +64,9 @@ class ProgressSink(Protocol):
 
     def update(self, key: str, text: str) -> None:
         """A running step has news (a pull's bytes, a wait's state)."""
+
+    def log(self, key: str, line: str) -> None:
+        """A line of a running step's output worth keeping on screen (a build's steps)."""
 
     def finished(self, outcome: Outcome) -> None:
         """A step ended (done, failed or skipped)."""
@@ -69,6 +79,9 @@ class NullProgress:
         """Ignore."""
 
     def update(self, key: str, text: str) -> None:
+        """Ignore."""
+
+    def log(self, key: str, line: str) -> None:
         """Ignore."""
 
     def finished(self, outcome: Outcome) -> None:
@@ -86,6 +99,10 @@ class StepContext:
         """Show ``text`` as this step's current status."""
         self.progress.update(self.key, text)
 
+    def log(self, line: str) -> None:
+        """Keep ``line`` of this step's output on screen."""
+        self.progress.log(self.key, line)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -99,7 +116,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one step ended. ``cause`` names the failed step a skipped one waited for."""
+    """How one step ended. ``cause`` names the failed step a skipped one waited for; ``note``
+    says why a done step did nothing (:class:`StepUnneeded`)."""
 
     key: str
     label: str
@@ -108,6 +126,7 @@ class Outcome:
     error: str | None = None
     report: str = ""
     cause: str | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -181,6 +200,8 @@ def _run_one(step: Step, progress: ProgressSink) -> Outcome:
         return Outcome(
             step.key, step.label, "failed", time.monotonic() - begin, str(exc), exc.report
         )
+    except StepUnneeded as exc:
+        return Outcome(step.key, step.label, "done", time.monotonic() - begin, note=str(exc))
     except Exception as exc:  # any failure of one step must not stop the others
         message = str(exc) or type(exc).__name__
         return Outcome(step.key, step.label, "failed", time.monotonic() - begin, message)

@@ -8,6 +8,7 @@ the registry (through the engine) what each reference names now.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from declarun.engine.port import Engine
@@ -18,11 +19,10 @@ from declarun.plan.lock import (
     Lock,
     LockedImage,
     LockError,
-    image_platform,
     lock_from_text,
     lock_path,
     lock_to_text,
-    lockable_images,
+    lockable_references,
 )
 from declarun.reference import parse_reference
 from declarun.stack.model import Stack
@@ -63,16 +63,23 @@ def _digest_in(ref: str) -> str | None:
         return None
 
 
-def resolve_lock(engine: Engine, stack: Stack, engine_platform: str) -> Lock:
-    """Resolve every lockable reference to a digest through the engine (registry I/O).
+def resolve_lock(
+    engine: Engine,
+    stack: Stack,
+    engine_platform: str,
+    bases: Mapping[str, Sequence[str]] | None = None,
+) -> Lock:
+    """Resolve every lockable reference to a digest through the engine (registry I/O): the
+    images the stack pulls and, given ``bases`` (:attr:`ObservedState.base_images`), the base
+    images its builds pull.
 
     Uses ``GET /distribution/{name}/json`` (``Engine.registry_digest``): the digest of what the
-    tag names now (an index pins every platform's manifest). A reference that already carries
-    a digest is recorded as it is, without asking.
+    tag names now (an index pins every platform's manifest, so one digest serves each
+    platform the reference is used on). A reference that already carries a digest is
+    recorded as it is, without asking.
     """
     entries: dict[str, LockedImage] = {}
-    for ref, image in sorted(lockable_images(stack).items()):
-        platform = image_platform(image, engine_platform)
+    for ref, platforms in lockable_references(stack, engine_platform, bases).items():
         try:
             repository = parse_reference(ref).familiar_name()
         except ImageReferenceError as exc:
@@ -83,5 +90,7 @@ def resolve_lock(engine: Engine, stack: Stack, engine_platform: str) -> Lock:
                 digest = engine.registry_digest(ref)
             except ErrorKind as exc:
                 raise LockError(f"cannot resolve {ref}: {exc}") from None
-        entries[ref] = LockedImage(ref, repository, FrozenDict({platform: digest}))
+        entries[ref] = LockedImage(
+            ref, repository, FrozenDict({platform: digest for platform in platforms})
+        )
     return Lock(stack=stack.name, images=FrozenDict(entries))

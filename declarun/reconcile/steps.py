@@ -6,7 +6,10 @@ the change's ``depends_on``. Container steps first wait for their ``waits`` (the
 
 * ``create``: create, connect the extra networks, then start — a ``run: once`` job is run to
   completion, a service with a health check must turn healthy, other services must run;
-* ``recreate``: the health-gated replace of :mod:`declarun.reconcile.replace`;
+* ``recreate``: the health-gated replace of :mod:`declarun.reconcile.replace` — unless it
+  was planned only because the container's image is built again (``image_rebuilt``) and
+  the build gave the image it already runs: then it is kept;
+* ``build`` (images): :func:`declarun.reconcile.builds.build_image`;
 * ``start`` / ``stop`` / ``remove``: as named.
 
 Create bodies come from the desired state the plan was made against, so what runs is what
@@ -20,12 +23,14 @@ from datetime import timedelta
 from typing import Any
 
 from declarun.engine.port import Engine
+from declarun.errdefs import ErrorKind, NotFound
 from declarun.frozen import thaw
 from declarun.plan.desired import DesiredContainer, DesiredState
-from declarun.plan.model import Change, Plan
+from declarun.plan.model import Change, Plan, is_conditional_replace
 from declarun.reconcile import actions
+from declarun.reconcile.builds import BuildOptions, build_image
 from declarun.reconcile.conditions import wait_for
-from declarun.reconcile.executor import Step, StepContext, StepFailed
+from declarun.reconcile.executor import Step, StepContext, StepFailed, StepUnneeded
 from declarun.reconcile.replace import replace_container, start_gated
 from declarun.stack.model import Stack
 
@@ -52,11 +57,19 @@ def change_label(change: Change) -> str:
 
 
 class _Builder:
-    def __init__(self, engine: Engine, plan: Plan, desired: DesiredState, stack: Stack) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        plan: Plan,
+        desired: DesiredState,
+        stack: Stack,
+        build_options: BuildOptions,
+    ) -> None:
         self.engine = engine
         self.plan = plan
         self.desired = desired
         self.stack = stack
+        self.build_options = build_options
 
     def grace(self, change: Change) -> timedelta:
         wanted = self.desired.containers.get(change.name)
@@ -104,6 +117,7 @@ class _Builder:
                 self.run_container(name, wanted, ctx)
             elif change.action == "recreate":
                 wanted = self.container(change)
+                self.keep_if_same_image(change, wanted)
                 replace_container(
                     engine,
                     name,
@@ -162,24 +176,28 @@ class _Builder:
             if change.action == "pull":
                 actions.pull_image(self.engine, change.engine_name, platform=platform, ctx=ctx)
             elif change.action == "build":
-                self.build(change)
+                if wanted is None:
+                    raise StepFailed(f"image {change.name} is not in the stack: re-run plan")
+                build_image(self.engine, wanted, options=self.build_options, ctx=ctx)
             elif change.action != "remove":
                 raise StepFailed(f"cannot {change.action} an image")
 
         return run
 
-    def build(self, change: Change) -> None:
-        image = self.stack.images.get(change.name)
-        if image is None or image.build is None:
-            raise StepFailed(f"image {change.name} is not built by the stack: re-run plan")
-        build = image.build
-        actions.build_image(
-            self.engine,
-            build.context,
-            dockerfile=build.dockerfile,
-            tag=change.engine_name,
-            args=build.args,
-        )
+    def keep_if_same_image(self, change: Change, wanted: DesiredContainer) -> None:
+        """A container planned for replacement *if* its image's build gives a new image:
+        raise :class:`StepUnneeded` when the build gave the image it already runs."""
+        if not is_conditional_replace(change):
+            return
+        try:
+            running = self.engine.inspect_container(change.engine_name).image_id
+            built = self.engine.inspect_image(wanted.image_ref).id
+        except NotFound:
+            return  # gone meanwhile: replacing it creates it
+        except ErrorKind as exc:
+            raise StepFailed(f"inspect {change.engine_name}: {exc}") from None
+        if running == built:
+            raise StepUnneeded(f"kept: the build of {wanted.image_ref} gave the image it runs")
 
     def step(self, change: Change) -> Step:
         makers = {
@@ -205,7 +223,14 @@ def _thaw(body: Any) -> dict[str, Any]:
     return plain
 
 
-def plan_steps(engine: Engine, plan: Plan, desired: DesiredState, stack: Stack) -> list[Step]:
-    """The executor steps of ``plan``'s actionable changes, in plan order."""
-    builder = _Builder(engine, plan, desired, stack)
+def plan_steps(
+    engine: Engine,
+    plan: Plan,
+    desired: DesiredState,
+    stack: Stack,
+    build_options: BuildOptions | None = None,
+) -> list[Step]:
+    """The executor steps of ``plan``'s actionable changes, in plan order; builds run with
+    ``build_options``."""
+    builder = _Builder(engine, plan, desired, stack, build_options or BuildOptions())
     return [builder.step(change) for change in plan.actionable]

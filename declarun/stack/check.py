@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 import networkx as nx
 
 from declarun.errors import Problem
+from declarun.stack.check_builds import check_builds
 from declarun.stack.model import PortBinding, Stack
 from declarun.stack.naming import replica_names
 from declarun.stack.schema import suggest
@@ -184,6 +185,7 @@ def check_addresses(stack: Stack) -> Iterator[Problem]:
 
 
 CHECKS: tuple[Check, ...] = (
+    check_builds,
     check_cycles,
     check_host_ports,
     check_replica_names,

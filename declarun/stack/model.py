@@ -10,6 +10,7 @@ back to plain JSON-able data for ``declarun render``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
@@ -55,13 +56,28 @@ _EMPTY: FrozenDict[Any, Any] = FrozenDict()
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Build:
-    """How to build an image (built by a later issue; modelled now). ``context`` is absolute."""
+    """How to build an image from a Dockerfile. ``context`` is absolute.
+
+    ``labels`` are set on the built image. The ``*_location`` fields say where the context,
+    the Dockerfile and the target were written (the build's own location when not written),
+    so problems with the files they name point at the stack field.
+    """
 
     context: Path
     dockerfile: str = "Dockerfile"  # relative to context, as Docker reads it
     args: FrozenDict[str, str] = _EMPTY
     target: str | None = None
+    labels: FrozenDict[str, str] = _EMPTY
     location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)
+    context_location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)
+    dockerfile_location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)
+    target_location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)
+    short_form: bool = field(default=False, compare=False, repr=False)  # written as a string
+
+    @property
+    def dockerfile_path(self) -> Path:
+        """The Dockerfile's absolute path (lexically normalised)."""
+        return Path(os.path.normpath(self.context / self.dockerfile))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,7 +290,7 @@ def _render_fields(value: Any, reveal_secrets: bool) -> dict[str, Any]:
     return {
         f.name: _render(getattr(value, f.name), reveal_secrets)
         for f in fields(value)
-        if f.name != "location"
+        if f.name not in ("location", "short_form") and not f.name.endswith("_location")
     }
 
 

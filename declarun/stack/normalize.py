@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from declarun.errors import Problem, StackError
+from declarun.errors import Problem, SourceLocation, StackError
 from declarun.frozen import FrozenDict, freeze
 from declarun.stack.model import Build, Container, Image, Network, Stack, Volume
 from declarun.stack.normalize_common import FieldPath, Locate, Normalizer, scalar_text
@@ -28,15 +28,35 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def _build(ctx: Normalizer, raw: Any, path: FieldPath) -> Build | None:
+    """A build: a string is the context; the mapping form says everything else."""
+    if isinstance(raw, str):
+        where = ctx.locate(path, value=True)
+        return Build(
+            context=ctx.resolve_path(raw),
+            location=ctx.locate(path),
+            context_location=where,
+            dockerfile_location=where,
+            target_location=where,
+            short_form=True,
+        )
     if not isinstance(raw, Mapping):
         return None
     target = raw.get("target")
+    context_location = ctx.locate((*path, "context"), value=True)
+
+    def located(key: str) -> SourceLocation:
+        return ctx.locate((*path, key), value=True) if key in raw else context_location
+
     return Build(
         context=ctx.resolve_path(scalar_text(raw.get("context", "."))),
         dockerfile=scalar_text(raw.get("dockerfile") or "Dockerfile"),
         args=ctx.string_map(raw.get("args"), (*path, "args"), "build args"),
         target=None if target is None else scalar_text(target),
+        labels=ctx.string_map(raw.get("labels"), (*path, "labels"), "labels"),
         location=ctx.locate(path),
+        context_location=context_location,
+        dockerfile_location=located("dockerfile"),
+        target_location=located("target"),
     )
 
 

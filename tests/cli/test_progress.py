@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 from declarun.cli.progress import RichProgress
-from declarun.reconcile.executor import Step, StepContext, StepFailed, execute
+from declarun.reconcile.executor import Step, StepContext, StepFailed, StepUnneeded, execute
 
 
 def _steps() -> list[Step]:
@@ -44,3 +44,30 @@ def test_on_a_terminal_the_final_frame_shows_every_change() -> None:
     for label in ("pull example/app:1", "create container db", "create container web"):
         assert label in text
     assert "db is unhealthy" in text
+
+
+def test_kept_lines_print_as_they_come_and_a_note_shows_why_nothing_was_done() -> None:
+    def build(ctx: StepContext) -> None:
+        ctx.log("Step 1/2 : FROM busybox")
+        ctx.update(" ---> Using cache")
+        ctx.log("Step 2/2 : COPY . /app")
+
+    def keep(_: StepContext) -> None:
+        raise StepUnneeded("kept: the build of app:1 gave the image it runs")
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, no_color=True, width=120)
+    steps = [
+        Step("image:app", "build app:1", build),
+        Step("container:web", "replace container web", keep, frozenset({"image:app"})),
+    ]
+    with RichProgress(console) as progress:
+        result = execute(steps, parallel=1, progress=progress)
+    assert result.ok
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "  build app:1 Step 1/2 : FROM busybox"
+    assert lines[1] == "  build app:1 Step 2/2 : COPY . /app"
+    assert lines[2].startswith("✓ build app:1")
+    assert lines[3].startswith("✓ replace container web")
+    assert lines[3].endswith("kept: the build of app:1 gave the image it runs")
+    assert result.outcome("container:web").note.startswith("kept:")

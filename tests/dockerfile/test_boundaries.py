@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import declarun.dockerfile
@@ -48,3 +50,27 @@ def test_every_module_declares_all() -> None:
             if isinstance(target, ast.Name)
         }
         assert "__all__" in assigned, f"{module.name} has no __all__"
+
+
+def test_the_package_names_load_their_modules_on_first_use() -> None:
+    # A fresh interpreter: importing the package loads none of the builder's machinery, a
+    # name loads its own module, and every name of __all__ resolves.
+    code = (
+        "import sys, declarun.dockerfile as d\n"
+        "assert 'declarun.dockerfile.evaluate' not in sys.modules\n"
+        "assert 'declarun.dockerfile.copyplan' not in sys.modules\n"
+        "d.hash_context\n"
+        "assert 'declarun.dockerfile.context' in sys.modules\n"
+        "assert 'declarun.dockerfile.evaluate' not in sys.modules\n"
+        "from declarun.dockerfile import plan_copy\n"
+        "assert all(getattr(d, name) is not None for name in d.__all__)\n"
+        "assert set(d.__all__) <= set(dir(d))\n"
+        "try:\n"
+        "    d.no_such_name\n"
+        "except AttributeError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

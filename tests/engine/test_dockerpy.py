@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker.errors
 import docker.types
@@ -14,7 +13,8 @@ import pytest
 import requests
 import requests.exceptions
 
-from declarun.engine.dockerpy import DockerEngine, error_kind
+from declarun.engine.dockerpy import error_kind, read_build_message
+from declarun.engine.types import BuildEvent, BuildFailed
 from declarun.errdefs import (
     Conflict,
     InvalidArgument,
@@ -76,10 +76,26 @@ def test_docker_py_wrapping_a_failed_connection_is_unavailable() -> None:
     assert isinstance(error_kind(docker.errors.DockerException("odd")), SystemFailure)
 
 
-def test_building_is_unsupported_until_the_builder_lands(tmp_path: Path) -> None:
-    engine = DockerEngine(client=None)
-    with pytest.raises(Unsupported, match="building images is not supported yet"):
-        engine.build_image(tmp_path, dockerfile="Dockerfile", tag="x:1", args={})
+def test_build_stream_messages_become_typed_events_and_an_error_a_build_failure() -> None:
+    assert read_build_message({"stream": "Step 1/2 : FROM busybox\n"}) == BuildEvent(
+        output="Step 1/2 : FROM busybox\n"
+    )
+    assert read_build_message({"aux": {"ID": "sha256:abc"}}) == BuildEvent(image_id="sha256:abc")
+    assert read_build_message({"status": "Downloading", "id": "a1b2", "progress": "[=> ]"}) == (
+        BuildEvent(status="a1b2: Downloading [=> ]")
+    )
+    failed = {
+        "errorDetail": {"code": 3, "message": "The command '/bin/sh -c exit 3' returned a "
+                        "non-zero code: 3"},
+        "error": "The command '/bin/sh -c exit 3' returned a non-zero code: 3",
+    }  # fmt: skip
+    with pytest.raises(BuildFailed, match="returned a non-zero code: 3") as caught:
+        read_build_message(failed)
+    assert caught.value.code == 3
+    assert isinstance(caught.value, SystemFailure)
+    with pytest.raises(BuildFailed) as no_code:
+        read_build_message({"error": "pull access denied for nowhere"})
+    assert no_code.value.code is None
 
 
 def _unique(prefix: str) -> str:

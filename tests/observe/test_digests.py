@@ -1,4 +1,5 @@
-"""Content digests of host inputs: read-only binds and build contexts, by content and mode."""
+"""Content digests of host inputs: read-only binds, by content and mode (build contexts are
+``observe.builds``')."""
 
 from __future__ import annotations
 
@@ -48,12 +49,13 @@ def test_too_large_inputs_are_not_tracked(tmp_path: Path, monkeypatch: pytest.Mo
     assert path_digest(tmp_path / "big") == UNHASHED
 
 
-def test_input_digests_cover_read_only_binds_and_build_contexts(tmp_path: Path) -> None:
+def test_input_digests_cover_read_only_binds_only(tmp_path: Path) -> None:
     (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "Dockerfile").write_text("FROM scratch\n")
     (tmp_path / "conf").mkdir()
     text = STACK.replace(
         "web: {image: busybox:1.36}",
         'web: {image: busybox:1.36, volumes: ["./conf:/c:ro", "./data:/d"]}',
     )
     found = input_digests(load(tmp_path, text))
-    assert set(found) == {f"bind:{tmp_path / 'conf'}", f"context:{tmp_path / 'tools'}"}
+    assert set(found) == {f"bind:{tmp_path / 'conf'}"}

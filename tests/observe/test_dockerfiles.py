@@ -87,3 +87,50 @@ def test_observed_base_images_are_fingerprinted_only_for_stacks_that_build(
     assert ObservedState.from_data(building.to_data()) == building
     assert building.fingerprint() != ObservedState(stack="shop").fingerprint()
     assert "base_images" not in ObservedState(stack="shop").to_data()
+
+
+BUILT_ON_BUILT = """
+stack: shop
+images:
+  base: {build: ./base}
+  app: {build: {context: ./app, target: prod}}
+containers:
+  web: {image: app}
+"""
+
+
+def test_a_build_from_another_built_image_is_ordered_after_it_by_its_tag(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "Dockerfile").write_text("FROM busybox:1.36\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text(
+        "FROM golang:1.22 AS dev\n"  # not needed by the target: not a base image
+        "FROM shop-base AS prod\n"  # the tag shop-base:latest, the image 'base' gets
+        "COPY --from=alpine:3 /etc/os-release /\n"
+    )
+    stack = load(tmp_path, BUILT_ON_BUILT)
+    bases = base_images(stack)
+    assert bases == {"app": ("shop-base", "alpine:3"), "base": ("busybox:1.36",)}
+    graph = build_graph(stack, bases)
+    assert graph.has_edge("image:app", "image:base")
+    plan = diff(stack, ObservedState(stack="shop", base_images=bases), created_at="t")
+    order = [c.id for c in plan.changes]
+    assert order.index("image:base") < order.index("image:app") < order.index("container:web")
+
+
+def test_an_image_name_is_not_a_reference(tmp_path: Path) -> None:
+    # FROM base means docker.io/library/base:latest to the builder, whatever images: says.
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM base\n")
+    stack = load(
+        tmp_path,
+        """
+        stack: shop
+        images:
+          base: {ref: "127.0.0.1:5000/shop/base:1"}
+          app: {build: ./app}
+        """,
+    )
+    assert not build_graph(stack, base_images(stack)).has_edge("image:app", "image:base")

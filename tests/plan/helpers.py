@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from declarun.frozen import FrozenDict
+from declarun.observe.builds import observe_build
 from declarun.observe.digests import input_digests
 from declarun.observe.dockerfiles import base_images
-from declarun.plan.desired import desired_state
+from declarun.plan.desired import DEFAULT_PLATFORM, desired_state
 from declarun.plan.lock import Lock
 from declarun.plan.observed import (
     ObservedContainer,
@@ -45,7 +46,13 @@ def matching_snapshot(
 ) -> ObservedState:
     """The snapshot of an engine on which ``stack`` was applied perfectly."""
     inputs = input_digests(stack)
-    desired = desired_state(stack, inputs=inputs, lock=lock)
+    builds = {}
+    for name, image in stack.images.items():
+        if image.build is not None:
+            seen = observe_build(stack, image, platform=DEFAULT_PLATFORM, lock=lock)
+            builds[name] = replace(seen, recorded=seen.inputs)  # built from what it is now
+    bases = base_images(stack)
+    desired = desired_state(stack, inputs=inputs, lock=lock, bases=bases, builds=builds)
     containers = {}
     for c in desired.containers.values():
         body = c.create_body()
@@ -96,7 +103,8 @@ def matching_snapshot(
         volumes=FrozenDict(sorted(volumes.items())),
         images=FrozenDict(sorted(images.items())),
         inputs=inputs,
-        base_images=base_images(stack),
+        base_images=bases,
+        builds=FrozenDict(sorted(builds.items())),
     )
 
 

@@ -31,6 +31,10 @@ class Recorder:
         with self.lock:
             self.updates.append((key, text))
 
+    def log(self, key: str, line: str) -> None:
+        with self.lock:
+            self.updates.append((key, line))
+
     def finished(self, outcome: Outcome) -> None:
         with self.lock:
             self.running.discard(outcome.key)

@@ -147,6 +147,44 @@ def test_build_all_fields() -> None:
     assert build.target == "runtime"
 
 
+def test_build_as_a_string_is_the_context_and_is_located_there() -> None:
+    image = load({"images": {"app": {"build": "./app"}}}).images["app"]
+    assert image.build is not None
+    assert image.build.context == Path("/srv/app/app")
+    assert image.build.dockerfile_path == Path("/srv/app/app/Dockerfile")
+    assert image.build.short_form
+    where = SourceLocation("images.app.build", 1, 1)
+    assert image.build.context_location == image.build.dockerfile_location == where
+
+
+def test_build_labels_and_the_locations_of_its_fields() -> None:
+    build = (
+        load(
+            {
+                "images": {
+                    "app": {
+                        "build": {
+                            "context": "ctx",
+                            "dockerfile": "../Dockerfile.app",
+                            "labels": ["team=shop"],
+                        }
+                    }
+                }
+            }
+        )
+        .images["app"]
+        .build
+    )
+    assert build is not None
+    assert dict(build.labels) == {"team": "shop"}
+    assert build.dockerfile_path == Path("/srv/app/Dockerfile.app")  # outside the context
+    assert build.context_location == SourceLocation("images.app.build.context", 1, 1)
+    assert build.dockerfile_location == SourceLocation("images.app.build.dockerfile", 1, 1)
+    # not written: located at the context, which names the directory it is looked for in
+    assert build.target_location == build.context_location
+    assert not build.short_form
+
+
 def test_build_args_as_map_render_scalars_as_text() -> None:
     build = (
         load({"images": {"a": {"build": {"context": ".", "args": {"N": 3, "F": True, "E": None}}}}})

@@ -77,7 +77,9 @@ images:
   base: {ref: "busybox:1.36", pull: always, platform: linux/amd64}
   app:
     ref: 127.0.0.1:5000/shop/app:dev
-    build: {context: ./app, dockerfile: Dockerfile.dev, args: [A=1], target: runtime}
+    build: {context: ./app, dockerfile: Dockerfile.dev, args: [A=1], target: runtime,
+            labels: {team: shop}}
+  tools: {build: ./tools}
 volumes:
   data:
   cache: {driver: local, driver_opts: {type: tmpfs}, labels: [a=b], keep: true}
@@ -189,10 +191,13 @@ def _errors(validator: Draft202012Validator, data: Any) -> list[tuple[str, str]]
             {"stack": "s", "images": {"a": {"ref": "x", "platform": "amd64"}}},
             [("images/a/platform", "pattern")],
         ),
+        # build is a context string or a mapping: a mapping without context fails both.
         (
             {"stack": "s", "images": {"a": {"build": {"dockerfile": "D"}}}},
-            [("images/a/build", "required")],
+            [("images/a/build", "anyOf")],
         ),
+        ({"stack": "s", "images": {"a": {"build": "./app"}}}, []),
+        ({"stack": "s", "images": {"a": {"build": ""}}}, [("images/a/build", "anyOf")]),
         ({"stack": "s", "volumes": {"bad name": None}}, [("volumes", "pattern")]),
         ({"stack": "s", "volumes": {"v": {"keep": "yes"}}}, [("volumes/v/keep", "type")]),
         (
