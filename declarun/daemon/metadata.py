@@ -46,6 +46,7 @@ from declarun.reference import is_image_id, parse_reference
 __all__ = [
     "SCHEMA_VERSION",
     "AmbiguousImageError",
+    "BuildCacheEntry",
     "Container",
     "Image",
     "ImageInUseError",
@@ -191,6 +192,25 @@ class Container:
 
 
 @dataclass(frozen=True)
+class BuildCacheEntry:
+    """One step of a build, remembered: its cache key and the image it produced.
+
+    ``parent`` is the key (or base image ID) the step was built on; ``description`` the
+    instruction (for ``/system/df``); ``size`` the bytes of the layer the step added (0
+    for a step without one). Rows go with their image (``ON DELETE CASCADE``).
+    """
+
+    key: str
+    image_id: str
+    parent: str
+    description: str
+    size: int
+    created: float
+    last_used: float
+    usage_count: int = 1
+
+
+@dataclass(frozen=True)
 class ImageRefs:
     """What one image keeps alive: blob digests and snapshot chain IDs."""
 
@@ -271,8 +291,28 @@ _SCHEMA_V1 = (
     "CREATE INDEX containers_image ON containers(image_id)",
 )
 
+# Version 2: the image builder's step cache and the classic builder's image parents.
+_SCHEMA_V2 = (
+    """CREATE TABLE build_cache (
+        key TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        parent TEXT NOT NULL,
+        description TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created REAL NOT NULL,
+        last_used REAL NOT NULL,
+        usage_count INTEGER NOT NULL
+    )""",
+    "CREATE INDEX build_cache_image ON build_cache(image_id)",
+    """CREATE TABLE image_parents (
+        image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+        parent_id TEXT NOT NULL
+    )""",
+    "CREATE INDEX image_parents_parent ON image_parents(parent_id)",
+)
+
 # Each entry upgrades the schema by one version; user_version counts the entries applied.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1,)
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -824,6 +864,74 @@ class Metadata:
         finally:
             self.delete_lease(held.id)
 
+    # -- build cache and image parents (the image builder) ------------------------------
+
+    def put_build_cache(self, entry: BuildCacheEntry) -> None:
+        """Remember a built step (replacing an older entry of the same key)."""
+        with self.transaction():
+            try:
+                self._conn().execute(
+                    "INSERT INTO build_cache (key, image_id, parent, description, size, created, "
+                    "last_used, usage_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET image_id=excluded.image_id, "
+                    "parent=excluded.parent, description=excluded.description, "
+                    "size=excluded.size, created=excluded.created, "
+                    "last_used=excluded.last_used, usage_count=excluded.usage_count",
+                    (
+                        entry.key,
+                        entry.image_id,
+                        entry.parent,
+                        entry.description,
+                        entry.size,
+                        entry.created,
+                        entry.last_used,
+                        entry.usage_count,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ImageNotFoundError(f"No such image: {entry.image_id}") from None
+
+    def use_build_cache(self, key: str, *, now: float | None = None) -> BuildCacheEntry | None:
+        """The entry for ``key`` (its use counted), or None when there is none."""
+        now = time.time() if now is None else now
+        with self.transaction():
+            conn = self._conn()
+            cur = conn.execute(
+                "UPDATE build_cache SET last_used = ?, usage_count = usage_count + 1 WHERE key = ?",
+                (now, key),
+            )
+            if cur.rowcount == 0:
+                return None
+            row = conn.execute(f"{_CACHE_SELECT} WHERE key = ?", (key,)).fetchone()
+        return BuildCacheEntry(*row)
+
+    def list_build_cache(self) -> builtins.list[BuildCacheEntry]:
+        """Every cache entry, oldest first."""
+        rows = self._conn().execute(f"{_CACHE_SELECT} ORDER BY created, key").fetchall()
+        return [BuildCacheEntry(*row) for row in rows]
+
+    def delete_build_cache(self, keys: Iterable[str]) -> int:
+        """Forget these cache entries (their images stay); returns how many went."""
+        with self.transaction():
+            cur = self._conn().executemany(
+                "DELETE FROM build_cache WHERE key = ?", [(key,) for key in keys]
+            )
+            return cur.rowcount
+
+    def set_image_parent(self, image_id: str, parent_id: str) -> None:
+        """Record that ``image_id`` was built on ``parent_id`` (the classic builder's link)."""
+        with self.transaction():
+            self._conn().execute(
+                "INSERT INTO image_parents (image_id, parent_id) VALUES (?, ?) "
+                "ON CONFLICT(image_id) DO UPDATE SET parent_id=excluded.parent_id",
+                (image_id, parent_id),
+            )
+
+    def image_parents(self) -> dict[str, str]:
+        """``{image ID: parent image ID}`` for every image that has a parent."""
+        rows = self._conn().execute("SELECT image_id, parent_id FROM image_parents").fetchall()
+        return {str(child): str(parent) for child, parent in rows}
+
     # -- containers (issue 4 builds on this) ---------------------------------------------
 
     def put_container(self, container: Container) -> None:
@@ -906,6 +1014,12 @@ class Metadata:
             container_snapshots=frozenset(r[1] for r in container_rows if r[1] is not None),
             leases=tuple(leases),
         )
+
+
+_CACHE_SELECT = (
+    "SELECT key, image_id, parent, description, size, created, last_used, usage_count "
+    "FROM build_cache"
+)
 
 
 def _blob_columns(desc: Descriptor) -> tuple[str, str, int]:

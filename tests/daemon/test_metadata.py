@@ -75,7 +75,7 @@ def db(tmp_path: Path) -> Iterator[Metadata]:
 
 def test_wal_foreign_keys_and_schema_version(db: Metadata, tmp_path: Path) -> None:
     assert db.journal_mode() == "wal"
-    assert db.schema_version() == SCHEMA_VERSION == 1
+    assert db.schema_version() == SCHEMA_VERSION == 2
     raw = sqlite3.connect(tmp_path / "metadata.db")
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
