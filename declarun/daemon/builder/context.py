@@ -1,0 +1,256 @@
+"""The build context: a tar body (plain, gzip, bzip2 or xz) unpacked into a private directory.
+
+Three stages, each bounded, so a hostile or careless client cannot fill the disk nor write
+outside the build's own directory:
+
+1. :class:`ContextSpool` writes the body, decompressed on the way (``max_length`` pieces,
+   never more than a megabyte at once), to a file on the data root's file system, and
+   refuses the context once the uncompressed tar passes :attr:`ContextLimits.max_bytes`
+   (an oversized context and a compression bomb end the same way, early);
+2. :func:`check_context_tar` reads every header before anything is written: no absolute
+   name, no ``..`` component (in names or hard link targets), no device files, no
+   ``.wh.`` names (the extractor would read them as whiteouts), at most
+   :attr:`ContextLimits.max_entries` entries;
+3. :func:`extract_context` applies the tar with the image store's safe extractor
+   (:func:`declarun.daemon.images.unpack.apply_into`, flat mode), which resolves every
+   path through directory descriptors inside the destination.
+
+Symbolic links are data: one may point anywhere, but the frontend resolves a ``COPY``
+source through it inside the context only (``declarun.dockerfile.scope``), so nothing
+outside the context is ever read. Every refusal is a :class:`BuildContextError` (400)
+naming the entry.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from declarun.daemon.builder.errors import BuildContextError
+from declarun.daemon.images.unpack import WHITEOUT_PREFIX, apply_into
+from declarun.errors import UnpackError
+
+__all__ = [
+    "ContextLimits",
+    "ContextSpool",
+    "check_context_tar",
+    "extract_context",
+    "looks_like_archive",
+]
+
+_GZIP = b"\x1f\x8b"
+_BZIP2 = b"BZh"
+_XZ = b"\xfd7zXZ\x00"
+_PIECE = 1 << 20
+_TAR_MAGIC_OFFSET = 257
+
+
+@dataclass(frozen=True)
+class ContextLimits:
+    """How large a context may be: bytes of the uncompressed tar, and entries in it."""
+
+    max_bytes: int = 16 * 1024**3
+    max_entries: int = 1_000_000
+
+
+class _Decompressor(Protocol):
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+class _Inflater:
+    """One of zlib's, bz2's or lzma's decompressors behind one bounded ``feed``."""
+
+    def __init__(self, head: bytes) -> None:
+        self.kind = "tar"
+        self._zlib: zlib._Decompress | None = None
+        self._other: _Decompressor | None = None
+        if head.startswith(_GZIP):
+            self.kind = "gzip"
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif head.startswith(_BZIP2):
+            self.kind = "bzip2"
+            self._other = bz2.BZ2Decompressor()
+        elif head.startswith(_XZ):
+            self.kind = "xz"
+            self._other = lzma.LZMADecompressor()
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the stream is compressed at all."""
+        return self._zlib is not None or self._other is not None
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """Decompressed output of ``data`` in pieces of at most 1 MiB.
+
+        Each piece is made only when the caller asks for the next, so a bomb costs a
+        megabyte of memory at a time, never its expanded size.
+        """
+        if self._zlib is not None:
+            yield from self._zlib_pieces(self._zlib, data)
+        elif self._other is not None:
+            yield from self._stream_pieces(self._other, data)
+        else:
+            yield data
+
+    @staticmethod
+    def _zlib_pieces(inflater: zlib._Decompress, data: bytes) -> Iterator[bytes]:
+        pending = data
+        while True:
+            piece = inflater.decompress(pending, _PIECE)
+            if piece:
+                yield piece
+            pending = inflater.unconsumed_tail
+            if inflater.eof or (not pending and len(piece) < _PIECE):
+                return
+
+    @staticmethod
+    def _stream_pieces(inflater: _Decompressor, data: bytes) -> Iterator[bytes]:
+        pending = data
+        while True:
+            piece = inflater.decompress(pending, _PIECE)
+            pending = b""
+            if piece:
+                yield piece
+            if getattr(inflater, "eof", False) or getattr(inflater, "needs_input", True):
+                return
+
+
+class ContextSpool:
+    """Writes a context body, decompressed, to ``file`` (see the module docstring).
+
+    Call :meth:`feed` with each chunk of the body (blocking: from a worker thread), then
+    :meth:`finish`. Raises :class:`BuildContextError` past the size limit or on bad
+    compressed data.
+    """
+
+    def __init__(self, file: IO[bytes], limits: ContextLimits) -> None:
+        self._file = file
+        self._limits = limits
+        self._inflater: _Inflater | None = None
+        self._head = b""
+        self.size = 0
+
+    @property
+    def compression(self) -> str:
+        """``tar`` (none), ``gzip``, ``bzip2`` or ``xz`` once the head was seen."""
+        return self._inflater.kind if self._inflater is not None else "tar"
+
+    def feed(self, chunk: bytes) -> None:
+        """One chunk of the body."""
+        if self._inflater is None:
+            self._head += chunk
+            if len(self._head) < len(_XZ):
+                return
+            chunk, self._head = self._head, b""
+            self._inflater = _Inflater(chunk)
+        self._inflate(chunk)
+
+    def _inflate(self, chunk: bytes) -> None:
+        assert self._inflater is not None
+        try:
+            for piece in self._inflater.pieces(chunk):
+                self._write(piece)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            raise BuildContextError(f"the build context is corrupt: {exc}") from None
+
+    def _write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self._limits.max_bytes:
+            raise BuildContextError(
+                f"the build context is larger than the {self._limits.max_bytes} bytes allowed"
+            )
+        self._file.write(data)
+
+    def finish(self) -> None:
+        """The body ended: flush what is left of a very short one."""
+        if self._inflater is None and self._head:
+            self._inflater = _Inflater(self._head)
+            head, self._head = self._head, b""
+            self._inflate(head)
+        self._file.flush()
+
+
+def looks_like_archive(head: bytes) -> bool:
+    """Whether the first bytes of a download look like a (compressed) tar archive."""
+    if head.startswith((_GZIP, _BZIP2, _XZ)):
+        return True
+    magic = head[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + 5]
+    return magic == b"ustar"
+
+
+def _refuse(name: str, why: str) -> BuildContextError:
+    return BuildContextError(f"invalid build context: entry {name!r} {why}")
+
+
+def _check_path(member_name: str, path: str, what: str) -> None:
+    if "\x00" in path:
+        raise _refuse(member_name, f"has a NUL byte in its {what}")
+    if path.startswith("/"):
+        raise _refuse(member_name, f"has an absolute {what} ({path!r})")
+    if ".." in path.split("/"):
+        raise _refuse(member_name, f"has '..' in its {what} ({path!r}): it would leave the context")
+
+
+def check_context_tar(file: IO[bytes], limits: ContextLimits) -> int:
+    """Read every header of the plain tar in ``file``; returns how many entries there are.
+
+    Raises :class:`BuildContextError` for anything :func:`extract_context` must not see.
+    """
+    file.seek(0)
+    count = 0
+    try:
+        with tarfile.open(
+            fileobj=file, mode="r|", encoding="utf-8", errors="surrogateescape"
+        ) as tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()  # type: ignore[attr-defined]
+                count += 1
+                if count > limits.max_entries:
+                    raise BuildContextError(
+                        f"the build context has more than the {limits.max_entries} entries allowed"
+                    )
+                name = member.name
+                _check_path(name, name, "name")
+                if any(part.startswith(WHITEOUT_PREFIX) for part in name.split("/")):
+                    raise _refuse(
+                        name, "is named like a layer whiteout (.wh.), which is not allowed"
+                    )
+                if member.islnk():
+                    _check_path(name, member.linkname, "hard link target")
+                elif member.ischr() or member.isblk():
+                    raise _refuse(name, "is a device file, which a build context may not hold")
+                elif not (member.isreg() or member.isdir() or member.issym() or member.isfifo()):
+                    raise _refuse(name, f"has an unsupported type {member.type!r}")
+    except tarfile.ReadError as exc:
+        if count == 0 and file.tell() == 0:
+            return 0
+        raise BuildContextError(f"the build context is not a valid tar archive: {exc}") from None
+    except (tarfile.TarError, EOFError) as exc:
+        raise BuildContextError(f"the build context is not a valid tar archive: {exc}") from None
+    finally:
+        file.seek(0)
+    return count
+
+
+def extract_context(file: IO[bytes], dest: Path, limits: ContextLimits) -> int:
+    """Check, then unpack the plain tar in ``file`` into the empty directory ``dest``.
+
+    Returns the number of entries. Blocking: call it from a worker thread.
+    """
+    file.seek(0, 2)
+    empty = file.tell() == 0
+    file.seek(0)
+    if empty:
+        return 0
+    count = check_context_tar(file, limits)
+    try:
+        apply_into(file, dest, mode="flat")
+    except UnpackError as exc:
+        raise BuildContextError(f"cannot unpack the build context: {exc}") from None
+    return count

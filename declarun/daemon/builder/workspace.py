@@ -1,0 +1,79 @@
+"""The builder's directories under the data root, and each build's private ones.
+
+::
+
+    <data-root>/builder/             mode 0700
+      builds/<build-id>/context/     the extracted build context
+      builds/<build-id>/tmp/         spooled body, downloads, secrets, heredoc files
+      cache-mounts/<sha256(id)>/     RUN --mount=type=cache directories (kept across builds)
+
+A build's directory is removed when the build ends, whatever the outcome; ``sweep`` removes
+what a daemon that died mid-build left (at start-up, under the data-root lock).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from declarun.daemon.images.fsops import remove_tree
+
+__all__ = ["BuildDirs", "BuilderRoot"]
+
+_MODE = 0o700
+
+
+@dataclass(frozen=True)
+class BuildDirs:
+    """One build's directories: ``context`` (the extracted context) and ``tmp``."""
+
+    build_id: str
+    root: Path
+
+    @property
+    def context(self) -> Path:
+        """Where the context is extracted."""
+        return self.root / "context"
+
+    @property
+    def tmp(self) -> Path:
+        """Scratch space (same file system as the snapshots)."""
+        return self.root / "tmp"
+
+    def scratch(self, tag: str) -> Path:
+        """A new, empty, private directory under ``tmp``."""
+        path = self.tmp / f"{tag}-{uuid.uuid4().hex[:12]}"
+        path.mkdir(mode=_MODE)
+        return path
+
+    def remove(self) -> None:
+        """Delete everything of this build (blocking)."""
+        remove_tree(self.root)
+
+
+class BuilderRoot:
+    """``<data-root>/builder`` (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.builds = root / "builds"
+        self.cache_mounts = root / "cache-mounts"
+
+    def open(self) -> None:
+        """Create the directories and sweep builds an earlier daemon left (blocking)."""
+        for path in (self.root, self.builds, self.cache_mounts):
+            path.mkdir(mode=_MODE, parents=True, exist_ok=True)
+            os.chmod(path, _MODE)
+        for entry in os.scandir(self.builds):
+            remove_tree(Path(entry.path))
+
+    def new_build(self) -> BuildDirs:
+        """Directories for a new build (blocking)."""
+        build_id = uuid.uuid4().hex
+        dirs = BuildDirs(build_id, self.builds / build_id)
+        dirs.root.mkdir(mode=_MODE)
+        dirs.context.mkdir(mode=0o755)
+        dirs.tmp.mkdir(mode=_MODE)
+        return dirs
