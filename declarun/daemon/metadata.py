@@ -927,6 +927,15 @@ class Metadata:
                 (image_id, parent_id),
             )
 
+    def image_parent(self, image_id: str) -> str | None:
+        """The image ``image_id`` was built on, if it was built here."""
+        row = (
+            self._conn()
+            .execute("SELECT parent_id FROM image_parents WHERE image_id = ?", (image_id,))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
     def image_parents(self) -> dict[str, str]:
         """``{image ID: parent image ID}`` for every image that has a parent."""
         rows = self._conn().execute("SELECT image_id, parent_id FROM image_parents").fetchall()
