@@ -48,6 +48,7 @@ _GZIP = b"\x1f\x8b"
 _BZIP2 = b"BZh"
 _XZ = b"\xfd7zXZ\x00"
 _PIECE = 1 << 20
+_BLOCK = 512
 _TAR_MAGIC_OFFSET = 257
 
 
@@ -84,6 +85,15 @@ class _Inflater:
     def compressed(self) -> bool:
         """Whether the stream is compressed at all."""
         return self._zlib is not None or self._other is not None
+
+    @property
+    def complete(self) -> bool:
+        """Whether a compressed stream reached its end (always true for a plain one)."""
+        if self._zlib is not None:
+            return self._zlib.eof
+        if self._other is not None:
+            return bool(getattr(self._other, "eof", True))
+        return True
 
     def pieces(self, data: bytes) -> Iterator[bytes]:
         """Decompressed output of ``data`` in pieces of at most 1 MiB.
@@ -173,6 +183,13 @@ class ContextSpool:
             self._inflater = _Inflater(self._head)
             head, self._head = self._head, b""
             self._inflate(head)
+        if self._inflater is not None and not self._inflater.complete:
+            raise BuildContextError("the build context is corrupt: the compressed data ends early")
+        if self.size:
+            # The docker CLI's ``-f -`` rewrites the context tar and closes its pipe before
+            # the tar writer: the last entry's padding and the end-of-archive blocks are
+            # missing, which Go's reader (dockerd's) tolerates. Restore them.
+            self._file.write(b"\0" * ((-self.size) % _BLOCK + 2 * _BLOCK))
         self._file.flush()
 
 
