@@ -50,11 +50,12 @@ class BaseImages:
         self._auth = auth
         self._found: dict[str, asyncio.Task[Image]] = {}
 
-    async def get(self, name: str) -> Image:
-        """The image ``name`` names, pulled if needed (once per build)."""
+    async def get(self, name: str, output: BuildOutput | None = None) -> Image:
+        """The image ``name`` names, pulled if needed (once per build); a pull's progress
+        goes to ``output`` (the build's by default)."""
         task = self._found.get(name)
         if task is None:
-            task = asyncio.ensure_future(self._resolve(name))
+            task = asyncio.ensure_future(self._resolve(name, output or self._output))
             self._found[name] = task
         return await asyncio.shield(task)
 
@@ -72,13 +73,13 @@ class BaseImages:
             return None
         return image if self._fits(image) else None
 
-    async def _resolve(self, name: str) -> Image:
+    async def _resolve(self, name: str, output: BuildOutput) -> Image:
         bare_id = is_image_id(name) or (name.startswith("sha256:") and is_image_id(name[7:]))
         image = None if self._pull and not bare_id else await self._local(name)
         if image is None:
             if bare_id:
                 raise NotFound(f"No such image: {name}")
-            image = await self._fetch(name)
+            image = await self._fetch(name, output)
         await asyncio.to_thread(
             self._svc.metadata.add_lease_resources,
             self._lease_id,
@@ -87,7 +88,7 @@ class BaseImages:
         await asyncio.to_thread(self._svc.ensure_unpacked, image.record)
         return image
 
-    async def _fetch(self, name: str) -> Image:
+    async def _fetch(self, name: str, output: BuildOutput) -> Image:
         try:
             ref = parse_reference(name)
         except ImageReferenceError as exc:
@@ -100,7 +101,7 @@ class BaseImages:
             if "error" in message:
                 errors.append(str(message["error"]))
             else:
-                self._output.message(message)
+                output.message(message)
 
         if not await pull.run(emit):
             raise NotFound(errors[0] if errors else f"pulling {ref.familiar()} failed")

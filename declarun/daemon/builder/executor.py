@@ -22,12 +22,13 @@ build's lease, which the service drops at the end.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from declarun.daemon.builder.environment import BuildEnv, BuildRequestState
-from declarun.daemon.builder.output import short_id
+from declarun.daemon.builder.output import BuildOutput, StageSequencer, short_id
 from declarun.daemon.builder.stepimage import StepImage, scratch_image, step_image
 from declarun.daemon.builder.steps import StepRunner
 from declarun.daemon.builder.threads import blocking
@@ -69,7 +70,6 @@ class Executor:
         self.plan = plan
         self.results: dict[int, StageResult] = {}
         self.total, self._first = step_numbers(plan)
-        self.steps = StepRunner(env, state, self)
 
     async def run(self) -> StageResult:
         """Build the target; returns its result."""
@@ -77,7 +77,9 @@ class Executor:
         for number, arg in enumerate(self.plan.dockerfile.meta_args, start=1):
             output.step(number, self.total, arg.original)
         for level in self.plan.levels:
-            await _all_or_nothing([self._stage(index) for index in level])
+            order = sorted(level)
+            sequencer = StageSequencer(output, order)
+            await _all_or_nothing([self._stage(index, sequencer) for index in order])
         return self.results[self.plan.target]
 
     def stage_result(self, index: int) -> StageResult:
@@ -95,24 +97,34 @@ class Executor:
         """The last image of a stage built earlier (``COPY --from``, ``from=``)."""
         return self.stage_result(index).image
 
-    async def _base(self, index: int) -> tuple[StepImage, str, dict[str, Any] | None]:
+    async def _base(
+        self, index: int, output: BuildOutput
+    ) -> tuple[StepImage, str, dict[str, Any] | None]:
         node = self.plan.node(index)
         if node.base_stage is not None:
             built = self.stage_result(node.base_stage)
             return built.image, built.key, built.image.document.get("config")
         if node.base_image is None:
             return scratch_image(self.state.image_platform(node.platform)), SCRATCH_PARENT, None
-        image = await self.state.bases.get(node.base_image)
+        image = await self.state.bases.get(node.base_image, output)
         base = await blocking(step_image, self.env.images, image)
         config = base.document.get("config")
         return base, image.id, config if isinstance(config, dict) else None
 
-    async def _stage(self, index: int) -> None:
-        output = self.state.output
+    async def _stage(self, index: int, sequencer: StageSequencer) -> None:
+        output = sequencer.stage_output(index)
+        try:
+            await self._stage_steps(index, output)
+        finally:
+            sequencer.finished(index)
+
+    async def _stage_steps(self, index: int, output: BuildOutput) -> None:
+        state = dataclasses.replace(self.state, output=output)
+        steps = StepRunner(self.env, state, self)
         node = self.plan.node(index)
         number = self._first[index]
         output.step(number, self.total, node.stage.from_.original)
-        image, key, config = await self._base(index)
+        image, key, config = await self._base(index, output)
         evaluation = evaluate_stage(self.plan, index, config)
         if evaluation.triggers:
             count = len(evaluation.triggers)
@@ -125,7 +137,7 @@ class Executor:
                     triggers_pending = False
                 number += 1
                 output.step(number, self.total, step.instruction.original)
-            image, key = await self.steps.run(image, key, step)
+            image, key = await steps.run(image, key, step)
             if not step.onbuild:
                 output.arrow(short_id(image.id))
         if triggers_pending:

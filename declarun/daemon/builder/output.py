@@ -22,7 +22,14 @@ from typing import Any
 
 from declarun.daemon.images.progress import Emit
 
-__all__ = ["STDERR_PREFIX", "STDERR_SUFFIX", "BuildOutput", "short_id"]
+__all__ = [
+    "STDERR_PREFIX",
+    "STDERR_SUFFIX",
+    "BuildOutput",
+    "CommandOutput",
+    "StageSequencer",
+    "short_id",
+]
 
 STDERR_PREFIX = "\x1b[91m"
 STDERR_SUFFIX = "\x1b[0m"
@@ -109,3 +116,47 @@ class CommandOutput:
     def tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines written."""
         return "\n".join(self._tail.rstrip("\n").splitlines()[-lines:])
+
+
+class StageSequencer:
+    """Keeps the output of stages built concurrently in Dockerfile order.
+
+    The stages of one level run at once, but a terminal shows one stream: the first
+    unfinished stage (in ``order``) streams live, the others are held back and shown, in
+    order, as the stages before them finish -- the output reads as dockerd's classic
+    builder writes it, one stage after the other.
+    """
+
+    def __init__(self, output: BuildOutput, order: list[int]) -> None:
+        self._output = output
+        self._order = list(order)
+        self._held: dict[int, list[dict[str, Any]]] = {index: [] for index in order}
+        self._finished: set[int] = set()
+
+    def _current(self) -> int | None:
+        for index in self._order:
+            if index not in self._finished:
+                return index
+        return None
+
+    def stage_output(self, index: int) -> BuildOutput:
+        """The output stage ``index`` writes to."""
+
+        def emit(message: dict[str, Any]) -> None:
+            if self._current() == index:
+                self._output.message(message)
+            else:
+                self._held[index].append(message)
+
+        return BuildOutput(emit)
+
+    def finished(self, index: int) -> None:
+        """Stage ``index`` ended: show what the stages after it held back, up to the next
+        unfinished one (which streams live from then on)."""
+        self._finished.add(index)
+        for stage in self._order:
+            for message in self._held[stage]:
+                self._output.message(message)
+            self._held[stage] = []
+            if stage not in self._finished:
+                return

@@ -231,7 +231,8 @@ class StepRunner:
             if stage is not None:
                 chain = self.stages.stage_image(stage).chain_id
             else:
-                layers = (await self.state.bases.get(reference)).record.layers
+                image = await self.state.bases.get(reference, self.state.output)
+                layers = image.record.layers
                 chain = layers[-1].chain_id if layers else None
             root = self._root(chain)
             opened.append(root)
