@@ -24,8 +24,10 @@ naming the entry.
 from __future__ import annotations
 
 import bz2
+import hashlib
 import lzma
 import tarfile
+import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,11 +39,13 @@ from declarun.daemon.images.unpack import WHITEOUT_PREFIX, apply_into
 from declarun.errors import UnpackError
 
 __all__ = [
+    "ContextIndex",
     "ContextLimits",
     "ContextSpool",
-    "check_context_tar",
     "extract_context",
+    "index_context_tar",
     "looks_like_archive",
+    "sync_context",
 ]
 
 _GZIP = b"\x1f\x8b"
@@ -214,12 +218,46 @@ def _check_path(member_name: str, path: str, what: str) -> None:
         raise _refuse(member_name, f"has '..' in its {what} ({path!r}): it would leave the context")
 
 
-def check_context_tar(file: IO[bytes], limits: ContextLimits) -> int:
-    """Read every header of the plain tar in ``file``; returns how many entries there are.
-
-    Raises :class:`BuildContextError` for anything :func:`extract_context` must not see.
+@dataclass
+class ContextIndex:
+    """What a context tar holds: each path (cleaned, ``a/b``; ``""`` the root) with what
+    decides its extracted form -- type, mode, owner, link target, time and, for a file, the
+    SHA-256 of its content -- and where its header is in the spool (for this build only).
     """
+
+    entries: dict[str, tuple[object, ...]]
+    offsets: dict[str, int]
+
+    def __len__(self) -> int:
+        """How many entries the tar has (implied directories not counted)."""
+        return len(self.offsets)
+
+
+# The key of a directory only implied by the paths below it.
+_IMPLIED: tuple[object, ...] = ("implied",)
+
+
+def _clean(name: str) -> str:
+    return "/".join(part for part in name.split("/") if part not in ("", "."))
+
+
+def _member_key(member: tarfile.TarInfo, digest: str) -> tuple[object, ...]:
+    mtime = member.pax_headers.get("mtime", str(member.mtime))
+    return (member.type, member.mode, member.uid, member.gid, member.linkname, digest, mtime)
+
+
+def index_context_tar(file: IO[bytes], limits: ContextLimits) -> ContextIndex:
+    """Check every entry of the plain tar in ``file`` and index it (reads it all once).
+
+    Raises :class:`BuildContextError` for anything that must not be unpacked (see the
+    module docstring).
+    """
+    file.seek(0, 2)
+    if file.tell() == 0:
+        return ContextIndex({}, {})
     file.seek(0)
+    entries: dict[str, tuple[object, ...]] = {}
+    offsets: dict[str, int] = {}
     count = 0
     try:
         with tarfile.open(
@@ -238,36 +276,117 @@ def check_context_tar(file: IO[bytes], limits: ContextLimits) -> int:
                     raise _refuse(
                         name, "is named like a layer whiteout (.wh.), which is not allowed"
                     )
+                digest = ""
                 if member.islnk():
                     _check_path(name, member.linkname, "hard link target")
                 elif member.ischr() or member.isblk():
                     raise _refuse(name, "is a device file, which a build context may not hold")
-                elif not (member.isreg() or member.isdir() or member.issym() or member.isfifo()):
+                elif member.isreg():
+                    digest = _digest(tar, member)
+                elif not (member.isdir() or member.issym() or member.isfifo()):
                     raise _refuse(name, f"has an unsupported type {member.type!r}")
-    except tarfile.ReadError as exc:
-        if count == 0 and file.tell() == 0:
-            return 0
-        raise BuildContextError(f"the build context is not a valid tar archive: {exc}") from None
+                path = _clean(name)
+                entries[path] = _member_key(member, digest)
+                offsets[path] = member.offset
     except (tarfile.TarError, EOFError) as exc:
         raise BuildContextError(f"the build context is not a valid tar archive: {exc}") from None
     finally:
         file.seek(0)
-    return count
+    # Directories the tar implies without entries of their own are made by the extractor:
+    # list them too, so a later context without them removes them.
+    for path in list(entries):
+        parent = path.rpartition("/")[0]
+        while parent and parent not in entries:
+            entries[parent] = _IMPLIED
+            parent = parent.rpartition("/")[0]
+    return ContextIndex(entries, offsets)
+
+
+def _digest(tar: tarfile.TarFile, member: tarfile.TarInfo) -> str:
+    handle = tar.extractfile(member)
+    hasher = hashlib.sha256()
+    if handle is not None:
+        while chunk := handle.read(_PIECE):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _removed_tops(
+    old: dict[str, tuple[object, ...]], new: dict[str, tuple[object, ...]]
+) -> list[str]:
+    """Paths of ``old`` gone from ``new``, without those under another gone one."""
+    gone = sorted(path for path in old if path not in new and path)
+    tops: list[str] = []
+    for path in gone:
+        if tops and path.startswith(tops[-1] + "/"):
+            continue
+        tops.append(path)
+    return tops
+
+
+def _changed(old: dict[str, tuple[object, ...]], new: ContextIndex) -> list[str]:
+    changed = {
+        path for path, key in new.entries.items() if old.get(path) != key and path in new.offsets
+    }
+    # A hard link shares its target's inode: a rewritten target takes its links along.
+    for path, key in new.entries.items():
+        if key[0] == tarfile.LNKTYPE and _clean(str(key[4])) in changed:
+            changed.add(path)
+    return sorted(changed, key=lambda path: new.offsets[path])
+
+
+def sync_context(
+    file: IO[bytes], index: ContextIndex, old: dict[str, tuple[object, ...]], tree: Path, tmp: Path
+) -> int:
+    """Make ``tree`` (extracted from a context indexed as ``old``) hold the tar in ``file``.
+
+    Only what differs is written: removed paths through whiteouts, changed entries as they
+    are in the tar, both in one tar applied by the safe extractor. Returns how many entries
+    were written or removed. Blocking. On error the tree must be thrown away.
+    """
+    removed = _removed_tops(old, index.entries)
+    changed = _changed(old, index)
+    if not removed and not changed:
+        return 0
+    with tempfile.TemporaryFile(dir=tmp) as patch:
+        with tarfile.open(fileobj=patch, mode="w", format=tarfile.PAX_FORMAT) as out:
+            for path in removed:
+                parent, _, base = path.rpartition("/")
+                whiteout = tarfile.TarInfo(
+                    f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else f"{WHITEOUT_PREFIX}{base}"
+                )
+                out.addfile(whiteout)
+            if changed:
+                _copy_members(file, index, changed, out)
+        patch.seek(0)
+        try:
+            apply_into(patch, tree, mode="flat")
+        except UnpackError as exc:
+            raise BuildContextError(f"cannot unpack the build context: {exc}") from None
+    file.seek(0)
+    return len(removed) + len(changed)
+
+
+def _copy_members(
+    file: IO[bytes], index: ContextIndex, paths: list[str], out: tarfile.TarFile
+) -> None:
+    """Copy the entries at ``paths`` of the spooled tar into ``out``, headers re-read."""
+    file.seek(0)
+    with tarfile.open(
+        fileobj=file, mode="r:", encoding="utf-8", errors="surrogateescape"
+    ) as source:
+        for path in paths:
+            file.seek(index.offsets[path])
+            member = tarfile.TarInfo.fromtarfile(source)
+            out.addfile(member, source.extractfile(member) if member.isreg() else None)
 
 
 def extract_context(file: IO[bytes], dest: Path, limits: ContextLimits) -> int:
-    """Check, then unpack the plain tar in ``file`` into the empty directory ``dest``.
+    """Check, index and unpack the plain tar in ``file`` into the empty directory ``dest``.
 
     Returns the number of entries. Blocking: call it from a worker thread.
     """
-    file.seek(0, 2)
-    empty = file.tell() == 0
-    file.seek(0)
-    if empty:
-        return 0
-    count = check_context_tar(file, limits)
-    try:
-        apply_into(file, dest, mode="flat")
-    except UnpackError as exc:
-        raise BuildContextError(f"cannot unpack the build context: {exc}") from None
-    return count
+    index = index_context_tar(file, limits)
+    if index.entries:
+        sync_context(file, index, {}, dest, dest.parent)
+    return len(index)

@@ -36,11 +36,14 @@ import aiohttp
 from declarun.daemon.builder.bases import BaseImages
 from declarun.daemon.builder.cachemounts import CacheMounts
 from declarun.daemon.builder.context import (
+    ContextIndex,
     ContextLimits,
     ContextSpool,
-    extract_context,
+    index_context_tar,
     looks_like_archive,
+    sync_context,
 )
+from declarun.daemon.builder.contextcache import Checkout, ContextCache
 from declarun.daemon.builder.environment import BuildEnv, BuildRequestState, image_platform
 from declarun.daemon.builder.errors import BuildContextError
 from declarun.daemon.builder.executor import Executor
@@ -49,6 +52,7 @@ from declarun.daemon.builder.output import BuildOutput, short_id
 from declarun.daemon.builder.threads import blocking
 from declarun.daemon.builder.workspace import BuildDirs, BuilderRoot
 from declarun.daemon.containers.service import ContainerService
+from declarun.daemon.images.fsops import remove_tree
 from declarun.daemon.images.progress import Emit
 from declarun.daemon.images.service import ImageService
 from declarun.dockerfile import (
@@ -93,12 +97,15 @@ class BuilderService:
         self.root = BuilderRoot(root)
         self.limits = limits or ContextLimits()
         self.cache_mounts = CacheMounts(self.root.cache_mounts)
+        self.contexts = ContextCache(self.root.root / "contexts")
         self.env = BuildEnv(images, containers, self.cache_mounts, max_download_bytes)
         self._running: set[asyncio.Task[str]] = set()
+        self._cleanups: set[asyncio.Future[None]] = set()
 
     def open(self) -> None:
         """Create the builder's directories, sweeping what a dead daemon left (blocking)."""
         self.root.open()
+        self.contexts.open()
 
     async def close(self) -> None:
         """Cancel the builds still running (daemon shutdown) and wait for their clean-up."""
@@ -106,6 +113,20 @@ class BuilderService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
+
+    def _later(self, paths: list[Path]) -> None:
+        """Delete ``paths`` in the background: the client need not wait for it."""
+        if not paths:
+            return
+
+        def remove() -> None:
+            for path in paths:
+                remove_tree(path)
+
+        future = asyncio.ensure_future(blocking(remove))
+        self._cleanups.add(future)
+        future.add_done_callback(self._cleanups.discard)
 
     def in_progress(self) -> int:
         """How many builds are running."""
@@ -138,12 +159,15 @@ class BuilderService:
         dirs = await blocking(self.root.new_build)
         lease = await blocking(meta.create_lease, _LEASE_TTL)
         output = BuildOutput(emit, quiet=options.quiet)
+        context: tuple[ContextIndex, Checkout] | None = None
         try:
             async with aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
             ) as http:
-                await self._receive(options, body, dirs, http)
-                plan = await blocking(_plan, dirs.context, options)
+                context = await self._receive(options, body, dirs, http)
+                plan, deleted = await blocking(_plan, dirs.context, options)
+                if context is not None:
+                    context[1].forget(context[0], deleted)
                 epoch = source_date_epoch(options.build_args, os.environ)
                 platform = options.platform
                 bases = BaseImages(
@@ -175,7 +199,14 @@ class BuilderService:
             raise
         finally:
             await asyncio.shield(blocking(meta.delete_lease, lease.id))
-            await asyncio.shield(blocking(dirs.remove))
+            await asyncio.shield(self._finish(dirs, context))
+
+    async def _finish(self, dirs: BuildDirs, context: tuple[ContextIndex, Checkout] | None) -> None:
+        """Keep the build's context for the next build (when it is whole); drop the rest."""
+        doomed = [dirs.root]
+        if context is not None:
+            doomed += await blocking(self.contexts.give_back, dirs.context, context[0])
+        self._later(doomed)
 
     async def _receive(
         self,
@@ -183,7 +214,10 @@ class BuilderService:
         body: AsyncIterator[bytes] | None,
         dirs: BuildDirs,
         http: aiohttp.ClientSession,
-    ) -> None:
+    ) -> tuple[ContextIndex, Checkout] | None:
+        """Spool, check and index the context, then make the build's context directory
+        hold it: a kept context updated with the differences, or a fresh one. Returns what
+        to keep it by afterwards (None: not to be kept)."""
         lone_dockerfile: Path | None = None
         spool_file = await blocking(_spool_file, dirs.tmp)
         try:
@@ -198,13 +232,25 @@ class BuilderService:
                 async for chunk in body:
                     await blocking(spool.feed, chunk)
             await blocking(spool.finish)
-            await blocking(extract_context, spool_file, dirs.context, self.limits)
+            index = await blocking(index_context_tar, spool_file, self.limits)
+            kept, checkout = self.contexts.take(index)
+            if kept is not None:
+                await blocking(os.rename, kept, dirs.context)
+            else:
+                await blocking(dirs.context.mkdir, 0o755)
+            # A failed update leaves the directory half-made: the caller then drops it whole.
+            await blocking(
+                sync_context, spool_file, index, checkout.entries, dirs.context, dirs.tmp
+            )
         finally:
             await blocking(spool_file.close)
         if lone_dockerfile is not None:
-            # A text file at ``remote`` is the Dockerfile of an otherwise empty context.
+            # A text file at ``remote`` is the Dockerfile of an otherwise empty context
+            # (which is not kept: its index does not list that file).
             name = os.path.basename(options.dockerfile or DEFAULT_DOCKERFILE)
             await blocking(os.rename, lone_dockerfile, dirs.context / name)
+            return None
+        return index, checkout
 
     async def _download_context(
         self, url: str, dirs: BuildDirs, http: aiohttp.ClientSession
@@ -271,12 +317,16 @@ def _read_dockerfile(context: Path, name: str) -> tuple[str, bytes]:
     raise InvalidArgument(f"Cannot locate specified Dockerfile: {name}")
 
 
-def _plan(context: Path, options: BuildOptions) -> BuildPlan:
-    """Read, parse and plan the Dockerfile; delete what dockerd deletes (blocking)."""
+def _plan(context: Path, options: BuildOptions) -> tuple[BuildPlan, list[str]]:
+    """Read, parse and plan the Dockerfile; delete what dockerd deletes (blocking).
+
+    Returns the plan and the paths deleted from the context.
+    """
     name = options.dockerfile or DEFAULT_DOCKERFILE
     found, text = _read_dockerfile(context, name)
     dockerfile = parse_dockerfile(text, file=os.path.basename(found) or found)
     dockerfile = with_build_labels(dockerfile, options.labels, options.target)
+    deleted = []
     ignore = context / ".dockerignore"
     if ignore.is_file() and not ignore.is_symlink():
         patterns = read_dockerignore(ignore.read_text(encoding="utf-8", errors="replace"))
@@ -284,11 +334,13 @@ def _plan(context: Path, options: BuildOptions) -> BuildPlan:
             target = context / path
             if target.is_file() or target.is_symlink():
                 target.unlink()
+                deleted.append(path)
     platform = options.platform or host_platform()
-    return plan_build(
+    plan = plan_build(
         dockerfile,
         build_args=dict(options.build_args),
         target=options.target,
         target_platform=platform,
         build_platform=host_platform(),
     )
+    return plan, deleted

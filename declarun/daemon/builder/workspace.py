@@ -3,9 +3,10 @@
 ::
 
     <data-root>/builder/             mode 0700
-      builds/<build-id>/context/     the extracted build context
+      builds/<build-id>/context/     the extracted build context (a kept one, updated)
       builds/<build-id>/tmp/         spooled body, downloads, secrets, heredoc files
       cache-mounts/<sha256(id)>/     RUN --mount=type=cache directories (kept across builds)
+      contexts/<id>/                 extracted contexts kept for the next build (contextcache)
 
 A build's directory is removed when the build ends, whatever the outcome; ``sweep`` removes
 what a daemon that died mid-build left (at start-up, under the data-root lock).
@@ -74,6 +75,5 @@ class BuilderRoot:
         build_id = uuid.uuid4().hex
         dirs = BuildDirs(build_id, self.builds / build_id)
         dirs.root.mkdir(mode=_MODE)
-        dirs.context.mkdir(mode=0o755)
         dirs.tmp.mkdir(mode=_MODE)
         return dirs

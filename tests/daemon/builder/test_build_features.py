@@ -189,6 +189,7 @@ RUN --mount=type=tmpfs,target=/scratch echo temp > /scratch/t && cat /scratch/t 
     failed = docker_build(build_daemon.host, read_only, check=False)
     assert failed.returncode == 1
     assert "Read-only file system" in failed.stdout + failed.stderr
+    docker(build_daemon.host, "container", "prune", "-f")  # the failed step's container
 
 
 def test_add_extracts_local_archives_and_copy_follows_image_symlinks(

@@ -15,11 +15,15 @@ from pathlib import Path
 import pytest
 
 from declarun.daemon.builder.context import (
+    ContextIndex,
     ContextLimits,
     ContextSpool,
     extract_context,
+    index_context_tar,
     looks_like_archive,
+    sync_context,
 )
+from declarun.daemon.builder.contextcache import Checkout, ContextCache
 from declarun.daemon.builder.errors import BuildContextError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="unpacking sets owners: needs root")
@@ -158,3 +162,102 @@ def test_garbage_and_empty_bodies(dest: Path) -> None:
     with pytest.raises(BuildContextError, match="corrupt"):
         _receive(gzip.compress(_tar([_file("r", os.urandom(100_000))]))[:-30], dest)
     assert _receive(b"", dest) == 0
+
+
+def _index(body: bytes, tmp: Path) -> tuple[ContextIndex, Path]:
+    spool = tmp / f"spool-{len(list(tmp.iterdir()))}"
+    spool.write_bytes(body)
+    with spool.open("rb") as handle:
+        return index_context_tar(handle, DEFAULTS), spool
+
+
+def _sync(body: bytes, tree: Path, old: ContextIndex | None, tmp: Path) -> tuple[ContextIndex, int]:
+    index, spool = _index(body, tmp)
+    with spool.open("rb") as handle:
+        written = sync_context(handle, index, old.entries if old else {}, tree, tmp)
+    return index, written
+
+
+def _tree(root: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            out[rel] = "-> " + os.readlink(path)
+        elif path.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = path.read_text()
+    return out
+
+
+def test_a_kept_context_is_updated_with_only_the_differences(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    first = _tar(
+        [
+            _file("keep.txt", b"same"),
+            _file("edit.txt", b"old"),
+            _file("gone/deep/x.txt", b"x"),
+            _file("becomes-dir", b"file"),
+            _file("target.txt", b"t1"),
+            _link("hard", "target.txt", tarfile.LNKTYPE),
+            _link("sym", "keep.txt"),
+        ]
+    )
+    index1, written = _sync(first, tree, None, work)
+    assert written == len(index1)
+    inode = (tree / "keep.txt").stat().st_ino
+    dir_info = tarfile.TarInfo("becomes-dir")
+    dir_info.type = tarfile.DIRTYPE
+    second = _tar(
+        [
+            _file("keep.txt", b"same"),
+            _file("edit.txt", b"new content"),
+            (dir_info, None),
+            _file("becomes-dir/inside.txt", b"in"),
+            _file("target.txt", b"t2"),
+            _link("hard", "target.txt", tarfile.LNKTYPE),
+            _link("sym", "edit.txt"),
+            _file("added.txt", b"added"),
+        ]
+    )
+    index2, written = _sync(second, tree, index1, work)
+    assert written < len(index2.entries) + 2
+    assert (tree / "keep.txt").stat().st_ino == inode  # untouched
+    assert _tree(tree) == {
+        "added.txt": "added",
+        "becomes-dir": "dir",
+        "becomes-dir/inside.txt": "in",
+        "edit.txt": "new content",
+        "hard": "t2",
+        "keep.txt": "same",
+        "sym": "-> edit.txt",
+        "target.txt": "t2",
+    }
+    assert (tree / "hard").stat().st_ino == (tree / "target.txt").stat().st_ino
+    _, written = _sync(second, tree, index2, work)
+    assert written == 0
+
+
+def test_the_cache_hands_out_the_most_alike_context_once(tmp_path: Path) -> None:
+    cache = ContextCache(tmp_path / "contexts", keep=2)
+    cache.open()
+    work = tmp_path / "work"
+    work.mkdir()
+    bodies = [_tar([_file(f"{n}-{i}", b"x") for i in range(5)]) for n in ("a", "b", "c")]
+    for number, body in enumerate(bodies):
+        tree = tmp_path / f"tree{number}"
+        tree.mkdir()
+        index, _ = _sync(body, tree, None, work)
+        evicted = cache.give_back(tree, index)
+        assert len(evicted) == (1 if number == 2 else 0)
+    wanted, _ = _index(bodies[1], work)
+    found, checkout = cache.take(wanted)
+    assert found is not None and sorted(os.listdir(found)) == [f"b-{i}" for i in range(5)]
+    assert set(checkout.entries) == set(wanted.entries)
+    other, _ = cache.take(wanted)
+    assert other is not None and other != found
+    assert cache.take(wanted) == (None, Checkout())
