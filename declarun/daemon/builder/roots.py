@@ -10,6 +10,9 @@ filesystem. :class:`ImageRoot` gives both, on the snapshotter the daemon uses:
 * **copy**: reading uses the top snapshot's flattened tree as it is (nothing is copied for
   a step served from the cache); writing makes the private copy first.
 
+Once written, the root's upper directory *becomes* the step's snapshot (renamed into
+place, :func:`adopt_writable`) instead of the layer being unpacked a second time.
+
 Everything here blocks (mounts, copies, tree walks): call it from a worker thread. A root
 left behind by a daemon that died is swept at the next start like any orphan writable
 layer.
@@ -17,14 +20,95 @@ layer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
 
 from declarun.daemon.containers.fsaccess import Change, changes_copy, changes_overlay
-from declarun.daemon.snapshots import ContainerMounts, Snapshotter, mount_overlay, unmount
+from declarun.daemon.images.fsops import remove_tree
+from declarun.daemon.snapshots import (
+    ContainerMounts,
+    SnapshotInfo,
+    Snapshotter,
+    mount_overlay,
+    unmount,
+)
 
-__all__ = ["ImageRoot"]
+__all__ = ["ImageRoot", "adopt_writable"]
+
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+def _kept_paths(changes: list[Change]) -> set[str]:
+    kept = set()
+    for change in changes:
+        parts = change.path.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            kept.add("/".join(parts[:depth]))
+    return kept
+
+
+def _opaque(path: str) -> bool:
+    for key in _OPAQUE_XATTRS:
+        with contextlib.suppress(OSError):
+            if os.getxattr(path, key, follow_symlinks=False) == b"y":
+                return True
+    return False
+
+
+def _prune_upper(upper: Path, kept: set[str]) -> bool:
+    """Delete what the writable layer holds beyond ``kept`` (mount points the runtime
+    made), so the snapshot is exactly the layer. False when a directory is opaque: the
+    layer tar spells that as one whiteout per hidden entry, so only applying it gives the
+    same snapshot."""
+    for directory, dirs, files in os.walk(upper):
+        rel = os.path.relpath(directory, upper)
+        prefix = "" if rel == "." else rel + "/"
+        for name in list(dirs):
+            if prefix + name not in kept:
+                remove_tree(Path(directory, name))
+                dirs.remove(name)
+            elif _opaque(os.path.join(directory, name)):
+                return False
+        for name in files:
+            if prefix + name not in kept:
+                os.unlink(os.path.join(directory, name))
+    return True
+
+
+def _clamp_times(upper: Path, limit: int) -> None:
+    """Modification times after ``limit`` set to it, as the layer tar has them."""
+    limit_ns = limit * 1_000_000_000
+    for directory, dirs, files in os.walk(upper):
+        for name in [*dirs, *files]:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            if st.st_mtime_ns > limit_ns:
+                os.utime(path, ns=(min(st.st_atime_ns, limit_ns), limit_ns), follow_symlinks=False)
+
+
+def adopt_writable(
+    snapshotter: Snapshotter,
+    layer_id: str,
+    changes: list[Change],
+    diff_id: str,
+    size: int,
+    *,
+    mtime_limit: int | None = None,
+) -> SnapshotInfo | None:
+    """Publish the unmounted writable layer ``layer_id`` (a container's or an
+    :class:`ImageRoot`'s) as the snapshot of its diff, whose changes are ``changes`` and
+    whose times the tar clamped to ``mtime_limit``; None when the driver cannot (the caller
+    applies the layer instead)."""
+    if snapshotter.driver != "overlay":
+        return None
+    upper = snapshotter.root / "containers" / layer_id / "upper"
+    if not _prune_upper(upper, _kept_paths(changes)):
+        return None
+    if mtime_limit is not None:
+        _clamp_times(upper, mtime_limit)
+    return snapshotter.commit_writable(layer_id, diff_id, size)
 
 
 class ImageRoot:
@@ -67,6 +151,20 @@ class ImageRoot:
             return changes_overlay(mounts.upperdir, mounts.lowerdirs)
         base = self._snapshotter.info(self.chain_id).path if self.chain_id else None
         return changes_copy(mounts.rootfs, base)
+
+    def adopt(
+        self, changes: list[Change], diff_id: str, size: int, *, mtime_limit: int | None
+    ) -> SnapshotInfo | None:
+        """Publish what was written as the snapshot of its diff (see :func:`adopt_writable`);
+        the root cannot be used afterwards."""
+        if self._mounts is None:
+            return None
+        rootfs = self._snapshotter.root / "containers" / self.name / "rootfs"
+        if rootfs.exists():
+            unmount(rootfs)
+        return adopt_writable(
+            self._snapshotter, self.name, changes, diff_id, size, mtime_limit=mtime_limit
+        )
 
     def close(self) -> None:
         """Unmount and delete the writable layer, if one was made."""

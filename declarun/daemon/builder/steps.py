@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +33,7 @@ from declarun.daemon.builder.copystep import (
     write_copy,
 )
 from declarun.daemon.builder.environment import BuildEnv, BuildRequestState
-from declarun.daemon.builder.roots import ImageRoot
+from declarun.daemon.builder.roots import ImageRoot, adopt_writable
 from declarun.daemon.builder.runmounts import MountSources, SourceRoot, prepare_mounts
 from declarun.daemon.builder.runstep import (
     container_body,
@@ -45,14 +45,19 @@ from declarun.daemon.builder.stepimage import StepImage, commit_step, record_cac
 from declarun.daemon.builder.threads import blocking
 from declarun.daemon.containers.fsaccess import Change, write_layer_tar
 from declarun.daemon.containers.service import ContainerService
-from declarun.daemon.images.newimage import StoredLayer, store_layer
+from declarun.daemon.images.content import BlobInfo
+from declarun.daemon.images.newimage import StoredLayer, ingest_layer, unpack_layer
 from declarun.daemon.images.tarsafe import InRoot
 from declarun.daemon.metadata import ImageNotFoundError
+from declarun.daemon.snapshots import SnapshotInfo
 from declarun.dockerfile import CopySpec, Step, created_timestamp
 from declarun.errdefs import InvalidArgument
 from declarun.errors import UnpackError
 
 __all__ = ["BuiltStages", "StepRunner", "make_workdir"]
+
+#: Publishes a written layer's files as its snapshot: ``(diff_id, size) -> snapshot``.
+Adopt = Callable[[str, int], SnapshotInfo | None]
 
 
 class BuiltStages(Protocol):
@@ -135,17 +140,29 @@ class StepRunner:
             container_id="" if self.state.epoch is not None else container_id,
         )
 
-    def _store(self, parent: StepImage, root: Path, changes: list[Change]) -> StoredLayer | None:
-        if not changes:
-            return None
+    def _ingest(self, root: Path, changes: list[Change]) -> BlobInfo:
         epoch = self.state.epoch
-        return store_layer(
+        return ingest_layer(
             self.env.images,
             self.state.lease_id,
-            parent.chain_id,
             lambda out: write_layer_tar(root, changes, out, mtime_limit=epoch),
             ref_prefix="build",
         )
+
+    def _unpack(self, parent: StepImage, blob: BlobInfo, adopt: Adopt | None) -> StoredLayer:
+        return unpack_layer(
+            self.env.images, self.state.lease_id, parent.chain_id, blob, adopt=adopt
+        )
+
+    def _store_root(self, parent: StepImage, root: ImageRoot, path: Path) -> StoredLayer | None:
+        """The layer of what was written into ``root`` (None: nothing was), its files
+        becoming the snapshot."""
+        changes = root.changes()
+        if not changes:
+            return None
+        blob = self._ingest(path, changes)
+        epoch = self.state.epoch
+        return self._unpack(parent, blob, lambda d, s: root.adopt(changes, d, s, mtime_limit=epoch))
 
     # -- the cache --------------------------------------------------------------------
 
@@ -278,7 +295,24 @@ class StepRunner:
                     layer = None
                     if changes:
                         async with containers.mounted_rootfs(record.id) as root:
-                            layer = await blocking(self._store, image, root, changes)
+                            blob = await blocking(self._ingest, root, changes)
+                        adopt: Adopt | None = None
+                        if options.remove or options.force_remove:
+                            # The container goes right after: its upper directory can be
+                            # the snapshot itself.
+                            snapshotter = self.env.images.snapshotter
+
+                            def adopt(diff_id: str, size: int) -> SnapshotInfo | None:
+                                return adopt_writable(
+                                    snapshotter,
+                                    record.id,
+                                    changes,
+                                    diff_id,
+                                    size,
+                                    mtime_limit=self.state.epoch,
+                                )
+
+                        layer = await blocking(self._unpack, image, blob, adopt)
                     result = await self._commit(image, step, layer, container_id=record.id)
                 except BaseException as exc:
                     # dockerd keeps a failed step's container unless forcerm; a cancelled
@@ -304,8 +338,7 @@ class StepRunner:
         try:
             path = await blocking(root.writable)
             await blocking(make_workdir, path, step.workdir)
-            changes = await blocking(root.changes)
-            layer = await blocking(self._store, image, path, changes)
+            layer = await blocking(self._store_root, image, root, path)
         finally:
             await blocking(root.close)
         result = await self._commit(image, step, layer)
@@ -343,8 +376,7 @@ class StepRunner:
                 await blocking(
                     write_copy, plan, spec, root, downloads, epoch=self.state.epoch, tmp=dirs.tmp
                 )
-                changes = await blocking(dest.changes)
-                layer = await blocking(self._store, image, root, changes)
+                layer = await blocking(self._store_root, image, dest, root)
             finally:
                 await blocking(dest.close)
         result = await self._commit(image, step, layer, source_hash=source_hash)

@@ -211,7 +211,14 @@ class _TarWriter:
         info.mode = stat.S_IMODE(st.st_mode)
         info.uid, info.gid = st.st_uid, st.st_gid
         limit = self._mtime_limit
-        info.mtime = st.st_mtime if limit is None or st.st_mtime < limit else limit
+        if limit is not None and st.st_mtime_ns >= limit * 1_000_000_000:
+            info.mtime = limit
+        else:
+            # The exact time, nanoseconds included (a float would round it).
+            seconds, nanos = divmod(st.st_mtime_ns, 1_000_000_000)
+            info.mtime = seconds
+            if nanos:
+                info.pax_headers = {**info.pax_headers, "mtime": f"{seconds}.{nanos:09d}"}
         if stat.S_ISDIR(st.st_mode):
             info.type = tarfile.DIRTYPE
             self.tar.addfile(info)

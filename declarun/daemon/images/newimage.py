@@ -5,8 +5,10 @@ holds (see :mod:`declarun.daemon.images.gc`): every blob, ingest and snapshot is
 it *before* it is written, so a garbage collection running meanwhile keeps it.
 
 * :func:`store_layer` -- a tar produced by ``write`` becomes an uncompressed OCI layer in
-  the content store, is applied on the parent snapshot (which computes its diff ID) and
-  recorded as a layer. The tar is spooled to a file on the data root's file system.
+  the content store (:func:`ingest_layer`), is applied on the parent snapshot and recorded
+  as a layer (:func:`unpack_layer`, which may instead adopt files already written, such as
+  a container's upper directory). The tar is spooled to a file on the data root's file
+  system.
 * :func:`register_image` -- an image config document is stored with an OCI manifest
   listing ``layers``, and the image record (with ``names``) is written to the metadata.
 
@@ -29,8 +31,9 @@ from declarun.daemon.images.content import BlobInfo, Descriptor
 from declarun.daemon.images.platform import Platform
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import ImageLayer, ImageRecord, Layer, LeaseResource
+from declarun.daemon.snapshots import SnapshotInfo, chain_id
 
-__all__ = ["StoredLayer", "register_image", "store_layer"]
+__all__ = ["StoredLayer", "ingest_layer", "register_image", "store_layer", "unpack_layer"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,49 @@ class StoredLayer:
 
     layer: ImageLayer
     size: int
+
+
+def ingest_layer(
+    svc: ImageService, lease_id: str, write: Callable[[IO[bytes]], None], *, ref_prefix: str
+) -> BlobInfo:
+    """The tar ``write`` produces, stored as a blob under the lease (its digest is the
+    layer's diff ID: it is uncompressed)."""
+    with tempfile.TemporaryFile(dir=svc.scratch_dir) as spool:
+        write(spool)
+        spool.seek(0)
+        ref = f"{ref_prefix}-{uuid.uuid4().hex}"
+        svc.metadata.add_lease_resources(lease_id, [LeaseResource("ingest", ref)])
+        info = svc.store.ingest(ref, spool)
+        svc.metadata.add_lease_resources(lease_id, [LeaseResource("content", info.digest)])
+    return info
+
+
+def unpack_layer(
+    svc: ImageService,
+    lease_id: str,
+    parent_chain: str | None,
+    blob: BlobInfo,
+    *,
+    adopt: Callable[[str, int], SnapshotInfo | None] | None = None,
+) -> StoredLayer:
+    """The snapshot of the layer ``blob`` on ``parent_chain``, recorded as a layer.
+
+    ``adopt(diff_id, size)`` may publish the snapshot from files already written (a
+    writable layer whose diff the blob is); when it returns None, or without it, the blob
+    is applied.
+    """
+    meta = svc.metadata
+    chain = chain_id(parent_chain, blob.digest)
+    meta.add_lease_resources(lease_id, [LeaseResource("snapshot", chain)])
+    snapshot = adopt(blob.digest, blob.size) if adopt is not None else None
+    if snapshot is None:
+        with svc.store.open(blob.digest) as handle:
+            snapshot = svc.snapshotter.apply_layer(parent_chain, handle).snapshot
+    meta.put_layer(
+        Layer(snapshot.chain_id, snapshot.diff_id, parent_chain, snapshot.size, time.time())
+    )
+    descriptor = Descriptor(mediatypes.OCI_LAYER, blob.digest, blob.size)
+    return StoredLayer(ImageLayer(descriptor, snapshot.diff_id, snapshot.chain_id), snapshot.size)
 
 
 def store_layer(
@@ -50,23 +96,8 @@ def store_layer(
     ref_prefix: str = "layer",
 ) -> StoredLayer:
     """Store the tar ``write`` produces as a layer on ``parent_chain`` (see the module doc)."""
-    meta = svc.metadata
-    with tempfile.TemporaryFile(dir=svc.scratch_dir) as spool:
-        write(spool)
-        spool.seek(0)
-        ref = f"{ref_prefix}-{uuid.uuid4().hex}"
-        meta.add_lease_resources(lease_id, [LeaseResource("ingest", ref)])
-        info = svc.store.ingest(ref, spool)
-        meta.add_lease_resources(lease_id, [LeaseResource("content", info.digest)])
-    with svc.store.open(info.digest) as blob:
-        applied = svc.snapshotter.apply_layer(parent_chain, blob)
-    snapshot = applied.snapshot
-    meta.add_lease_resources(lease_id, [LeaseResource("snapshot", snapshot.chain_id)])
-    meta.put_layer(
-        Layer(snapshot.chain_id, snapshot.diff_id, parent_chain, snapshot.size, time.time())
-    )
-    descriptor = Descriptor(mediatypes.OCI_LAYER, info.digest, info.size)
-    return StoredLayer(ImageLayer(descriptor, snapshot.diff_id, snapshot.chain_id), snapshot.size)
+    blob = ingest_layer(svc, lease_id, write, ref_prefix=ref_prefix)
+    return unpack_layer(svc, lease_id, parent_chain, blob)
 
 
 def _put(svc: ImageService, lease_id: str, data: bytes) -> BlobInfo:

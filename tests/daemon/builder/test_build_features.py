@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -281,3 +282,76 @@ def test_hostile_contexts_are_refused_and_contained(
     link = docker(build_daemon.host, "run", "--rm", "links:1", "sh", "-c", "readlink /ctx/out")
     assert link.stdout == "/etc\n"
     assert re.search(r"\S", docker(build_daemon.host, "ps", "-aq").stdout) is None
+
+
+def _tree_of(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every entry under ``root``: type, mode, owner, times, content or link, overlay xattrs."""
+    import os
+    import stat
+
+    out: dict[str, tuple[object, ...]] = {}
+    for directory, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                content: object = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                content = Path(path).read_bytes()
+            elif stat.S_ISCHR(st.st_mode):
+                content = st.st_rdev
+            else:
+                content = ""
+            opaque = b""
+            with contextlib.suppress(OSError):
+                opaque = os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False)
+            # Directory times change as entries come and go; a whiteout's time means nothing.
+            timeless = stat.S_ISDIR(st.st_mode) or stat.S_ISCHR(st.st_mode)
+            mtime = 0 if timeless else st.st_mtime_ns
+            out[os.path.relpath(path, root)] = (
+                stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                mtime, content, opaque,
+            )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("epoch", [None, "1700000000"])
+def test_snapshots_made_from_written_files_equal_their_layers(
+    build_daemon: BuildDaemon, tmp_path: Path, epoch: str | None
+) -> None:
+    from declarun.daemon.images.unpack import apply_layer
+    from declarun.daemon.snapshots import chain_ids
+
+    secret = base64.b64encode(json.dumps({"s": "hush"}).encode()).decode()
+    context = write_context(
+        tmp_path / "ctx",
+        f"""FROM {build_daemon.base}
+ARG SOURCE_DATE_EPOCH
+RUN rm /etc/group && mkdir -p /data/sub && echo x > /data/sub/f && ln -s /data /d
+RUN --mount=type=secret,id=s rm -rf /data && mkdir /data && echo y > /data/new
+COPY files/ /d/
+WORKDIR /deep/work/dir
+""",
+        {"files/a.txt": "a\n", "files/sub/b.txt": "b\n"},
+    )
+    query = {"t": "adopted:1", "nocache": "1"}
+    if epoch is not None:
+        query["buildargs"] = json.dumps({"SOURCE_DATE_EPOCH": epoch})
+    status, lines, _ = post_build(
+        build_daemon.daemon.socket_path,
+        tar_of(context),
+        query,
+        {"X-Declarun-Build-Secrets": secret},
+    )
+    assert status == 200 and "Successfully tagged adopted:1" in stream_text(lines), lines
+    saved = saved_image(build_daemon.host, "adopted:1")
+    diff_ids = saved.config["rootfs"]["diff_ids"]
+    chains = chain_ids(diff_ids)
+    snapshots = build_daemon.daemon.data_root / "snapshots"
+    for position, blob in enumerate(saved.layer_bytes[1:], start=1):
+        unpacked = tmp_path / f"layer-{position}"
+        import io
+
+        apply_layer(io.BytesIO(blob), unpacked, mode="overlay")
+        stored = snapshots / chains[position].removeprefix("sha256:") / "fs"
+        assert _tree_of(stored) == _tree_of(unpacked), position
