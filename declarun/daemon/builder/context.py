@@ -29,7 +29,7 @@ import lzma
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -45,6 +45,7 @@ __all__ = [
     "extract_context",
     "index_context_tar",
     "looks_like_archive",
+    "receive_context",
     "sync_context",
 ]
 
@@ -157,19 +158,25 @@ class ContextSpool:
 
     def feed(self, chunk: bytes) -> None:
         """One chunk of the body."""
+        for _ in self.feed_pieces(chunk):
+            pass
+
+    def feed_pieces(self, chunk: bytes) -> Iterator[bytes]:
+        """One chunk of the body; yields the uncompressed pieces as each is written."""
         if self._inflater is None:
             self._head += chunk
             if len(self._head) < len(_XZ):
                 return
             chunk, self._head = self._head, b""
             self._inflater = _Inflater(chunk)
-        self._inflate(chunk)
+        yield from self._inflate(chunk)
 
-    def _inflate(self, chunk: bytes) -> None:
+    def _inflate(self, chunk: bytes) -> Iterator[bytes]:
         assert self._inflater is not None
         try:
             for piece in self._inflater.pieces(chunk):
                 self._write(piece)
+                yield piece
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
             raise BuildContextError(f"the build context is corrupt: {exc}") from None
 
@@ -182,19 +189,84 @@ class ContextSpool:
         self._file.write(data)
 
     def finish(self) -> None:
-        """The body ended: flush what is left of a very short one."""
+        """The body ended."""
+        for _ in self.finish_pieces():
+            pass
+
+    def finish_pieces(self) -> Iterator[bytes]:
+        """The body ended: flush what is left of a very short one; yields the last pieces."""
         if self._inflater is None and self._head:
             self._inflater = _Inflater(self._head)
             head, self._head = self._head, b""
-            self._inflate(head)
+            yield from self._inflate(head)
         if self._inflater is not None and not self._inflater.complete:
             raise BuildContextError("the build context is corrupt: the compressed data ends early")
         if self.size:
             # The docker CLI's ``-f -`` rewrites the context tar and closes its pipe before
             # the tar writer: the last entry's padding and the end-of-archive blocks are
             # missing, which Go's reader (dockerd's) tolerates. Restore them.
-            self._file.write(b"\0" * ((-self.size) % _BLOCK + 2 * _BLOCK))
+            padding = b"\0" * ((-self.size) % _BLOCK + 2 * _BLOCK)
+            self._file.write(padding)
+            yield padding
         self._file.flush()
+
+
+class _SpoolingReader:
+    """The uncompressed context as a blocking stream, spooled as it is read.
+
+    ``next_chunk`` gives the body's chunks (``b""`` at the end); each is decompressed one
+    piece at a time, only as the reader needs more, so memory stays at a piece.
+    """
+
+    def __init__(self, next_chunk: Callable[[], bytes], spool: ContextSpool) -> None:
+        self._next_chunk = next_chunk
+        self._spool = spool
+        self._pieces: Iterator[bytes] = iter(())
+        self._buffer = bytearray()
+        self._ended = False
+        self._eof = False
+
+    def _fill(self) -> None:
+        for piece in self._pieces:
+            self._buffer += piece
+            return
+        if self._ended:
+            self._eof = True
+            return
+        chunk = self._next_chunk()
+        if chunk:
+            self._pieces = self._spool.feed_pieces(chunk)
+        else:
+            self._ended = True
+            self._pieces = self._spool.finish_pieces()
+
+    def read(self, size: int = -1) -> bytes:
+        while (size < 0 or len(self._buffer) < size) and not self._eof:
+            self._fill()
+        if size < 0:
+            size = len(self._buffer)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def drain(self) -> None:
+        """Spool whatever follows the end of the archive."""
+        while not self._eof:
+            self._fill()
+            self._buffer.clear()
+
+
+def receive_context(
+    next_chunk: Callable[[], bytes], file: IO[bytes], limits: ContextLimits
+) -> ContextIndex:
+    """Spool the body ``next_chunk`` gives into ``file``, checking and indexing the tar on
+    the way (one pass: the index is ready when the body has arrived). Blocking."""
+    spool = ContextSpool(file, limits)
+    reader = _SpoolingReader(next_chunk, spool)
+    index = _index_stream(reader, limits)
+    reader.drain()
+    file.flush()
+    return index
 
 
 def looks_like_archive(head: bytes) -> bool:
@@ -252,17 +324,27 @@ def index_context_tar(file: IO[bytes], limits: ContextLimits) -> ContextIndex:
     Raises :class:`BuildContextError` for anything that must not be unpacked (see the
     module docstring).
     """
-    file.seek(0, 2)
-    if file.tell() == 0:
-        return ContextIndex({}, {})
     file.seek(0)
+    try:
+        return _index_stream(file, limits)
+    finally:
+        file.seek(0)
+
+
+def _index_stream(stream: IO[bytes] | _SpoolingReader, limits: ContextLimits) -> ContextIndex:
     entries: dict[str, tuple[object, ...]] = {}
     offsets: dict[str, int] = {}
     count = 0
     try:
-        with tarfile.open(
-            fileobj=file, mode="r|", encoding="utf-8", errors="surrogateescape"
-        ) as tar:
+        tar: tarfile.TarFile = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115
+            fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
+        )
+    except tarfile.ReadError as exc:
+        if "empty file" in str(exc):
+            return ContextIndex({}, {})
+        raise BuildContextError(f"the build context is not a valid tar archive: {exc}") from None
+    try:
+        with tar:
             while (member := tar.next()) is not None:
                 tar.members.clear()  # type: ignore[attr-defined]
                 count += 1
@@ -290,8 +372,6 @@ def index_context_tar(file: IO[bytes], limits: ContextLimits) -> ContextIndex:
                 offsets[path] = member.offset
     except (tarfile.TarError, EOFError) as exc:
         raise BuildContextError(f"the build context is not a valid tar archive: {exc}") from None
-    finally:
-        file.seek(0)
     # Directories the tar implies without entries of their own are made by the extractor:
     # list them too, so a later context without them removes them.
     for path in list(entries):

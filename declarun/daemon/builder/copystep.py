@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -52,10 +52,12 @@ from declarun.errdefs import InvalidArgument
 from declarun.errors import UnpackError
 
 __all__ = [
+    "DestinationFacts",
     "Downloaded",
     "copy_cache_digest",
     "copy_history_hash",
     "download",
+    "is_dir_in",
     "plan_step_copy",
     "read_image_text",
     "write_copy",
@@ -91,35 +93,55 @@ def read_image_text(root: Path, path: str) -> str | None:
         return handle.read(_PASSWD_LIMIT).decode("utf-8", "replace")
 
 
-def _is_dir_in(root: Path) -> Callable[[str], bool]:
-    def is_dir(path: str) -> bool:
-        try:
-            resolved = resolve_in_root(root, path)
-        except CopySourceError:
-            return False
-        return os.path.isdir(root / resolved) and not os.path.islink(root / resolved)
-
-    return is_dir
+def is_dir_in(root: Path, path: str) -> bool:
+    """Whether ``path`` is a directory of the image at ``root`` (symlinks kept inside)."""
+    try:
+        resolved = resolve_in_root(root, path)
+    except CopySourceError:
+        return False
+    return os.path.isdir(root / resolved) and not os.path.islink(root / resolved)
 
 
-def plan_step_copy(spec: CopySpec, source_root: Path, dest_root: Path) -> CopyPlan:
+class DestinationFacts(Protocol):
+    """What planning a ``COPY`` asks of the image it writes into."""
+
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a directory there."""
+        ...
+
+    def text(self, path: str) -> str | None:
+        """A small text file there (``/etc/passwd``), or None."""
+        ...
+
+
+def _names_owner(chown: str | None) -> bool:
+    return bool(chown) and not all(part.isdigit() for part in (chown or "").split(":"))
+
+
+def plan_step_copy(spec: CopySpec, source_root: Path, dest: DestinationFacts) -> CopyPlan:
     """The frontend's plan of ``spec`` (blocking; :class:`CopySourceError` as dockerd words it)."""
     if spec.parents or spec.excludes:
         raise InvalidArgument(
             f"{spec.keyword} --parents and --exclude are not supported by declarund's builder"
         )
+    names = _names_owner(spec.chown)
     return plan_copy(
         spec,
         source_root,
-        passwd=read_image_text(dest_root, "/etc/passwd"),
-        group=read_image_text(dest_root, "/etc/group"),
-        is_dir=_is_dir_in(dest_root),
+        passwd=dest.text("/etc/passwd") if names else None,
+        group=dest.text("/etc/group") if names else None,
+        is_dir=dest.is_dir,
     )
 
 
-def copy_cache_digest(plan: CopyPlan, downloads: list[Downloaded]) -> str:
-    """The sources digest of the cache key: the plan's, extended by downloaded contents."""
-    digest = sources_digest(plan)
+def copy_cache_digest(
+    plan: CopyPlan,
+    downloads: list[Downloaded],
+    known: Callable[[Path], str | None] | None = None,
+) -> str:
+    """The sources digest of the cache key: the plan's, extended by downloaded contents;
+    ``known`` gives digests of source files already hashed (the received context's)."""
+    digest = sources_digest(plan, known=known)
     for item in downloads:
         digest = extend_digest(digest, item.url, item.digest)
     return digest

@@ -4,6 +4,7 @@ lease, ``SOURCE_DATE_EPOCH``, base images and HTTP session)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from declarun.daemon.builder.bases import BaseImages
 from declarun.daemon.builder.cachemounts import CacheMounts
 from declarun.daemon.builder.options import BuildOptions
 from declarun.daemon.builder.output import BuildOutput
+from declarun.daemon.builder.roots import FactMemo
 from declarun.daemon.builder.workspace import BuildDirs
 from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.images.platform import Platform as ImagePlatform
@@ -34,6 +36,8 @@ class BuildEnv:
     images: ImageService
     containers: ContainerService
     cache_mounts: CacheMounts
+    #: Answers about image filesystems, remembered between builds.
+    facts: FactMemo
     #: The most an ``ADD <url>`` may download.
     max_download_bytes: int
 
@@ -49,6 +53,8 @@ class BuildRequestState:
     epoch: int | None
     bases: BaseImages
     http: aiohttp.ClientSession
+    #: The SHA-256 of a file of the context, when the received tar's index has it.
+    known_digest: Callable[[Path], str | None]
 
     @property
     def context(self) -> Path:

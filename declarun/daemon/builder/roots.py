@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
+from collections import OrderedDict
+from collections.abc import Hashable
 from pathlib import Path
 
+from declarun.daemon.builder.copystep import is_dir_in, read_image_text
 from declarun.daemon.containers.fsaccess import Change, changes_copy, changes_overlay
 from declarun.daemon.images.fsops import remove_tree
 from declarun.daemon.snapshots import (
@@ -35,7 +39,7 @@ from declarun.daemon.snapshots import (
     unmount,
 )
 
-__all__ = ["ImageRoot", "adopt_writable"]
+__all__ = ["FactMemo", "ImageRoot", "RootFacts", "adopt_writable"]
 
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 
@@ -176,3 +180,56 @@ class ImageRoot:
         if rootfs.exists():
             unmount(rootfs)
         self._snapshotter.release(self.name)
+
+
+class FactMemo:
+    """Answers about image filesystems, which never change once made, remembered by the
+    chain ID they were computed on (thread-safe; the oldest forgotten past ``limit``)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._values: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> object | None:
+        """The remembered value, or None."""
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: object) -> None:
+        """Remember ``value`` (not None)."""
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self._limit:
+                self._values.popitem(last=False)
+
+
+class RootFacts:
+    """What planning a ``COPY`` asks of an image root, from the memo when it can: the root
+    is only made (an overlay mounted) when something was never asked before."""
+
+    def __init__(self, root: ImageRoot, memo: FactMemo) -> None:
+        self._root = root
+        self._memo = memo
+
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a directory of the image (symlinks kept inside)."""
+        key = ("is_dir", self._root.chain_id, path)
+        found = self._memo.get(key)
+        if found is None:
+            found = is_dir_in(self._root.view(), path)
+            self._memo.put(key, found)
+        return bool(found)
+
+    def text(self, path: str) -> str | None:
+        """A small text file of the image, or None."""
+        key = ("text", self._root.chain_id, path)
+        found = self._memo.get(key)
+        if found is None:
+            found = (read_image_text(self._root.view(), path),)
+            self._memo.put(key, found)
+        assert isinstance(found, tuple)
+        return found[0] if isinstance(found[0], str) else None

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO
 
@@ -38,9 +38,8 @@ from declarun.daemon.builder.cachemounts import CacheMounts
 from declarun.daemon.builder.context import (
     ContextIndex,
     ContextLimits,
-    ContextSpool,
-    index_context_tar,
     looks_like_archive,
+    receive_context,
     sync_context,
 )
 from declarun.daemon.builder.contextcache import Checkout, ContextCache
@@ -49,7 +48,8 @@ from declarun.daemon.builder.errors import BuildContextError
 from declarun.daemon.builder.executor import Executor
 from declarun.daemon.builder.options import DEFAULT_DOCKERFILE, BuildOptions
 from declarun.daemon.builder.output import BuildOutput, short_id
-from declarun.daemon.builder.threads import blocking
+from declarun.daemon.builder.roots import FactMemo
+from declarun.daemon.builder.threads import blocking, pumping
 from declarun.daemon.builder.workspace import BuildDirs, BuilderRoot
 from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.images.fsops import remove_tree
@@ -98,7 +98,7 @@ class BuilderService:
         self.limits = limits or ContextLimits()
         self.cache_mounts = CacheMounts(self.root.cache_mounts)
         self.contexts = ContextCache(self.root.root / "contexts")
-        self.env = BuildEnv(images, containers, self.cache_mounts, max_download_bytes)
+        self.env = BuildEnv(images, containers, self.cache_mounts, FactMemo(), max_download_bytes)
         self._running: set[asyncio.Task[str]] = set()
         self._cleanups: set[asyncio.Future[None]] = set()
 
@@ -178,7 +178,10 @@ class BuilderService:
                     platform=image_platform(platform) if platform is not None else None,
                     auth=options.registry_auth,
                 )
-                state = BuildRequestState(options, output, dirs, lease.id, epoch, bases, http)
+                known = _known_digests(dirs.context, context[0] if context else None)
+                state = BuildRequestState(
+                    options, output, dirs, lease.id, epoch, bases, http, known
+                )
                 result = await Executor(self.env, state, plan).run()
             image_id = result.image.id
             if not image_id:
@@ -220,19 +223,20 @@ class BuilderService:
         to keep it by afterwards (None: not to be kept)."""
         lone_dockerfile: Path | None = None
         spool_file = await blocking(_spool_file, dirs.tmp)
+        limits = self.limits
         try:
-            spool = ContextSpool(spool_file, self.limits)
+            index = ContextIndex({}, {})
             if options.remote:
                 downloaded = await self._download_context(options.remote, dirs, http)
                 if await blocking(_is_archive, downloaded):
-                    await blocking(_feed_file, spool, downloaded)
+                    index = await blocking(_receive_file, downloaded, spool_file, limits)
                 else:
                     lone_dockerfile = downloaded
             elif body is not None:
-                async for chunk in body:
-                    await blocking(spool.feed, chunk)
-            await blocking(spool.finish)
-            index = await blocking(index_context_tar, spool_file, self.limits)
+                # Spooled, checked and indexed while it arrives, in one pass.
+                index = await pumping(
+                    body, lambda chunks: receive_context(chunks, spool_file, limits)
+                )
             kept, checkout = self.contexts.take(index)
             if kept is not None:
                 await blocking(os.rename, kept, dirs.context)
@@ -285,6 +289,23 @@ class BuilderService:
         return target
 
 
+def _known_digests(context: Path, index: ContextIndex | None) -> Callable[[Path], str | None]:
+    """A file's content digest from the index of the context tar (None: not known)."""
+
+    def known(path: Path) -> str | None:
+        if index is None:
+            return None
+        try:
+            rel = str(path.relative_to(context))
+        except ValueError:
+            return None
+        key = index.entries.get(rel)
+        digest = key[5] if key is not None and len(key) > 5 else ""
+        return digest if isinstance(digest, str) and digest else None
+
+    return known
+
+
 def _spool_file(directory: Path) -> IO[bytes]:
     return tempfile.TemporaryFile(dir=directory)
 
@@ -294,10 +315,9 @@ def _is_archive(path: Path) -> bool:
         return looks_like_archive(handle.read(512).ljust(512, b"\0"))
 
 
-def _feed_file(spool: ContextSpool, path: Path) -> None:
+def _receive_file(path: Path, spool_file: IO[bytes], limits: ContextLimits) -> ContextIndex:
     with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            spool.feed(chunk)
+        return receive_context(lambda: handle.read(1 << 20), spool_file, limits)
 
 
 def _read_dockerfile(context: Path, name: str) -> tuple[str, bytes]:

@@ -33,7 +33,7 @@ from declarun.daemon.builder.copystep import (
     write_copy,
 )
 from declarun.daemon.builder.environment import BuildEnv, BuildRequestState
-from declarun.daemon.builder.roots import ImageRoot, adopt_writable
+from declarun.daemon.builder.roots import ImageRoot, RootFacts, adopt_writable
 from declarun.daemon.builder.runmounts import MountSources, SourceRoot, prepare_mounts
 from declarun.daemon.builder.runstep import (
     container_body,
@@ -349,19 +349,34 @@ class StepRunner:
     async def _copy(self, image: StepImage, parent_key: str, step: Step) -> tuple[StepImage, str]:
         spec = step.copy
         assert spec is not None
+        options = self.state.options
+        from_context = spec.from_stage is None and spec.from_image is None
+        # From another image, the digest is a function of two filesystems that never change:
+        # once computed it is remembered, and a rebuild finds its key without mounting them.
+        memo_key: tuple[object, ...] | None = None
+        if not from_context and not options.cache_from and not options.no_cache:
+            memo_key = ("from-digest", await self._source_chain(spec), image.chain_id, spec)
+            remembered = self.env.facts.get(memo_key)
+            if isinstance(remembered, str):
+                key = step.cache_key(parent_key, sources_digest=remembered)
+                hit = await self._cached(key, image, step, None)
+                if hit is not None:
+                    return hit, key
         dirs = self.state.dirs
         dest = self._root(image.chain_id)
         async with self._source_roots() as source_roots:
             try:
                 source_root = await self._copy_source(spec, source_roots)
-                view = await blocking(dest.view)
-                plan = await blocking(plan_step_copy, spec, source_root, view)
+                facts = RootFacts(dest, self.env.facts)
+                plan = await blocking(plan_step_copy, spec, source_root, facts)
                 downloads = await self._downloads(spec, plan.downloads)
-                digest = await blocking(copy_cache_digest, plan, downloads)
+                known = self.state.known_digest if from_context else None
+                digest = await blocking(copy_cache_digest, plan, downloads, known)
+                if memo_key is not None:
+                    self.env.facts.put(memo_key, digest)
                 key = step.cache_key(parent_key, sources_digest=digest)
-                from_context = spec.from_stage is None and spec.from_image is None
                 source_hash = None
-                if self.state.options.cache_from and not self.state.options.no_cache:
+                if options.cache_from and not options.no_cache:
                     source_hash = await blocking(
                         copy_history_hash, plan, downloads, from_context=from_context
                     )
@@ -383,6 +398,14 @@ class StepRunner:
         size = layer.size if layer is not None else 0
         await blocking(record_cache, self.env.images, key, parent_key, result, step, size)
         return result, key
+
+    async def _source_chain(self, spec: CopySpec) -> str | None:
+        """The chain ID of a ``--from`` stage's or image's top layer."""
+        if spec.from_stage is not None:
+            return self.stages.stage_image(spec.from_stage).chain_id
+        assert spec.from_image is not None
+        layers = (await self.state.bases.get(spec.from_image, self.state.output)).record.layers
+        return layers[-1].chain_id if layers else None
 
     async def _copy_source(self, spec: CopySpec, source_roots: SourceRoot) -> Path:
         if spec.from_stage is not None:
