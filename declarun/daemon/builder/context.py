@@ -24,7 +24,6 @@ naming the entry.
 from __future__ import annotations
 
 import bz2
-import hashlib
 import lzma
 import tarfile
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from declarun.daemon.builder.errors import BuildContextError
+from declarun.daemon.builder.tarindex import TarFormatError, read_members
 from declarun.daemon.images.unpack import WHITEOUT_PREFIX, apply_into
 from declarun.errors import UnpackError
 
@@ -299,6 +299,9 @@ class ContextIndex:
 
     entries: dict[str, tuple[object, ...]]
     offsets: dict[str, int]
+    #: False when an entry cannot be re-read on its own (a global pax header came first):
+    #: the tar is then unpacked whole, never patched into a kept context.
+    self_contained: bool = True
 
     def __len__(self) -> int:
         """How many entries the tar has (implied directories not counted)."""
@@ -311,11 +314,6 @@ _IMPLIED: tuple[object, ...] = ("implied",)
 
 def _clean(name: str) -> str:
     return "/".join(part for part in name.split("/") if part not in ("", "."))
-
-
-def _member_key(member: tarfile.TarInfo, digest: str) -> tuple[object, ...]:
-    mtime = member.pax_headers.get("mtime", str(member.mtime))
-    return (member.type, member.mode, member.uid, member.gid, member.linkname, digest, mtime)
 
 
 def index_context_tar(file: IO[bytes], limits: ContextLimits) -> ContextIndex:
@@ -334,43 +332,38 @@ def index_context_tar(file: IO[bytes], limits: ContextLimits) -> ContextIndex:
 def _index_stream(stream: IO[bytes] | _SpoolingReader, limits: ContextLimits) -> ContextIndex:
     entries: dict[str, tuple[object, ...]] = {}
     offsets: dict[str, int] = {}
+    self_contained = [True]
     count = 0
     try:
-        tar: tarfile.TarFile = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115
-            fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
-        )
-    except tarfile.ReadError as exc:
-        if "empty file" in str(exc):
-            return ContextIndex({}, {})
-        raise BuildContextError(f"the build context is not a valid tar archive: {exc}") from None
-    try:
-        with tar:
-            while (member := tar.next()) is not None:
-                tar.members.clear()  # type: ignore[attr-defined]
-                count += 1
-                if count > limits.max_entries:
-                    raise BuildContextError(
-                        f"the build context has more than the {limits.max_entries} entries allowed"
-                    )
-                name = member.name
-                _check_path(name, name, "name")
-                if any(part.startswith(WHITEOUT_PREFIX) for part in name.split("/")):
-                    raise _refuse(
-                        name, "is named like a layer whiteout (.wh.), which is not allowed"
-                    )
-                digest = ""
-                if member.islnk():
-                    _check_path(name, member.linkname, "hard link target")
-                elif member.ischr() or member.isblk():
-                    raise _refuse(name, "is a device file, which a build context may not hold")
-                elif member.isreg():
-                    digest = _digest(tar, member)
-                elif not (member.isdir() or member.issym() or member.isfifo()):
-                    raise _refuse(name, f"has an unsupported type {member.type!r}")
-                path = _clean(name)
-                entries[path] = _member_key(member, digest)
-                offsets[path] = member.offset
-    except (tarfile.TarError, EOFError) as exc:
+        for member in read_members(stream, self_contained):
+            count += 1
+            if count > limits.max_entries:
+                raise BuildContextError(
+                    f"the build context has more than the {limits.max_entries} entries allowed"
+                )
+            name = member.name
+            _check_path(name, name, "name")
+            if any(part.startswith(WHITEOUT_PREFIX) for part in name.split("/")):
+                raise _refuse(name, "is named like a layer whiteout (.wh.), which is not allowed")
+            if member.islnk():
+                _check_path(name, member.linkname, "hard link target")
+            elif member.type in (b"3", b"4"):
+                raise _refuse(name, "is a device file, which a build context may not hold")
+            elif not (member.isreg() or member.type in (b"2", b"5", b"6")):
+                raise _refuse(name, f"has an unsupported type {member.type!r}")
+            path = _clean(name)
+            entries[path] = (
+                member.type,
+                member.mode,
+                member.uid,
+                member.gid,
+                member.linkname,
+                member.digest,
+                member.mtime,
+                member.xattrs,
+            )
+            offsets[path] = member.offset
+    except TarFormatError as exc:
         raise BuildContextError(f"the build context is not a valid tar archive: {exc}") from None
     # Directories the tar implies without entries of their own are made by the extractor:
     # list them too, so a later context without them removes them.
@@ -379,16 +372,7 @@ def _index_stream(stream: IO[bytes] | _SpoolingReader, limits: ContextLimits) ->
         while parent and parent not in entries:
             entries[parent] = _IMPLIED
             parent = parent.rpartition("/")[0]
-    return ContextIndex(entries, offsets)
-
-
-def _digest(tar: tarfile.TarFile, member: tarfile.TarInfo) -> str:
-    handle = tar.extractfile(member)
-    hasher = hashlib.sha256()
-    if handle is not None:
-        while chunk := handle.read(_PIECE):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+    return ContextIndex(entries, offsets, self_contained[0])
 
 
 def _removed_tops(
@@ -410,7 +394,7 @@ def _changed(old: dict[str, tuple[object, ...]], new: ContextIndex) -> list[str]
     }
     # A hard link shares its target's inode: a rewritten target takes its links along.
     for path, key in new.entries.items():
-        if key[0] == tarfile.LNKTYPE and _clean(str(key[4])) in changed:
+        if key[0] == b"1" and _clean(str(key[4])) in changed:
             changed.add(path)
     return sorted(changed, key=lambda path: new.offsets[path])
 
@@ -424,6 +408,17 @@ def sync_context(
     are in the tar, both in one tar applied by the safe extractor. Returns how many entries
     were written or removed. Blocking. On error the tree must be thrown away.
     """
+    if not old:
+        # A fresh directory: unpack the whole tar as it is.
+        if index.offsets:
+            file.seek(0)
+            try:
+                apply_into(file, tree, mode="flat")
+            except UnpackError as exc:
+                raise BuildContextError(f"cannot unpack the build context: {exc}") from None
+            finally:
+                file.seek(0)
+        return len(index)
     removed = _removed_tops(old, index.entries)
     changed = _changed(old, index)
     if not removed and not changed:

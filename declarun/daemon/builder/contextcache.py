@@ -63,7 +63,7 @@ class ContextCache:
 
     def take(self, index: ContextIndex) -> tuple[Path | None, Checkout]:
         """The kept context most like ``index`` (removed from the cache), or None."""
-        if not self._kept:
+        if not self._kept or not index.self_contained:
             return None, Checkout()
         wanted = index.entries
 

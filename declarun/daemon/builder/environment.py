@@ -55,6 +55,8 @@ class BuildRequestState:
     http: aiohttp.ClientSession
     #: The SHA-256 of a file of the context, when the received tar's index has it.
     known_digest: Callable[[Path], str | None]
+    #: A digest of everything the context holds (paths, types, modes, owners, contents).
+    context_fingerprint: Callable[[], str]
 
     @property
     def context(self) -> Path:

@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
+import json
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO
@@ -178,9 +182,17 @@ class BuilderService:
                     platform=image_platform(platform) if platform is not None else None,
                     auth=options.registry_auth,
                 )
-                known = _known_digests(dirs.context, context[0] if context else None)
+                index = context[0] if context else None
                 state = BuildRequestState(
-                    options, output, dirs, lease.id, epoch, bases, http, known
+                    options,
+                    output,
+                    dirs,
+                    lease.id,
+                    epoch,
+                    bases,
+                    http,
+                    _known_digests(dirs.context, index),
+                    functools.cache(lambda: _fingerprint(index)),
                 )
                 result = await Executor(self.env, state, plan).run()
             image_id = result.image.id
@@ -304,6 +316,14 @@ def _known_digests(context: Path, index: ContextIndex | None) -> Callable[[Path]
         return digest if isinstance(digest, str) and digest else None
 
     return known
+
+
+def _fingerprint(index: ContextIndex | None) -> str:
+    """A digest of a context's whole index (unique when the context is not kept)."""
+    if index is None:
+        return uuid.uuid4().hex
+    material = json.dumps(sorted(index.entries.items()), default=str, separators=(",", ":"))
+    return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _spool_file(directory: Path) -> IO[bytes]:

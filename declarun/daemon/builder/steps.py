@@ -351,13 +351,20 @@ class StepRunner:
         assert spec is not None
         options = self.state.options
         from_context = spec.from_stage is None and spec.from_image is None
-        # From another image, the digest is a function of two filesystems that never change:
-        # once computed it is remembered, and a rebuild finds its key without mounting them.
+        # The digest is a function of the sources and of the image written into, which never
+        # changes: once computed it is remembered -- for another image by its chain ID, for
+        # the context by the fingerprint of its index -- and a rebuild finds its key without
+        # planning the copy again (nor mounting anything).
         memo_key: tuple[object, ...] | None = None
-        if not from_context and not options.cache_from and not options.no_cache:
-            memo_key = ("from-digest", await self._source_chain(spec), image.chain_id, spec)
+        if not options.cache_from and not any(
+            s.startswith(("http://", "https://")) for s in spec.sources
+        ):
+            source = (
+                self.state.context_fingerprint() if from_context else await self._source_chain(spec)
+            )
+            memo_key = ("copy-digest", source, image.chain_id, spec)
             remembered = self.env.facts.get(memo_key)
-            if isinstance(remembered, str):
+            if isinstance(remembered, str) and not options.no_cache:
                 key = step.cache_key(parent_key, sources_digest=remembered)
                 hit = await self._cached(key, image, step, None)
                 if hit is not None:
