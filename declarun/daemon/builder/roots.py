@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import uuid
 from collections import OrderedDict
@@ -29,7 +30,13 @@ from collections.abc import Hashable
 from pathlib import Path
 
 from declarun.daemon.builder.copystep import is_dir_in, read_image_text
-from declarun.daemon.containers.fsaccess import Change, changes_copy, changes_overlay
+from declarun.daemon.containers.fsaccess import (
+    CHANGE_ADDED,
+    CHANGE_DELETED,
+    Change,
+    changes_copy,
+    changes_overlay,
+)
 from declarun.daemon.images.fsops import remove_tree
 from declarun.daemon.snapshots import (
     ContainerMounts,
@@ -51,6 +58,28 @@ def _kept_paths(changes: list[Change]) -> set[str]:
         for depth in range(1, len(parts) + 1):
             kept.add("/".join(parts[:depth]))
     return kept
+
+
+def _upper_only_changes(upper: Path) -> list[Change] | None:
+    """The changes of an upper directory read from it alone (None: an opaque directory
+    needs the lower layers to know what it hides).
+
+    Whether an entry is new or modified is only for ``docker diff`` to show; the layer
+    needs what is there and what is deleted, which the upper directory says by itself.
+    """
+    out: list[Change] = []
+    for directory, dirs, files in os.walk(upper):
+        rel = os.path.relpath(directory, upper)
+        prefix = "/" if rel == "." else f"/{rel}/"
+        for name in dirs:
+            if _opaque(os.path.join(directory, name)):
+                return None
+            out.append(Change(prefix + name, CHANGE_ADDED))
+        for name in files:
+            st = os.lstat(os.path.join(directory, name))
+            whiteout = stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+            out.append(Change(prefix + name, CHANGE_DELETED if whiteout else CHANGE_ADDED))
+    return sorted(out, key=lambda change: change.path)
 
 
 def _opaque(path: str) -> bool:
@@ -152,7 +181,10 @@ class ImageRoot:
             return []
         if mounts.driver == "overlay":
             assert mounts.upperdir is not None
-            return changes_overlay(mounts.upperdir, mounts.lowerdirs)
+            found = _upper_only_changes(mounts.upperdir)
+            if found is None:
+                return changes_overlay(mounts.upperdir, mounts.lowerdirs)
+            return found
         base = self._snapshotter.info(self.chain_id).path if self.chain_id else None
         return changes_copy(mounts.rootfs, base)
 
