@@ -55,6 +55,7 @@ __all__ = [
     "DestinationFacts",
     "Downloaded",
     "copy_cache_digest",
+    "copy_entries",
     "copy_history_hash",
     "download",
     "is_dir_in",
@@ -314,23 +315,34 @@ def _extract_archive(root: Path, source: Path, dest: str, compression: str, tmp:
         extract_into(root, dest, spool, no_overwrite_dir_non_dir=False)
 
 
+def copy_entries(
+    plan: CopyPlan, spec: CopySpec, downloads: list[Downloaded], dest: DestinationFacts
+) -> list[PlannedEntry]:
+    """What a copy writes: the plan's entries, then the downloaded files (owned as
+    ``--chown`` says, mode 0600 unless ``--chmod``, as dockerd makes them)."""
+    entries = list(plan.entries)
+    if downloads:
+        names = _names_owner(spec.chown)
+        passwd = dest.text("/etc/passwd") if names else None
+        group = dest.text("/etc/group") if names else None
+        owner = parse_chown(spec.chown, passwd=passwd, group=group) if spec.chown else Owner(0, 0)
+        mode = int(spec.chmod, 8) if spec.chmod else None
+        entries += _download_entries(plan, downloads, owner, mode)
+    return entries
+
+
 def write_copy(
     plan: CopyPlan,
     spec: CopySpec,
+    entries: list[PlannedEntry],
     root: Path,
-    downloads: list[Downloaded],
     *,
     epoch: int | None,
     tmp: Path,
 ) -> None:
-    """Write ``plan`` (and the downloads) into the writable ``root`` (blocking)."""
-    entries = [e for e in plan.entries if not (e.create_only and _exists(root, e.path))]
-    if downloads:
-        passwd = read_image_text(root, "/etc/passwd")
-        group = read_image_text(root, "/etc/group")
-        owner = parse_chown(spec.chown, passwd=passwd, group=group) if spec.chown else Owner(0, 0)
-        mode = int(spec.chmod, 8) if spec.chmod else None
-        entries += _download_entries(plan, downloads, owner, mode)
+    """Write ``entries`` (see :func:`copy_entries`) and the plan's archives into the
+    mounted, writable ``root`` through the safe extractor (blocking)."""
+    entries = [e for e in entries if not (e.create_only and _exists(root, e.path))]
     try:
         if entries:
             with tempfile.TemporaryFile(dir=tmp) as spool:

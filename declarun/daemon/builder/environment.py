@@ -4,6 +4,7 @@ lease, ``SOURCE_DATE_EPOCH``, base images and HTTP session)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from declarun.daemon.builder.cachemounts import CacheMounts
 from declarun.daemon.builder.options import BuildOptions
 from declarun.daemon.builder.output import BuildOutput
 from declarun.daemon.builder.roots import FactMemo
+from declarun.daemon.builder.uppercopy import LinkedInodes
 from declarun.daemon.builder.workspace import BuildDirs
 from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.images.platform import Platform as ImagePlatform
@@ -57,6 +59,8 @@ class BuildRequestState:
     known_digest: Callable[[Path], str | None]
     #: A digest of everything the context holds (paths, types, modes, owners, contents).
     context_fingerprint: Callable[[], str]
+    #: Source files this build has hard-linked into a layer (each is linked once).
+    linked: LinkedInodes = dataclasses.field(default_factory=LinkedInodes)
 
     @property
     def context(self) -> Path:

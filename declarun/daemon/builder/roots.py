@@ -40,8 +40,10 @@ from declarun.daemon.containers.fsaccess import (
 from declarun.daemon.images.fsops import remove_tree
 from declarun.daemon.snapshots import (
     ContainerMounts,
+    SnapshotError,
     SnapshotInfo,
     Snapshotter,
+    mount_lowers,
     mount_overlay,
     unmount,
 )
@@ -153,26 +155,56 @@ class ImageRoot:
         self._empty_dir = empty_dir
         self.name = f"build-{uuid.uuid4().hex[:24]}"
         self._mounts: ContainerMounts | None = None
+        self._view: Path | None = None
+        self._view_mount: Path | None = None
+
+    @property
+    def direct(self) -> bool:
+        """Whether the upper directory can be written directly (the overlay driver)."""
+        return self._snapshotter.driver == "overlay"
 
     def view(self) -> Path:
-        """The filesystem to read (not to be written through unless :meth:`writable`)."""
-        if self._snapshotter.driver == "overlay":
-            return self.writable()
-        if self._mounts is not None:
-            return self._mounts.rootfs
+        """The image's filesystem, read-only: its layer for one layer, a read-only overlay
+        of its layers for more (copy driver: its flattened tree). Never written through."""
+        if self._view is not None:
+            return self._view
         if self.chain_id is None:
             self._empty_dir.mkdir(mode=0o755, exist_ok=True)
-            return self._empty_dir
-        return self._snapshotter.info(self.chain_id).path
+            self._view = self._empty_dir
+        elif self._snapshotter.driver != "overlay":
+            self._view = self._snapshotter.info(self.chain_id).path
+        else:
+            # The writable layer's directory also keeps the chain from being collected.
+            lowers = self.layer().lowerdirs
+            if len(lowers) == 1:
+                self._view = lowers[0]
+            else:
+                target = self._snapshotter.root / "containers" / self.name / "view"
+                target.mkdir(mode=0o755, exist_ok=True)
+                self._view_mount = mount_lowers(lowers, target)
+                self._view = target
+        return self._view
+
+    def layer(self) -> ContainerMounts:
+        """The writable layer's directories (made on first use, not mounted)."""
+        if self._mounts is None:
+            self._mounts = self._snapshotter.mounts_for(self.chain_id, self.name)
+        return self._mounts
+
+    def upper(self) -> Path:
+        """The upper directory (overlay driver): what is written there is the layer."""
+        upper = self.layer().upperdir
+        if upper is None:
+            raise SnapshotError("only the overlay driver has an upper directory")
+        return upper
 
     def writable(self) -> Path:
-        """The filesystem to write one step into."""
-        if self._mounts is None:
-            mounts = self._snapshotter.mounts_for(self.chain_id, self.name)
-            self._mounts = mounts
-            if mounts.driver == "overlay" and not os.path.ismount(mounts.rootfs):
-                mount_overlay(mounts)
-        return self._mounts.rootfs
+        """The filesystem to write one step into, mounted (a private copy for the copy
+        driver); not to be used with :meth:`upper` in the same step."""
+        mounts = self.layer()
+        if mounts.driver == "overlay" and not os.path.ismount(mounts.rootfs):
+            mount_overlay(mounts)
+        return mounts.rootfs
 
     def changes(self) -> list[Change]:
         """What was written since :meth:`writable` (``docker diff``'s changes)."""
@@ -203,7 +235,11 @@ class ImageRoot:
         )
 
     def close(self) -> None:
-        """Unmount and delete the writable layer, if one was made."""
+        """Unmount everything and delete the writable layer, if one was made."""
+        if self._view_mount is not None:
+            unmount(self._view_mount)
+            self._view_mount = None
+        self._view = None
         if self._mounts is None:
             return
         self._mounts = None

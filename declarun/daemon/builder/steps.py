@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from declarun.daemon.builder.copystep import (
     Downloaded,
     copy_cache_digest,
+    copy_entries,
     copy_history_hash,
     download,
     plan_step_copy,
@@ -43,6 +44,7 @@ from declarun.daemon.builder.runstep import (
 )
 from declarun.daemon.builder.stepimage import StepImage, commit_step, record_cache, step_image
 from declarun.daemon.builder.threads import blocking
+from declarun.daemon.builder.uppercopy import write_copy_upper
 from declarun.daemon.containers.fsaccess import Change, write_layer_tar
 from declarun.daemon.containers.service import ContainerService
 from declarun.daemon.images.content import BlobInfo
@@ -394,10 +396,24 @@ class StepRunner:
                     source_hash = await blocking(
                         copy_history_hash, plan, downloads, from_context=from_context
                     )
-                root = await blocking(dest.writable)
-                await blocking(
-                    write_copy, plan, spec, root, downloads, epoch=self.state.epoch, tmp=dirs.tmp
-                )
+                entries = await blocking(copy_entries, plan, spec, downloads, facts)
+                if dest.direct and not plan.extractions:
+                    # Straight into the upper directory, context files hard-linked.
+                    root = await blocking(dest.upper)
+                    await blocking(
+                        write_copy_upper,
+                        entries,
+                        await blocking(dest.view),
+                        root,
+                        linkable=(self.state.context, dirs.tmp),
+                        linked=self.state.linked,
+                        epoch=self.state.epoch,
+                    )
+                else:
+                    root = await blocking(dest.writable)
+                    await blocking(
+                        write_copy, plan, spec, entries, root, epoch=self.state.epoch, tmp=dirs.tmp
+                    )
                 layer = await blocking(self._store_root, image, dest, root)
             finally:
                 await blocking(dest.close)

@@ -28,6 +28,7 @@ from declarun.daemon.snapshots.model import (
 
 __all__ = [
     "OverlaySnapshotter",
+    "mount_lowers",
     "mount_overlay",
     "overlay_options",
     "overlay_supported",
@@ -105,6 +106,27 @@ def mount_overlay(mounts: ContainerMounts, target: Path | None = None) -> Path:
     if proc.returncode != 0:
         raise SnapshotError(f"overlay mount failed: {proc.stderr.strip()}")
     return where
+
+
+def mount_lowers(lowerdirs: tuple[Path, ...], target: Path) -> Path:
+    """Mount a read-only overlay of ``lowerdirs`` (top-most first, at least two) at
+    ``target``: an image's filesystem to read, with no writable layer."""
+    if len(lowerdirs) < 2:
+        raise SnapshotError("a read-only overlay needs at least two layers")
+    cwd = Path(os.path.commonpath(lowerdirs))
+    shown = [str(p) for p in lowerdirs]
+    options = "ro,lowerdir=" + ":".join(shown)
+    if len(options) > _MAX_MOUNT_DATA:
+        shown = [str(p.relative_to(cwd)) for p in lowerdirs]
+        options = "ro,lowerdir=" + ":".join(shown)
+        if len(options) > _MAX_MOUNT_DATA:
+            raise SnapshotError(f"too many layers to mount ({len(lowerdirs)})")
+    if any(":" in text or "," in text for text in shown):
+        raise SnapshotError("a layer path cannot be used in an overlay mount")
+    proc = _run(["mount", "-t", "overlay", "overlay", "-o", options, str(target)], cwd=cwd)
+    if proc.returncode != 0:
+        raise SnapshotError(f"overlay mount failed: {proc.stderr.strip()}")
+    return target
 
 
 def unmount(target: Path) -> None:
