@@ -27,7 +27,7 @@ from declarun.daemon.images.inspect import image_config
 from declarun.daemon.images.newimage import StoredLayer, register_image
 from declarun.daemon.images.platform import Platform as ImagePlatform
 from declarun.daemon.images.service import ImageService
-from declarun.daemon.metadata import BuildCacheEntry, Image, ImageLayer
+from declarun.daemon.metadata import BuildCacheEntry, Image, ImageLayer, LeaseResource
 from declarun.dockerfile import Step, image_document
 
 __all__ = ["StepImage", "commit_step", "record_cache", "scratch_image", "step_image"]
@@ -76,8 +76,11 @@ def scratch_image(platform: ImagePlatform) -> StepImage:
     return StepImage(None, document, platform)
 
 
-def step_image(svc: ImageService, image: Image) -> StepImage:
-    """An existing image as a starting point (blocking: reads its config)."""
+def step_image(svc: ImageService, image: Image, lease_id: str | None = None) -> StepImage:
+    """An existing image as a starting point (blocking: reads its config); with
+    ``lease_id`` the image is held by that lease."""
+    if lease_id is not None:
+        svc.metadata.add_lease_resources(lease_id, [LeaseResource("image", image.id)])
     return StepImage(image, image_config(svc, image), image.record.platform)
 
 
@@ -132,6 +135,8 @@ def commit_step(
     layers = parent.layers if layer is None else (*parent.layers, layer.layer)
     size = parent.size + (layer.size if layer is not None else 0)
     record = register_image(svc, lease_id, document, layers, parent.platform, size=size)
+    # Until the build ends, its lease keeps the image from ``image prune`` and GC.
+    svc.metadata.add_lease_resources(lease_id, [LeaseResource("image", record.id)])
     if parent.id:
         svc.metadata.set_image_parent(record.id, parent.id)
     return StepImage(svc.metadata.get_image(record.id), document, parent.platform)

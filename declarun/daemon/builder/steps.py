@@ -179,7 +179,7 @@ class StepRunner:
             with contextlib.suppress(ImageNotFoundError):
                 found = await blocking(svc.metadata.get_image, entry.image_id)
                 self.state.output.arrow("Using cache")
-                return await blocking(step_image, svc, found)
+                return await blocking(step_image, svc, found, self.state.lease_id)
         restored = await self._from_sources(image, step, source_hash)
         if restored is not None:
             await blocking(record_cache, svc, key, "", restored, step, 0)

@@ -355,3 +355,42 @@ WORKDIR /deep/work/dir
         apply_layer(io.BytesIO(blob), unpacked, mode="overlay")
         stored = snapshots / chains[position].removeprefix("sha256:") / "fs"
         assert _tree_of(stored) == _tree_of(unpacked), position
+
+
+def test_run_options_reach_the_step_containers(build_daemon: BuildDaemon, tmp_path: Path) -> None:
+    context = write_context(
+        tmp_path / "ctx",
+        f"""FROM {build_daemon.base}
+RUN cat /etc/hosts > /hosts; ls /sys/class/net > /nets; \\
+    df -k /dev/shm | tail -1 > /shm; \
+    cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes > /mem 2>/dev/null; \
+    true
+""",
+    )
+    docker_build(
+        build_daemon.host,
+        context,
+        "--network",
+        "none",
+        "--add-host",
+        "extra.example:10.1.2.3",
+        "--shm-size",
+        "33554432",
+        "--memory",
+        "128m",
+        "-t",
+        "opts:1",
+    )
+    out = docker(
+        build_daemon.host,
+        "run",
+        "--rm",
+        "opts:1",
+        "sh",
+        "-c",
+        "cat /hosts; echo; cat /nets /shm /mem",
+    ).stdout
+    assert re.search(r"10\.1\.2\.3\s+extra\.example", out), out
+    assert out.split("\n\n", 1)[1].split()[0] == "lo", out
+    assert " 32768 " in out, out
+    assert "134217728" in out, out
