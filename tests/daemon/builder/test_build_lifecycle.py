@@ -256,3 +256,38 @@ def test_remote_contexts_over_http_and_git_urls_refused(
     )
     assert refused.status == 501
     assert "git repository" in json.loads(refused.body)["message"]
+
+
+def test_system_df_answers_every_part_as_dockerd(build_daemon: BuildDaemon, tmp_path: Path) -> None:
+    from tests.support.swagger import SWAGGER_PATH, validate
+
+    host = build_daemon.host
+    context = write_context(tmp_path / "ctx", f"FROM {build_daemon.base}\nRUN echo df > /df\n")
+    docker_build(host, context, "-t", "df:1")
+    docker(host, "volume", "create", "df-volume")
+    container = docker(host, "create", "-v", "df-volume:/data", "df:1", "true").stdout.strip()
+    try:
+        socket_path = build_daemon.daemon.socket_path
+        df = json.loads(http_request(socket_path, "GET", "/v1.45/system/df").body)
+        assert df["LayersSize"] > 0
+        image = next(i for i in df["Images"] if "df:1" in i["RepoTags"])
+        assert image["Containers"] == 1
+        ours = next(c for c in df["Containers"] if c["Id"] == container)
+        assert ours["SizeRootFs"] >= ours.get("SizeRw", 0)
+        volume = next(v for v in df["Volumes"] if v["Name"] == "df-volume")
+        assert volume["UsageData"] == {"Size": 0, "RefCount": 1}
+        assert any(r["Description"] == "RUN echo df > /df" for r in df["BuildCache"])
+        if SWAGGER_PATH.exists():  # vendored into the repository soon
+            # Containers and Volumes are shaped by their own areas (and tested there).
+            for part, definition in (("Images", "ImageSummary"), ("BuildCache", "BuildCache")):
+                for item in df[part]:
+                    validate(item, definition)
+        only = json.loads(http_request(socket_path, "GET", "/v1.45/system/df?type=volume").body)
+        assert only["Images"] is None and only["BuildCache"] is None and only["Volumes"]
+        old = json.loads(http_request(socket_path, "GET", "/v1.41/system/df?type=volume").body)
+        assert old["Images"] is not None and "BuilderSize" in old
+        bad = http_request(socket_path, "GET", "/v1.45/system/df?type=nope")
+        assert bad.status == 400
+    finally:
+        docker(host, "rm", "-f", container)
+        docker(host, "volume", "rm", "df-volume")
