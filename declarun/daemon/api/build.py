@@ -41,7 +41,7 @@ from declarun.daemon.builder.service import BuilderService
 from declarun.daemon.filters import parse_filters
 from declarun.daemon.images.auth import decode_registry_config
 from declarun.dockerfile import parse_platform
-from declarun.errdefs import InvalidArgument
+from declarun.errdefs import InvalidArgument, Unavailable
 from declarun.errors import DeclarunError, ImageReferenceError
 from declarun.frozen import FrozenDict
 from declarun.reference import ImageReference, parse_reference
@@ -218,7 +218,9 @@ class BuildApi:
                 if response is None:
                     response = await start_json_stream(request)
                 await write_json_line(response, queue.get_nowait())
-            error = task.exception()
+            error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if isinstance(error, asyncio.CancelledError) and response is not None:
+                error = Unavailable("the build was cancelled: the daemon is shutting down")
             if error is not None:
                 if response is None:
                     raise error
