@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import http.server
 import json
 import os
@@ -28,6 +29,7 @@ from tests.daemon.builder.support import (
     tar_of,
     write_context,
 )
+from tests.daemon.conftest import PushedImage
 from tests.support.daemon import http_request
 
 pytestmark = pytest.mark.root
@@ -291,3 +293,71 @@ def test_system_df_answers_every_part_as_dockerd(build_daemon: BuildDaemon, tmp_
     finally:
         docker(host, "rm", "-f", container)
         docker(host, "volume", "rm", "df-volume")
+
+
+def test_private_base_images_use_the_clients_registry_config(
+    build_daemon: BuildDaemon, auth_busybox_pushed: PushedImage, tmp_path: Path
+) -> None:
+    registry = auth_busybox_pushed.registry
+    context = write_context(
+        tmp_path / "ctx", f"FROM {auth_busybox_pushed.reference}\nRUN echo private > /p\n"
+    )
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    env = docker_env(build_daemon.host)
+    env["DOCKER_CONFIG"] = str(config)
+
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", *args], input=stdin, capture_output=True, text=True, env=env, timeout=300
+        )
+
+    denied = cli("build", "-t", "private:1", str(context))
+    assert denied.returncode != 0
+    assert "denied" in denied.stderr or "unauthorized" in denied.stderr.lower(), denied.stderr
+    login = cli(
+        "login", "-u", str(registry.username), "--password-stdin", registry.host,
+        stdin=f"{registry.password}\n",
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    # The CLI sends every credential of its config as X-Registry-Config.
+    built = cli("build", "--pull", "-t", "private:1", str(context))
+    assert built.returncode == 0, built.stderr
+    assert "Pulling from" in built.stdout or "Pull complete" in built.stdout, built.stdout
+    assert docker(build_daemon.host, "run", "--rm", "private:1", "cat", "/p").stdout == "private\n"
+
+
+def test_add_downloads_urls_and_rmi_takes_the_build_along(
+    build_daemon: BuildDaemon, tmp_path: Path
+) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "payload.txt").write_text("downloaded\n")
+    digest = "sha256:" + hashlib.sha256(b"downloaded\n").hexdigest()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = build_daemon.host
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/payload.txt"
+        context = write_context(
+            tmp_path / "ctx",
+            f"FROM {build_daemon.base}\nADD {url} /dl/\nADD --checksum={digest} {url} /sum.txt\n",
+        )
+        before = _image_ids(host)
+        docker_build(host, context, "-t", "download:1")
+        out = docker(host, "run", "--rm", "download:1", "cat", "/dl/payload.txt", "/sum.txt")
+        assert out.stdout == "downloaded\n" * 2
+        mode = docker(host, "run", "--rm", "download:1", "stat", "-c", "%a", "/dl/payload.txt")
+        assert mode.stdout == "600\n"
+        docker(host, "rmi", "download:1")
+        assert _image_ids(host) == before  # the intermediate images went with it
+        (served / "payload.txt").write_text("changed\n")
+        failed = docker_build(host, context, "-t", "download:1", check=False)
+        assert "digest mismatch" in failed.stderr, failed.stderr
+        # A failed build leaves its last image dangling (as dockerd): a prune takes it.
+        docker(host, "image", "prune", "-f")
+        assert _image_ids(host) == before
+    finally:
+        server.shutdown()
+        server.server_close()
