@@ -149,10 +149,13 @@ def adopt_writable(
 class ImageRoot:
     """The root filesystem of the chain ``chain_id`` (None: an empty image)."""
 
-    def __init__(self, snapshotter: Snapshotter, chain_id: str | None, empty_dir: Path) -> None:
+    def __init__(self, snapshotter: Snapshotter, chain_id: str | None, scratch: Path) -> None:
         self._snapshotter = snapshotter
         self.chain_id = chain_id
-        self._empty_dir = empty_dir
+        # The build's own scratch space: an empty root, and the read-only view's mount
+        # point (where a daemon that died mid-build leaves nothing in the snapshots).
+        self._empty_dir = scratch / "empty"
+        self._views = scratch / "views"
         self.name = f"build-{uuid.uuid4().hex[:24]}"
         self._mounts: ContainerMounts | None = None
         self._view: Path | None = None
@@ -179,8 +182,8 @@ class ImageRoot:
             if len(lowers) == 1:
                 self._view = lowers[0]
             else:
-                target = self._snapshotter.root / "containers" / self.name / "view"
-                target.mkdir(mode=0o755, exist_ok=True)
+                target = self._views / self.name
+                target.mkdir(mode=0o755, parents=True, exist_ok=True)
                 self._view_mount = mount_lowers(lowers, target)
                 self._view = target
         return self._view
@@ -238,6 +241,7 @@ class ImageRoot:
         """Unmount everything and delete the writable layer, if one was made."""
         if self._view_mount is not None:
             unmount(self._view_mount)
+            self._view_mount.rmdir()
             self._view_mount = None
         self._view = None
         if self._mounts is None:

@@ -238,7 +238,7 @@ class StepRunner:
     # -- RUN --------------------------------------------------------------------------
 
     def _root(self, chain_id: str | None) -> ImageRoot:
-        return ImageRoot(self.env.images.snapshotter, chain_id, self.state.dirs.tmp / "empty")
+        return ImageRoot(self.env.images.snapshotter, chain_id, self.state.dirs.tmp)
 
     @contextlib.asynccontextmanager
     async def _source_roots(self) -> AsyncIterator[SourceRoot]:

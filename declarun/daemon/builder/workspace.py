@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from declarun.daemon.images.fsops import remove_tree
+from declarun.daemon.snapshots import unmount
 
 __all__ = ["BuildDirs", "BuilderRoot"]
 
@@ -54,6 +55,19 @@ class BuildDirs:
         remove_tree(self.root)
 
 
+def _unmount_under(path: Path) -> None:
+    """Unmount every mount point at or below ``path``, deepest first."""
+    prefix = str(path)
+    points: list[str] = []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        unmount(Path(point))
+
+
 class BuilderRoot:
     """``<data-root>/builder`` (see the module docstring)."""
 
@@ -68,6 +82,8 @@ class BuilderRoot:
             path.mkdir(mode=_MODE, parents=True, exist_ok=True)
             os.chmod(path, _MODE)
         for entry in os.scandir(self.builds):
+            # A daemon that died mid-build may have left read-only views mounted there.
+            _unmount_under(Path(entry.path))
             remove_tree(Path(entry.path))
 
     def new_build(self) -> BuildDirs:
