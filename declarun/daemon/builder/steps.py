@@ -405,7 +405,7 @@ class StepRunner:
                         entries,
                         await blocking(dest.view),
                         root,
-                        linkable=(self.state.context, dirs.tmp),
+                        linkable=(self.state.context, dirs.downloads),
                         linked=self.state.linked,
                         epoch=self.state.epoch,
                     )
@@ -440,7 +440,7 @@ class StepRunner:
     async def _downloads(self, spec: CopySpec, planned: Any) -> list[Downloaded]:
         out = []
         for item in planned:
-            directory = await blocking(self.state.dirs.scratch, "download")
+            directory = await blocking(self.state.dirs.download_dir)
             out.append(
                 await download(
                     self.state.http,

@@ -24,6 +24,7 @@ lower layer (containers copy files up before writing), and removals only unlink.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -180,8 +181,12 @@ class _UpperWriter:
         if not stat.S_ISREG(st.st_mode):
             raise InvalidArgument(f"COPY: {entry.source.name} is no longer a regular file")
         if self._can_link(entry, st):
-            os.link(entry.source, target, follow_symlinks=False)
-            return
+            try:
+                os.link(entry.source, target, follow_symlinks=False)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
         fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as source:
             out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

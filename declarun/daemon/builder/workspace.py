@@ -44,6 +44,18 @@ class BuildDirs:
         """Scratch space (same file system as the snapshots)."""
         return self.root / "tmp"
 
+    @property
+    def downloads(self) -> Path:
+        """Where ``ADD`` puts what it downloads."""
+        return self.tmp / "downloads"
+
+    def download_dir(self) -> Path:
+        """A new, empty directory for one download."""
+        self.downloads.mkdir(mode=_MODE, exist_ok=True)
+        path = self.downloads / uuid.uuid4().hex[:12]
+        path.mkdir(mode=_MODE)
+        return path
+
     def scratch(self, tag: str) -> Path:
         """A new, empty, private directory under ``tmp``."""
         path = self.tmp / f"{tag}-{uuid.uuid4().hex[:12]}"
