@@ -82,3 +82,9 @@ class ContextCache:
         evicted = self._kept[self.keep :]
         del self._kept[self.keep :]
         return [kept.path for kept in evicted]
+
+    def take_all(self) -> list[Path]:
+        """Forget every kept context; returns their trees, to delete (``build prune -a``)."""
+        trees = [kept.path for kept in self._kept]
+        self._kept.clear()
+        return trees

@@ -12,7 +12,8 @@ Two kinds of record, with BuildKit's ``BuildCache`` fields:
 otherwise only those not shared (the cache of builds whose result is gone or untagged);
 ``filters`` (``until``, ``id``, ``parent``, ``type``, ``description``, ``inuse``,
 ``shared``, ``private``) narrow the choice, and ``keep-storage`` keeps the most recently
-used records up to that many bytes. A removed step's image goes too when nothing else
+used records up to that many bytes (``all`` without filters also drops the extracted
+contexts kept for the next build). A removed step's image goes too when nothing else
 needs it (no name, no container, no child image, no other cache entry, no build), then its
 parents the same way, and garbage collection frees the blobs and snapshots.
 """
@@ -23,10 +24,13 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
-from declarun.daemon.builder.cachemounts import CacheMounts
+from declarun.daemon.builder.cachemounts import CacheMounts, tree_size
+from declarun.daemon.builder.contextcache import ContextCache
 from declarun.daemon.filters import Filters, parse_time
+from declarun.daemon.images.fsops import remove_tree
 from declarun.daemon.images.service import ImageService
 from declarun.daemon.metadata import ImageNotFoundError
 
@@ -46,6 +50,7 @@ class BuildCacheOwner(Protocol):
 
     images: ImageService
     cache_mounts: CacheMounts
+    contexts: ContextCache
 
 
 @dataclass(frozen=True)
@@ -261,5 +266,19 @@ def _prune(
 async def prune_build_cache(
     owner: BuildCacheOwner, filters: Filters, *, all_records: bool, keep_storage: int
 ) -> PruneResult:
-    """``POST /build/prune`` (see the module docstring)."""
-    return await asyncio.to_thread(_prune, owner, filters, all_records, keep_storage)
+    """``POST /build/prune`` (see the module docstring); with ``all`` and no filter, the
+    extracted contexts kept for the next build go too."""
+    result = await asyncio.to_thread(_prune, owner, filters, all_records, keep_storage)
+    if all_records and not filters.fields:
+        trees = owner.contexts.take_all()
+        freed = await asyncio.to_thread(_remove_trees, trees)
+        result = PruneResult(result.deleted, result.reclaimed + freed)
+    return result
+
+
+def _remove_trees(trees: list[Path]) -> int:
+    freed = 0
+    for tree in trees:
+        freed += tree_size(tree)
+        remove_tree(tree)
+    return freed
