@@ -5,8 +5,7 @@ The stack: ``base`` (built from the registry's busybox), ``app`` built ``FROM`` 
 replicas) runs ``app``, ``side`` runs ``other``, ``plain`` the registry's busybox. Each test
 has its own stack name, so its tags and build records are its own.
 
-Parameterised over ``build_engine``: declarund's variant is skipped until its builder lands
-(``tests.support.builds``).
+Parameterised over ``build_engine`` (``tests.support.builds``): declarund and dockerd.
 """
 
 from __future__ import annotations
