@@ -99,7 +99,7 @@ def container_config(container: Container, image_ref: str) -> dict[str, Any]:
     restart: str = container.restart.name
     if restart == "on-failure" and container.restart.max_retries:
         restart = f"on-failure:{container.restart.max_retries}"
-    return {
+    config = {
         "image": image_ref,
         "command": None if container.command is None else list(container.command),
         "entrypoint": None if container.entrypoint is None else list(container.entrypoint),
@@ -132,6 +132,16 @@ def container_config(container: Container, image_ref: str) -> dict[str, Any]:
         "cap_drop": list(container.cap_drop),
         "run": container.run,
     }
+    # Fields added after the first release are recorded only when set, so the configuration
+    # (and hash) of a container that does not use them stays what it was: no replacement
+    # of every container on upgrade.
+    later = {
+        "init": container.init,
+        "extra_hosts": list(container.extra_hosts),
+        "dns": list(container.dns),
+    }
+    config.update((key, value) for key, value in later.items() if value not in (None, []))
+    return config
 
 
 def network_config(network: Network) -> dict[str, Any]:

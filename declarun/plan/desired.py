@@ -295,6 +295,12 @@ def _host_config(stack: Stack, container: Container, primary: str) -> dict[str, 
         "CapDrop": list(container.cap_drop),
         "NetworkMode": primary,
     }
+    if container.init is not None:
+        host["Init"] = container.init
+    if container.extra_hosts:
+        host["ExtraHosts"] = list(container.extra_hosts)
+    if container.dns:
+        host["Dns"] = list(container.dns)
     resources = container.resources
     if resources.cpus is not None:
         host["NanoCpus"] = round(resources.cpus * _NS)

@@ -247,6 +247,9 @@ class Container:
     read_only: bool = False
     cap_add: tuple[str, ...] = ()  # upper case, without the CAP_ prefix
     cap_drop: tuple[str, ...] = ()
+    init: bool | None = None  # an init process as PID 1; None = the engine's setting
+    extra_hosts: tuple[str, ...] = ()  # "host:ip" lines for /etc/hosts, in order
+    dns: tuple[str, ...] = ()  # DNS server addresses; empty = the engine's
     replicas: int = 1
     run: RunMode = "service"
     profiles: tuple[str, ...] = ()  # empty = always active

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from declarun.frozen import FrozenDict
+from declarun.plan.desired import desired_state
 from declarun.plan.diff import diff, plan_destroy
 from declarun.plan.identity import LABEL_KEEP, LABEL_PROFILES, LABEL_STACK
 from declarun.plan.lock import Lock, LockedImage
@@ -428,3 +429,24 @@ def test_diff_is_pure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Path, "read_text", forbidden)
     assert _plan(stack, snapshot) == expected
     assert plan_destroy(stack, snapshot, created_at="t").changes
+
+
+def test_init_extra_hosts_and_dns_shape_the_container_only_when_set(tmp_path: Path) -> None:
+    plain = load(tmp_path, "stack: shop\ncontainers: {web: {image: busybox}}\n")
+    config = desired_state(plain).containers["web"].config
+    assert not {"init", "extra_hosts", "dns"} & set(config)  # hashes of older stacks hold
+    body = desired_state(plain).containers["web"].create_body()["HostConfig"]
+    assert not {"Init", "ExtraHosts", "Dns"} & set(body)
+    extended = load(
+        tmp_path,
+        "stack: shop\ncontainers:\n  web:\n    image: busybox\n    init: true\n"
+        "    extra_hosts: {db: 10.0.0.5}\n    dns: [1.1.1.1]\n",
+    )
+    web = desired_state(extended).containers["web"]
+    assert (web.config["init"], web.config["extra_hosts"], web.config["dns"]) == (
+        True,
+        ["db:10.0.0.5"],
+        ["1.1.1.1"],
+    )
+    host = web.create_body()["HostConfig"]
+    assert (host["Init"], host["ExtraHosts"], host["Dns"]) == (True, ["db:10.0.0.5"], ["1.1.1.1"])

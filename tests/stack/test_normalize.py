@@ -946,3 +946,29 @@ def test_env_file_must_be_a_regular_file(tmp_path: Path) -> None:
         "containers.c.env_file[2]",
     ]
     assert all("not a regular file" in m or "cannot read" in m for _, m in found)
+
+
+def test_init_extra_hosts_and_dns() -> None:
+    c = container(
+        {
+            "init": True,
+            "extra_hosts": ["db.local:10.0.0.5", "v6.local:::0001"],
+            "dns": "1.1.1.1",
+        }
+    )
+    assert c.init is True
+    assert c.extra_hosts == ("db.local:10.0.0.5", "v6.local:::1")
+    assert c.dns == ("1.1.1.1",)
+    mapped = container({"extra_hosts": {"a": "10.0.0.1"}, "dns": ["8.8.8.8", "::1"]})
+    assert (mapped.init, mapped.extra_hosts, mapped.dns) == (
+        None,
+        ("a:10.0.0.1",),
+        ("8.8.8.8", "::1"),
+    )
+
+
+def test_extra_hosts_and_dns_need_ip_addresses() -> None:
+    assert container_problems({"extra_hosts": ["db:nowhere"], "dns": ["one.one"]}) == [
+        ("containers.c.dns[0]", "'one.one' is not an IP address"),
+        ("containers.c.extra_hosts[0]", "'nowhere' is not an IP address (for host 'db')"),
+    ]
