@@ -195,6 +195,12 @@ class ComposeFileReader:
         target_root, target_path = root, path
         if file_node is not None:
             target_path = Path(str(file_node.value))
+            if not target_path.is_file():
+                self.problems.append(
+                    Problem(file_node.where, f"{where}.file", f"no such file {str(target_path)!r}")
+                )
+                del service.value["extends"]
+                return service
             found = self.read(target_path, target_path.parent)
             if found is None:
                 if not any(p.location.file == str(target_path) for p in self.problems):

@@ -71,10 +71,10 @@ def _no_gc() -> Iterator[None]:
 
 
 def _project_name(
-    options: ComposeOptions, env: ProjectEnvironment, root: Node, project_dir: Path
+    options: ComposeOptions, env: ProjectEnvironment, root: Node, project_dir: Path, main: Path
 ) -> tuple[str, Node | None, str, list[Problem]]:
     """(name, the node it was written at, how it was chosen, problems)."""
-    origin = SourceLocation(str(project_dir), 1, 1)
+    origin = SourceLocation(str(main), 1, 1)
     name_node = root.get("name")
     if options.project_name is not None:
         name, how, node = options.project_name, "--project-name", None
@@ -141,7 +141,7 @@ def _load(path: Path, options: ComposeOptions) -> ComposeProject:
     warnings.extend(reader.warnings)
     if merged is None:
         raise StackError(problems)
-    name, name_node, how, name_problems = _project_name(options, env, merged, project_dir)
+    name, name_node, how, name_problems = _project_name(options, env, merged, project_dir, path)
     problems.extend(name_problems)
     warnings.extend(field_warnings(merged))
     profiles = _profiles(options, env)
@@ -151,7 +151,9 @@ def _load(path: Path, options: ComposeOptions) -> ComposeProject:
     problems.extend(translation.problems)
     warnings.extend(translation.warnings)
     stack = _stack(translation, path, project_dir, profiles, problems)
-    problems = [p for p in problems if not mentions_removed(p, reader.removed)]
+    problems = [
+        p for p in problems if not mentions_removed(p, reader.removed | translation.removed)
+    ]
     if options.strict:
         problems.extend(
             Problem(w.location, w.path, f"{w.message} (an error with --strict)", w.hint)

@@ -150,6 +150,8 @@ def translate_project(
         service_name: translate_service(t, context, service_name, service)
         for service_name, service in services.items()
     }
+    # A service that cannot be a container (no image) is left out, not half-made.
+    containers = {n: c for n, c in containers.items() if "image" in c or t.removed.add(n)}
     if context.images:
         t.data["images"] = context.images
     for section, make in (("volumes", _volume), ("networks", _network)):

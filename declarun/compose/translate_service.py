@@ -333,6 +333,7 @@ def _depends_on(
             t.note((*spath, "depends_on"), f"{dependency} is optional and absent: left out")
             continue
         t.record((*spath, "depends_on", dependency), options, dependency_cpath)
+        t.record((*spath, "depends_on", len(chosen)), options, dependency_cpath)
         t.alias(f"containers.{spath[1]}.depends_on[{len(chosen)}]", dependency_cpath)
         chosen[dependency] = condition
     if not chosen:
@@ -504,12 +505,13 @@ def translate_service(
     _put(t, container, spath, (*cpath, "dns"), "dns", dns, _strings(dns) or None)
     _replicas(t, service, spath, cpath, container)
     if name in ctx.completed:
-        container["run"] = "once"
-        t.note(
-            (*spath, "run"),
-            "others wait for it with service_completed_successfully: a one-shot job",
-        )
-        if restart is not None and restart.split(":")[0] in ("always", "unless-stopped"):
+        if restart is None or restart.split(":")[0] not in ("always", "unless-stopped"):
+            container["run"] = "once"
+            t.note(
+                (*spath, "run"),
+                "others wait for it with service_completed_successfully: a one-shot job",
+            )
+        else:
             assert restart_node is not None
             t.problem(
                 restart_node.where,

@@ -37,6 +37,7 @@ class Translation:
     notes: dict[DataPath, list[str]] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    removed: set[str] = field(default_factory=set)  # services left out for their problems
     origin: SourceLocation = field(default_factory=lambda: SourceLocation("<compose>", 1, 1))
 
     def record(self, spath: DataPath, node: Node, cpath: DataPath) -> None:
