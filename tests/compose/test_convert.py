@@ -65,7 +65,7 @@ def test_secrets_stay_references_and_the_rest_reads_well(tmp_path: Path) -> None
     assert data["containers"]["web"]["env"]["DATABASE_URL"].startswith(
         "{{ 'postgres://app:' ~ (env.DB_PASSWORD"
     )
-    assert data["containers"]["web"]["volumes"] == ["./site:/www:ro", "uploads:/www/uploads"]
+    assert data["containers"]["web"]["volumes"] == ["./site:/www:ro", "uploads:/srv/uploads"]
     assert "# was ${REGISTRY:-docker.io/library}/busybox:${TAG:-1.36}" in text
     assert "# Set these in the environment before using this file: DB_PASSWORD" in text
 
