@@ -12,8 +12,10 @@
 * ``nodes``         a Compose file as a tree whose every value knows where it was written
 * ``fields``        every Compose field and what declarun does with it (warnings, the spec)
 * ``translation``   stack data made from Compose, and where each part came from
-* ``translate``, ``translate_service``, ``translate_env``, ``translate_mounts``: Compose to
-                    stack data
+* ``translate``   a merged project as stack data; per service ``translate_service``, with
+                    ``translate_image``, ``translate_env``, ``translate_mounts``,
+                    ``translate_limits`` (health, restart, resources, replicas),
+                    ``translate_values`` (Compose's conversions) and ``translate_context``
 * ``pipeline``      ``load_compose``: the whole way to a checked stack
 * ``jinja``, ``convert``: ``declarun convert``, a readable stack file from a Compose project
 """

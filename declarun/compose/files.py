@@ -24,9 +24,11 @@ from declarun.errors import Problem, StackError
 from declarun.stack.load import DataPath, format_path, load_yaml_file
 from declarun.stack.schema import suggest
 
-__all__ = ["ComposeFileReader", "is_host_path"]
+__all__ = ["MAX_EXTENDS_DEPTH", "ComposeFileReader", "is_host_path"]
 
 _REPAIR_ROUNDS = 3
+#: Longer extends chains are refused (the resolution recurses; real chains are a few long).
+MAX_EXTENDS_DEPTH = 32
 _SECTIONS = ("services", "volumes", "networks", "secrets", "configs")
 
 
@@ -186,6 +188,12 @@ class ComposeFileReader:
             target_node, file_node = extends, None
         target_name = "" if target_node is None else str(target_node.value)
         link = (path, name)
+        if len(chain) >= MAX_EXTENDS_DEPTH:
+            self.problems.append(
+                Problem(extends.at, where, f"extends chain longer than {MAX_EXTENDS_DEPTH}")
+            )
+            del service.value["extends"]
+            return service
         if link in chain:
             start = chain.index(link)
             loop = " -> ".join([n for _, n in chain[start:]] + [name])

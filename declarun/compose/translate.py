@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from declarun.compose.nodes import Node
-from declarun.compose.translate_service import ServiceContext, translate_service
+from declarun.compose.translate_context import ServiceContext
+from declarun.compose.translate_service import translate_service
 from declarun.compose.translation import Translation
 from declarun.stack.load import DataPath
 from declarun.stack.normalize_common import scalar_text
@@ -151,7 +152,8 @@ def translate_project(
         for service_name, service in services.items()
     }
     # A service that cannot be a container (no image) is left out, not half-made.
-    containers = {n: c for n, c in containers.items() if "image" in c or t.removed.add(n)}
+    t.removed.update(name for name, container in containers.items() if "image" not in container)
+    containers = {n: c for n, c in containers.items() if n not in t.removed}
     if context.images:
         t.data["images"] = context.images
     for section, make in (("volumes", _volume), ("networks", _network)):

@@ -187,3 +187,13 @@ def test_env_files_compose_reads_differently_are_written_out(tmp_path: Path) -> 
         "D": "x",
     }
     assert loaded.translation.data["containers"]["web"]["env_file"] == [str(tmp_path / "plain.env")]
+
+
+def test_a_very_long_extends_chain_is_refused_not_recursed(tmp_path: Path) -> None:
+    # Written last-first, so resolving the first service walks the whole chain.
+    lines = [f"  s{i}: {{extends: s{i - 1}}}" for i in range(3000, 0, -1)]
+    text = "\n".join(["services:", *lines, "  s0: {image: busybox}"]) + "\n"
+    found = problems(tmp_path, text)
+    assert "compose.yaml:2971:9: services.s31.extends: extends chain longer than 32" in found
+    shallow = [f"  s{i}: {{extends: s{i - 1}}}" for i in range(20, 0, -1)]
+    assert load(tmp_path, "\n".join(["services:", *shallow, "  s0: {image: busybox}"]) + "\n")
