@@ -281,7 +281,7 @@ FIELDS: dict[str, Support] = {
         "declarun names the network <project>-<key> (it must own it); the name is not used"
     ),
     "networks.*.driver": _s(),
-    "networks.*.driver_opts": _no("network driver options are not modelled"),
+    "networks.*.driver_opts": _s(),
     "networks.*.ipam": _s(),
     "networks.*.ipam.driver": _no("the default IPAM driver is used"),
     "networks.*.ipam.config": _s("the first entry's subnet and gateway"),

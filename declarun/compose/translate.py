@@ -60,6 +60,10 @@ def _network(t: Translation, name: str, node: Node) -> dict[str, Any] | None:
     if driver is not None and driver.value is not None:
         network["driver"] = scalar_text(driver.value)
         t.record((*path, "driver"), driver, (*path, "driver"))
+    options = _string_map(node.get("driver_opts"))
+    if options:
+        network["driver_opts"] = options
+        t.record((*path, "driver_opts"), node.get("driver_opts") or node, (*path, "driver_opts"))
     ipam = node.get("ipam")
     config = ipam.get("config") if ipam is not None else None
     pools = config.elements() if config is not None else []

@@ -146,13 +146,16 @@ def container_config(container: Container, image_ref: str) -> dict[str, Any]:
 
 def network_config(network: Network) -> dict[str, Any]:
     """The canonical configuration of a network."""
-    return {
+    config: dict[str, Any] = {
         "driver": network.driver,
         "subnet": network.subnet,
         "gateway": network.gateway,
         "internal": network.internal,
         "labels": dict(network.labels),
     }
+    if network.driver_opts:  # added later: recorded only when set, so older hashes hold
+        config["driver_opts"] = dict(network.driver_opts)
+    return config
 
 
 def volume_config(volume: Volume) -> dict[str, Any]:

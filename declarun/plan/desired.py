@@ -222,6 +222,8 @@ def _network(stack: Stack, network: Network) -> DesiredNetwork:
         "Labels": labels,
         "CheckDuplicate": True,
     }
+    if network.driver_opts:
+        body["Options"] = dict(network.driver_opts)
     if network.subnet is not None:
         pool = {"Subnet": network.subnet}
         if network.gateway is not None:

@@ -102,6 +102,7 @@ class Network:
 
     name: str
     driver: str = "bridge"
+    driver_opts: FrozenDict[str, str] = _EMPTY
     subnet: str | None = None
     gateway: str | None = None
     internal: bool = False

@@ -99,6 +99,9 @@ def _network(ctx: Normalizer, name: str, raw: Mapping[str, Any]) -> Network:
     return Network(
         name=name,
         driver=scalar_text(raw.get("driver") or "bridge"),
+        driver_opts=ctx.string_map(
+            raw.get("driver_opts"), (*path, "driver_opts"), "driver options"
+        ),
         subnet=subnet,
         gateway=gateway,
         internal=bool(raw.get("internal", False)),

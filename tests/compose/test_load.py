@@ -77,6 +77,7 @@ def test_every_supported_service_field(tmp_path: Path) -> None:
         networks:
           back:
             internal: true
+            driver_opts: {com.docker.network.bridge.name: br-back}
             ipam: {config: [{subnet: 172.28.0.0/16, gateway: 172.28.0.1}]}
             labels: [role=back]
         secrets: {pw: {file: ./pw.txt}}
@@ -133,6 +134,7 @@ def test_every_supported_service_field(tmp_path: Path) -> None:
         "172.28.0.1",
         {"role": "back"},
     )
+    assert dict(back.driver_opts) == {"com.docker.network.bridge.name": "br-back"}
 
 
 def test_yaml_is_read_as_docker_compose_reads_it_yaml_1_2(tmp_path: Path) -> None:

@@ -450,3 +450,13 @@ def test_init_extra_hosts_and_dns_shape_the_container_only_when_set(tmp_path: Pa
     )
     host = web.create_body()["HostConfig"]
     assert (host["Init"], host["ExtraHosts"], host["Dns"]) == (True, ["db:10.0.0.5"], ["1.1.1.1"])
+
+
+def test_network_driver_opts_are_options_and_recorded_only_when_set(tmp_path: Path) -> None:
+    plain = desired_state(load(tmp_path, "stack: shop\nnetworks: {back: {}}\n"))
+    assert "driver_opts" not in plain.networks["back"].config
+    assert "Options" not in plain.networks["back"].body
+    stack = load(tmp_path, "stack: shop\nnetworks: {back: {driver_opts: [mtu=1400]}}\n")
+    back = desired_state(stack).networks["back"]
+    assert back.config["driver_opts"] == {"mtu": "1400"}
+    assert back.body["Options"] == {"mtu": "1400"}

@@ -251,12 +251,14 @@ def test_network_fields_and_canonical_addresses() -> None:
                     "gateway": "fd00::0001",
                     "internal": True,
                     "labels": {"a": 1},
+                    "driver_opts": ["mtu=1400"],
                 }
             }
         }
     ).networks["back"]
     assert (network.subnet, network.gateway, network.internal) == ("fd00::/64", "fd00::1", True)
     assert dict(network.labels) == {"a": "1"}
+    assert dict(network.driver_opts) == {"mtu": "1400"}
 
 
 @pytest.mark.parametrize(
