@@ -99,7 +99,7 @@ FIELDS: dict[str, Support] = {
     f"{S}.build.entitlements": _no(_BUILD),
     f"{S}.build.args": _s(),
     f"{S}.build.ssh": _no(_BUILD),
-    f"{S}.build.labels": _no("not yet: the build model has no labels on this branch"),
+    f"{S}.build.labels": _no("labels of built images are not modelled yet"),
     f"{S}.build.cache_from": _no(_BUILD),
     f"{S}.build.cache_to": _no(_BUILD),
     f"{S}.build.no_cache": _no(_BUILD),

@@ -137,11 +137,12 @@ def test_convert_writes_a_stack_file_that_validates(tmp_path: Path) -> None:
 
 
 @pytest.mark.root
-def test_engine_commands_on_a_compose_file(dockerd_engine: Engine, tmp_path: Path) -> None:
+def test_engine_commands_on_a_compose_file(engine: Engine, tmp_path: Path) -> None:
     project, port = unique_stack("c"), free_port()
     (tmp_path / "compose.yaml").write_text(COMPOSE)
-    env = {"IMAGE": dockerd_engine.image, "PORT": str(port), "DECLARUN_HOST": dockerd_engine.host}
-    target = ["--engine", "docker", "--host", dockerd_engine.host, "-p", project]
+    env = {"IMAGE": engine.image, "PORT": str(port), "DECLARUN_HOST": engine.host}
+    kind = ["--engine", "docker"] if engine.kind == "dockerd" else []
+    target = [*kind, "--host", engine.host, "-p", project]
 
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return declarun(*args, cwd=tmp_path, env={**env, **extra})
@@ -152,7 +153,7 @@ def test_engine_commands_on_a_compose_file(dockerd_engine: Engine, tmp_path: Pat
         assert f"+ create container setup ({project}-setup)" in planned.stdout
         saved = json.loads((tmp_path / "plan.json").read_text())["source"]
         assert saved["project_name"] == project
-        applied = run("apply", "plan.json", "--engine", "docker", "--host", dockerd_engine.host)
+        applied = run("apply", "plan.json", *kind, "--host", engine.host)
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert fetch(port).strip() == "hello"
         assert run("plan", "compose.yaml", *target).returncode == 0  # the job stays done
@@ -170,9 +171,9 @@ def test_engine_commands_on_a_compose_file(dockerd_engine: Engine, tmp_path: Pat
         locked = run("lock", "compose.yaml", *target)
         assert locked.returncode == 0 and (tmp_path / "stack.lock").is_file()
         pinned = yaml.safe_load((tmp_path / "stack.lock").read_text())
-        assert dockerd_engine.image in json.dumps(pinned)
+        assert engine.image in json.dumps(pinned)
     finally:
         destroyed = run("destroy", "compose.yaml", *target, "--volumes")
         assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     owned = {"label": f"dev.declarun.stack={project}"}
-    assert dockerd_engine.client.api.containers(all=True, filters=owned) == []
+    assert engine.client.api.containers(all=True, filters=owned) == []

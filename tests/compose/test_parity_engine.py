@@ -7,6 +7,8 @@ same image, command, entrypoint, environment, mounts, published ports, networks 
 healthcheck, restart policy, labels and other settings — names and each tool's own labels
 aside (declarun's containers are ``<project>-<service>``, docker-compose's
 ``<project>_<service>_1``).
+
+And every corpus project applies on declarund too, after which a plan has nothing to do.
 """
 
 from __future__ import annotations
@@ -205,3 +207,33 @@ def test_declarun_and_docker_compose_make_the_same_containers(
         for mine, compose in zip(ours[service], theirs[service], strict=True):
             differing = {k: (mine[k], compose[k]) for k in compose if mine[k] != compose[k]}
             assert not differing, f"{service}: {differing}"
+
+
+@pytest.mark.parametrize("name", PROJECTS)
+def test_the_corpus_applies_on_declarund_and_then_plans_nothing(
+    name: str, declarund_engine: Engine, tmp_path: Path
+) -> None:
+    directory = tmp_path / name
+    shutil.copytree(CORPUS / name, directory)
+    project = f"d{name.replace('-', '')}"
+    environ = _environ(declarund_engine)
+    common = ["--host", declarund_engine.host, "-p", project]
+    profiles = [arg for profile in PROFILES for arg in ("--profile", profile)]
+    try:
+        _run(_declarun("apply", "compose.yaml", *common, *profiles), directory, environ)
+        again = subprocess.run(
+            _declarun("plan", "compose.yaml", *common, *profiles),
+            cwd=directory,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+    finally:
+        _run(
+            _declarun("destroy", "compose.yaml", *common, *profiles, "--volumes"),
+            directory,
+            environ,
+        )
