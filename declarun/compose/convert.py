@@ -155,11 +155,26 @@ def _warning_path(problem: Problem) -> DataPath:
 def _scalar(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, str) and "\n" in value:
+    text = yaml.safe_dump(value, width=1 << 30, allow_unicode=True)
+    text = text.removesuffix("\n").removesuffix("\n...").strip()
+    if isinstance(value, str) and ("\n" in value or ("''" in text and '"' not in value)):
+        # Double quotes read better than YAML's doubled single quotes (templates use ').
         text = yaml.safe_dump(value, default_style='"', width=1 << 30, allow_unicode=True)
-    else:
-        text = yaml.safe_dump(value, width=1 << 30, allow_unicode=True)
-    return text.removesuffix("\n").removesuffix("\n...").strip()
+        text = text.removesuffix("\n").strip()
+    return text
+
+
+_FLOW_WIDTH = 88
+
+
+def _flow(items: list[Any], indent: int) -> str | None:
+    """A short list of scalars on one line (``[sh, -c, 'exec sleep 1']``), if it fits."""
+    if not items or any(isinstance(item, dict | list) or item is None for item in items):
+        return None
+    # PyYAML quotes for the flow context itself (a ',' or ']' inside an item).
+    text = yaml.safe_dump(items, default_flow_style=True, width=1 << 30, allow_unicode=True)
+    text = text.strip()
+    return text if indent + len(text) <= _FLOW_WIDTH and "\n" not in text else None
 
 
 def _lines(value: Any, path: DataPath, indent: int, notes: dict[DataPath, list[str]]) -> list[str]:
@@ -190,6 +205,10 @@ def _lines(value: Any, path: DataPath, indent: int, notes: dict[DataPath, list[s
 def _entry(
     head: str, item: Any, path: DataPath, indent: int, notes: dict[DataPath, list[str]]
 ) -> list[str]:
+    if isinstance(item, list) and not any((*path, index) in notes for index in range(len(item))):
+        flow = _flow(item, len(head) + 1)
+        if flow is not None:
+            return [f"{head} {flow}"]
     if isinstance(item, dict | list) and item:
         return [head, *_lines(item, path, indent + 2, notes)]
     if isinstance(item, dict):
@@ -214,7 +233,7 @@ def _header(project: ComposeProject, out_dir: Path, variables: list[str]) -> lis
             "# Set these in the environment before using this file: " + ", ".join(variables)
         )
         from_files = [
-            f"{name} (in {where.file})"
+            f"{name} (in {_relative(where.file, out_dir)})"
             for name in variables
             if (where := project.environment.origin(name)) is not None
         ]

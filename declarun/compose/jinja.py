@@ -131,4 +131,28 @@ def interpolation_to_jinja(raw: str) -> tuple[str, tuple[str, ...]]:
     variables it reads. Raises :class:`InterpolationError` when ``raw`` is malformed."""
     writer = _Writer()
     expression = writer.expression(raw)
+    if expression.startswith("(") and expression.endswith(")") and _balanced(expression[1:-1]):
+        expression = expression[1:-1]  # one part alone needs no parentheses
     return "{{ " + expression + " }}", tuple(writer.variables)
+
+
+def _balanced(text: str) -> bool:
+    """Whether the parentheses of ``text`` (outside string literals) pair up in order."""
+    depth, quoted, index = 0, False, 0
+    while index < len(text):
+        char = text[index]
+        if quoted:
+            if char == "\\":
+                index += 1
+            elif char == "'":
+                quoted = False
+        elif char == "'":
+            quoted = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+        index += 1
+    return depth == 0

@@ -61,7 +61,7 @@ def test_secrets_stay_references_and_the_rest_reads_well(tmp_path: Path) -> None
     data = yaml.safe_load(text)
     assert data["stack"] == "webapp"
     env = data["containers"]["db"]["env"]
-    assert env["POSTGRES_PASSWORD"] == "{{ (env.DB_PASSWORD | default('devpassword', true)) }}"
+    assert env["POSTGRES_PASSWORD"] == "{{ env.DB_PASSWORD | default('devpassword', true) }}"
     assert data["containers"]["web"]["env"]["DATABASE_URL"].startswith(
         "{{ 'postgres://app:' ~ (env.DB_PASSWORD"
     )
@@ -100,3 +100,19 @@ def _round_trip_text(directory: Path, text: str, environ: dict[str, str], expect
         expected,  # type: ignore[type-var]
         source_file=Path("compose.yaml"),
     )
+
+
+def test_flow_lists_quote_what_the_flow_context_needs(tmp_path: Path) -> None:
+    loaded = project(
+        tmp_path,
+        """
+        services:
+          web:
+            image: busybox
+            command: ["sh", "-c", "echo a, b: [c] # d", "it's", "80", "yes", ""]
+            cap_add: [NET_ADMIN]
+        """,
+    )
+    text = convert_project(loaded, tmp_path, is_secret_key).text
+    assert "    cap_add: [NET_ADMIN]\n" in text
+    _round_trip_text(tmp_path, text, {}, loaded.stack)
