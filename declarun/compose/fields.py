@@ -61,10 +61,6 @@ _FILE_MODE = (
     "docker compose ignores it too for file-based secrets and configs: a bind mount keeps the "
     "file's owner and mode"
 )
-_NOT_CREATED = (
-    "declarun creates and owns every volume and network of a stack: it creates <project>-<key> "
-    "and does not use the existing object (a warning, an error with --strict)"
-)
 
 S = "services.*"
 
@@ -277,9 +273,7 @@ FIELDS: dict[str, Support] = {
     f"{S}.working_dir": _s(),
     "models": _no("AI models (Docker Model Runner) have no equivalent"),
     "networks": _s(),
-    "networks.*.name": _differently(
-        "declarun names the network <project>-<key> (it must own it); the name is not used"
-    ),
+    "networks.*.name": _s("the network's engine_name (default <project>-<key>)"),
     "networks.*.driver": _s(),
     "networks.*.driver_opts": _s(),
     "networks.*.ipam": _s(),
@@ -290,19 +284,21 @@ FIELDS: dict[str, Support] = {
     "networks.*.ipam.config[].gateway": _s(),
     "networks.*.ipam.config[].aux_addresses": _no("auxiliary addresses are not modelled"),
     "networks.*.ipam.options": _no("IPAM driver options are not modelled"),
-    "networks.*.external": _no(_NOT_CREATED),
+    "networks.*.external": _s(
+        "used, never created, changed or removed; a missing one is a plan error"
+    ),
     "networks.*.internal": _s(),
     "networks.*.enable_ipv4": _no("networks always have IPv4"),
     "networks.*.enable_ipv6": _differently("IPv6 is enabled when the subnet is an IPv6 one"),
     "networks.*.attachable": _ignored(_SWARM),
     "networks.*.labels": _s(),
     "volumes": _s(),
-    "volumes.*.name": _differently(
-        "declarun names the volume <project>-<key> (it must own it); the name is not used"
-    ),
+    "volumes.*.name": _s("the volume's engine_name (default <project>-<key>)"),
     "volumes.*.driver": _s(),
     "volumes.*.driver_opts": _s(),
-    "volumes.*.external": _no(_NOT_CREATED),
+    "volumes.*.external": _s(
+        "used, never created, changed or removed; a missing one is a plan error"
+    ),
     "volumes.*.labels": _s(),
     "secrets": _s("file secrets"),
     "secrets.*.name": _ignored("the name in a Swarm secret store; file secrets have none"),

@@ -47,9 +47,24 @@ def _volume(t: Translation, name: str, node: Node) -> dict[str, Any] | None:
     if driver is not None and driver.value is not None:
         volume["driver"] = scalar_text(driver.value)
         t.record((*path, "driver"), driver, (*path, "driver"))
-    if node.get("external") is not None:
-        t.note(path, f"external in Compose: declarun creates and owns {t.data['stack']}-{name}")
+    _external_and_name(t, node, path, volume)
     return volume or None
+
+
+def _external_and_name(t: Translation, node: Node, path: DataPath, entry: dict[str, Any]) -> None:
+    """``external`` (true, or the old ``{name: ...}`` form) and ``name``: the stack language's
+    ``external`` and ``engine_name``. An external resource is used as it stands."""
+    external = node.get("external")
+    name = node.get("name")
+    old_form = external.get("name") if external is not None else None
+    if external is not None and (external.value in (True, "true") or external.is_map):
+        # How to make it does not apply; the stack language refuses it, as Compose does.
+        entry["external"] = True
+        t.record((*path, "external"), external, (*path, "external"))
+        name = old_form or name
+    if name is not None and name.value not in (None, ""):
+        entry["engine_name"] = scalar_text(name.value)
+        t.record((*path, "engine_name"), name, (*path, "name"))
 
 
 def _network(t: Translation, name: str, node: Node) -> dict[str, Any] | None:
@@ -99,8 +114,7 @@ def _network(t: Translation, name: str, node: Node) -> dict[str, Any] | None:
                 is_v6 = False
         if not is_v6:
             t.note(path, "enable_ipv6 without an IPv6 subnet: the network has IPv4 only")
-    if node.get("external") is not None:
-        t.note(path, f"external in Compose: declarun creates and owns {t.data['stack']}-{name}")
+    _external_and_name(t, node, path, network)
     return network or None
 
 

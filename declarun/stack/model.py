@@ -83,13 +83,16 @@ class Image:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Volume:
-    """A named volume. ``keep`` volumes survive ``declarun destroy``."""
+    """A named volume. ``keep`` volumes survive ``declarun destroy``; ``external`` ones are
+    only used, never created or removed."""
 
     name: str
     driver: str = "local"
     driver_opts: FrozenDict[str, str] = _EMPTY
     labels: FrozenDict[str, str] = _EMPTY
     keep: bool = False
+    external: bool = False  # an existing volume declarun uses but does not own
+    engine_name: str | None = None  # None: <stack>-<name> (the name itself when external)
     location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)
 
 
@@ -108,6 +111,8 @@ class Network:
     internal: bool = False
     labels: FrozenDict[str, str] = _EMPTY
     implicit: bool = False
+    external: bool = False  # an existing network declarun uses but does not own
+    engine_name: str | None = None  # None: <stack>-<name> (the name itself when external)
     location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)
 
 

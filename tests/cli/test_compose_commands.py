@@ -147,6 +147,13 @@ def test_engine_commands_on_a_compose_file(engine: Engine, tmp_path: Path) -> No
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return declarun(*args, cwd=tmp_path, env={**env, **extra})
 
+    (tmp_path / "proxied.yaml").write_text(
+        "services: {web: {image: busybox, networks: [proxy]}}\n"
+        f"networks: {{proxy: {{external: true, name: {project}-absent}}}}\n"
+    )
+    absent = run("plan", "proxied.yaml", *target)
+    assert absent.returncode == 1
+    assert f"the external network {project}-absent does not exist" in absent.stdout
     try:
         planned = run("plan", "compose.yaml", *target, "-o", "plan.json")
         assert planned.returncode == 2, planned.stderr

@@ -234,14 +234,11 @@ def test_unsupported_fields_are_warnings_located_at_their_key(tmp_path: Path) ->
         "still reach it by that name",
         "compose.yaml:7:15: services.web.volumes[0]: SELinux relabelling (:z) is not supported, "
         "ignored",
-        "compose.yaml:11:10: volumes.data.external: not supported, ignored: declarun creates and "
-        "owns every volume and network of a stack: it creates <project>-<key> and does not use "
-        "the existing object (a warning, an error with --strict)",
     ]
     web = load(tmp_path, text).containers["web"]
     assert web.networks == (NetworkAttachment(network="default", aliases=("www",)),)
     strict = problems(tmp_path, text, strict=True)
-    assert len(strict) == 5 and all(p.endswith("(an error with --strict)") for p in strict)
+    assert len(strict) == 4 and all(p.endswith("(an error with --strict)") for p in strict)
 
 
 def test_project_name_from_flag_environment_file_or_directory(tmp_path: Path) -> None:
@@ -372,4 +369,41 @@ def test_secrets_and_configs_must_be_declared_and_from_files(tmp_path: Path) -> 
         "supported, not mounted",
         "compose.yaml:6:8: secrets.pw.environment: not supported, ignored: declarun cannot write "
         "a variable into a file; use file:",
+    ]
+
+
+def test_external_and_named_volumes_and_networks(tmp_path: Path) -> None:
+    stack = load(
+        tmp_path,
+        """
+        services:
+          web:
+            image: busybox
+            volumes: ["data:/data", "cache:/cache", "old:/old"]
+            networks: [proxy, default]
+        volumes:
+          data: {external: true}
+          cache: {name: "shared-${SUFFIX:-cache}"}
+          old: {external: {name: legacy-data}}
+        networks:
+          proxy: {external: true, name: traefik_default}
+        """,
+    )
+    data, cache, old = (stack.volumes[n] for n in ("data", "cache", "old"))
+    assert (data.external, data.engine_name) == (True, None)
+    assert (cache.external, cache.engine_name) == (False, "shared-cache")
+    assert (old.external, old.engine_name) == (True, "legacy-data")
+    proxy = stack.networks["proxy"]
+    assert (proxy.external, proxy.engine_name) == (True, "traefik_default")
+    assert problems(
+        tmp_path,
+        """
+        services: {web: {image: busybox, networks: [proxy]}}
+        networks:
+          proxy: {external: true, driver: overlay}
+        """,
+    ) == [
+        "compose.yaml:3:35: networks.proxy.driver: an external network is used as it is: "
+        "declarun does not set its driver; remove the field, or remove external: true to let "
+        "declarun make and own it"
     ]

@@ -31,6 +31,8 @@ from tests.support.engine_fixtures import Engine
 pytestmark = pytest.mark.root
 
 PROJECTS = ["webapp", "wordpress", "queue", "profiles", "health", "interpolation"]
+#: The external networks a project joins, made before and removed after, as an operator would.
+EXTERNAL_NETWORKS = {"webapp": ["webproxy"]}
 PROFILES = ("debug", "tools")
 _NS = 1_000_000_000
 _HEALTH_DEFAULTS = {"Interval": 30 * _NS, "Timeout": 30 * _NS, "Retries": 3, "StartPeriod": 0}
@@ -188,6 +190,19 @@ def _containers(engine: Engine, label: str, project: str, service_label: str) ->
     return {service: sorted(shapes, key=repr) for service, shapes in found.items()}
 
 
+@contextmanager
+def _external_networks(name: str, engine: Engine) -> Iterator[None]:
+    made = []
+    try:
+        for network in EXTERNAL_NETWORKS.get(name, []):
+            engine.client.api.create_network(network)
+            made.append(network)
+        yield
+    finally:
+        for network in made:
+            engine.client.api.remove_network(network)
+
+
 @pytest.mark.parametrize("name", PROJECTS)
 def test_declarun_and_docker_compose_make_the_same_containers(
     name: str, dockerd_engine: Engine, tmp_path: Path
@@ -195,9 +210,15 @@ def test_declarun_and_docker_compose_make_the_same_containers(
     directory = tmp_path / name
     shutil.copytree(CORPUS / name, directory)
     project = f"p{name.replace('-', '')}"
-    with _applied_by_declarun(directory, project, dockerd_engine):
+    with (
+        _external_networks(name, dockerd_engine),
+        _applied_by_declarun(directory, project, dockerd_engine),
+    ):
         ours = _containers(dockerd_engine, "dev.declarun.stack", project, "dev.declarun.resource")
-    with _up_by_docker_compose(directory, project, dockerd_engine):
+    with (
+        _external_networks(name, dockerd_engine),
+        _up_by_docker_compose(directory, project, dockerd_engine),
+    ):
         theirs = _containers(
             dockerd_engine, "com.docker.compose.project", project, "com.docker.compose.service"
         )
@@ -219,10 +240,15 @@ def test_the_corpus_applies_on_declarund_and_then_plans_nothing(
     environ = _environ(declarund_engine)
     common = ["--host", declarund_engine.host, "-p", project]
     profiles = [arg for profile in PROFILES for arg in ("--profile", profile)]
+    with _external_networks(name, declarund_engine):
+        _apply_plan_destroy(directory, environ, [*common, *profiles])
+
+
+def _apply_plan_destroy(directory: Path, environ: dict[str, str], options: list[str]) -> None:
     try:
-        _run(_declarun("apply", "compose.yaml", *common, *profiles), directory, environ)
+        _run(_declarun("apply", "compose.yaml", *options), directory, environ)
         again = subprocess.run(
-            _declarun("plan", "compose.yaml", *common, *profiles),
+            _declarun("plan", "compose.yaml", *options),
             cwd=directory,
             env=environ,
             capture_output=True,
@@ -232,8 +258,4 @@ def test_the_corpus_applies_on_declarund_and_then_plans_nothing(
         )
         assert again.returncode == 0, again.stdout + again.stderr
     finally:
-        _run(
-            _declarun("destroy", "compose.yaml", *common, *profiles, "--volumes"),
-            directory,
-            environ,
-        )
+        _run(_declarun("destroy", "compose.yaml", *options, "--volumes"), directory, environ)

@@ -460,3 +460,46 @@ def test_network_driver_opts_are_options_and_recorded_only_when_set(tmp_path: Pa
     back = desired_state(stack).networks["back"]
     assert back.config["driver_opts"] == {"mtu": "1400"}
     assert back.body["Options"] == {"mtu": "1400"}
+
+
+EXTERNAL = """
+stack: shop
+volumes:
+  data: {external: true}
+  cache: {engine_name: shop-cache-v2}
+networks:
+  proxy: {external: true, engine_name: traefik}
+containers:
+  web:
+    image: busybox
+    volumes: ["data:/data", "cache:/cache"]
+    networks: [proxy]
+"""
+
+
+def test_external_volumes_and_networks_are_used_never_made(tmp_path: Path) -> None:
+    stack = load(tmp_path, EXTERNAL)
+    desired = desired_state(stack)
+    assert (desired.volumes["data"].engine_name, desired.volumes["data"].external) == ("data", True)
+    assert desired.volumes["cache"].engine_name == "shop-cache-v2"
+    assert desired.networks["proxy"].engine_name == "traefik"
+    web = desired.containers["web"]
+    assert [m["Source"] for m in web.create_body()["HostConfig"]["Mounts"]] == [
+        "data",
+        "shop-cache-v2",
+    ]
+    assert web.create_body()["HostConfig"]["NetworkMode"] == "traefik"
+    assert web.config["engine_names"] == {
+        "volume:data": "data",
+        "volume:cache": "shop-cache-v2",
+        "network:proxy": "traefik",
+    }
+    missing = {c.id: c for c in _plan(stack, ObservedState(stack="shop")).changes}
+    assert missing["volume:data"].action == "error"
+    assert missing["network:proxy"].reasons[0].message == (
+        "the external network traefik does not exist; declarun uses it but never creates it: "
+        "create it yourself (docker network create traefik)"
+    )
+    assert missing["volume:cache"].action == "create"
+    planned = _plan(stack, matching_snapshot(stack))  # the external ones exist, unlabelled
+    assert planned.is_empty, [c for c in planned.changes if c.action != "noop"]

@@ -974,3 +974,39 @@ def test_extra_hosts_and_dns_need_ip_addresses() -> None:
         ("containers.c.dns[0]", "'one.one' is not an IP address"),
         ("containers.c.extra_hosts[0]", "'nowhere' is not an IP address (for host 'db')"),
     ]
+
+
+def test_external_and_engine_named_volumes_and_networks() -> None:
+    stack = load(
+        {
+            "volumes": {"data": {"external": True}, "cache": {"engine_name": "my-cache"}},
+            "networks": {"proxy": {"external": True, "engine_name": "traefik"}},
+        }
+    )
+    data, cache, proxy = stack.volumes["data"], stack.volumes["cache"], stack.networks["proxy"]
+    assert (data.external, data.engine_name) == (True, None)
+    assert (cache.external, cache.engine_name) == (False, "my-cache")
+    assert (proxy.external, proxy.engine_name) == (True, "traefik")
+
+
+def test_an_external_resource_says_nothing_of_how_to_make_it() -> None:
+    found = problems(
+        {
+            "volumes": {"data": {"external": True, "driver": "local", "keep": True}},
+            "networks": {"proxy": {"external": True, "subnet": "10.9.0.0/24"}},
+        }
+    )
+    assert [(p.path, p.message) for p in found] == [
+        (
+            "networks.proxy.subnet",
+            "an external network is used as it is: declarun does not set its subnet",
+        ),
+        (
+            "volumes.data.driver",
+            "an external volume is used as it is: declarun does not set its driver",
+        ),
+        (
+            "volumes.data.keep",
+            "an external volume is used as it is: declarun does not set its keep",
+        ),
+    ]
