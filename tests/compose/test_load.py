@@ -300,6 +300,9 @@ def test_completion_condition_makes_a_one_shot_job(tmp_path: Path) -> None:
 def test_build_pull_policy_and_platform_declare_an_image_named_after_the_service(
     tmp_path: Path,
 ) -> None:
+    for context, dockerfile in (("app", "Dockerfile.dev"), ("tool", "Dockerfile")):
+        (tmp_path / context).mkdir()
+        (tmp_path / context / dockerfile).write_text("FROM busybox:1.36 AS run\nARG VERSION\n")
     stack = load(
         tmp_path,
         """

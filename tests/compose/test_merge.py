@@ -107,7 +107,6 @@ def test_a_merged_value_points_into_the_file_that_set_it(tmp_path: Path) -> None
 EXTENDED = """
 services:
   base:
-    image: busybox:1.36
     env_file: ./common.env
     environment: {TZ: UTC, ROLE: base}
     volumes: ["./conf:/etc/app:ro"]
@@ -116,7 +115,8 @@ services:
 
 
 def test_extends_another_file_keeps_its_paths_relative_to_it(tmp_path: Path) -> None:
-    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "app").mkdir(parents=True)
+    (tmp_path / "lib" / "app" / "Dockerfile").write_text("FROM busybox:1.36\n")
     (tmp_path / "lib" / "common.env").write_text("COMMON=1\n")
     stack = load(
         tmp_path,
