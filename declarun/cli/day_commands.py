@@ -88,7 +88,7 @@ def _engine_names(stack: Stack, wanted: tuple[str, ...]) -> list[str]:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines of each.")
 @click.option("-t", "--timestamps", is_flag=True, help="Show each line's time.")
-@stack_options
+@stack_options(file_flags=("--file",))
 @engine_options
 def logs(
     file: Path,

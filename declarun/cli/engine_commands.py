@@ -96,7 +96,16 @@ def plan(
     with target.connect() as engine:
         made = make_plan(engine, stack, options).plan
     if out is not None:
-        write_saved_plan(made, PlanSource(file, source.profiles, source.vars_files), out)
+        made_from = PlanSource(
+            file,
+            source.profiles,
+            source.vars_files,
+            input_format=source.input_format,
+            compose_files=source.compose_files,
+            project_name=source.project_name,
+            env_files=source.env_files,
+        )
+        write_saved_plan(made, made_from, out)
     if output_format == "json":
         click.echo(made.to_json(), nl=False)
     else:
@@ -128,7 +137,15 @@ def apply(
     saved: Plan | None = None
     if is_saved_plan(file):
         saved, made_from = read_saved_plan(file)
-        file, source = made_from.file, source.with_files(made_from.profiles, made_from.vars_files)
+        file = made_from.file
+        source = source.with_files(
+            made_from.profiles,
+            made_from.vars_files,
+            input_format=made_from.input_format,
+            compose_files=made_from.compose_files,
+            project_name=made_from.project_name,
+            env_files=made_from.env_files,
+        )
     stack = source.load_or_exit(file)
     with target.connect() as engine:
         if dry_run:

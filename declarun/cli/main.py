@@ -23,11 +23,13 @@ cli.add_command(daemon)
 
 
 def _register_stack_commands() -> None:
+    from declarun.cli.convert_command import convert
     from declarun.cli.stack_commands import graph, render, validate
 
     cli.add_command(validate)
     cli.add_command(render)
     cli.add_command(graph)
+    cli.add_command(convert)
 
 
 _register_stack_commands()

@@ -57,7 +57,7 @@ def validate(files: tuple[Path, ...], source: StackSource) -> None:
     show_default=True,
     help="Output format.",
 )
-@stack_options
+@stack_options(format_flags=("--input-format",))
 def render(file: Path, output_format: str, source: StackSource) -> None:
     """Print the stack in FILE as declarun sees it: templated, normalised, defaults filled."""
     stack = source.load_or_exit(file)
@@ -87,7 +87,7 @@ def render(file: Path, output_format: str, source: StackSource) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of standard output.",
 )
-@stack_options
+@stack_options(format_flags=("--input-format",))
 def graph(file: Path, output_format: str, output: Path | None, source: StackSource) -> None:
     """Print the dependency graph of the stack in FILE (images, volumes, networks, containers)."""
     stack = source.load_or_exit(file)

@@ -166,9 +166,33 @@ def _image(image: DesiredImage, snapshot: ObservedState) -> Draft:
 # -- volumes and networks -------------------------------------------------------------------
 
 
+def _external(kind: ChangeKind, id_: str, name: str, engine: str, observed_id: str | None) -> Draft:
+    """An external volume or network: used as it is; while it is missing, nothing can start."""
+    if observed_id is not None:
+        return Draft(id_, "noop", kind, name, engine, observed_id=observed_id)
+    return Draft(
+        id_,
+        "error",
+        kind,
+        name,
+        engine,
+        [
+            reason(
+                "external_missing",
+                f"the external {kind} {engine} does not exist; declarun uses it but never "
+                f"creates it: create it yourself (docker {kind} create {engine})",
+            )
+        ],
+    )
+
+
 def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
     for volume in desired.volumes.values():
         observed = snapshot.volumes.get(volume.engine_name)
+        if volume.external:
+            found = None if observed is None else observed.name
+            yield _external("volume", volume.id, volume.name, volume.engine_name, found)
+            continue
         if observed is None:
             why = reason("missing", f"volume {volume.engine_name} does not exist")
             yield Draft(
@@ -209,6 +233,10 @@ def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
 def _networks(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
     for network in desired.networks.values():
         observed = snapshot.networks.get(network.engine_name)
+        if network.external:
+            found = None if observed is None else observed.id
+            yield _external("network", network.id, network.name, network.engine_name, found)
+            continue
         if observed is None:
             why = reason("missing", f"network {network.engine_name} does not exist")
             yield Draft(

@@ -2,7 +2,9 @@
 
 ``plan -o plan.json`` writes the plan document (``specs/plan-format.md``) with one more
 top-level member, ``source``: the stack file's absolute path, the active profiles and the
-vars files, so ``apply plan.json`` can load the same stack to re-derive and compare it.
+vars files (and, for a Compose file, its format, the other ``-f`` files, the project name and
+the ``--env-file`` files), so ``apply plan.json`` can load the same stack to re-derive and
+compare it.
 ``--var`` values are deliberately not saved (they may be secrets): give them again to apply;
 a different value changes the desired state and the saved plan is refused.
 """
@@ -27,6 +29,10 @@ class PlanSource:
     file: Path
     profiles: tuple[str, ...] = ()
     vars_files: tuple[Path, ...] = ()
+    input_format: str = "auto"  # stack, compose, or auto (detected again)
+    compose_files: tuple[Path, ...] = ()
+    project_name: str | None = None
+    env_files: tuple[Path, ...] = ()
 
 
 def write_saved_plan(plan: Plan, source: PlanSource, path: Path) -> None:
@@ -37,6 +43,14 @@ def write_saved_plan(plan: Plan, source: PlanSource, path: Path) -> None:
         "profiles": list(source.profiles),
         "vars_files": [str(p.resolve()) for p in source.vars_files],
     }
+    if source.input_format != "auto":
+        document["source"]["format"] = source.input_format
+    if source.compose_files:
+        document["source"]["compose_files"] = [str(p.resolve()) for p in source.compose_files]
+    if source.project_name is not None:
+        document["source"]["project_name"] = source.project_name
+    if source.env_files:
+        document["source"]["env_files"] = [str(p.resolve()) for p in source.env_files]
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
     os.replace(temporary, path)
@@ -70,4 +84,8 @@ def read_saved_plan(path: Path) -> tuple[Plan, PlanSource]:
         file=Path(source["file"]),
         profiles=tuple(str(p) for p in source.get("profiles") or ()),
         vars_files=tuple(Path(str(p)) for p in source.get("vars_files") or ()),
+        input_format=str(source.get("format") or "auto"),
+        compose_files=tuple(Path(str(p)) for p in source.get("compose_files") or ()),
+        project_name=None if source.get("project_name") is None else str(source["project_name"]),
+        env_files=tuple(Path(str(p)) for p in source.get("env_files") or ()),
     )

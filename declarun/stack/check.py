@@ -160,7 +160,7 @@ def check_addresses(stack: Stack) -> Iterator[Problem]:
                 continue
             path = f"containers.{name}.networks[{index}]"
             network = stack.networks.get(attachment.network)
-            if network is None:
+            if network is None or network.external:  # its subnet is not the stack's to know
                 continue
             if network.subnet is None:
                 yield Problem(

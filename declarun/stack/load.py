@@ -152,7 +152,7 @@ class _Converter:
     before anything is expanded.
     """
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, resolver: yaml.resolver.BaseResolver | None = None) -> None:
         self.file = file
         self.entries: list[Entry] = []
         self.problems: list[Problem] = []
@@ -163,7 +163,7 @@ class _Converter:
         self.documents = 0
         self.merged: list[bool] = []  # non-empty once a merge key was seen
         self._scalars = SafeConstructor()
-        self._resolver = yaml.resolver.Resolver()
+        self._resolver = resolver if resolver is not None else yaml.resolver.Resolver()
         self._plain_cache: dict[str, Any] = {}
 
     # -- helpers ---------------------------------------------------------------------------
@@ -464,10 +464,16 @@ def _yaml_error_problem(file: str, exc: yaml.YAMLError) -> Problem:
     return Problem(SourceLocation(file, line, column), "", f"invalid YAML: {text}")
 
 
-def load_yaml_text(text: str, file: str) -> LoadedDocument:
-    """Parse YAML text into a :class:`LoadedDocument`, raising :class:`StackError` on any problem."""
+def load_yaml_text(
+    text: str, file: str, *, resolver: yaml.resolver.BaseResolver | None = None
+) -> LoadedDocument:
+    """Parse YAML text into a :class:`LoadedDocument`, raising :class:`StackError` on any problem.
+
+    ``resolver`` decides what plain scalars mean (default: PyYAML's YAML 1.1 rules, which stack
+    files use); the Compose front end passes YAML 1.2's, as docker compose reads its files.
+    """
     origin = SourceLocation(file, 1, 1)
-    converter = _Converter(file)
+    converter = _Converter(file, resolver)
     try:
         for event in yaml.parse(text, Loader=_LOADER):
             converter.feed(event)
@@ -507,8 +513,14 @@ def load_yaml_text(text: str, file: str) -> LoadedDocument:
     return LoadedDocument(file, converter.root, values, keys)
 
 
-def load_yaml_file(path: Path, display_name: str | None = None) -> LoadedDocument:
-    """Read and parse a YAML file with the size, encoding and structure limits above."""
+def load_yaml_file(
+    path: Path,
+    display_name: str | None = None,
+    *,
+    resolver: yaml.resolver.BaseResolver | None = None,
+) -> LoadedDocument:
+    """Read and parse a YAML file with the size, encoding and structure limits above
+    (``resolver`` as in :func:`load_yaml_text`)."""
     name = display_name or str(path)
     origin = SourceLocation(name, 1, 1)
     try:
@@ -547,4 +559,4 @@ def load_yaml_file(path: Path, display_name: str | None = None) -> LoadedDocumen
         ) from None
     if "\x00" in text:
         raise StackError([Problem(origin, "", "the file contains NUL bytes; is it binary?")])
-    return load_yaml_text(text.removeprefix("\ufeff"), name)
+    return load_yaml_text(text.removeprefix("\ufeff"), name, resolver=resolver)

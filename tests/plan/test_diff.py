@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from declarun.frozen import FrozenDict
+from declarun.plan.desired import desired_state
 from declarun.plan.diff import diff, plan_destroy
 from declarun.plan.identity import LABEL_KEEP, LABEL_PROFILES, LABEL_STACK
 from declarun.plan.lock import Lock, LockedImage
@@ -428,3 +429,77 @@ def test_diff_is_pure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Path, "read_text", forbidden)
     assert _plan(stack, snapshot) == expected
     assert plan_destroy(stack, snapshot, created_at="t").changes
+
+
+def test_init_extra_hosts_and_dns_shape_the_container_only_when_set(tmp_path: Path) -> None:
+    plain = load(tmp_path, "stack: shop\ncontainers: {web: {image: busybox}}\n")
+    config = desired_state(plain).containers["web"].config
+    assert not {"init", "extra_hosts", "dns"} & set(config)  # hashes of older stacks hold
+    body = desired_state(plain).containers["web"].create_body()["HostConfig"]
+    assert not {"Init", "ExtraHosts", "Dns"} & set(body)
+    extended = load(
+        tmp_path,
+        "stack: shop\ncontainers:\n  web:\n    image: busybox\n    init: true\n"
+        "    extra_hosts: {db: 10.0.0.5}\n    dns: [1.1.1.1]\n",
+    )
+    web = desired_state(extended).containers["web"]
+    assert (web.config["init"], web.config["extra_hosts"], web.config["dns"]) == (
+        True,
+        ["db:10.0.0.5"],
+        ["1.1.1.1"],
+    )
+    host = web.create_body()["HostConfig"]
+    assert (host["Init"], host["ExtraHosts"], host["Dns"]) == (True, ["db:10.0.0.5"], ["1.1.1.1"])
+
+
+def test_network_driver_opts_are_options_and_recorded_only_when_set(tmp_path: Path) -> None:
+    plain = desired_state(load(tmp_path, "stack: shop\nnetworks: {back: {}}\n"))
+    assert "driver_opts" not in plain.networks["back"].config
+    assert "Options" not in plain.networks["back"].body
+    stack = load(tmp_path, "stack: shop\nnetworks: {back: {driver_opts: [mtu=1400]}}\n")
+    back = desired_state(stack).networks["back"]
+    assert back.config["driver_opts"] == {"mtu": "1400"}
+    assert back.body["Options"] == {"mtu": "1400"}
+
+
+EXTERNAL = """
+stack: shop
+volumes:
+  data: {external: true}
+  cache: {engine_name: shop-cache-v2}
+networks:
+  proxy: {external: true, engine_name: traefik}
+containers:
+  web:
+    image: busybox
+    volumes: ["data:/data", "cache:/cache"]
+    networks: [proxy]
+"""
+
+
+def test_external_volumes_and_networks_are_used_never_made(tmp_path: Path) -> None:
+    stack = load(tmp_path, EXTERNAL)
+    desired = desired_state(stack)
+    assert (desired.volumes["data"].engine_name, desired.volumes["data"].external) == ("data", True)
+    assert desired.volumes["cache"].engine_name == "shop-cache-v2"
+    assert desired.networks["proxy"].engine_name == "traefik"
+    web = desired.containers["web"]
+    assert [m["Source"] for m in web.create_body()["HostConfig"]["Mounts"]] == [
+        "data",
+        "shop-cache-v2",
+    ]
+    assert web.create_body()["HostConfig"]["NetworkMode"] == "traefik"
+    assert web.config["engine_names"] == {
+        "volume:data": "data",
+        "volume:cache": "shop-cache-v2",
+        "network:proxy": "traefik",
+    }
+    missing = {c.id: c for c in _plan(stack, ObservedState(stack="shop")).changes}
+    assert missing["volume:data"].action == "error"
+    assert missing["network:proxy"].reasons[0].message == (
+        "the external network traefik does not exist; declarun uses it but never creates it: "
+        "create it yourself (docker network create traefik)"
+    )
+    assert missing["volume:cache"].action == "create"
+    planned = _plan(stack, matching_snapshot(stack))  # the external ones exist, unlabelled
+    assert planned.is_empty, [c for c in planned.changes if c.action != "noop"]
