@@ -95,7 +95,7 @@ FIELDS: dict[str, Support] = {
     f"{S}.build.entitlements": _no(_BUILD),
     f"{S}.build.args": _s(),
     f"{S}.build.ssh": _no(_BUILD),
-    f"{S}.build.labels": _no("labels of built images are not modelled yet"),
+    f"{S}.build.labels": _s(),
     f"{S}.build.cache_from": _no(_BUILD),
     f"{S}.build.cache_to": _no(_BUILD),
     f"{S}.build.no_cache": _no(_BUILD),

@@ -121,4 +121,13 @@ def _build(
     target = as_text(build.get("target"))
     if target is not None:
         built["target"] = target
+    labels = build.get("labels")
+    if labels is not None:
+        # A label listed without a value (``- "a"``) is an empty label, as docker compose sets it.
+        found = {
+            key: "" if value.value is None else scalar_text(value.value)
+            for key, value in labels.items()
+        }
+        if found:
+            built["labels"] = found
     return built

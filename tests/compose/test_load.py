@@ -334,6 +334,25 @@ def test_build_pull_policy_and_platform_declare_an_image_named_after_the_service
     assert stack.images["app"].implicit
 
 
+def test_build_labels_in_either_form_label_the_built_image(tmp_path: Path) -> None:
+    for context in ("app", "tool"):
+        (tmp_path / context).mkdir()
+        (tmp_path / context / "Dockerfile").write_text("FROM busybox:1.36\n")
+    stack = load(
+        tmp_path,
+        """
+        services:
+          app:
+            build: {context: ./app, labels: {team: shop, tier: web}}
+          tool:
+            build: {context: ./tool, labels: ["team=ops", "bare"]}
+        """,
+    )
+    app, tool = stack.images["app"].build, stack.images["tool"].build
+    assert app is not None and dict(app.labels) == {"team": "shop", "tier": "web"}
+    assert tool is not None and dict(tool.labels) == {"team": "ops", "bare": ""}
+
+
 def test_replicas_and_resources_written_twice_must_agree(tmp_path: Path) -> None:
     assert problems(
         tmp_path,
