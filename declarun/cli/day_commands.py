@@ -11,6 +11,8 @@ import click
 from rich.table import Table
 
 from declarun.cli.apply_output import live_runner, print_report
+from declarun.cli.interrupt import interruptible
+from declarun.cli.locking import held_lock, lock_timeout_option
 from declarun.cli.logs_output import follow_logs, print_logs
 from declarun.cli.options import (
     EngineTarget,
@@ -50,6 +52,11 @@ def status(file: Path, output_format: str, source: StackSource, target: EngineTa
     for row in rows:
         plan_cell = "ok" if row["action"] == "noop" else row["action"]
         style = "" if row["action"] == "noop" else "yellow"
+        if row["problem"]:
+            plan_cell = f"{plan_cell}; failing: {row['problem']}"
+            if row["action"] == "noop":
+                plan_cell = f"failing: {row['problem']}"
+            style = "red"
         table.add_row(
             f"{row['kind']} {row['name']}",
             row["engine_name"],
@@ -152,19 +159,31 @@ def exec_command(
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--no-prune", "no_prune", is_flag=True, help="Keep resources that left the stack.")
 @parallel_option
+@lock_timeout_option
 @stack_options
 @engine_options
 def watch(
-    file: Path, no_prune: bool, parallel: int, source: StackSource, target: EngineTarget
+    file: Path,
+    no_prune: bool,
+    parallel: int,
+    lock_timeout: float,
+    source: StackSource,
+    target: EngineTarget,
 ) -> None:
     """Keep the engine matching FILE: re-apply when a container drifts or FILE changes."""
     from declarun.reconcile.watch import WatchHooks, watch_stack
 
     console, errors = stdout_console(), stderr_console()
 
+    shown_failing: list[object] = [()]
+
     def on_report(report: ApplyReport) -> None:
-        if not report.nothing_to_do:
+        # A crash loop wakes the watch at every death: say so when it starts or changes,
+        # not at each wake-up.
+        failing = tuple((f.name, f.message) for f in report.failing)
+        if not report.nothing_to_do or failing != shown_failing[0]:
             print_report(report, console)
+        shown_failing[0] = failing
 
     def on_error(error: DeclarunError) -> None:
         errors.print(f"[red]error:[/red] {error}", highlight=False)
@@ -177,13 +196,15 @@ def watch(
     hooks = WatchHooks(
         on_plan=live_runner(), on_report=on_report, on_error=on_error, on_wake=on_wake
     )
-    source.load_or_exit(file)  # a broken file at start is an ordinary error exit
+    stack = source.load_or_exit(file)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
     apply_options = ApplyOptions(prune=not no_prune, parallel=parallel)
-    with target.connect() as engine:
+    # The lock is the stack's while the watch runs: an apply elsewhere waits for it.
+    with (
+        target.connect() as engine,
+        held_lock(engine, stack.name, "watch", lock_timeout),
+        interruptible(console, on_request=stop.set) as cancel,
+    ):
         console.print(f"Watching {file} (Ctrl-C to stop).", markup=False)
-        try:
-            watch_stack(engine, file, source.load, apply_options, stop, hooks)
-        except KeyboardInterrupt:
-            stop.set()
+        watch_stack(engine, file, source.load, apply_options, stop, hooks, cancel)
     console.print("Stopped watching.", markup=False)

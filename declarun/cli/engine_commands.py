@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 
 from declarun.cli.apply_output import live_runner, print_report
+from declarun.cli.interrupt import interruptible
+from declarun.cli.locking import held_lock, lock_timeout_option
 from declarun.cli.options import (
     EngineTarget,
     StackSource,
@@ -44,10 +46,16 @@ def _plan_exit(plan: Plan) -> int:
 
 def _finish(report: ApplyReport, verb: str) -> None:
     console = stdout_console()
+    if report.cancelled:
+        print_report(report, console, verb=verb)
+        sys.exit(130)
     if report.nothing_to_do:
-        console.print(NO_CHANGES, markup=False)
-        console.print("Nothing to do: no action taken.", markup=False)
-        return
+        if not report.failing:
+            console.print(NO_CHANGES, markup=False)
+            console.print("Nothing to do: no action taken.", markup=False)
+            return
+        render_plan(report.remaining, console)
+        console.print()
     if not print_report(report, console, verb=verb):
         sys.exit(1)
 
@@ -110,6 +118,7 @@ def plan(
 @click.argument("file", metavar="FILE|PLAN.json", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as 'declarun plan').")
 @parallel_option
+@lock_timeout_option
 @_prune_options
 @stack_options
 @engine_options
@@ -117,6 +126,7 @@ def apply(
     file: Path,
     dry_run: bool,
     parallel: int,
+    lock_timeout: float,
     no_prune: bool,
     volumes: bool,
     locked: bool,
@@ -135,10 +145,14 @@ def apply(
             made = saved if saved is not None else make_plan(engine, stack, options).plan
             render_plan(made, stdout_console())
             sys.exit(_plan_exit(made))
-        if saved is not None:
-            report = apply_saved_plan(engine, stack, saved, options, live_runner())
-        else:
-            report = apply_stack(engine, stack, options, live_runner())
+        with (
+            held_lock(engine, stack.name, "apply", lock_timeout),
+            interruptible(stdout_console()) as cancel,
+        ):
+            if saved is not None:
+                report = apply_saved_plan(engine, stack, saved, options, live_runner(), cancel)
+            else:
+                report = apply_stack(engine, stack, options, live_runner(), cancel)
     _finish(report, "Apply")
 
 
@@ -146,17 +160,35 @@ def apply(
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--volumes", is_flag=True, help="Also remove the stack's volumes (never keep: true).")
 @parallel_option
+@lock_timeout_option
 @stack_options
 @engine_options
 def destroy(
-    file: Path, volumes: bool, parallel: int, source: StackSource, target: EngineTarget
+    file: Path,
+    volumes: bool,
+    parallel: int,
+    lock_timeout: float,
+    source: StackSource,
+    target: EngineTarget,
 ) -> None:
     """Remove everything the stack in FILE owns on the engine, dependents first."""
     stack = source.load_or_exit(file)
-    with target.connect() as engine:
+    with (
+        target.connect() as engine,
+        held_lock(engine, stack.name, "destroy", lock_timeout),
+        interruptible(stdout_console()) as cancel,
+    ):
         report = destroy_stack(
-            engine, stack, volumes=volumes, parallel=parallel, on_plan=live_runner()
+            engine,
+            stack,
+            volumes=volumes,
+            parallel=parallel,
+            on_plan=live_runner(),
+            cancel=cancel,
         )
+    if report.cancelled:
+        print_report(report, stdout_console(), verb="Destroy")
+        sys.exit(130)
     if report.nothing_to_do:
         stdout_console().print(
             f"Nothing to destroy: stack '{stack.name}' owns nothing on this engine.", markup=False

@@ -47,5 +47,12 @@ _register_engine_commands()
 def main() -> None:
     """Console-script entry point: run the CLI, turning declarun errors into clean exits."""
     with exit_on_declarun_error():
-        cli.main(prog_name="declarun")
-    sys.exit(0)
+        try:
+            # Not standalone: click would answer Ctrl-C with a bare "Aborted!" and exit 1.
+            code = cli.main(prog_name="declarun", standalone_mode=False)
+        except click.exceptions.Abort:
+            raise KeyboardInterrupt from None
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

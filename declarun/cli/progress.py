@@ -22,7 +22,12 @@ from declarun.reconcile.executor import Outcome
 
 __all__ = ["RichProgress", "outcome_line"]
 
-_MARKS = {"done": ("✓", "green"), "failed": ("✗", "red"), "skipped": ("-", "yellow")}
+_MARKS = {
+    "done": ("✓", "green"),
+    "failed": ("✗", "red"),
+    "skipped": ("-", "yellow"),
+    "cancelled": ("-", "yellow"),
+}
 
 
 def outcome_line(outcome: Outcome) -> Text:
@@ -34,6 +39,8 @@ def outcome_line(outcome: Outcome) -> Text:
         line.append(f"  {outcome.duration:.1f}s", style="dim")
     elif outcome.status == "failed":
         line.append(f"  failed: {outcome.error}", style="red")
+    elif outcome.status == "cancelled":
+        line.append("  not started: interrupted", style="yellow")
     else:
         line.append(f"  skipped: {outcome.cause} failed", style="yellow")
     return line

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
+from declarun.plan.crashes import crash_reason
 from declarun.plan.desired import DesiredContainer, DesiredImage, DesiredState, desired_state
 from declarun.plan.destroy import plan_destroy
 from declarun.plan.drafts import Draft, finish, now, reason, short_name, volume_removal
@@ -197,6 +198,16 @@ def _state_change(
                 "stopped", "the container is dead", field="state", before="dead", after="running"
             )
         ]
+    if container.run != "once" and (state in ("restarting", "exited") or observed.restart_count):
+        crashing = crash_reason(
+            state=state,
+            exit_code=code,
+            ran_for=observed.ran_for,
+            restart_count=observed.restart_count,
+            restart_policy=str(container.config.get("restart") or ""),
+        )
+        if crashing is not None:
+            return "noop", [crashing]
     if state in ("running", "restarting", "paused", "removing"):
         return "noop", []
     if container.run == "once":

@@ -43,6 +43,7 @@ ReasonKind = Literal[
     "dependency_replaced",  # a network it is attached to is being replaced
     "stopped",  # a service is not running (field = state)
     "job_failed",  # a run-once job exited non-zero
+    "crashing",  # a service keeps dying (left alone: starting it again would fail the same way)
     "pull_policy",  # pulled because of the image's pull policy
     "image_missing",  # an image is absent and may not be pulled
     "orphan",  # owned, but no longer in the stack (or its profile is inactive)

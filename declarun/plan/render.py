@@ -94,7 +94,7 @@ def _change_lines(change: Change) -> list[str]:
     for reason in change.reasons:
         if change.action == "create" and reason.kind == "missing":
             continue  # "+ create" already says it does not exist
-        tone = "red" if reason.kind in ("foreign", "image_missing") else "dim"
+        tone = "red" if reason.kind in ("foreign", "image_missing", "crashing") else "dim"
         lines.append(f"{' ' * (_SYMBOL_WIDTH + 3)}[{tone}]{escape(_reason_text(reason))}[/{tone}]")
     return lines
 
@@ -107,10 +107,23 @@ def render_plan(plan: Plan, console: Console) -> None:
             console.print(line, markup=True, highlight=False)
     if shown:
         console.print()
-    if plan.is_empty:
+    crashing = [c for c in plan.changes if any(r.kind == "crashing" for r in c.reasons)]
+    if plan.is_empty and not crashing:
         console.print(NO_CHANGES, markup=False, highlight=False)
         return
-    console.print(f"[bold]{escape(summary_line(plan))}[/bold]", markup=True, highlight=False)
+    if plan.is_empty:
+        console.print("No changes to make.", markup=False, highlight=False)
+    else:
+        console.print(f"[bold]{escape(summary_line(plan))}[/bold]", markup=True, highlight=False)
+    if crashing:
+        names = ", ".join(c.name for c in crashing)
+        noun = "container keeps" if len(crashing) == 1 else "containers keep"
+        console.print(
+            f"[bold red]{len(crashing)} {noun} dying ({escape(names)}): apply fails until "
+            "that is fixed.[/bold red]",
+            markup=True,
+            highlight=False,
+        )
     errors = plan.errors
     if errors:
         noun = "change" if len(errors) == 1 else "changes"

@@ -30,11 +30,14 @@ from declarun.plan.observed import ObservedState
 from declarun.reconcile.executor import (
     DEFAULT_PARALLEL,
     ApplyResult,
+    Cancellation,
     NullProgress,
     ProgressSink,
+    Status,
     execute,
 )
 from declarun.reconcile.lockfile import load_stack_lock
+from declarun.reconcile.settle import DEFAULT_SETTLE, Failing, check_settled
 from declarun.reconcile.steps import plan_steps
 from declarun.stack.model import Stack
 
@@ -73,6 +76,7 @@ class ApplyOptions:
     locked: bool = False
     parallel: int = DEFAULT_PARALLEL
     max_rounds: int = DEFAULT_ROUNDS
+    settle: float = DEFAULT_SETTLE  # seconds a started service must stay up (reconcile.settle)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class ApplyReport:
 
     rounds: tuple[Round, ...]
     remaining: Plan
+    failing: tuple[Failing, ...] = ()  # containers not running (healthy) or jobs not completed
 
     @property
     def converged(self) -> bool:
@@ -97,8 +102,14 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        """True when every change succeeded and the machine matches the stack."""
-        return self.converged and all(r.result.ok for r in self.rounds)
+        """True when every change succeeded, the machine matches the stack, every service
+        stays up (healthy) and every job completed."""
+        return self.converged and all(r.result.ok for r in self.rounds) and not self.failing
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the apply was interrupted (no change started after the request)."""
+        return any(r.result.cancelled for r in self.rounds)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -158,10 +169,11 @@ def _run(
     desired: DesiredState,
     parallel: int,
     on_plan: PlanRun,
+    cancel: Cancellation | None,
 ) -> ApplyResult:
     steps = plan_steps(engine, plan, desired, stack)
     with on_plan(plan) as progress:
-        return execute(steps, parallel=parallel, progress=progress)
+        return execute(steps, parallel=parallel, progress=progress, cancel=cancel)
 
 
 def apply_stack(
@@ -169,23 +181,65 @@ def apply_stack(
     stack: Stack,
     options: ApplyOptions = ApplyOptions(),
     on_plan: PlanRun = _quiet,
+    cancel: Cancellation | None = None,
 ) -> ApplyReport:
     """Make the engine match ``stack``: plan, execute, re-observe; at most ``max_rounds``.
 
     Raises ApplyRefused before touching anything when the plan holds ``error`` changes, and
-    LockError for a missing or stale lock under ``locked``.
+    LockError for a missing or stale lock under ``locked``. Once ``cancel`` is requested no
+    change starts and no round follows; the report says what was reached.
     """
     rounds: list[Round] = []
     for _ in range(max(1, options.max_rounds)):
         planned = make_plan(engine, stack, options)
         if planned.plan.is_empty:
-            return ApplyReport(tuple(rounds), planned.plan)
+            return _settled(engine, rounds, planned, options, cancel)
         _refuse_errors(planned.plan)
-        result = _run(engine, planned.plan, stack, planned.desired, options.parallel, on_plan)
+        result = _run(
+            engine, planned.plan, stack, planned.desired, options.parallel, on_plan, cancel
+        )
         rounds.append(Round(planned.plan, result))
         if not result.ok:
             break
-    return ApplyReport(tuple(rounds), make_plan(engine, stack, options).plan)
+    return _settled(engine, rounds, make_plan(engine, stack, options), options, cancel)
+
+
+def _containers_acted_on(rounds: list[Round], status: Status) -> set[str]:
+    """Engine names of the containers whose create, replace or start ended with ``status``."""
+    names = set()
+    for round_ in rounds:
+        for outcome in round_.result.by_status(status):
+            change = round_.plan.change(outcome.key)
+            if change.kind == "container" and change.action in ("create", "recreate", "start"):
+                names.add(change.engine_name)
+    return names
+
+
+def _settled(
+    engine: Engine,
+    rounds: list[Round],
+    last: Planned,
+    options: ApplyOptions,
+    cancel: Cancellation | None = None,
+) -> ApplyReport:
+    """The report, with the containers that do not stay up; those a step failed on or the
+    remaining plan still acts on are told already. An interrupted apply is not checked: it
+    stopped early on purpose."""
+    if cancel is not None and cancel.requested:
+        return ApplyReport(tuple(rounds), last.plan)
+    pending = {c.engine_name for c in last.plan.actionable if c.kind == "container"}
+    failing = check_settled(
+        engine,
+        last.desired,
+        last.observed,
+        touched=_containers_acted_on(rounds, "done"),
+        reported=_containers_acted_on(rounds, "failed") | pending,
+        settle=options.settle,
+        cancel=cancel,
+    )
+    if cancel is not None and cancel.requested:
+        return ApplyReport(tuple(rounds), last.plan)
+    return ApplyReport(tuple(rounds), last.plan, failing)
 
 
 def apply_saved_plan(
@@ -194,6 +248,7 @@ def apply_saved_plan(
     saved: Plan,
     options: ApplyOptions = ApplyOptions(),
     on_plan: PlanRun = _quiet,
+    cancel: Cancellation | None = None,
 ) -> ApplyReport:
     """Carry out ``saved`` exactly, refusing (StalePlan) if the world or the stack moved."""
     if saved.stack != stack.name:
@@ -209,14 +264,12 @@ def apply_saved_plan(
     _refuse_errors(saved)
     rounds: tuple[Round, ...] = ()
     if not saved.is_empty:
-        result = _run(engine, saved, stack, seen.desired, options.parallel, on_plan)
+        result = _run(engine, saved, stack, seen.desired, options.parallel, on_plan, cancel)
         rounds = (Round(saved, result),)
     if saved.mode == "destroy":
         after = observe(engine, stack)
-        remaining = plan_destroy(stack, after, volumes=_destroys_volumes(saved))
-    else:
-        remaining = make_plan(engine, stack, options).plan
-    return ApplyReport(rounds, remaining)
+        return ApplyReport(rounds, plan_destroy(stack, after, volumes=_destroys_volumes(saved)))
+    return _settled(engine, list(rounds), make_plan(engine, stack, options), options, cancel)
 
 
 def _destroys_volumes(plan: Plan) -> bool:
@@ -230,6 +283,7 @@ def destroy_stack(
     volumes: bool = False,
     parallel: int = DEFAULT_PARALLEL,
     on_plan: PlanRun = _quiet,
+    cancel: Cancellation | None = None,
 ) -> ApplyReport:
     """Remove everything ``stack`` owns, dependents first; volumes only with ``volumes``
     (never ``keep: true`` ones)."""
@@ -237,6 +291,6 @@ def destroy_stack(
     plan = plan_destroy(stack, seen.observed, volumes=volumes)
     if plan.is_empty:
         return ApplyReport((), plan)
-    result = _run(engine, plan, stack, seen.desired, parallel, on_plan)
+    result = _run(engine, plan, stack, seen.desired, parallel, on_plan, cancel)
     remaining = plan_destroy(stack, observe(engine, stack), volumes=volumes)
     return ApplyReport((Round(plan, result),), remaining)
