@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -22,6 +23,8 @@ from declarun.cli.options import (
     stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
+from declarun.cli.terminal import decide_tty, run_attached
+from declarun.engine.port import Engine
 from declarun.errors import DeclarunError, EngineError
 from declarun.reconcile.apply import ApplyOptions, ApplyReport
 from declarun.reconcile.status import status_rows
@@ -92,7 +95,8 @@ def _engine_names(stack: Stack, wanted: tuple[str, ...]) -> list[str]:
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.argument("containers", nargs=-1)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing new lines, across replacements and restarts, until Ctrl-C.")  # fmt: skip
 @click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines of each.")
 @click.option("-t", "--timestamps", is_flag=True, help="Show each line's time.")
 @stack_options
@@ -127,6 +131,12 @@ def logs(
 @click.option("-u", "--user", help="Run as this user (name or uid[:gid]).")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Set a variable.")
+@click.option("-i", "--interactive/--no-interactive", default=True, show_default=True,
+              help="Keep stdin open and pass ours in.")  # fmt: skip
+@click.option("-t", "--tty", "force_tty", is_flag=True, help="Allocate a TTY even off a terminal.")
+@click.option("-T", "--no-TTY", "no_tty", is_flag=True,
+              help="Do not allocate a TTY (by default one is, when stdin and stdout are "
+              "terminals).")  # fmt: skip
 @stack_options
 @engine_options
 def exec_command(
@@ -136,23 +146,38 @@ def exec_command(
     user: str | None,
     workdir: str | None,
     env: tuple[str, ...],
+    interactive: bool,
+    force_tty: bool,
+    no_tty: bool,
     source: StackSource,
     target: EngineTarget,
 ) -> None:
-    """Run COMMAND in the stack's CONTAINER (``-- CMD ARGS...``); its exit code is ours."""
+    """Run COMMAND in the stack's CONTAINER (``-- CMD ARGS...``), attached here (a TTY on a
+    terminal, as Compose); its exit code is ours."""
     stack = source.load_or_exit(file)
     name = _engine_names(stack, (container,))[0]
+    tty = decide_tty(force_tty, no_tty)
     with target.connect() as engine:
-        exec_id = engine.exec_create(name, command, user=user or "", workdir=workdir, env=env)
-        for out, err in engine.exec_start(exec_id):
-            if out:
-                sys.stdout.buffer.write(out)
-                sys.stdout.buffer.flush()
-            if err:
-                sys.stderr.buffer.write(err)
-                sys.stderr.buffer.flush()
-        code = engine.exec_exit_code(exec_id)
-    sys.exit(int(code) if code is not None else 1)
+        exec_id = engine.exec_create(
+            name, command, user=user or "", workdir=workdir, env=env, stdin=interactive, tty=tty
+        )
+        attached = engine.exec_attach(exec_id, tty=tty)
+        run_attached(
+            attached,
+            stdin_open=interactive,
+            tty=tty,
+            resize=lambda h, w: engine.exec_resize(exec_id, height=h, width=w),
+        )
+        code = _exit_code(engine, exec_id)
+    sys.exit(code)
+
+
+def _exit_code(engine: Engine, exec_id: str) -> int:
+    """The exec's exit code; the engine may note it a moment after the output ends."""
+    deadline = time.monotonic() + 10
+    while (code := engine.exec_exit_code(exec_id)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return 1 if code is None else int(code)
 
 
 @click.command()

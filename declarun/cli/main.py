@@ -36,8 +36,11 @@ _register_stack_commands()
 def _register_engine_commands() -> None:
     from declarun.cli.day_commands import exec_command, logs, status, watch
     from declarun.cli.engine_commands import apply, destroy, lock, plan
+    from declarun.cli.manual_commands import pull, restart, run, start, stop
 
     for command in (plan, apply, destroy, lock, status, logs, exec_command, watch):
+        cli.add_command(command)
+    for command in (run, start, stop, restart, pull):
         cli.add_command(command)
 
 
