@@ -20,6 +20,8 @@ from declarun.cli.options import (
     StackSource,
     engine_options,
     parallel_option,
+    stack_file,
+    stack_file_and_words,
     stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
@@ -35,14 +37,16 @@ __all__ = ["exec_command", "logs", "status", "watch"]
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)  # fmt: skip
 @stack_options
 @engine_options
-def status(file: Path, output_format: str, source: StackSource, target: EngineTarget) -> None:
+def status(
+    file: Path | None, output_format: str, source: StackSource, target: EngineTarget
+) -> None:
     """Each resource of the stack in FILE: desired vs actual state, health, ports."""
-    stack = source.load_or_exit(file)
+    stack = source.load_or_exit(stack_file(file))
     with target.connect() as engine:
         rows = status_rows(engine, stack)
     if output_format == "json":
@@ -93,8 +97,7 @@ def _engine_names(stack: Stack, wanted: tuple[str, ...]) -> list[str]:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.argument("containers", nargs=-1)
+@click.argument("words", nargs=-1, metavar="[FILE] [CONTAINERS]...")
 @click.option("-f", "--follow", is_flag=True,
               help="Keep printing new lines, across replacements and restarts, until Ctrl-C.")  # fmt: skip
 @click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines of each.")
@@ -102,8 +105,7 @@ def _engine_names(stack: Stack, wanted: tuple[str, ...]) -> list[str]:
 @stack_options
 @engine_options
 def logs(
-    file: Path,
-    containers: tuple[str, ...],
+    words: tuple[str, ...],
     follow: bool,
     tail: int | None,
     timestamps: bool,
@@ -111,8 +113,9 @@ def logs(
     target: EngineTarget,
 ) -> None:
     """The logs of the stack's containers (all, or CONTAINERS), interleaved by time."""
+    file, containers = stack_file_and_words(words)
     stack = source.load_or_exit(file)
-    names = _engine_names(stack, containers)
+    names = _engine_names(stack, tuple(containers))
     prefix = f"{stack.name}-"
     with target.connect() as engine:
         if follow:
@@ -125,9 +128,8 @@ def logs(
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
-@click.argument("file", type=click.Path(path_type=Path))
-@click.argument("container")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.argument("words", nargs=-1, required=True, type=click.UNPROCESSED,
+                metavar="[FILE] CONTAINER -- COMMAND...")  # fmt: skip
 @click.option("-u", "--user", help="Run as this user (name or uid[:gid]).")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Set a variable.")
@@ -140,9 +142,7 @@ def logs(
 @stack_options
 @engine_options
 def exec_command(
-    file: Path,
-    container: str,
-    command: tuple[str, ...],
+    words: tuple[str, ...],
     user: str | None,
     workdir: str | None,
     env: tuple[str, ...],
@@ -154,6 +154,11 @@ def exec_command(
 ) -> None:
     """Run COMMAND in the stack's CONTAINER (``-- CMD ARGS...``), attached here (a TTY on a
     terminal, as Compose); its exit code is ours."""
+    file, rest = stack_file_and_words(words)
+    if len(rest) < 2:
+        raise click.UsageError("give a CONTAINER and the COMMAND to run in it: [FILE] "
+                               "CONTAINER -- COMMAND...")  # fmt: skip
+    container, command = rest[0], rest[1:]
     stack = source.load_or_exit(file)
     name = _engine_names(stack, (container,))[0]
     tty = decide_tty(force_tty, no_tty)
@@ -181,14 +186,14 @@ def _exit_code(engine: Engine, exec_id: str) -> int:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--no-prune", "no_prune", is_flag=True, help="Keep resources that left the stack.")
 @parallel_option
 @lock_timeout_option
 @stack_options
 @engine_options
 def watch(
-    file: Path,
+    file: Path | None,
     no_prune: bool,
     parallel: int,
     lock_timeout: float,
@@ -198,6 +203,7 @@ def watch(
     """Keep the engine matching FILE: re-apply when a container drifts or FILE changes."""
     from declarun.reconcile.watch import WatchHooks, watch_stack
 
+    file = stack_file(file)
     console, errors = stdout_console(), stderr_console()
 
     shown_failing: list[object] = [()]

@@ -19,6 +19,7 @@ from declarun.cli.options import (
     StackSource,
     engine_options,
     parallel_option,
+    stack_file,
     stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
@@ -80,7 +81,7 @@ def _prune_options(func: click.decorators.FC) -> click.decorators.FC:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan (JSON) for a later 'declarun apply PLAN'.")  # fmt: skip
 @click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text",
@@ -89,7 +90,7 @@ def _prune_options(func: click.decorators.FC) -> click.decorators.FC:
 @stack_options
 @engine_options
 def plan(
-    file: Path,
+    file: Path | None,
     out: Path | None,
     output_format: str,
     no_prune: bool,
@@ -99,6 +100,7 @@ def plan(
     target: EngineTarget,
 ) -> None:
     """Show what apply would change in FILE's stack, and why (exit 0 none, 2 changes, 1 error)."""
+    file = stack_file(file)
     stack = source.load_or_exit(file)
     options = _apply_options(not no_prune, volumes, locked, DEFAULT_PARALLEL)
     with target.connect() as engine:
@@ -115,7 +117,7 @@ def plan(
 
 
 @click.command()
-@click.argument("file", metavar="FILE|PLAN.json", type=click.Path(path_type=Path))
+@click.argument("file", metavar="[FILE|PLAN.json]", required=False, type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as 'declarun plan').")
 @parallel_option
 @lock_timeout_option
@@ -123,7 +125,7 @@ def plan(
 @stack_options
 @engine_options
 def apply(
-    file: Path,
+    file: Path | None,
     dry_run: bool,
     parallel: int,
     lock_timeout: float,
@@ -134,6 +136,7 @@ def apply(
     target: EngineTarget,
 ) -> None:
     """Make the engine match the stack in FILE, or carry out a plan saved by 'plan -o'."""
+    file = stack_file(file)
     options = _apply_options(not no_prune, volumes, locked, parallel)
     saved: Plan | None = None
     if is_saved_plan(file):
@@ -157,14 +160,14 @@ def apply(
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--volumes", is_flag=True, help="Also remove the stack's volumes (never keep: true).")
 @parallel_option
 @lock_timeout_option
 @stack_options
 @engine_options
 def destroy(
-    file: Path,
+    file: Path | None,
     volumes: bool,
     parallel: int,
     lock_timeout: float,
@@ -172,7 +175,7 @@ def destroy(
     target: EngineTarget,
 ) -> None:
     """Remove everything the stack in FILE owns on the engine, dependents first."""
-    stack = source.load_or_exit(file)
+    stack = source.load_or_exit(stack_file(file))
     with (
         target.connect() as engine,
         held_lock(engine, stack.name, "destroy", lock_timeout),
@@ -199,15 +202,15 @@ def destroy(
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @stack_options
 @engine_options
-def lock(file: Path, source: StackSource, target: EngineTarget) -> None:
+def lock(file: Path | None, source: StackSource, target: EngineTarget) -> None:
     """Pin every image of the stack in FILE to a digest, in stack.lock beside it."""
     from declarun.plan.lock import lock_path
     from declarun.reconcile.lockfile import resolve_lock, write_lock
 
-    stack = source.load_or_exit(file)
+    stack = source.load_or_exit(stack_file(file))
     with target.connect() as engine:
         platform = engine.version().platform
         resolved = resolve_lock(engine, stack, platform)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -15,7 +16,10 @@ __all__ = ["cli", "main"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="declarun")
-def cli() -> None:
+@click.option("-f", "--file", "stack_file", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="The stack file, for a command that is given none "
+              "(default: stack.yaml, else declarun.yaml, in the current directory).")  # fmt: skip
+def cli(stack_file: Path | None) -> None:
     """declarun: describe containers, volumes and networks in a stack file; make the machine match it."""
 
 

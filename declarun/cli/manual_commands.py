@@ -13,7 +13,6 @@ import contextlib
 import sys
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 
 import click
 from rich.text import Text
@@ -25,6 +24,7 @@ from declarun.cli.options import (
     StackSource,
     engine_options,
     parallel_option,
+    stack_file_and_words,
     stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
@@ -97,20 +97,19 @@ def _walk(steps: list[Step], what: str, parallel: int, cancel: Cancellation) -> 
 
 def _container_command(action: ContainerAction, summary: str) -> click.Command:
     @click.command(action, help=summary)
-    @click.argument("file", type=click.Path(path_type=Path))
-    @click.argument("containers", nargs=-1)
+    @click.argument("words", nargs=-1, metavar="[FILE] [CONTAINERS]...")
     @parallel_option
     @lock_timeout_option
     @stack_options
     @engine_options
     def command(
-        file: Path,
-        containers: tuple[str, ...],
+        words: tuple[str, ...],
         parallel: int,
         lock_timeout: float,
         source: StackSource,
         target: EngineTarget,
     ) -> None:
+        file, containers = stack_file_and_words(words)
         stack = source.load_or_exit(file)
         replicas = chosen_replicas(stack, containers)
         with (
@@ -142,20 +141,19 @@ restart = _container_command(
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.argument("containers", nargs=-1)
+@click.argument("words", nargs=-1, metavar="[FILE] [CONTAINERS]...")
 @parallel_option
 @stack_options
 @engine_options
 def pull(
-    file: Path,
-    containers: tuple[str, ...],
+    words: tuple[str, ...],
     parallel: int,
     source: StackSource,
     target: EngineTarget,
 ) -> None:
     """Pull the images of the stack's CONTAINERS (all its images when none is named),
     whatever their pull policy."""
+    file, containers = stack_file_and_words(words)
     stack = source.load_or_exit(file)
     if containers:
         replicas = set(chosen_replicas(stack, containers))
@@ -181,9 +179,8 @@ def _wait_and_remove(engine: Engine, name: str, remove: bool) -> int:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("file", type=click.Path(path_type=Path))
-@click.argument("container")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.argument("words", nargs=-1, required=True, type=click.UNPROCESSED,
+                metavar="[FILE] CONTAINER [-- COMMAND...]")  # fmt: skip
 @click.option("--rm/--no-rm", "remove", default=True, show_default=True,
               help="Remove the one-off container when it exits.")  # fmt: skip
 @click.option("--name", help="The one-off container's name (default STACK-CONTAINER-run-XXXXXX).")
@@ -200,9 +197,7 @@ def _wait_and_remove(engine: Engine, name: str, remove: bool) -> int:
 @stack_options
 @engine_options
 def run(
-    file: Path,
-    container: str,
-    command: tuple[str, ...],
+    words: tuple[str, ...],
     remove: bool,
     name: str | None,
     env: tuple[str, ...],
@@ -217,6 +212,10 @@ def run(
 ) -> None:
     """Run a one-off copy of the stack's CONTAINER (``-- CMD ARGS...`` replaces its command)
     with its networks and volumes, attached here; its exit code is ours."""
+    file, rest = stack_file_and_words(words)
+    if not rest:
+        raise click.UsageError("give the CONTAINER to copy: [FILE] CONTAINER [-- COMMAND...]")
+    container, command = rest[0], rest[1:]
     stack = source.load_or_exit(file)
     if container not in stack.containers:
         known = ", ".join(stack.containers) or "none"

@@ -29,13 +29,20 @@ from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, load_stack, parse_var_assignment
 
 __all__ = [
+    "DEFAULT_STACK_FILES",
     "EngineTarget",
     "StackSource",
     "engine_options",
     "parallel_option",
     "report_stack_problems",
+    "stack_file",
+    "stack_file_and_words",
     "stack_options",
 ]
+
+#: What a command looks for in the current directory when no stack file is named.
+DEFAULT_STACK_FILES = ("stack.yaml", "declarun.yaml")
+_STACK_SUFFIXES = (".yaml", ".yml", ".json")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +54,48 @@ def report_stack_problems(error: StackError) -> None:
         console.print(str(problem), markup=False, highlight=False, style="red")
     count = len(error.problems)
     console.print(f"{count} problem{'s' if count != 1 else ''} found", style="bold red")
+
+
+def _top_level_file() -> Path | None:
+    """``declarun -f FILE COMMAND``: the file the group was given, if any."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return None
+    chosen = context.find_root().params.get("stack_file")
+    return chosen if isinstance(chosen, Path) else None
+
+
+def _default_stack_file() -> Path:
+    for name in DEFAULT_STACK_FILES:
+        if Path(name).is_file():
+            return Path(name)
+    looked = " or ".join(DEFAULT_STACK_FILES)
+    raise click.UsageError(
+        f"no stack file named and no {looked} in {Path.cwd()}: give FILE, or -f FILE before "
+        "the command (declarun -f FILE COMMAND)"
+    )
+
+
+def stack_file(file: Path | None) -> Path:
+    """The stack file a command works on: its FILE argument, else ``declarun -f FILE``,
+    else ``stack.yaml`` or ``declarun.yaml`` in the current directory."""
+    top = _top_level_file()
+    if file is not None and top is not None and file != top:
+        raise click.UsageError(f"two stack files given: -f {top} and {file}")
+    return file or top or _default_stack_file()
+
+
+def _names_a_stack_file(word: str) -> bool:
+    return word.endswith(_STACK_SUFFIXES) or Path(word).is_file()
+
+
+def stack_file_and_words(words: tuple[str, ...]) -> tuple[Path, list[str]]:
+    """Split ``[FILE] WORDS...`` (container names, a command): the first word is the stack
+    file when no ``-f`` was given and it names one (an existing file, or a .yaml/.yml/.json
+    name); otherwise the file is found as :func:`stack_file` finds it."""
+    if _top_level_file() is None and words and _names_a_stack_file(words[0]):
+        return Path(words[0]), list(words[1:])
+    return stack_file(None), list(words)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import yaml
 
-from declarun.cli.options import StackSource, report_stack_problems, stack_options
+from declarun.cli.options import StackSource, report_stack_problems, stack_file, stack_options
 from declarun.cli.output import stdout_console
 from declarun.errors import StackError
 from declarun.plan.graph import GraphFormat, build_graph, export_graph
@@ -29,13 +29,13 @@ def _summary(stack: Stack) -> str:
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @stack_options
 def validate(files: tuple[Path, ...], source: StackSource) -> None:
     """Check stack FILES: exit 0 when all are valid, 1 with every problem listed otherwise."""
     console = stdout_console()
     failed = False
-    for path in files:
+    for path in files or (stack_file(None),):
         try:
             stack = source.load(path)
         except StackError as exc:
@@ -48,7 +48,7 @@ def validate(files: tuple[Path, ...], source: StackSource) -> None:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "output_format",
@@ -58,9 +58,9 @@ def validate(files: tuple[Path, ...], source: StackSource) -> None:
     help="Output format.",
 )
 @stack_options
-def render(file: Path, output_format: str, source: StackSource) -> None:
+def render(file: Path | None, output_format: str, source: StackSource) -> None:
     """Print the stack in FILE as declarun sees it: templated, normalised, defaults filled."""
-    stack = source.load_or_exit(file)
+    stack = source.load_or_exit(stack_file(file))
     data = stack_to_data(stack)
     if output_format == "json":
         click.echo(json.dumps(data, indent=2))
@@ -72,7 +72,7 @@ def render(file: Path, output_format: str, source: StackSource) -> None:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "output_format",
@@ -88,9 +88,9 @@ def render(file: Path, output_format: str, source: StackSource) -> None:
     help="Write to this file instead of standard output.",
 )
 @stack_options
-def graph(file: Path, output_format: str, output: Path | None, source: StackSource) -> None:
+def graph(file: Path | None, output_format: str, output: Path | None, source: StackSource) -> None:
     """Print the dependency graph of the stack in FILE (images, volumes, networks, containers)."""
-    stack = source.load_or_exit(file)
+    stack = source.load_or_exit(stack_file(file))
     from declarun.observe.dockerfiles import base_images
 
     dependency_graph = build_graph(stack, base_images(stack))

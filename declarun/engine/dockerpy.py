@@ -491,11 +491,14 @@ class DockerEngine:
 
     def inspect_image(self, ref: str) -> ImageDetails:
         raw = _call(self.client.api.inspect_image, ref)
+        config = raw.get("Config") or {}
+        test = (config.get("Healthcheck") or {}).get("Test") or []
         return ImageDetails(
             id=raw["Id"],
             repo_digests=tuple(sorted(raw.get("RepoDigests") or ())),
             repo_tags=tuple(sorted(raw.get("RepoTags") or ())),
-            labels=_labels((raw.get("Config") or {}).get("Labels")),
+            labels=_labels(config.get("Labels")),
+            has_healthcheck=bool(test) and test[0] != "NONE",
         )
 
     def pull_image(self, ref: str, *, platform: str | None = None) -> Iterator[PullEvent]:

@@ -159,6 +159,7 @@ class ImageDetails:
     repo_digests: tuple[str, ...] = ()
     repo_tags: tuple[str, ...] = ()
     labels: FrozenDict[str, str] = _EMPTY
+    has_healthcheck: bool = False  # its config runs a health check (not absent, not NONE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

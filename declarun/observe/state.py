@@ -130,6 +130,7 @@ def _image(engine: Engine, ref: str) -> ObservedImage | None:
         repo_digests=found.repo_digests,
         repo_tags=found.repo_tags,
         labels=found.labels,
+        has_healthcheck=found.has_healthcheck,
     )
 
 

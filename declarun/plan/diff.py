@@ -44,6 +44,7 @@ from declarun.plan.lock import Lock
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
 from declarun.plan.observed import ObservedContainer, ObservedNetwork, ObservedState
 from declarun.plan.reasons import config_reasons, image_reasons, input_reasons, short_digest
+from declarun.plan.waits import refuse_impossible_waits
 from declarun.stack.model import Stack
 
 __all__ = ["desired_hash", "diff", "plan_destroy"]
@@ -442,6 +443,7 @@ def diff(
     for draft in _orphans(desired, snapshot, prune, volumes):
         drafts.setdefault(draft.id, draft)
     _link(drafts, build_graph(stack, snapshot.base_images), snapshot)
+    refuse_impossible_waits(stack, desired, snapshot, drafts)
     return Plan(
         stack=stack.name,
         changes=finish(drafts),

@@ -49,6 +49,7 @@ ReasonKind = Literal[
     "orphan",  # owned, but no longer in the stack (or its profile is inactive)
     "kept",  # would be removed, but is kept (--no-prune, volumes, keep: true)
     "foreign",  # the name is taken by an object declarun does not own
+    "no_healthcheck",  # it would wait for a dependency to be healthy that has no health check
     "not_replaced",  # a change declarun will not make by itself (volume configuration)
     "destroy",  # removed by destroy
 ]

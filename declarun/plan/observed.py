@@ -83,6 +83,7 @@ class ObservedImage:
     repo_digests: tuple[str, ...] = ()
     repo_tags: tuple[str, ...] = ()
     labels: FrozenDict[str, str] = _EMPTY
+    has_healthcheck: bool = False  # the image's config runs a health check
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -94,7 +94,11 @@ def _change_lines(change: Change) -> list[str]:
     for reason in change.reasons:
         if change.action == "create" and reason.kind == "missing":
             continue  # "+ create" already says it does not exist
-        tone = "red" if reason.kind in ("foreign", "image_missing", "crashing") else "dim"
+        tone = (
+            "red"
+            if reason.kind in ("foreign", "image_missing", "crashing", "no_healthcheck")
+            else "dim"
+        )
         lines.append(f"{' ' * (_SYMBOL_WIDTH + 3)}[{tone}]{escape(_reason_text(reason))}[/{tone}]")
     return lines
 

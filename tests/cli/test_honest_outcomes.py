@@ -82,3 +82,35 @@ def test_a_fixed_stack_replaces_the_broken_containers_and_succeeds(broken: Stack
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "Apply complete: 2 replaced" in fixed.stdout
     assert broken.run("plan", "stack.yaml").returncode == 0
+
+
+NO_HEALTH = """\
+stack: {name}
+containers:
+  db:
+    image: {image}
+    command: ["sleep", "3600"]
+  web:
+    image: {image}
+    command: ["sleep", "3600"]
+    depends_on: {{db: healthy}}
+"""
+
+
+def test_waiting_for_a_health_check_nobody_has_is_refused_before_anything_is_made(
+    engine: Engine, tmp_path: Path
+) -> None:
+    cli = StackCli(engine, tmp_path, NO_HEALTH)
+    try:
+        assert cli.run("pull", "stack.yaml").returncode == 0  # the image (no HEALTHCHECK) is known
+        planned = cli.run("plan", "stack.yaml")
+        assert planned.returncode == 1
+        assert "web waits for db to be healthy, but db has no health check" in planned.stdout
+        applied = cli.run("apply", "stack.yaml")
+        assert applied.returncode == 1
+        assert "cannot be made" in applied.stderr
+        label = {"label": f"dev.declarun.stack={cli.name}"}
+        assert engine.client.api.containers(all=True, filters=label) == []
+        assert engine.client.api.networks(filters=label) == []
+    finally:
+        cli.clean()

@@ -125,6 +125,9 @@ def test_exec_passes_piped_input_and_the_exit_code(applied: StackCli) -> None:
     apart = applied.run("exec", "-T", "stack.yaml", "app", "--", "sh", "-c",
                         "echo out; echo err >&2", input="")  # fmt: skip
     assert (apart.returncode, apart.stdout, apart.stderr) == (0, "out\n", "err\n")
+    # No FILE: stack.yaml in the current directory, as Compose finds its file.
+    found = applied.run("exec", "app", "--", "echo", "found", input="")
+    assert (found.returncode, found.stdout) == (0, "found\n"), found.stderr
 
 
 def test_run_makes_a_one_off_copy_with_networks_and_volumes(applied: StackCli) -> None:

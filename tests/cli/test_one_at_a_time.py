@@ -30,7 +30,7 @@ containers:
     image: {image}
     command: ["sleep", "3600"]
     stop_grace_period: 1s
-    depends_on: {{slow: {{condition: healthy}}}}
+    depends_on: {{slow: healthy}}  # the short form of {{condition: healthy}}
 """
 
 

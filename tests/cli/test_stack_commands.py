@@ -241,3 +241,27 @@ def test_errors_are_coloured_on_a_terminal(tmp_path: Path) -> None:
         finally:
             os.close(leader)
         assert (b"\x1b[" in output) is expect_colour, output
+
+
+def test_the_stack_file_is_found_or_named_with_f(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "declarun", *args],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+            env={**os.environ, "NO_COLOR": "1"},
+        )  # fmt: skip
+
+    missing = run("validate")
+    assert missing.returncode == 2
+    assert "no stack file named and no stack.yaml or declarun.yaml in" in missing.stderr
+    (tmp_path / "declarun.yaml").write_text("stack: second\n")
+    assert "valid stack 'second'" in run("validate").stdout
+    (tmp_path / "stack.yaml").write_text("stack: first\n")
+    assert "valid stack 'first'" in run("validate").stdout  # stack.yaml comes first
+    (tmp_path / "web.yaml").write_text("stack: web\n")
+    assert "valid stack 'web'" in run("-f", "web.yaml", "validate").stdout
+    assert (
+        "web" in yaml.safe_load(run("-f", "web.yaml", "render", "--format", "json").stdout).values()
+    )
+    both = run("-f", "web.yaml", "render", "stack.yaml")
+    assert both.returncode == 2 and "two stack files given" in both.stderr

@@ -462,3 +462,24 @@ def test_diff_is_pure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Path, "read_text", forbidden)
     assert _plan(stack, snapshot) == expected
     assert plan_destroy(stack, snapshot, created_at="t").changes
+
+
+def test_waiting_for_health_that_can_never_come_is_an_error(tmp_path: Path) -> None:
+    stack = load(tmp_path, SHOP.replace('    healthcheck: {test: "true", interval: 1s}\n', ""))
+    world = without(matching_snapshot(stack), "containers", "shop-migrate")
+    # The image is there and declares no health check: migrate would wait for ever.
+    change = _plan(stack, world).change("container:migrate")
+    assert (change.action, change.reasons[-1].kind) == ("error", "no_healthcheck")
+    assert "db has no health check" in change.reasons[-1].message
+    # The image's own health check counts; an image not pulled yet is not judged.
+    image = world.images["busybox:1.36"]
+    healthy_image = replace(
+        world, images=FrozenDict({"busybox:1.36": replace(image, has_healthcheck=True)})
+    )
+    assert _plan(stack, healthy_image).change("container:migrate").action == "create"
+    absent = without(world, "images", "busybox:1.36")
+    assert _plan(stack, absent).change("container:migrate").action == "create"
+    # With its own health check, as SHOP has it, all is well.
+    own = load(tmp_path, SHOP)
+    mine = without(matching_snapshot(own), "containers", "shop-migrate")
+    assert _plan(own, mine).change("container:migrate").action == "create"
