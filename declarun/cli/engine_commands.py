@@ -34,7 +34,13 @@ from declarun.reconcile.apply import (
     make_plan,
 )
 from declarun.reconcile.executor import DEFAULT_PARALLEL
-from declarun.reconcile.saved import PlanSource, is_saved_plan, read_saved_plan, write_saved_plan
+from declarun.reconcile.saved import (
+    PlanSource,
+    is_saved_plan,
+    read_saved_plan,
+    saved_plan_text,
+    write_saved_plan,
+)
 
 __all__ = ["apply", "destroy", "lock", "plan"]
 
@@ -66,9 +72,9 @@ def _apply_options(prune: bool, volumes: bool, locked: bool, parallel: int) -> A
 
 
 def _prune_options(func: click.decorators.FC) -> click.decorators.FC:
-    func = click.option("--locked", is_flag=True, help="Fail when stack.lock is missing or stale.")(
-        func
-    )
+    func = click.option(
+        "--locked", is_flag=True, help="Fail when FILE's lock (FILE.lock) is missing or stale."
+    )(func)
     func = click.option(
         "--volumes",
         is_flag=True,
@@ -83,7 +89,8 @@ def _prune_options(func: click.decorators.FC) -> click.decorators.FC:
 @click.command()
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save the plan (JSON) for a later 'declarun apply PLAN'.")  # fmt: skip
+              help="Save the plan (JSON) for a later 'declarun apply PLAN' ('-': standard "
+              "output, instead of the text).")  # fmt: skip
 @click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="How to print the plan.")  # fmt: skip
 @_prune_options
@@ -105,6 +112,10 @@ def plan(
     options = _apply_options(not no_prune, volumes, locked, DEFAULT_PARALLEL)
     with target.connect() as engine:
         made = make_plan(engine, stack, options).plan
+    if out is not None and str(out) == "-":
+        click.echo(saved_plan_text(made, PlanSource(file, source.profiles, source.vars_files)),
+                   nl=False)  # fmt: skip
+        sys.exit(_plan_exit(made))
     if out is not None:
         write_saved_plan(made, PlanSource(file, source.profiles, source.vars_files), out)
     if output_format == "json":
@@ -203,18 +214,22 @@ def destroy(
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite a lock file of another stack.")
 @stack_options
 @engine_options
-def lock(file: Path | None, source: StackSource, target: EngineTarget) -> None:
-    """Pin every image of the stack in FILE to a digest, in stack.lock beside it."""
+def lock(file: Path | None, force: bool, source: StackSource, target: EngineTarget) -> None:
+    """Pin every image of the stack in FILE to a digest, in FILE.lock beside it (stack.lock
+    for stack.yaml)."""
     from declarun.plan.lock import lock_path
-    from declarun.reconcile.lockfile import resolve_lock, write_lock
+    from declarun.reconcile.lockfile import check_overwrite, resolve_lock, write_lock
 
     stack = source.load_or_exit(stack_file(file))
+    path = lock_path(stack)
+    if not force:
+        check_overwrite(path, stack)
     with target.connect() as engine:
         platform = engine.version().platform
         resolved = resolve_lock(engine, stack, platform)
-    path = lock_path(stack)
     write_lock(resolved, path)
     count = len(resolved.images)
     stderr_console().print(

@@ -17,7 +17,7 @@ from typing import Any
 
 from declarun.plan.model import Plan, PlanFormatError
 
-__all__ = ["PlanSource", "is_saved_plan", "read_saved_plan", "write_saved_plan"]
+__all__ = ["PlanSource", "is_saved_plan", "read_saved_plan", "saved_plan_text", "write_saved_plan"]
 
 
 @dataclass(frozen=True)
@@ -29,16 +29,21 @@ class PlanSource:
     vars_files: tuple[Path, ...] = ()
 
 
-def write_saved_plan(plan: Plan, source: PlanSource, path: Path) -> None:
-    """Write ``plan`` with its ``source`` to ``path`` atomically."""
+def saved_plan_text(plan: Plan, source: PlanSource) -> str:
+    """The saved plan document: ``plan`` with its ``source``, as JSON text."""
     document: dict[str, Any] = plan.to_data()
     document["source"] = {
         "file": str(source.file.resolve()),
         "profiles": list(source.profiles),
         "vars_files": [str(p.resolve()) for p in source.vars_files],
     }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_saved_plan(plan: Plan, source: PlanSource, path: Path) -> None:
+    """Write ``plan`` with its ``source`` to ``path`` atomically."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    temporary.write_text(saved_plan_text(plan, source), "utf-8")
     os.replace(temporary, path)
 
 
