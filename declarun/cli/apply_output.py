@@ -2,7 +2,7 @@
 
 ::
 
-    Apply complete: 2 created, 1 replaced (3 changes in 4.2s).
+    Apply complete: 2 created, 1 recreated (3 changes in 4.2s).
 
     Apply failed: 1 failed, 1 skipped, 2 done.
     ✗ create container db: db is unhealthy
@@ -39,7 +39,7 @@ __all__ = ["live_runner", "print_failing", "print_report"]
 
 _PAST = {
     "create": "created",
-    "recreate": "replaced",
+    "recreate": "recreated",
     "start": "started",
     "stop": "stopped",
     "remove": "removed",

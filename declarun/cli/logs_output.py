@@ -99,7 +99,7 @@ def _follow_one(
             stop.wait(_LOOK_AGAIN)
             continue
         if followed is not None:
-            what = "restarted" if found.id == followed else "replaced; following the new one"
+            what = "restarted" if found.id == followed else "recreated; following the new one"
             out.put((name, f"{_now_stamp()} ({what})"))
         resumed = found.id == followed
         followed = found.id

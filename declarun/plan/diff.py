@@ -138,7 +138,7 @@ def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
             reasons.append(
                 reason(
                     "not_replaced",
-                    "volumes are never replaced by apply (their data would be lost): remove "
+                    "volumes are never recreated by apply (their data would be lost): remove "
                     f"{volume.engine_name} yourself (destroy --volumes) to apply this",
                 )
             )
@@ -279,7 +279,7 @@ def _containers(
             reasons.append(
                 reason(
                     "dependency_replaced",
-                    f"network {network} is replaced",
+                    f"network {network} is recreated",
                     field="networks",
                     before=network,
                     after=network,

@@ -3,13 +3,13 @@
 ::
 
       + create container web (shop-web)
-    -/+ replace container db (shop-db)
+    -/+ recreate container db (shop-db)
           env.LOG_LEVEL: "info" → "debug"
           env file changed: /srv/shop/.env (sha256 0a1b2c3d4e5f… → 9f8e7d6c5b4a…)
       - remove container old (shop-old)
           the container is no longer in the stack
 
-    Plan: 1 to create, 1 to replace, 1 to remove.
+    Plan: 1 to create, 1 to recreate, 1 to remove.
 
 Unchanged resources are not listed unless they carry a note (an orphan kept by
 ``--no-prune``, a volume change declarun will not make). Colour follows the console, which
@@ -33,7 +33,7 @@ NO_CHANGES = "No changes. The machine matches the stack."
 
 _VERB = {
     "create": "create",
-    "recreate": "replace",
+    "recreate": "recreate",
     "start": "start",
     "stop": "stop",
     "remove": "remove",
@@ -57,11 +57,11 @@ _SYMBOL_WIDTH = 3
 
 
 def summary_line(plan: Plan) -> str:
-    """``Plan: N to create, N to replace, N to remove.`` plus non-zero start/stop/pull/build."""
+    """``Plan: N to create, N to recreate, N to remove.`` plus non-zero start/stop/pull/build."""
     counts = plan.counts()
     parts = [
         f"{counts['create']} to create",
-        f"{counts['recreate']} to replace",
+        f"{counts['recreate']} to recreate",
         f"{counts['remove']} to remove",
     ]
     for action in ("start", "stop", "pull", "build"):

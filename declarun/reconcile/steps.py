@@ -34,7 +34,7 @@ __all__ = ["change_label", "plan_steps"]
 _DEFAULT_GRACE = timedelta(seconds=10)
 _VERBS = {
     "create": "create",
-    "recreate": "replace",
+    "recreate": "recreate",
     "start": "start",
     "stop": "stop",
     "remove": "remove",
@@ -44,7 +44,7 @@ _VERBS = {
 
 
 def change_label(change: Change) -> str:
-    """How a change reads in progress lines: ``replace container web``, ``pull busybox:1``."""
+    """How a change reads in progress lines: ``recreate container web``, ``pull busybox:1``."""
     verb = _VERBS.get(change.action, change.action)
     if change.kind == "image":
         return f"{verb} {change.engine_name}"

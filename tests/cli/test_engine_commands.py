@@ -72,7 +72,7 @@ def test_plan_exit_codes_apply_output_and_no_op(cli: Cli) -> None:
     planned = cli.run("plan", "stack.yaml")
     assert planned.returncode == 2, planned.stderr
     assert "+ create container web" in planned.stdout
-    assert "Plan: 6 to create, 0 to replace, 0 to remove" in planned.stdout
+    assert "Plan: 6 to create, 0 to recreate, 0 to remove" in planned.stdout
 
     dry = cli.run("apply", "stack.yaml", "--dry-run")
     assert dry.returncode == 2

@@ -80,7 +80,7 @@ def test_a_fixed_stack_replaces_the_broken_containers_and_succeeds(broken: Stack
     broken.write(BROKEN.replace("exit 3", "exec sleep 3600").replace("exit 4", "exec sleep 3600"))
     fixed = broken.run("apply", "stack.yaml")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert "Apply complete: 2 replaced" in fixed.stdout
+    assert "Apply complete: 2 recreated" in fixed.stdout
     assert broken.run("plan", "stack.yaml").returncode == 0
 
 

@@ -196,4 +196,4 @@ def test_logs_follow_a_container_across_its_replacement(applied: StackCli) -> No
     finally:
         follower.terminate()
         follower.communicate(timeout=30)
-    assert any("(replaced; following the new one)" in x for x in lines), lines
+    assert any("(recreated; following the new one)" in x for x in lines), lines
