@@ -25,6 +25,7 @@ from declarun.cli.options import (
 from declarun.cli.output import stderr_console, stdout_console
 from declarun.plan.model import Plan
 from declarun.plan.render import NO_CHANGES, render_plan
+from declarun.plan.staleness import observed_objects
 from declarun.reconcile.apply import (
     ApplyOptions,
     ApplyReport,
@@ -111,13 +112,14 @@ def plan(
     stack = source.load_or_exit(file)
     options = _apply_options(not no_prune, volumes, locked, DEFAULT_PARALLEL)
     with target.connect() as engine:
-        made = make_plan(engine, stack, options).plan
+        planned = make_plan(engine, stack, options)
+    made = planned.plan
+    where = PlanSource(file, source.profiles, source.vars_files, observed_objects(planned.observed))
     if out is not None and str(out) == "-":
-        click.echo(saved_plan_text(made, PlanSource(file, source.profiles, source.vars_files)),
-                   nl=False)  # fmt: skip
+        click.echo(saved_plan_text(made, where), nl=False)
         sys.exit(_plan_exit(made))
     if out is not None:
-        write_saved_plan(made, PlanSource(file, source.profiles, source.vars_files), out)
+        write_saved_plan(made, where, out)
     if output_format == "json":
         click.echo(made.to_json(), nl=False)
     else:
@@ -150,9 +152,12 @@ def apply(
     file = stack_file(file)
     options = _apply_options(not no_prune, volumes, locked, parallel)
     saved: Plan | None = None
+    recorded: dict[str, dict[str, str]] | None = None
     if is_saved_plan(file):
         saved, made_from = read_saved_plan(file)
         file, source = made_from.file, source.with_files(made_from.profiles, made_from.vars_files)
+        if made_from.observed is not None:
+            recorded = {k: dict(v) for k, v in made_from.observed.items()}
     stack = source.load_or_exit(file)
     with target.connect() as engine:
         if dry_run:
@@ -164,7 +169,9 @@ def apply(
             interruptible(stdout_console()) as cancel,
         ):
             if saved is not None:
-                report = apply_saved_plan(engine, stack, saved, options, live_runner(), cancel)
+                report = apply_saved_plan(
+                    engine, stack, saved, options, live_runner(), cancel, recorded
+                )
             else:
                 report = apply_stack(engine, stack, options, live_runner(), cancel)
     _finish(report, "Apply")

@@ -14,7 +14,7 @@ against what it saw; the diff and the steps that carry the plan out use that sam
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from declarun.plan.diff import desired_hash, diff
 from declarun.plan.lock import Lock, LockError, lock_path, stale_reasons
 from declarun.plan.model import Plan
 from declarun.plan.observed import ObservedState
+from declarun.plan.staleness import desired_differences, world_differences
 from declarun.reconcile.executor import (
     DEFAULT_PARALLEL,
     ApplyResult,
@@ -249,18 +250,33 @@ def apply_saved_plan(
     options: ApplyOptions = ApplyOptions(),
     on_plan: PlanRun = _quiet,
     cancel: Cancellation | None = None,
+    recorded: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ApplyReport:
-    """Carry out ``saved`` exactly, refusing (StalePlan) if the world or the stack moved."""
+    """Carry out ``saved`` exactly, refusing (StalePlan) if the world or the stack moved;
+    ``recorded`` (the objects the saved plan saw) lets the refusal name what moved."""
     if saved.stack != stack.name:
         raise StalePlan(f"the plan is for stack '{saved.stack}', not '{stack.name}'")
     lock = load_stack_lock(stack, locked=options.locked)
     seen = observe_stack(engine, stack, lock=lock)
     if seen.observed.fingerprint() != saved.fingerprint:
-        raise StalePlan("the actual state changed since the plan was made: re-run plan")
+        moved = world_differences(recorded, seen.observed) if recorded is not None else []
+        raise StalePlan(
+            "the actual state changed since the plan was made"
+            + "".join(f"\n  - {what}" for what in moved)
+            + ("\n" if moved else ": ")
+            + "re-run plan"
+        )
     if saved.mode == "apply":
         _check_lock(lock, stack, seen.observed.platform, options.locked)
         if desired_hash(seen.desired) != saved.desired_hash:
-            raise StalePlan("the stack changed since the plan was made: re-run plan")
+            moved = desired_differences(saved, seen.desired) or [
+                "an input file's content or an image's build context"
+            ]
+            raise StalePlan(
+                "the stack changed since the plan was made"
+                + "".join(f"\n  - {what}" for what in moved)
+                + "\nre-run plan"
+            )
     _refuse_errors(saved)
     rounds: tuple[Round, ...] = ()
     if not saved.is_empty:

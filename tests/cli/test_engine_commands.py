@@ -135,7 +135,9 @@ def test_saved_plan_is_applied_or_refused_when_stale(cli: Cli) -> None:
                               f"{cli.name}-data")  # fmt: skip
     stale = cli.run("apply", "plan.json")
     assert stale.returncode == 1
-    assert "the actual state changed since the plan was made: re-run plan" in stale.stderr
+    assert "the actual state changed since the plan was made" in stale.stderr
+    assert f"volume {cli.name}-data appeared" in stale.stderr  # it says what moved
+    assert "re-run plan" in stale.stderr
     assert cli.container_id("db") is None
     cli.engine.docker("volume", "rm", f"{cli.name}-data")
     applied = cli.run("apply", "plan.json")
