@@ -35,7 +35,7 @@ from declarun.plan.render import render_plan
 from declarun.reconcile.apply import ApplyReport, PlanRun
 from declarun.reconcile.executor import Outcome, ProgressSink
 
-__all__ = ["live_runner", "print_failing", "print_report"]
+__all__ = ["live_runner", "print_failing", "print_failure", "print_report"]
 
 _PAST = {
     "create": "created",
@@ -46,6 +46,16 @@ _PAST = {
     "pull": "pulled",
     "build": "built",
 }
+
+
+def print_failure(console: Console, headline: str, error: str, report: str) -> None:
+    """``✗ headline: error``, then the report indented, without the lines that only repeat
+    the error (an engine's refusal is also the container's ``State.Error``)."""
+    console.print(Text(f"✗ {headline}: {error}", style="red"))
+    for line in report.splitlines():
+        if line.startswith("error: ") and line.removeprefix("error: ") in error:
+            continue
+        console.print(Text(f"    {line}"))
 
 
 def _done_counts(report: ApplyReport) -> Counter[str]:
@@ -83,9 +93,7 @@ def print_report(report: ApplyReport, console: Console, *, verb: str = "Apply") 
             )
         )
         for outcome in failed:
-            console.print(Text(f"✗ {outcome.label}: {outcome.error}", style="red"))
-            for line in outcome.report.splitlines():
-                console.print(Text(f"    {line}"))
+            print_failure(console, outcome.label, outcome.error or "", outcome.report)
         for outcome in skipped:
             console.print(
                 Text(f"- {outcome.label}: skipped, because {outcome.cause} failed", style="yellow")
@@ -123,9 +131,7 @@ def _print_interrupted(
         )
     )
     for outcome in failed:
-        console.print(Text(f"✗ {outcome.label}: {outcome.error}", style="red"))
-        for line in outcome.report.splitlines():
-            console.print(Text(f"    {line}"))
+        print_failure(console, outcome.label, outcome.error or "", outcome.report)
     if report.converged:
         console.print(Text("The engine matches the stack nonetheless.", style="bold"))
         return
@@ -142,9 +148,7 @@ def print_failing(report: ApplyReport, console: Console, *, verb: str = "Apply")
         Text(f"{verb} failed: {count} {noun} not running as the stack wants.", style="bold red")
     )
     for failing in report.failing:
-        console.print(Text(f"✗ container {failing.name}: {failing.message}", style="red"))
-        for line in failing.report.splitlines():
-            console.print(Text(f"    {line}"))
+        print_failure(console, f"container {failing.name}", failing.message, failing.report)
 
 
 def live_runner() -> PlanRun:

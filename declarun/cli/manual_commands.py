@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import click
 from rich.text import Text
 
+from declarun.cli.apply_output import print_failure
 from declarun.cli.interrupt import interruptible
 from declarun.cli.locking import held_lock, lock_timeout_option
 from declarun.cli.options import (
@@ -89,9 +90,7 @@ def _walk(steps: list[Step], what: str, parallel: int, cancel: Cancellation) -> 
         )
     )
     for outcome in failed:
-        console.print(Text(f"✗ {outcome.label}: {outcome.error}", style="red"))
-        for line in outcome.report.splitlines():
-            console.print(Text(f"    {line}"))
+        print_failure(console, outcome.label, outcome.error or "", outcome.report)
     sys.exit(1)
 
 

@@ -38,7 +38,7 @@ def outcome_line(outcome: Outcome) -> Text:
     if outcome.status == "done":
         line.append(f"  {outcome.duration:.1f}s", style="dim")
     elif outcome.status == "failed":
-        line.append(f"  failed: {outcome.error}", style="red")
+        line.append("  failed (why: below)", style="red")  # told once, in the report
     elif outcome.status == "cancelled":
         line.append("  not started: interrupted", style="yellow")
     else:

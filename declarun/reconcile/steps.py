@@ -101,7 +101,12 @@ class _Builder:
             if change.action == "create":
                 wanted = self.container(change)
                 actions.create_container(engine, name, wanted.create_body(), _extra(wanted))
-                self.run_container(name, wanted, ctx)
+                try:
+                    self.run_container(name, wanted, ctx)
+                except actions.StartRefused:
+                    # It never ran: leave nothing half made behind (a later apply creates it).
+                    actions.remove_container(engine, name)
+                    raise
             elif change.action == "recreate":
                 wanted = self.container(change)
                 replace_container(
