@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.text import Text
@@ -151,8 +151,9 @@ def print_failing(report: ApplyReport, console: Console, *, verb: str = "Apply")
         print_failure(console, f"container {failing.name}", failing.message, failing.report)
 
 
-def live_runner() -> PlanRun:
-    """Print each plan before it runs, then draw its progress live on standard output."""
+def live_runner(confirm: Callable[[Plan], None] | None = None) -> PlanRun:
+    """Print each plan before it runs, then draw its progress live on standard output;
+    ``confirm`` (which raises to refuse) sees each plan once it is shown."""
     console = stdout_console()
     shown = 0
 
@@ -164,6 +165,8 @@ def live_runner() -> PlanRun:
         shown += 1
         render_plan(plan, console)
         console.print()
+        if confirm is not None:
+            confirm(plan)
         with RichProgress(console) as progress:
             yield progress
         console.print()

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from declarun.cli.apply_output import live_runner, print_report
+from declarun.cli.confirm import confirmation, yes_option
 from declarun.cli.interrupt import interruptible
 from declarun.cli.locking import held_lock, lock_timeout_option
 from declarun.cli.options import (
@@ -132,6 +133,7 @@ def plan(
 @click.command()
 @click.argument("file", metavar="[FILE|PLAN.json]", required=False, type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as 'declarun plan').")
+@yes_option
 @parallel_option
 @lock_timeout_option
 @_prune_options
@@ -140,6 +142,7 @@ def plan(
 def apply(
     file: Path | None,
     dry_run: bool,
+    yes: bool,
     parallel: int,
     lock_timeout: float,
     no_prune: bool,
@@ -168,18 +171,20 @@ def apply(
             held_lock(engine, stack.name, "apply", lock_timeout),
             interruptible(stdout_console()) as cancel,
         ):
-            if saved is not None:
+            if saved is not None:  # reviewed and saved on purpose: applied as it is
                 report = apply_saved_plan(
                     engine, stack, saved, options, live_runner(), cancel, recorded
                 )
             else:
-                report = apply_stack(engine, stack, options, live_runner(), cancel)
+                asked = confirmation("Apply", yes=yes, always=False)
+                report = apply_stack(engine, stack, options, live_runner(asked), cancel)
     _finish(report, "Apply")
 
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--volumes", is_flag=True, help="Also remove the stack's volumes (never keep: true).")
+@yes_option
 @parallel_option
 @lock_timeout_option
 @stack_options
@@ -187,12 +192,14 @@ def apply(
 def destroy(
     file: Path | None,
     volumes: bool,
+    yes: bool,
     parallel: int,
     lock_timeout: float,
     source: StackSource,
     target: EngineTarget,
 ) -> None:
-    """Remove everything the stack in FILE owns on the engine, dependents first."""
+    """Remove everything the stack in FILE owns on the engine, dependents first (shown, then
+    asked about on a terminal)."""
     stack = source.load_or_exit(stack_file(file))
     with (
         target.connect() as engine,
@@ -204,7 +211,7 @@ def destroy(
             stack,
             volumes=volumes,
             parallel=parallel,
-            on_plan=live_runner(),
+            on_plan=live_runner(confirmation("Destroy", yes=yes, always=True)),
             cancel=cancel,
         )
     if report.cancelled:

@@ -62,7 +62,7 @@ class Cli:
 def cli(engine: Engine, tmp_path: Path) -> Iterator[Cli]:
     runner = Cli(engine, tmp_path)
     yield runner
-    runner.run("destroy", "stack.yaml", "--volumes")
+    runner.run("destroy", "stack.yaml", "--volumes", "--yes")
     for volume in engine.client.api.volumes().get("Volumes") or ():
         if volume["Name"].startswith(f"{runner.name}-"):
             engine.client.api.remove_volume(volume["Name"])
