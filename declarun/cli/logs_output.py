@@ -2,7 +2,7 @@
 
 Past logs are fetched with the engine's timestamps and merged in time order; ``follow``
 streams each container on its own thread and prints lines as they arrive, and when a
-container goes (a replace by ``apply`` or ``watch``, a restart) it picks up whichever
+container goes (a recreation by ``apply`` or ``watch``, a restart) it picks up whichever
 container next holds the name. The engine's timestamps are shown only when asked for.
 """
 
@@ -87,14 +87,18 @@ def _follow_one(
     stop: threading.Event,
 ) -> None:
     """Follow the container called ``name`` — the one there now, and whichever takes its name
-    later (a replace) or the same one started again — until ``stop``."""
+    later (a recreation) or the same one started again — until ``stop``."""
     followed: str | None = None  # the id whose log was followed last
     since: float | None = None
+    told_missing = False
     while not stop.is_set():
         try:
             found = engine.inspect_container(name)
-        except ErrorKind:  # not there (yet, or any more): a replace may bring it back
+        except ErrorKind:  # not there (yet, or any more): a recreation may bring it back
             found = None
+        if found is None and followed is None and not told_missing:
+            out.put((name, f"{_now_stamp()} (not there yet: waiting for it)"))
+            told_missing = True
         if found is None or (found.id == followed and not found.state.running):
             stop.wait(_LOOK_AGAIN)
             continue
