@@ -189,7 +189,7 @@ def test_run_once_succeeds_on_zero_and_reports_a_non_zero_exit(
     create_container(engine.adapter, failing, body(image, "echo cannot migrate; exit 3"))
     with pytest.raises(StepFailed, match="exited with code 3") as failure:
         run_once(engine.adapter, failing)
-    assert "exit code 3" in failure.value.report
+    assert "exited with code 3" in failure.value.report
     assert "cannot migrate" in failure.value.report
 
 
