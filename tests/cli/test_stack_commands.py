@@ -287,7 +287,7 @@ def test_the_stack_file_is_found_or_named_with_f(tmp_path: Path) -> None:
 
     missing = run("validate")
     assert missing.returncode == 2
-    assert "no stack file named and no stack.yaml or declarun.yaml in" in missing.stderr
+    assert "no stack file named and no stack.yaml, declarun.yaml, compose.yaml" in missing.stderr
     (tmp_path / "declarun.yaml").write_text("stack: second\n")
     assert "valid stack 'second'" in run("validate").stdout
     (tmp_path / "stack.yaml").write_text("stack: first\n")
