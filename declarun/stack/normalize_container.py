@@ -22,6 +22,7 @@ from declarun.stack.model import (
     Healthcheck,
     Image,
     NetworkAttachment,
+    Placement,
     Resources,
     RestartPolicy,
 )
@@ -220,6 +221,18 @@ def _capabilities(value: Any) -> tuple[str, ...]:
     return tuple(c.removeprefix("CAP_") for c in caps)
 
 
+def _placement(ctx: Normalizer, raw: Any, path: FieldPath) -> Placement | None:
+    if raw is None:
+        return None
+    return Placement(
+        # "node.role != manager" and "node.role!=manager" are one constraint.
+        constraints=tuple(re.sub(r"\s+", "", str(c)) for c in raw.get("constraints") or ()),
+        spread=tuple(str(s) for s in raw.get("spread") or ()),
+        max_replicas_per_node=raw.get("max_replicas_per_node"),
+        location=ctx.locate(path),
+    )
+
+
 def normalize_container(
     ctx: Normalizer, name: str, raw: Mapping[str, Any], table: StackRefs
 ) -> Container:
@@ -261,6 +274,7 @@ def normalize_container(
         cap_add=_capabilities(raw.get("cap_add")),
         cap_drop=_capabilities(raw.get("cap_drop")),
         replicas=int(raw.get("replicas", 1)),
+        placement=_placement(ctx, raw.get("placement"), (*path, "placement")),
         run=run,
         profiles=tuple(scalar_text(p) for p in raw.get("profiles") or ()),
         location=ctx.locate(path),
