@@ -35,6 +35,7 @@ __all__ = ["live_runner", "print_report"]
 _PAST = {
     "create": "created",
     "recreate": "replaced",
+    "update": "updated",
     "start": "started",
     "stop": "stopped",
     "remove": "removed",

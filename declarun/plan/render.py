@@ -34,6 +34,7 @@ NO_CHANGES = "No changes. The machine matches the stack."
 _VERB = {
     "create": "create",
     "recreate": "replace",
+    "update": "update",
     "start": "start",
     "stop": "stop",
     "remove": "remove",
@@ -45,6 +46,7 @@ _VERB = {
 _STYLE = {
     "create": "green",
     "recreate": "yellow",
+    "update": "yellow",
     "start": "yellow",
     "stop": "yellow",
     "remove": "red",

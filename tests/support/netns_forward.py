@@ -15,6 +15,7 @@ killed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import socket
@@ -55,10 +56,8 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
         pass
     finally:
         for end in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _serve(listener: socket.socket, port: int) -> None:

@@ -283,7 +283,9 @@ def _start_forwarder(root: Path, port: int, nodes: list[Node]) -> int:
         )
     assert process.stdout is not None
     if process.stdout.readline().strip() != b"ready":
-        raise ClusterUnavailable(f"the registry forwarder did not start: {_tail(root / 'forward.log')}")
+        raise ClusterUnavailable(
+            f"the registry forwarder did not start: {_tail(root / 'forward.log')}"
+        )
     process.stdout.close()
     return process.pid
 
