@@ -38,6 +38,11 @@ __all__ = ["exec_command", "logs", "status", "watch"]
 def status(file: Path, output_format: str, source: StackSource, target: EngineTarget) -> None:
     """Each resource of the stack in FILE: desired vs actual state, health, ports."""
     stack = source.load_or_exit(file)
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_status
+
+        swarm_status(stack, output_format, target)
+        return
     with target.connect() as engine:
         rows = status_rows(engine, stack)
     if output_format == "json":
@@ -101,6 +106,13 @@ def logs(
 ) -> None:
     """The logs of the stack's containers (all, or CONTAINERS), interleaved by time."""
     stack = source.load_or_exit(file)
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_logs
+
+        swarm_logs(
+            stack, containers, follow=follow, tail=tail, timestamps=timestamps, target=target
+        )
+        return
     names = _engine_names(stack, containers)
     prefix = f"{stack.name}-"
     with target.connect() as engine:
@@ -134,6 +146,14 @@ def exec_command(
 ) -> None:
     """Run COMMAND in the stack's CONTAINER (``-- CMD ARGS...``); its exit code is ours."""
     stack = source.load_or_exit(file)
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_exec
+
+        sys.exit(
+            swarm_exec(
+                stack, container, command, user=user or "", workdir=workdir, env=env, target=target
+            )
+        )
     name = _engine_names(stack, (container,))[0]
     with target.connect() as engine:
         exec_id = engine.exec_create(name, command, user=user or "", workdir=workdir, env=env)
@@ -160,6 +180,11 @@ def watch(
     """Keep the engine matching FILE: re-apply when a container drifts or FILE changes."""
     from declarun.reconcile.watch import WatchHooks, watch_stack
 
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_watch
+
+        swarm_watch(file, source, ApplyOptions(prune=not no_prune, parallel=parallel), target)
+        return
     console, errors = stdout_console(), stderr_console()
 
     def on_report(report: ApplyReport) -> None:

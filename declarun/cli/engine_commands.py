@@ -93,8 +93,13 @@ def plan(
     """Show what apply would change in FILE's stack, and why (exit 0 none, 2 changes, 1 error)."""
     stack = source.load_or_exit(file)
     options = _apply_options(not no_prune, volumes, locked, DEFAULT_PARALLEL)
-    with target.connect() as engine:
-        made = make_plan(engine, stack, options).plan
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_plan
+
+        made = swarm_plan(stack, options, target)
+    else:
+        with target.connect() as engine:
+            made = make_plan(engine, stack, options).plan
     if out is not None:
         write_saved_plan(made, PlanSource(file, source.profiles, source.vars_files), out)
     if output_format == "json":
@@ -130,6 +135,15 @@ def apply(
         saved, made_from = read_saved_plan(file)
         file, source = made_from.file, source.with_files(made_from.profiles, made_from.vars_files)
     stack = source.load_or_exit(file)
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_apply, swarm_plan
+
+        if dry_run:
+            made = saved if saved is not None else swarm_plan(stack, options, target)
+            render_plan(made, stdout_console())
+            sys.exit(_plan_exit(made))
+        _finish(swarm_apply(stack, saved, options, target), "Apply")
+        return
     with target.connect() as engine:
         if dry_run:
             made = saved if saved is not None else make_plan(engine, stack, options).plan
@@ -153,10 +167,15 @@ def destroy(
 ) -> None:
     """Remove everything the stack in FILE owns on the engine, dependents first."""
     stack = source.load_or_exit(file)
-    with target.connect() as engine:
-        report = destroy_stack(
-            engine, stack, volumes=volumes, parallel=parallel, on_plan=live_runner()
-        )
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_destroy
+
+        report = swarm_destroy(stack, parallel, target)
+    else:
+        with target.connect() as engine:
+            report = destroy_stack(
+                engine, stack, volumes=volumes, parallel=parallel, on_plan=live_runner()
+            )
     if report.nothing_to_do:
         stdout_console().print(
             f"Nothing to destroy: stack '{stack.name}' owns nothing on this engine.", markup=False

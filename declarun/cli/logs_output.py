@@ -10,14 +10,32 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from rich.text import Text
 
 from declarun.cli.output import stdout_console
-from declarun.engine.port import Engine
 from declarun.errdefs import ErrorKind
 
-__all__ = ["follow_logs", "print_logs", "split_lines"]
+__all__ = ["LogSource", "follow_logs", "print_logs", "split_lines"]
+
+
+class LogSource(Protocol):
+    """Where logs come from, by name: an engine's containers (the engine port has these
+    methods), or a Swarm's services (``cli.swarm_commands``)."""
+
+    def container_logs(
+        self, name: str, *, tail: int | None = None, timestamps: bool = False
+    ) -> bytes:
+        """The log so far."""
+        ...
+
+    def follow_logs(
+        self, name: str, *, tail: int | None = None, timestamps: bool = False
+    ) -> Iterator[bytes]:
+        """The log so far, then new output as it comes."""
+        ...
+
 
 _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
 
@@ -56,7 +74,7 @@ class _Printer:
 
 
 def print_logs(
-    engine: Engine, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
+    engine: LogSource, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
 ) -> None:
     """Print the logs so far of containers ``names``, merged in time order."""
     printer = _Printer(names, prefix, timestamps)
@@ -72,7 +90,7 @@ def print_logs(
 
 
 def _pump(
-    engine: Engine, name: str, tail: int | None, out: queue.Queue[tuple[str, str] | None]
+    engine: LogSource, name: str, tail: int | None, out: queue.Queue[tuple[str, str] | None]
 ) -> None:
     try:
         for line in split_lines(engine.follow_logs(name, timestamps=True, tail=tail)):
@@ -84,7 +102,7 @@ def _pump(
 
 
 def follow_logs(
-    engine: Engine, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
+    engine: LogSource, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
 ) -> None:
     """Print containers' logs as they are written, until every stream ends (or Ctrl-C)."""
     printer = _Printer(names, prefix, timestamps)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from declarun.engine.swarm_port import SwarmEngine
-from declarun.errdefs import ErrorKind, NotFound
+from declarun.errdefs import Conflict, ErrorKind, NotFound
 from declarun.frozen import thaw
 from declarun.plan.model import Change, Plan
 from declarun.plan.swarm_desired import DesiredService, DesiredSwarm
@@ -159,16 +159,25 @@ class _Steps:
             and any(r.kind == "dependency_replaced" and r.before == network.id for r in c.reasons)
         ]
 
+    def remove_network(self, change: Change) -> None:
+        """Remove a Swarm network by id (by name a node may answer for its own copy of
+        it) and wait until the manager lists it no more."""
+        target = change.observed_id or change.engine_name
+
+        def gone() -> None:
+            self.engine.remove_network(target)
+            if any(n.name == change.engine_name for n in self.engine.list_networks()):
+                raise Conflict(f"network {change.engine_name} is still there")
+
+        _retry_removal(gone, f"network {change.engine_name}")
+
     def network_step(self, change: Change) -> Callable[[StepContext], None]:
         def run(_: StepContext) -> None:
             if change.action == "recreate":
                 for service in self.replaced_with(change):
                     self.remove(service)
             if change.action in ("remove", "recreate"):
-                _retry_removal(
-                    lambda: self.engine.remove_network(change.engine_name),
-                    f"network {change.engine_name}",
-                )
+                self.remove_network(change)
             if change.action in ("create", "recreate"):
                 wanted = self.desired.networks.get(change.name)
                 if wanted is None:

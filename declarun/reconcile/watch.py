@@ -10,10 +10,12 @@ nothing, and the events caused by our own actions end in an empty plan.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +24,12 @@ from declarun.engine.types import EngineEvent
 from declarun.errdefs import ErrorKind
 from declarun.errors import DeclarunError, StackError
 from declarun.plan.identity import LABEL_STACK
+from declarun.plan.model import Plan
 from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun, apply_stack
+from declarun.reconcile.executor import NullProgress, ProgressSink
 from declarun.stack.model import Stack
 
-__all__ = ["WatchHooks", "file_digest", "watch_stack"]
+__all__ = ["Apply", "WatchHooks", "file_digest", "watch_stack"]
 
 # Container actions that can leave the stack's state wrong; the rest (exec_*, health checks,
 # attach, ...) happen all the time and change nothing a plan looks at.
@@ -89,6 +93,21 @@ def _drain(wake: queue.Queue[str]) -> list[str]:
             return found
 
 
+@contextlib.contextmanager
+def _quiet(_: Plan) -> Iterator[ProgressSink]:
+    yield NullProgress()
+
+
+#: How an engine is brought to match a stack: ``apply_stack``, or a cluster's own.
+Apply = Callable[[Engine, Stack, ApplyOptions, PlanRun], ApplyReport]
+
+
+def _apply_stack(
+    engine: Engine, stack: Stack, options: ApplyOptions, on_plan: PlanRun
+) -> ApplyReport:
+    return apply_stack(engine, stack, options, on_plan)
+
+
 def watch_stack(
     engine: Engine,
     path: Path,
@@ -96,33 +115,42 @@ def watch_stack(
     options: ApplyOptions,
     stop: threading.Event,
     hooks: WatchHooks | None = None,
+    *,
+    apply: Apply | None = None,
+    follow_events: bool = True,
+    every: float | None = None,
 ) -> None:
     """Reconcile the stack in ``path`` now and whenever it drifts, until ``stop`` is set.
 
     ``load`` reads the stack file (with the command line's variables and profiles). A stack
     file that stops being valid is reported through ``on_error`` and the last good stack stays
     in force until the file is fixed; engine failures are reported and retried on the next
-    wake-up.
+    wake-up. ``apply`` replaces :func:`apply_stack` (a Swarm's apply); without
+    ``follow_events`` no event stream is read, and ``every`` seconds the world is looked at
+    anyway (level-triggered, so a look that finds nothing costs one plan).
     """
     hooks = hooks or WatchHooks()
     stack = load(path)
     seen = file_digest(path)
     wake: queue.Queue[str] = queue.Queue()
-    follower = threading.Thread(
-        target=_follow_events,
-        args=(engine, stack.name, wake, stop),
-        name="declarun-watch-events",
-        daemon=True,  # blocked in a socket read; it must not keep the process alive
-    )
-    follower.start()
+    run = apply or _apply_stack
+    if follow_events:
+        follower = threading.Thread(
+            target=_follow_events,
+            args=(engine, stack.name, wake, stop),
+            name="declarun-watch-events",
+            daemon=True,  # blocked in a socket read; it must not keep the process alive
+        )
+        follower.start()
     why = "start"
+    last = time.monotonic()
     while not stop.is_set():
         if why:
             if hooks.on_wake is not None:
                 hooks.on_wake(why)
+            last = time.monotonic()
             try:
-                kwargs = {"on_plan": hooks.on_plan} if hooks.on_plan is not None else {}
-                report = apply_stack(engine, stack, options, **kwargs)
+                report = run(engine, stack, options, hooks.on_plan or _quiet)
                 if hooks.on_report is not None:
                     hooks.on_report(report)
             except DeclarunError as exc:
@@ -137,6 +165,8 @@ def watch_stack(
         if first is not None:
             stop.wait(_SETTLE)
             why = "; ".join([first, *_drain(wake)])
+        elif every is not None and time.monotonic() - last >= every:
+            why = "a periodic look"
         now = file_digest(path)
         if now != seen:
             if now[1] != seen[1]:

@@ -1,6 +1,7 @@
 """Forward ``127.0.0.1:PORT`` inside network namespaces to ``127.0.0.1:PORT`` outside them.
 
-Run as a program (``python netns_forward.py PORT NETNS...``): for each named namespace
+Run as a program (``python netns_forward.py PORT[:TARGET][,PORT[:TARGET]...] NETNS...``;
+``TARGET`` defaults to ``PORT``): for each named namespace
 (``/var/run/netns/NAME``) it opens a listening socket *inside* it, then serves every
 connection from its own namespace, so a registry that listens on this machine's loopback is
 reachable at the same address from every node of a test cluster — and an image reference
@@ -61,6 +62,7 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
 
 
 def _serve(listener: socket.socket, port: int) -> None:
+    """Accept on ``listener`` forever; each connection goes to ``127.0.0.1:port`` here."""
     while True:
         client, _ = listener.accept()
         try:
@@ -74,15 +76,22 @@ def _serve(listener: socket.socket, port: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``PORT NETNS...``: forward until killed."""
-    if len(argv) < 2 or not argv[0].isdigit():
-        print("usage: netns_forward.py PORT NETNS...", file=sys.stderr)
+    """``PORT[:TARGET][,...] NETNS...``: forward until killed."""
+    try:
+        pairs = [
+            (int(listen), int(target or listen))
+            for listen, _, target in (item.partition(":") for item in argv[0].split(","))
+        ]
+    except (IndexError, ValueError):
+        pairs = []
+    if len(argv) < 2 or not pairs:
+        print("usage: netns_forward.py PORT[:TARGET][,...] NETNS...", file=sys.stderr)
         return 2
-    port = int(argv[0])
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
-    listeners = [_listen_in(name, port, home) for name in argv[1:]]
-    for listener in listeners:
-        threading.Thread(target=_serve, args=(listener, port), daemon=True).start()
+    for name in argv[1:]:
+        for listen, target in pairs:
+            listener = _listen_in(name, listen, home)
+            threading.Thread(target=_serve, args=(listener, target), daemon=True).start()
     print("ready", flush=True)
     threading.Event().wait()
     return 0

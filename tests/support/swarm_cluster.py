@@ -11,7 +11,8 @@ a network between nodes. Nothing is added to this machine's own network namespac
   remount ``/sys`` and hide the cgroups dockerd needs — and ``unshare --uts`` for its
   hostname.
 * A registry on this machine's loopback (``127.0.0.1:PORT``) is reached from every node at
-  the same address through ``netns_forward.py``, so image references need no rewriting.
+  the same address through ``netns_forward.py``, so image references need no rewriting —
+  and at ``127.0.0.1:5000`` too, the examples' registry address.
 * The kernel here has no IPVS, so Swarm's virtual IPs and its ingress routing mesh do not
   work: services use DNS round robin and ports are published on each node (``mode: host``);
   ``declarun --engine swarm`` does so by itself when IPVS is absent (``specs/scale-out.md``).
@@ -45,6 +46,7 @@ from pathlib import Path
 
 __all__ = [
     "ENGINE_HOST_LABEL",
+    "EXAMPLES_REGISTRY_PORT",
     "Cluster",
     "ClusterUnavailable",
     "Node",
@@ -54,6 +56,7 @@ __all__ = [
 ]
 
 ENGINE_HOST_LABEL = "dev.declarun.engine-host"
+EXAMPLES_REGISTRY_PORT = 5000
 _SUBNET = "192.168.77"
 _NODES = 3
 _START_TIMEOUT = 90.0
@@ -275,7 +278,7 @@ def _start_forwarder(root: Path, port: int, nodes: list[Node]) -> int:
     log = (root / "forward.log").open("wb")
     with log:
         process = subprocess.Popen(
-            [sys.executable, str(_FORWARDER), str(port), *(n.netns for n in nodes)],
+            [sys.executable, str(_FORWARDER), _forwards(port), *(n.netns for n in nodes)],
             stdout=subprocess.PIPE,
             stderr=log,
             stdin=subprocess.DEVNULL,
@@ -288,6 +291,13 @@ def _start_forwarder(root: Path, port: int, nodes: list[Node]) -> int:
         )
     process.stdout.close()
     return process.pid
+
+
+def _forwards(port: int) -> str:
+    """The registry at its own port, and at the examples' 127.0.0.1:5000."""
+    if port == EXAMPLES_REGISTRY_PORT:
+        return str(port)
+    return f"{port},{EXAMPLES_REGISTRY_PORT}:{port}"
 
 
 def _tail(path: Path) -> str:
