@@ -59,7 +59,7 @@ _SYMBOL_WIDTH = 3
 
 
 def summary_line(plan: Plan) -> str:
-    """``Plan: N to create, N to replace, N to remove.`` plus non-zero start/stop/pull/build;
+    """``Plan: N to create, N to replace, N to remove.`` plus non-zero update/start/stop/pull/build;
     replacements that happen only if a build gives a new image are said to be so."""
     counts = plan.counts()
     replace = f"{counts['recreate']} to replace"
@@ -69,7 +69,7 @@ def summary_line(plan: Plan) -> str:
     elif conditional:
         replace += f" ({conditional} only if their image changes)"
     parts = [f"{counts['create']} to create", replace, f"{counts['remove']} to remove"]
-    for action in ("start", "stop", "pull", "build"):
+    for action in ("update", "start", "stop", "pull", "build"):
         if counts[action]:
             parts.append(f"{counts[action]} to {action}")
     return "Plan: " + ", ".join(parts) + "."

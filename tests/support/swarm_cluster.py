@@ -218,15 +218,7 @@ def _start_dockerd(node: Node, registry_port: int | None) -> int:
     if registry_port is not None:
         # 127.0.0.0/8 registries are insecure (plain HTTP) by default; said for clarity.
         command += ["--insecure-registry", f"127.0.0.1:{registry_port}"]
-    with (node.root / "dockerd.log").open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    return process.pid
+    return _spawn(command, node.root / "dockerd.log")
 
 
 def _wait_answering(node: Node, deadline: float) -> None:
@@ -274,23 +266,39 @@ def _form_swarm(nodes: list[Node]) -> None:
                 f"{ENGINE_HOST_LABEL}={node.host}", node.name)  # fmt: skip
 
 
+def _spawn(command: list[str], log: Path, *, ready_line: bool = False) -> int:
+    """Start ``command`` detached (its own session, output to ``log``), so it may outlive
+    this process (the example's cluster does); with ``ready_line``, wait until it prints
+    ``ready``. Returns its pid; :func:`stop_cluster` ends it and reaps it."""
+    program = shutil.which(command[0]) or command[0]
+    log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    read_fd, write_fd = os.pipe() if ready_line else (-1, log_fd)
+    try:
+        pid = os.posix_spawn(
+            program,
+            command,
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ],
+            setsid=True,
+        )
+    finally:
+        os.close(log_fd)
+        if ready_line:
+            os.close(write_fd)
+    if ready_line:
+        with os.fdopen(read_fd, "rb") as out:
+            if out.readline().strip() != b"ready":
+                raise ClusterUnavailable(f"{command[1]} did not start: {_tail(log)}")
+    return pid
+
+
 def _start_forwarder(root: Path, port: int, nodes: list[Node]) -> int:
-    log = (root / "forward.log").open("wb")
-    with log:
-        process = subprocess.Popen(
-            [sys.executable, str(_FORWARDER), _forwards(port), *(n.netns for n in nodes)],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    assert process.stdout is not None
-    if process.stdout.readline().strip() != b"ready":
-        raise ClusterUnavailable(
-            f"the registry forwarder did not start: {_tail(root / 'forward.log')}"
-        )
-    process.stdout.close()
-    return process.pid
+    command = [sys.executable, str(_FORWARDER), _forwards(port), *(n.netns for n in nodes)]
+    return _spawn(command, root / "forward.log", ready_line=True)
 
 
 def _forwards(port: int) -> str:
@@ -350,6 +358,19 @@ def start_cluster(
         stop_cluster(root)
         raise
     return Cluster(root=root, prefix=prefix, nodes=tuple(nodes), registry_port=registry_port)
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status when it is our child (a zombie otherwise)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # not ours (the example's cluster), or reaped already
+        if done:
+            return
+        time.sleep(0.05)
 
 
 def _namespace_pids(netns: str) -> list[int]:
@@ -448,6 +469,7 @@ def stop_cluster(root: Path) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+        _reap(pid)
     for node in nodes:  # type: ignore[union-attr]
         _kill_namespace(str(node["netns"]))
         _kill_cgroup(f"/{node['netns']}")

@@ -177,7 +177,7 @@ def test_one_changed_field_updates_exactly_that_service(swarm: Swarm, app: Path)
     }
     text = swarm.declarun("plan", str(app)).stdout
     assert f"~ update service api ({name}-api)" in text
-    assert "Plan: 0 to create, 0 to replace, 0 to remove." not in text
+    assert "Plan: 0 to create, 0 to replace, 0 to remove, 1 to update." in text
 
     applied = swarm.declarun("apply", str(app))
     assert applied.returncode == 0, applied.stdout + applied.stderr
