@@ -52,15 +52,31 @@ def validate(files: tuple[Path, ...], source: StackSource) -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["yaml", "json"]),
+    type=click.Choice(["yaml", "json", "kubernetes"]),
     default="yaml",
     show_default=True,
-    help="Output format.",
+    help="Output format; kubernetes: manifests (see specs/scale-out.md).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="--format kubernetes: write one file per manifest into this directory.",
 )
 @stack_options
-def render(file: Path, output_format: str, source: StackSource) -> None:
+def render(file: Path, output_format: str, output_dir: Path | None, source: StackSource) -> None:
     """Print the stack in FILE as declarun sees it: templated, normalised, defaults filled."""
     stack = source.load_or_exit(file)
+    # -- other systems' formats: each in a module of its own -----------------------------------
+    if output_format == "kubernetes":
+        from declarun.cli.render_kubernetes import render_kubernetes
+
+        render_kubernetes(stack, output_dir)
+        return
+    if output_dir is not None:
+        raise click.UsageError("-o DIR goes with --format kubernetes")
+    # ------------------------------------------------------------------------------------------
     data = stack_to_data(stack)
     if output_format == "json":
         click.echo(json.dumps(data, indent=2))
