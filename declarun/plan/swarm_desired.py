@@ -570,8 +570,12 @@ def _service(
     else:
         monitor = _ns(_monitor(container))
         # Start the new task before stopping the old one, unless both would want one
-        # fixed port on the same node.
-        order = "stop-first" if fixed_host_ports else "start-first"
+        # fixed port on the same node, or a per-node maximum may leave no node to start
+        # it on.
+        capped = container.placement is not None and (
+            container.placement.max_replicas_per_node is not None
+        )
+        order = "stop-first" if fixed_host_ports or capped else "start-first"
         spec["Mode"] = {"Replicated": {"Replicas": container.replicas}}
         spec["UpdateConfig"] = {
             "Parallelism": 1,

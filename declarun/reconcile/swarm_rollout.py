@@ -59,7 +59,7 @@ def failure_report(engine: SwarmEngine, service: str, tasks: list[TaskInfo] | No
         return f"{service}: cannot list its tasks: {exc}"
     failed = _failed_tasks(found)
     if not failed:
-        return ""
+        return _stuck_report(service, found)
     task = failed[-1]
     node = _nodes(engine).get(task.node_id, task.node_id or "no node")
     slot = f".{task.slot}" if task.slot is not None else ""
@@ -79,6 +79,20 @@ def failure_report(engine: SwarmEngine, service: str, tasks: list[TaskInfo] | No
     if logs:
         lines.append(f"last {_LOG_TAIL} lines of its log:")
         lines.extend(f"  | {line}" for line in logs.splitlines()[-_LOG_TAIL:])
+    return "\n".join(lines)
+
+
+def _stuck_report(service: str, tasks: list[TaskInfo]) -> str:
+    """Tasks that are wanted running but are not, with what Swarm says of them (a task no
+    node can take: ``no suitable node (max replicas per node limit exceed)``)."""
+    waiting = [
+        t for t in tasks if t.desired_state == "running" and t.state not in ("running", "complete")
+    ]
+    lines = []
+    for task in sorted(waiting, key=lambda t: t.slot or 0):
+        slot = f".{task.slot}" if task.slot is not None else ""
+        why = task.error or task.message
+        lines.append(f"task {service}{slot}: {task.state}" + (f": {why}" if why else ""))
     return "\n".join(lines)
 
 
@@ -187,9 +201,9 @@ def wait_rolled_out(
                     report(f"{name}: the update failed; Swarm is rolling it back")
                 time.sleep(_POLL)
                 continue
-            what = "rolled back" if state.startswith("rollback") else "paused"
+            what = "rolled it back" if state.startswith("rollback") else "paused it"
             raise StepFailed(
-                f"the update of {name} failed and Swarm {what} it: {service.update_message}",
+                f"the update of {name} failed and Swarm {what} ({service.update_message})",
                 failure_report(engine, name, tasks),
             )
         if (

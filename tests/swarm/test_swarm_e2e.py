@@ -123,7 +123,7 @@ def test_the_web_example_deploys_serves_and_is_destroyed(swarm: Swarm) -> None:
     assert swarm.declarun("plan", str(stack_file)).returncode == 2
 
 
-@pytest.mark.parametrize("example", ["hello", "templated"])
+@pytest.mark.parametrize("example", ["hello", "templated", "swarm"])
 def test_the_other_examples_apply_and_destroy(swarm: Swarm, example: str) -> None:
     stack_file = REPO / "examples" / example / "stack.yaml"
     applied = swarm.declarun("apply", str(stack_file))
@@ -197,7 +197,7 @@ def test_a_broken_healthcheck_is_rolled_back_and_reported(swarm: Swarm, app: Pat
     assert applied.returncode == 1, applied.stdout
     out = applied.stdout
     assert "✗ update service api" in out
-    assert "rolled back" in out
+    assert "Swarm rolled it back" in out
     assert f"task {name}-api." in out  # the failing task, its node and state
     assert "api started in mode two" in out  # the tail of its log
     # Swarm put the previous spec back: the old tasks serve, and the plan says so.
