@@ -170,7 +170,7 @@ def destroy(
     if target.is_swarm:
         from declarun.cli.swarm_commands import swarm_destroy
 
-        report = swarm_destroy(stack, parallel, target)
+        report = swarm_destroy(stack, parallel, target, volumes=volumes)
     else:
         with target.connect() as engine:
             report = destroy_stack(

@@ -9,6 +9,7 @@ label ``dev.declarun.engine-host`` gives (or the manager itself, for its own tas
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from declarun.reconcile.swarm_apply import (
     make_swarm_plan,
     swarm_status_rows,
 )
+from declarun.reconcile.swarm_volumes import remove_node_volumes
 from declarun.stack.model import Stack
 
 __all__ = [
@@ -67,10 +69,37 @@ def swarm_apply(
         return apply_swarm(engine, stack, options, live_runner())
 
 
-def swarm_destroy(stack: Stack, parallel: int, target: EngineTarget) -> ApplyReport:
-    """Remove what ``stack`` owns on the Swarm."""
+def swarm_destroy(
+    stack: Stack, parallel: int, target: EngineTarget, *, volumes: bool = False
+) -> ApplyReport:
+    """Remove what ``stack`` owns on the Swarm; with ``volumes``, its named volumes on every
+    node too (each node's engine reached at its ``dev.declarun.engine-host`` label)."""
     with target.connect_swarm() as engine:
-        return destroy_swarm(engine, stack, parallel=parallel, on_plan=live_runner())
+        report = destroy_swarm(engine, stack, parallel=parallel, on_plan=live_runner())
+        if not volumes:
+            return report
+        own = engine.swarm_info().node_id
+        nodes = engine.list_nodes()
+        console = stdout_console()
+        reachable: list[tuple[str, Engine]] = []
+        with contextlib.ExitStack() as opened:
+            for node in nodes:
+                host = node.labels.get(ENGINE_HOST_LABEL)
+                if node.id == own:
+                    reachable.append((node.hostname, engine))
+                elif host is None or node.state != "ready":
+                    why = "it is not ready" if host else f"it has no {ENGINE_HOST_LABEL} label"
+                    console.print(f"{node.hostname}: its volumes are left: {why}", markup=False)
+                else:
+                    try:
+                        node_engine = opened.enter_context(EngineTarget(host, "docker").connect())
+                    except DeclarunError as exc:
+                        console.print(f"{node.hostname}: its volumes are left: {exc}", markup=False)
+                        continue
+                    reachable.append((node.hostname, node_engine))
+            for line in remove_node_volumes(reachable, stack):
+                console.print(line, markup=False, highlight=False)
+        return report
 
 
 def swarm_status(stack: Stack, output_format: str, target: EngineTarget) -> None:

@@ -33,6 +33,7 @@ from declarun.plan.configs import container_config, network_config
 from declarun.plan.identity import (
     LABEL_CONFIG,
     LABEL_CONFIG_HASH,
+    LABEL_KEEP,
     LABEL_PROFILES,
     LABEL_STACK,
     canonical_json,
@@ -284,6 +285,7 @@ class _ServiceBuilder:
                     **volume.labels,
                     LABEL_STACK: self.stack.name,
                     "dev.declarun.resource": f"volume:{volume.name}",
+                    LABEL_KEEP: "true" if volume.keep else "false",
                 }
                 body["VolumeOptions"] = {
                     "Labels": labels,

@@ -35,7 +35,7 @@ _POLL = 0.5
 _LOG_TAIL = 20
 _FAILED = ("failed", "rejected")
 _ROLLED_BACK = ("rollback_started", "rollback_paused", "rollback_completed", "paused")
-_GIVE_UP_AFTER = 3  # failed tasks of a new service, none running: it will not come up
+_GIVE_UP_AFTER = 5  # failed tasks of a new service, none running: it will not come up
 
 
 def _nodes(engine: SwarmEngine) -> dict[str, str]:

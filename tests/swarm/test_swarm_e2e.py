@@ -11,6 +11,10 @@ The tests of one module share the cluster and run in file order; the node is kil
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -117,9 +121,13 @@ def test_the_web_example_deploys_serves_and_is_destroyed(swarm: Swarm) -> None:
     assert again.returncode == 0, again.stdout
     assert "No changes" in again.stdout
 
-    destroyed = swarm.declarun("destroy", str(stack_file))
+    destroyed = swarm.declarun("destroy", str(stack_file), "--volumes")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     assert _services(swarm, "webapp") == {}
+    # The volume lived on the manager, where placement kept its writer and its reader.
+    assert "node1: removed volume webapp-content" in destroyed.stdout
+    left = swarm.cluster.manager.docker("volume", "ls", "-q").stdout.split()
+    assert "webapp-content" not in left
     assert swarm.declarun("plan", str(stack_file)).returncode == 2
 
 
@@ -244,6 +252,61 @@ def test_exec_reaches_a_task_on_a_worker(swarm: Swarm, app: Path) -> None:
     assert done.stdout.strip() == "three"
     failed = swarm.declarun("exec", str(app), "api", "--", "sh", "-c", "exit 3")
     assert failed.returncode == 3
+
+
+def test_logs_merge_every_task_of_every_node(swarm: Swarm, app: Path) -> None:
+    done = swarm.declarun("logs", str(app), "api")
+    assert done.returncode == 0, done.stderr
+    started = [line for line in done.stdout.splitlines() if "api started in mode" in line]
+    assert len(started) >= 6  # one per task at least, wherever it ran
+    assert all(line.startswith("api | ") for line in started)
+    unknown = swarm.declarun("logs", str(app), "nope")
+    assert unknown.returncode == 1 and "no service nope" in unknown.stderr
+
+
+# -- watch -----------------------------------------------------------------------------------
+
+
+def test_watch_puts_back_a_service_removed_by_hand(swarm: Swarm, tmp_path: Path) -> None:
+    name = unique_stack("wt")
+    stack_file = _write(
+        tmp_path / "stack.yaml",
+        f"""
+stack: {name}
+containers:
+  tick:
+    image: {swarm.image}
+    command: ["sh", "-c", "exec sleep 3600"]
+    stop_grace_period: 1s
+""",
+    )
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "declarun", "watch", str(stack_file), "--engine", "swarm",
+         "--host", swarm.host],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while f"{name}-tick" not in _services(swarm, name):
+            assert time.monotonic() < deadline, "the first apply did not happen"
+            time.sleep(0.5)
+        swarm.cluster.manager.docker("service", "rm", f"{name}-tick")
+        time.sleep(1)
+        deadline = time.monotonic() + 120
+        while _services(swarm, name).get(f"{name}-tick", {}).get("running") != 1:
+            assert time.monotonic() < deadline, "watch did not put the service back"
+            time.sleep(0.5)
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Stopped watching." in out
+    assert out.count("+ create service tick") == 2
+    assert swarm.declarun("destroy", str(stack_file)).returncode == 0
 
 
 # -- configs from files ---------------------------------------------------------------------
