@@ -31,7 +31,7 @@ __all__ = [
 
 ServiceCondition = Literal["started", "healthy", "completed"]
 READY_TIMEOUT = 300.0
-_POLL = 0.5
+_POLL = 1.0
 _LOG_TAIL = 20
 _FAILED = ("failed", "rejected")
 _ROLLED_BACK = ("rollback_started", "rollback_paused", "rollback_completed", "paused")
