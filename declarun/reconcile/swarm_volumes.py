@@ -4,7 +4,8 @@ Swarm makes a service's named volumes on whichever node a task lands (from the m
 volume options, which carry declarun's labels); the manager can neither list nor remove
 them. ``destroy --volumes`` therefore asks each node's own engine, reached as the CLI
 decides (the node label ``dev.declarun.engine-host``): every volume labelled as the stack's
-goes, except those marked ``keep`` (in the stack, or by their label).
+goes, except those marked ``keep`` (in the stack, or by their label) — after the stopped
+task containers the removed services left there, which would hold them.
 """
 
 from __future__ import annotations
@@ -36,12 +37,37 @@ def _remove(engine: Engine, name: str) -> str | None:
             time.sleep(0.5)
 
 
+def _remove_leftovers(node: str, engine: Engine, stack: str) -> list[str]:
+    """Remove the stopped task containers the stack's removed services left on a node.
+
+    Swarm leaves a completed job's container behind when its service is removed, and it
+    holds the volumes it mounted; with every service of the stack gone, whatever container
+    still carries the stack's mark is such a leftover.
+    """
+    lines = []
+    try:
+        found = engine.list_containers()
+    except ErrorKind as exc:
+        return [f"{node}: cannot list containers: {exc}"]
+    for container in found:
+        if container.labels.get(LABEL_STACK) != stack or container.state == "running":
+            continue
+        try:
+            engine.remove_container(container.id, volumes=True)
+        except NotFound:
+            continue
+        except ErrorKind as exc:
+            lines.append(f"{node}: cannot remove the stopped task {container.name}: {exc}")
+    return lines
+
+
 def remove_node_volumes(nodes: Iterable[tuple[str, Engine]], stack: Stack) -> list[str]:
     """Remove ``stack``'s volumes on each (node name, its engine); returns one line per
     volume removed, kept or failed, for the person who asked."""
     keep = {v.name for v in stack.volumes.values() if v.keep}
     lines = []
     for node, engine in nodes:
+        lines.extend(_remove_leftovers(node, engine, stack.name))
         try:
             found = engine.list_volumes()
         except ErrorKind as exc:

@@ -305,7 +305,8 @@ containers:
     assert watcher.returncode == 0, err
     assert "Traceback" not in err
     assert "Stopped watching." in out
-    assert out.count("+ create service tick") == 2
+    # The first apply, and the one that put it back (a look may find it mid-way: harmless).
+    assert out.count("+ create service tick") >= 2, out
     assert swarm.declarun("destroy", str(stack_file)).returncode == 0
 
 
