@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from declarun.engine.swarm_port import SwarmEngine
-from declarun.errors import DeclarunError
 from declarun.observe.swarm import observe_swarm
 from declarun.plan.model import Plan
 from declarun.plan.swarm_desired import DesiredSwarm
@@ -148,10 +147,7 @@ def destroy_swarm(
 def swarm_status_rows(engine: SwarmEngine, stack: Stack) -> list[dict[str, Any]]:
     """Each service, network, config and secret of ``stack``: desired next to actual, where
     the tasks run, and what a plan would do."""
-    try:
-        planned = make_swarm_plan(engine, stack)
-    except DeclarunError:
-        raise
+    planned = make_swarm_plan(engine, stack)
     plan, observed = planned.plan, planned.observed
     rows: list[dict[str, Any]] = []
     for change in plan.changes:
