@@ -1,7 +1,7 @@
 """``declarun render --format kubernetes [-o DIR]``: the stack as Kubernetes manifests.
 
-Without ``-o`` the manifests go to standard output as one YAML stream, secret values
-masked; with ``-o DIR`` each manifest is a file of its own in DIR (made if needed; secrets
+Without ``-o`` (or with ``-o -``) the manifests go to standard output as one YAML stream,
+secret values masked unless ``--reveal-secrets``; with ``-o DIR`` each manifest is a file of its own in DIR (made if needed; secrets
 written with their values, readable by the owner only), ready for ``kubectl apply
 --server-side -f DIR``. What Kubernetes cannot express is listed on standard error either
 way, one line per field, and does not make the command fail.
@@ -22,10 +22,10 @@ from declarun.stack.model import Stack
 __all__ = ["render_kubernetes"]
 
 
-def render_kubernetes(stack: Stack, output: Path | None) -> None:
+def render_kubernetes(stack: Stack, output: Path | None, *, reveal_secrets: bool = False) -> None:
     """Write ``stack``'s manifests (see the module docstring)."""
     manifests = kubernetes_manifests(
-        stack, files=host_files(stack), reveal_secrets=output is not None
+        stack, files=host_files(stack), reveal_secrets=reveal_secrets or output is not None
     )
     if output is None:
         click.echo(manifests.to_yaml(), nl=False)

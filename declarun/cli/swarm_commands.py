@@ -2,7 +2,8 @@
 
 ``plan``, ``apply``, ``destroy``, ``status``, ``logs``, ``exec`` and ``watch`` call in
 here when their target is a Swarm manager; the output and exit codes are the same as on
-one engine. ``exec`` runs in a container of one of the service's tasks *on that task's
+one engine, and so are the stack's lock (held on the manager declarun talks to), the
+gentle first Ctrl-C and the confirmation before destroying. ``exec`` runs in a container of one of the service's tasks *on that task's
 node*: the manager cannot exec elsewhere, so it is reached at the address its Swarm node
 label ``dev.declarun.engine-host`` gives (or the manager itself, for its own tasks).
 """
@@ -10,23 +11,28 @@ label ``dev.declarun.engine-host`` gives (or the manager itself, for its own tas
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
 from rich.table import Table
 
 from declarun.cli.apply_output import live_runner, print_report
-from declarun.cli.logs_output import follow_logs, print_logs
+from declarun.cli.confirm import confirmation
+from declarun.cli.interrupt import interruptible
+from declarun.cli.locking import held_lock
+from declarun.cli.logs_output import follow_streams, print_logs
 from declarun.cli.options import EngineTarget, StackSource
-from declarun.cli.output import stdout_console
+from declarun.cli.output import stderr_console, stdout_console
+from declarun.cli.terminal import exec_attached
 from declarun.engine.port import Engine
 from declarun.engine.swarm_port import SwarmEngine
 from declarun.errors import DeclarunError, EngineError
+from declarun.plan.identity import volume_name
 from declarun.plan.model import Plan
 from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun
+from declarun.reconcile.executor import Cancellation
 from declarun.reconcile.swarm_apply import (
     apply_saved_swarm_plan,
     apply_swarm,
@@ -60,24 +66,61 @@ def swarm_plan(stack: Stack, options: ApplyOptions, target: EngineTarget) -> Pla
 
 
 def swarm_apply(
-    stack: Stack, saved: Plan | None, options: ApplyOptions, target: EngineTarget
+    stack: Stack,
+    saved: Plan | None,
+    options: ApplyOptions,
+    target: EngineTarget,
+    *,
+    yes: bool,
+    lock_timeout: float,
 ) -> ApplyReport:
-    """Apply ``stack`` (or carry out the ``saved`` plan) on the Swarm, showing progress."""
-    with target.connect_swarm() as engine:
-        if saved is not None:
-            return apply_saved_swarm_plan(engine, stack, saved, options, live_runner())
-        return apply_swarm(engine, stack, options, live_runner())
+    """Apply ``stack`` (or carry out the ``saved`` plan) on the Swarm, showing progress,
+    holding the stack's lock."""
+    with (
+        target.connect_swarm() as engine,
+        held_lock(engine, stack.name, "apply", lock_timeout),
+        interruptible(stdout_console()) as cancel,
+    ):
+        if saved is not None:  # reviewed and saved on purpose: applied as it is
+            return apply_saved_swarm_plan(engine, stack, saved, options, live_runner(), cancel)
+        asked = confirmation("Apply", yes=yes, always=False)
+        return apply_swarm(engine, stack, options, live_runner(asked), cancel)
 
 
 def swarm_destroy(
-    stack: Stack, parallel: int, target: EngineTarget, *, volumes: bool = False
+    stack: Stack,
+    parallel: int,
+    target: EngineTarget,
+    *,
+    volumes: bool = False,
+    yes: bool = False,
+    lock_timeout: float = 0.0,
 ) -> ApplyReport:
     """Remove what ``stack`` owns on the Swarm; with ``volumes``, its named volumes on every
-    node too (each node's engine reached at its ``dev.declarun.engine-host`` label)."""
-    with target.connect_swarm() as engine:
-        report = destroy_swarm(engine, stack, parallel=parallel, on_plan=live_runner())
-        if not volumes:
+    node too (each node's engine reached at its ``dev.declarun.engine-host`` label), after
+    the same confirmation as on one engine (``yes`` gives it)."""
+    doomed = (
+        [
+            volume.engine_name or volume_name(stack.name, name)
+            for name, volume in stack.volumes.items()
+            if not volume.keep and not volume.external
+        ]
+        if volumes
+        else []
+    )
+    asked = confirmation("Destroy", yes=yes, always=True, volumes_besides=doomed)
+    with (
+        target.connect_swarm() as engine,
+        held_lock(engine, stack.name, "destroy", lock_timeout),
+    ):
+        with interruptible(stdout_console()) as cancel:
+            report = destroy_swarm(
+                engine, stack, parallel=parallel, on_plan=live_runner(asked), cancel=cancel
+            )
+        if not volumes or report.cancelled:
             return report
+        if report.nothing_to_do:  # no service left to remove: the volumes are still asked about
+            asked(report.remaining)
         own = engine.swarm_info().node_id
         nodes = engine.list_nodes()
         console = stdout_console()
@@ -171,7 +214,7 @@ def swarm_logs(
         source = _ServiceLogs(engine)
         if follow:
             try:
-                follow_logs(source, names, f"{stack.name}-", tail=tail, timestamps=timestamps)
+                follow_streams(source, names, f"{stack.name}-", tail=tail, timestamps=timestamps)
             except KeyboardInterrupt:
                 return
         else:
@@ -204,37 +247,30 @@ def _replica(stack: Stack, name: str) -> tuple[str, int | None]:
     raise EngineError(f"no service {name} in the stack (it has: {', '.join(stack.containers)})")
 
 
-def _exec_in(engine: Engine, container: str, command: tuple[str, ...], **options: object) -> int:
-    exec_id = engine.exec_create(container, command, **options)  # type: ignore[arg-type]
-    for out, err in engine.exec_start(exec_id):
-        if out:
-            sys.stdout.buffer.write(out)
-            sys.stdout.buffer.flush()
-        if err:
-            sys.stderr.buffer.write(err)
-            sys.stderr.buffer.flush()
-    code = engine.exec_exit_code(exec_id)
-    return int(code) if code is not None else 1
-
-
 def swarm_exec(
     stack: Stack,
     name: str,
-    command: tuple[str, ...],
+    command: Sequence[str],
     *,
     user: str,
     workdir: str | None,
     env: tuple[str, ...],
+    interactive: bool,
+    tty: bool,
     target: EngineTarget,
 ) -> int:
     """Run ``command`` in a task of service ``name`` (``web-2``: the task in slot 2), on the
-    node the task runs on; returns its exit code."""
+    node the task runs on, attached here as on one engine; returns its exit code."""
     service, slot = _replica(stack, name)
-    options: dict[str, object] = {"user": user, "workdir": workdir, "env": env}
+
+    def run(engine: Engine, container: str) -> int:
+        return exec_attached(engine, container, command, user=user, workdir=workdir, env=env,
+                             interactive=interactive, tty=tty)  # fmt: skip
+
     with target.connect_swarm() as engine:
         node_id, container = _task_container(engine, f"{stack.name}-{service}", slot)
         if node_id == engine.swarm_info().node_id:
-            return _exec_in(engine, container, command, **options)
+            return run(engine, container)
         node = next((n for n in engine.list_nodes() if n.id == node_id), None)
         host = None if node is None else node.labels.get(ENGINE_HOST_LABEL)
         if host is None:
@@ -246,25 +282,29 @@ def swarm_exec(
             )
     # The task's own node, reached as Docker is (the manager cannot exec elsewhere).
     with EngineTarget(host, "docker").connect() as node_engine:
-        return _exec_in(node_engine, container, command, **options)
+        return run(node_engine, container)
 
 
 def swarm_watch(
-    file: Path, source: StackSource, options: ApplyOptions, target: EngineTarget
+    file: Path,
+    source: StackSource,
+    options: ApplyOptions,
+    target: EngineTarget,
+    lock_timeout: float,
 ) -> None:
     """Keep the Swarm matching ``file``: apply now, then again whenever the file changes or
     the Swarm drifts (looked at every few seconds: Swarm heals tasks itself, and what is
-    left to put right is a changed or removed service)."""
+    left to put right is a changed or removed service). The stack's lock is held meanwhile."""
     from declarun.reconcile.watch import WatchHooks, watch_stack
 
-    console = stdout_console()
+    console, errors = stdout_console(), stderr_console()
 
     def on_report(report: ApplyReport) -> None:
         if not report.nothing_to_do:
             print_report(report, console)
 
     def on_error(error: DeclarunError) -> None:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        errors.print(f"[red]error:[/red] {error}", highlight=False)
 
     def on_wake(why: str) -> None:
         hooks.on_plan = live_runner()
@@ -274,26 +314,34 @@ def swarm_watch(
     hooks = WatchHooks(
         on_plan=live_runner(), on_report=on_report, on_error=on_error, on_wake=on_wake
     )
-    source.load_or_exit(file)
+    stack = source.load_or_exit(file)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
-    with target.connect_swarm() as engine:
+    with (
+        target.connect_swarm() as engine,
+        held_lock(engine, stack.name, "watch", lock_timeout),
+        interruptible(console, on_request=stop.set) as cancel,
+    ):
 
-        def apply(_: Engine, stack: Stack, opts: ApplyOptions, on_plan: PlanRun) -> ApplyReport:
-            return apply_swarm(engine, stack, opts, on_plan)
+        def apply(
+            _: Engine,
+            stack: Stack,
+            opts: ApplyOptions,
+            on_plan: PlanRun,
+            cancel: Cancellation | None,
+        ) -> ApplyReport:
+            return apply_swarm(engine, stack, opts, on_plan, cancel)
 
         console.print(f"Watching {file} on the swarm (Ctrl-C to stop).", markup=False)
-        try:
-            watch_stack(
-                engine,
-                file,
-                source.load,
-                options,
-                stop,
-                hooks,
-                apply=apply,
-                follow_events=False,
-                every=_WATCH_EVERY,
-            )
-        except KeyboardInterrupt:
-            stop.set()
+        watch_stack(
+            engine,
+            file,
+            source.load,
+            options,
+            stop,
+            hooks,
+            apply=apply,
+            follow_events=False,
+            every=_WATCH_EVERY,
+            cancel=cancel,
+        )
     console.print("Stopped watching.", markup=False)

@@ -12,9 +12,12 @@ each API area handed the services it uses.
                                     containers), the attach/exec/health/restart hooks and
                                     volume mounts connected *before* ...
       ->  the containers are restored, the networks of running ones recovered, and health
-          checks and restart policies resumed.
+          checks and restart policies resumed
+      ->  builder service           (over the images and containers; sweeps builds a dead
+                                    daemon left)
 
-At shutdown (leaving the ``async with``) it closes in the reverse order: hooks, the
+At shutdown (leaving the ``async with``) it closes in the reverse order: running builds
+(cancelled, their containers removed), hooks, the
 container service (containers keep running; only the watching stops), networking (DNS,
 port proxies, idle bridges), and last the metadata database. :func:`api_routes` lists every
 API area explicitly, with the typed services it needs; nothing is discovered.
@@ -40,8 +43,10 @@ from aiohttp import web
 from declarun.daemon.api import (
     archive,
     attach,
+    build,
     container_output,
     containers,
+    diskusage,
     images,
     images_transfer,
     networks,
@@ -49,6 +54,7 @@ from declarun.daemon.api import (
     volumes,
 )
 from declarun.daemon.api import exec as exec_area
+from declarun.daemon.builder.service import BuilderService
 from declarun.daemon.config import DaemonConfig
 from declarun.daemon.containers.hooks.container_hooks import ContainerHooks
 from declarun.daemon.containers.lifecycle.image_source import ServiceImages
@@ -93,6 +99,8 @@ class Services:
     networking: ContainerNetworking
     #: Attach waiters, exec instances, health checks and restart policies.
     hooks: ContainerHooks
+    #: Image builds (``POST /build``) and their cache.
+    builder: BuilderService
 
     # -- what /info counts (api.system.Inventory) --------------------------------------------
 
@@ -170,6 +178,9 @@ async def open_services(
         await restore(container_service)
         await networking.recover([r for r in container_service.list() if r.state.running])
         hooks.resume()
+        builder = BuilderService(image_service, container_service, root / "builder")
+        await asyncio.to_thread(builder.open)
+        stack.push_async_callback(builder.close)  # running builds end before the containers
 
         yield Services(
             config=config,
@@ -184,6 +195,7 @@ async def open_services(
             containers=container_service,
             networking=networking,
             hooks=hooks,
+            builder=builder,
         )
 
 
@@ -198,8 +210,10 @@ def api_routes(services: Services) -> list[web.RouteDef]:
     return [
         *archive.routes(s.containers, s.images),
         *attach.routes(s.containers, s.hooks.attach_waiters),
+        *build.routes(s.builder),
         *container_output.routes(s.containers),
         *containers.routes(s.containers, s.images.driver_name),
+        *diskusage.routes(s.images, s.containers, s.volumes, s.builder),
         *exec_area.routes(s.containers, s.hooks.execs),
         *images.routes(s.images),
         *images_transfer.routes(s.images),

@@ -28,7 +28,8 @@ The modules, in the order a build uses them (see ``specs/build.md`` for the rule
   the root, :mod:`.gomatch` is Go's ``filepath.Match``, :mod:`.archive` spots tarballs);
   :mod:`.sourcedigest` — its cache digest and dockerd's history hash.
 * :mod:`.imageconfig`, :mod:`.cachekey`, :mod:`.epoch` — configs and history entries,
-  step cache keys, ``SOURCE_DATE_EPOCH`` timestamps.
+  step cache keys, ``SOURCE_DATE_EPOCH`` timestamps; :mod:`.labels` — ``--label``s of a
+  build as dockerd appends them to the target stage.
 
 The names below are imported from their modules on first use (PEP 562): the client's
 planner needs the parser, the stage graph and context hashing on every ``declarun plan``,
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from declarun.dockerfile.graph import BuildPlan, StageNode, plan_build
     from declarun.dockerfile.ignore import PatternMatcher, read_dockerignore, removed_after_reading
     from declarun.dockerfile.imageconfig import HistoryEntry, ImageConfig, image_document
+    from declarun.dockerfile.labels import with_build_labels
     from declarun.dockerfile.parse import Dockerfile, Stage, parse_dockerfile
     from declarun.dockerfile.platform import Platform, host_platform, parse_platform
     from declarun.dockerfile.sourcedigest import classic_source_hash, sources_digest
@@ -120,6 +122,7 @@ _HOMES: dict[str, str] = {
     "parse_platform": "declarun.dockerfile.platform",
     "classic_source_hash": "declarun.dockerfile.sourcedigest",
     "sources_digest": "declarun.dockerfile.sourcedigest",
+    "with_build_labels": "declarun.dockerfile.labels",
 }
 
 
@@ -180,4 +183,5 @@ __all__ = [
     "step_cache_key",
     "unconsumed_warning",
     "walk_context",
+    "with_build_labels",
 ]

@@ -178,9 +178,11 @@ class _Evaluator:
         return replace(inst, pairs=pairs), "metadata", comment, {}
 
     def _label(self, inst: Label, env: Mapping[str, str]) -> tuple[Any, ...]:
-        pairs = tuple(
-            KeyValue(self.expand(p.key, env), self.expand(p.value, env)) for p in inst.pairs
-        )
+        pairs = inst.pairs
+        if inst.expand:
+            pairs = tuple(
+                KeyValue(self.expand(p.key, env), self.expand(p.value, env)) for p in inst.pairs
+            )
         labels = dict(self.config.labels or ())
         for pair in pairs:
             labels[pair.key] = pair.value

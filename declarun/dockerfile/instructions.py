@@ -234,10 +234,12 @@ class Expose(Instruction):
 
 @dataclass(frozen=True)
 class Label(Instruction):
-    """``LABEL k=v ...``."""
+    """``LABEL k=v ...``; ``expand`` False for labels given to the build, which dockerd
+    adds to the target stage without substitution."""
 
     keyword: ClassVar[str] = "LABEL"
     pairs: tuple[KeyValue, ...] = ()
+    expand: bool = True
 
 
 @dataclass(frozen=True)

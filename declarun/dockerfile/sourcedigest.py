@@ -24,7 +24,7 @@ import hashlib
 import os
 import pwd
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -65,12 +65,18 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sources_digest(plan: CopyPlan) -> str:
-    """The content digest of everything ``plan`` writes (see the module docstring)."""
+def sources_digest(plan: CopyPlan, *, known: Callable[[Path], str | None] | None = None) -> str:
+    """The content digest of everything ``plan`` writes (see the module docstring).
+
+    ``known(path)`` may give a source file's SHA-256 (hex) already computed, such as an
+    executor's index of the context it received; files it does not know are read.
+    """
     total = hashlib.sha256()
     for entry in plan.entries:
         if entry.kind == "file" and entry.source is not None:
-            content = _sha256_file(entry.source)
+            content = (known(entry.source) if known is not None else None) or _sha256_file(
+                entry.source
+            )
         elif entry.kind == "inline" and entry.data is not None:
             content = hashlib.sha256(entry.data).hexdigest()
         else:

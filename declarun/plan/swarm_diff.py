@@ -185,7 +185,7 @@ def _service(
         reasons.append(
             reason(
                 "dependency_replaced",
-                f"{network} is replaced",
+                f"network {network} is recreated",
                 field="networks",
                 before=network,
                 after=network,
@@ -199,7 +199,7 @@ def _service(
     action: Action = "recreate" if mode_changed or replaced else "update"
     if action == "recreate" and mode_changed and not replaced:
         reasons.append(
-            reason("adapted", "Swarm cannot turn a service into a job or back: it is replaced")
+            reason("adapted", "Swarm cannot turn a service into a job or back: it is recreated")
         )
     draft = Draft(
         service.id,

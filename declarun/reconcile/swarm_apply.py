@@ -26,7 +26,7 @@ from declarun.reconcile.apply import (
     Round,
     StalePlan,
 )
-from declarun.reconcile.executor import ApplyResult, NullProgress, execute
+from declarun.reconcile.executor import ApplyResult, Cancellation, NullProgress, execute
 from declarun.reconcile.lockfile import load_stack_lock
 from declarun.reconcile.swarm_steps import swarm_steps
 from declarun.stack.model import Stack
@@ -75,11 +75,17 @@ def _refuse_errors(plan: Plan) -> None:
 
 
 def _run(
-    engine: SwarmEngine, plan: Plan, desired: DesiredSwarm, parallel: int, on_plan: PlanRun
+    engine: SwarmEngine,
+    plan: Plan,
+    desired: DesiredSwarm,
+    parallel: int,
+    on_plan: PlanRun,
+    *,
+    cancel: Cancellation | None = None,
 ) -> ApplyResult:
     steps = swarm_steps(engine, plan, desired)
     with on_plan(plan) as progress:
-        return execute(steps, parallel=parallel, progress=progress)
+        return execute(steps, parallel=parallel, progress=progress, cancel=cancel)
 
 
 def apply_swarm(
@@ -87,18 +93,22 @@ def apply_swarm(
     stack: Stack,
     options: ApplyOptions = _DEFAULTS,
     on_plan: PlanRun = _quiet,
+    cancel: Cancellation | None = None,
 ) -> ApplyReport:
     """Make the Swarm match ``stack``: plan, execute, re-observe; at most ``max_rounds``.
-    Raises ApplyRefused before touching anything when the plan holds ``error`` changes."""
+    Raises ApplyRefused before touching anything when the plan holds ``error`` changes. Once
+    ``cancel`` is requested no change starts and no round follows."""
     rounds: list[Round] = []
     for _ in range(max(1, options.max_rounds)):
         planned = make_swarm_plan(engine, stack, options)
         if planned.plan.is_empty:
             return ApplyReport(tuple(rounds), planned.plan)
         _refuse_errors(planned.plan)
-        result = _run(engine, planned.plan, planned.desired, options.parallel, on_plan)
+        result = _run(
+            engine, planned.plan, planned.desired, options.parallel, on_plan, cancel=cancel
+        )
         rounds.append(Round(planned.plan, result))
-        if not result.ok:
+        if not result.ok or result.cancelled:
             break
     return ApplyReport(tuple(rounds), make_swarm_plan(engine, stack, options).plan)
 
@@ -109,6 +119,7 @@ def apply_saved_swarm_plan(
     saved: Plan,
     options: ApplyOptions = _DEFAULTS,
     on_plan: PlanRun = _quiet,
+    cancel: Cancellation | None = None,
 ) -> ApplyReport:
     """Carry out ``saved`` exactly, refusing (StalePlan) if the Swarm or the stack moved."""
     if saved.stack != stack.name:
@@ -122,7 +133,8 @@ def apply_saved_swarm_plan(
     _refuse_errors(saved)
     rounds: tuple[Round, ...] = ()
     if not saved.is_empty:
-        rounds = (Round(saved, _run(engine, saved, seen.desired, options.parallel, on_plan)),)
+        result = _run(engine, saved, seen.desired, options.parallel, on_plan, cancel=cancel)
+        rounds = (Round(saved, result),)
     if saved.mode == "destroy":
         after = observe_swarm(engine, stack, lock=lock).observed
         remaining = plan_destroy_swarm(stack, after)
@@ -132,14 +144,19 @@ def apply_saved_swarm_plan(
 
 
 def destroy_swarm(
-    engine: SwarmEngine, stack: Stack, *, parallel: int = 4, on_plan: PlanRun = _quiet
+    engine: SwarmEngine,
+    stack: Stack,
+    *,
+    parallel: int = 4,
+    on_plan: PlanRun = _quiet,
+    cancel: Cancellation | None = None,
 ) -> ApplyReport:
     """Remove everything ``stack`` owns on the Swarm, dependents first."""
     seen = observe_swarm(engine, stack)
     plan = plan_destroy_swarm(stack, seen.observed)
     if plan.is_empty:
         return ApplyReport((), plan)
-    result = _run(engine, plan, seen.desired, parallel, on_plan)
+    result = _run(engine, plan, seen.desired, parallel, on_plan, cancel=cancel)
     remaining = plan_destroy_swarm(stack, observe_swarm(engine, stack).observed)
     return ApplyReport((Round(plan, result),), remaining)
 

@@ -25,8 +25,8 @@ from declarun.errdefs import ErrorKind
 from declarun.errors import DeclarunError, StackError
 from declarun.plan.identity import LABEL_STACK
 from declarun.plan.model import Plan
-from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun, apply_stack
-from declarun.reconcile.executor import NullProgress, ProgressSink
+from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun, apply_stack, make_plan
+from declarun.reconcile.executor import Cancellation, NullProgress, ProgressSink
 from declarun.stack.model import Stack
 
 __all__ = ["Apply", "WatchHooks", "file_digest", "watch_stack"]
@@ -47,6 +47,11 @@ class WatchHooks:
     on_report: Callable[[ApplyReport], None] | None = None
     on_error: Callable[[DeclarunError], None] | None = None
     on_wake: Callable[[str], None] | None = None
+
+
+@contextlib.contextmanager
+def _quiet_plan(_: Plan) -> Iterator[ProgressSink]:
+    yield NullProgress()
 
 
 def file_digest(path: Path) -> tuple[float, str]:
@@ -93,19 +98,37 @@ def _drain(wake: queue.Queue[str]) -> list[str]:
             return found
 
 
-@contextlib.contextmanager
-def _quiet(_: Plan) -> Iterator[ProgressSink]:
-    yield NullProgress()
-
-
 #: How an engine is brought to match a stack: ``apply_stack``, or a cluster's own.
-Apply = Callable[[Engine, Stack, ApplyOptions, PlanRun], ApplyReport]
+Apply = Callable[[Engine, Stack, ApplyOptions, PlanRun, Cancellation | None], ApplyReport]
 
 
 def _apply_stack(
-    engine: Engine, stack: Stack, options: ApplyOptions, on_plan: PlanRun
+    engine: Engine,
+    stack: Stack,
+    options: ApplyOptions,
+    on_plan: PlanRun,
+    cancel: Cancellation | None,
 ) -> ApplyReport:
-    return apply_stack(engine, stack, options, on_plan)
+    return apply_stack(engine, stack, options, on_plan, cancel)
+
+
+def _outside_changes(
+    engine: Engine,
+    stack: Stack,
+    options: ApplyOptions,
+    events: list[str],
+    stop: threading.Event,
+) -> str:
+    """The events that came during an apply, when the world differs from the stack again.
+
+    Most are the apply's own doing and already reflected; but something done meanwhile from
+    outside (a container removed while the apply was finishing) must not be dropped with
+    them. One quiet look tells the two apart."""
+    if not events or stop.is_set():
+        return ""
+    if make_plan(engine, stack, options).plan.is_empty:
+        return ""
+    return "; ".join(events)
 
 
 def watch_stack(
@@ -115,6 +138,7 @@ def watch_stack(
     options: ApplyOptions,
     stop: threading.Event,
     hooks: WatchHooks | None = None,
+    cancel: Cancellation | None = None,
     *,
     apply: Apply | None = None,
     follow_events: bool = True,
@@ -125,9 +149,10 @@ def watch_stack(
     ``load`` reads the stack file (with the command line's variables and profiles). A stack
     file that stops being valid is reported through ``on_error`` and the last good stack stays
     in force until the file is fixed; engine failures are reported and retried on the next
-    wake-up. ``apply`` replaces :func:`apply_stack` (a Swarm's apply); without
-    ``follow_events`` no event stream is read, and ``every`` seconds the world is looked at
-    anyway (level-triggered, so a look that finds nothing costs one plan).
+    wake-up. ``cancel`` (requested with ``stop``, say) stops an apply in progress gently:
+    running changes finish, no other starts. ``apply`` replaces :func:`apply_stack` (a Swarm's
+    apply); without ``follow_events`` no event stream is read, and ``every`` seconds the world
+    is looked at anyway (level-triggered, so a look that finds nothing costs one plan).
     """
     hooks = hooks or WatchHooks()
     stack = load(path)
@@ -145,19 +170,21 @@ def watch_stack(
     why = "start"
     last = time.monotonic()
     while not stop.is_set():
+        carried = ""
         if why:
             if hooks.on_wake is not None:
                 hooks.on_wake(why)
             last = time.monotonic()
             try:
-                report = run(engine, stack, options, hooks.on_plan or _quiet)
+                on_plan = hooks.on_plan if hooks.on_plan is not None else _quiet_plan
+                report = run(engine, stack, options, on_plan, cancel)
                 if hooks.on_report is not None:
                     hooks.on_report(report)
+                carried = _outside_changes(engine, stack, options, _drain(wake), stop)
             except DeclarunError as exc:
                 if hooks.on_error is not None:
                     hooks.on_error(exc)
-            _drain(wake)  # what our own actions caused is already reflected
-        why = ""
+        why = carried
         try:
             first = wake.get(timeout=_POLL)
         except queue.Empty:

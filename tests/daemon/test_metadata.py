@@ -80,7 +80,7 @@ def db(tmp_path: Path) -> Iterator[Metadata]:
 
 def test_wal_foreign_keys_and_schema_version(db: Metadata, tmp_path: Path) -> None:
     assert db.journal_mode() == "wal"
-    assert db.schema_version() == SCHEMA_VERSION == 2
+    assert db.schema_version() == SCHEMA_VERSION == 3
     raw = sqlite3.connect(tmp_path / "metadata.db")
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
@@ -442,7 +442,7 @@ def test_a_version_1_database_is_migrated_with_its_containers_volumes(tmp_path: 
 
     db = Metadata(path)
     try:
-        assert db.schema_version() == 2
+        assert db.schema_version() == SCHEMA_VERSION
         assert db.volume_users("shared") == ["c" * 64]
         assert db.volume_users("f" * 64) == ["c" * 64]
         assert db.get_container("c" * 64) is not None

@@ -219,6 +219,21 @@ def test_sources_digest_follows_content_mode_owner_not_time(ctx: Path) -> None:
     assert sources_digest(plan_copy(spec(line), ctx)) != second
 
 
+def test_sources_digest_takes_known_content_digests(ctx: Path) -> None:
+    import hashlib
+
+    plan = plan_copy(spec("COPY dir /d/"), ctx)
+    asked: list[Path] = []
+
+    def known(path: Path) -> str | None:
+        asked.append(path)
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.name == "y" else None
+
+    assert sources_digest(plan, known=known) == sources_digest(plan)
+    assert {p.name for p in asked} == {"hard", "y"}  # x is copied as a hard link to "hard"
+    assert sources_digest(plan, known=lambda _path: "0" * 64) != sources_digest(plan)
+
+
 def test_classic_hashes_combine_like_dockerd(ctx: Path) -> None:
     single = classic_source_hash(plan_copy(spec("COPY a.txt /x"), ctx))
     assert single == "file:" + classic_entry_hash(ctx, "a.txt")

@@ -1,8 +1,7 @@
 """``build_image`` of the docker-py adapter against real engines: what the docker CLI does.
 
-Parameterised over the engines as the other end-to-end tests are; declarund answers
-``POST /build`` only once its builder lands (another branch), so its variant is skipped
-until then (``build_engine``, :data:`tests.support.builds.DECLARUND_BUILDS`).
+Parameterised over the engines as the other end-to-end tests are (``build_engine``):
+declarund's builder and dockerd's classic builder are held to the same results.
 """
 
 from __future__ import annotations

@@ -240,8 +240,9 @@ def test_the_cli_writes_one_file_per_manifest_and_masks_secrets_on_stdout(
     for path in files:
         (document,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
         kubernetes_validate.validate(document, f"{KUBERNETES_VERSION}.0", strict=True)
-    refused = subprocess.run(
-        [sys.executable, "-m", "declarun", "render", "stack.yaml", "-o", "x"],
-        cwd=tmp_path, capture_output=True, text=True, env=env,
-    )  # fmt: skip
-    assert refused.returncode == 2 and "goes with --format kubernetes" in refused.stderr
+    revealed = subprocess.run([*command, "--reveal-secrets"], cwd=tmp_path, capture_output=True, text=True, env=env)  # fmt: skip
+    assert revealed.returncode == 0 and "hunter2" in revealed.stdout
+    # -o names a directory for manifests: a file there is refused, not overwritten.
+    refused = subprocess.run([*command, "-o", "app.env"], cwd=tmp_path, capture_output=True, text=True, env=env)  # fmt: skip
+    assert refused.returncode == 2 and "not a directory" in refused.stderr
+    assert (tmp_path / "app.env").read_text() == "REGION=eu\n"

@@ -122,7 +122,7 @@ def test_the_web_example_deploys_serves_and_is_destroyed(swarm: Swarm) -> None:
     assert again.returncode == 0, again.stdout
     assert "No changes" in again.stdout
 
-    destroyed = swarm.declarun("destroy", str(stack_file), "--volumes")
+    destroyed = swarm.declarun("destroy", str(stack_file), "--volumes", "--yes")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     assert _services(swarm, "webapp") == {}
     # The volume lived on the manager, where placement kept its writer and its reader.
@@ -144,7 +144,7 @@ def test_the_other_examples_apply_and_destroy(swarm: Swarm) -> None:
     assert rows["service:greet"]["actual"] == "6 running"
     assert len(rows["service:greet"]["nodes"]) == 3  # type: ignore[arg-type]  # two per node
     with ThreadPoolExecutor(max_workers=len(files)) as pool:
-        destroyed = list(pool.map(lambda f: swarm.declarun("destroy", str(f)), files))
+        destroyed = list(pool.map(lambda f: swarm.declarun("destroy", str(f), "--yes"), files))
     assert all(done.returncode == 0 for done in destroyed), destroyed
 
 
@@ -192,7 +192,7 @@ def test_one_changed_field_updates_exactly_that_service(swarm: Swarm, app: Path)
     }
     text = swarm.declarun("plan", str(app)).stdout
     assert f"~ update service api ({name}-api)" in text
-    assert "Plan: 0 to create, 0 to replace, 0 to remove, 1 to update." in text
+    assert "Plan: 0 to create, 0 to recreate, 0 to remove, 1 to update." in text
 
     applied = swarm.declarun("apply", str(app))
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -314,7 +314,7 @@ containers:
     assert "Stopped watching." in out
     # The first apply, and the one that put it back (a look may find it mid-way: harmless).
     assert out.count("+ create service tick") >= 2, out
-    assert swarm.declarun("destroy", str(stack_file)).returncode == 0
+    assert swarm.declarun("destroy", str(stack_file), "--yes").returncode == 0
 
 
 # -- configs from files ---------------------------------------------------------------------
@@ -364,7 +364,7 @@ containers:
     finally:
         engine.close()
     assert len(configs) == 2  # app.conf (new) and app.env
-    assert swarm.declarun("destroy", str(stack_file)).returncode == 0
+    assert swarm.declarun("destroy", str(stack_file), "--yes").returncode == 0
 
 
 # -- destroy, and a node that dies ----------------------------------------------------------
@@ -374,7 +374,7 @@ def test_destroy_removes_services_networks_and_configs(swarm: Swarm, tmp_path: P
     name = unique_stack("ds")
     stack_file = _write(tmp_path / "stack.yaml", _app(name, swarm.image))
     assert swarm.declarun("apply", str(stack_file)).returncode == 0
-    destroyed = swarm.declarun("destroy", str(stack_file))
+    destroyed = swarm.declarun("destroy", str(stack_file), "--yes")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     assert "Destroy complete: 3 removed" in destroyed.stdout
     assert _services(swarm, name) == {}
@@ -408,4 +408,4 @@ def test_a_killed_worker_is_healed_by_swarm_and_plan_stays_truthful(
     assert set(rows["service:api"]["nodes"]) <= {"node1", "node2"}  # type: ignore[arg-type]
     final = swarm.declarun("plan", str(app))
     assert final.returncode == 0 and "No changes" in final.stdout, final.stdout
-    assert swarm.declarun("destroy", str(app)).returncode == 0
+    assert swarm.declarun("destroy", str(app), "--yes").returncode == 0

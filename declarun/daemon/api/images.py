@@ -184,7 +184,10 @@ class ImagesApi:
     async def list_images(self, request: web.Request) -> web.StreamResponse:
         """``GET /images/json`` (Swagger ``ImageSummary`` list)."""
         filters = parse_filters(request.query.get("filters"))
-        return json_response(await asyncio.to_thread(image_summaries, self.service, filters))
+        all_images = query_bool(request, "all")
+        return json_response(
+            await asyncio.to_thread(image_summaries, self.service, filters, all_images=all_images)
+        )
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
         """``GET /images/{name}/json`` (Swagger ``ImageInspect``)."""

@@ -38,7 +38,9 @@ __all__ = [
     "RegistryAuthError",
     "TokenCache",
     "basic_authorization",
+    "credentials_for",
     "decode_registry_auth",
+    "decode_registry_config",
     "encode_registry_auth",
     "parse_www_authenticate",
 ]
@@ -244,6 +246,11 @@ def decode_registry_auth(header: str | None) -> Credentials | None:
         raise InvalidRegistryAuthError(f"invalid X-Registry-Auth header: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidRegistryAuthError("invalid X-Registry-Auth header: not a JSON object")
+    return _auth_config(doc, "X-Registry-Auth")
+
+
+def _auth_config(doc: Mapping[str, Any], where: str) -> Credentials | None:
+    """Credentials from one ``AuthConfig`` object (None when it holds none)."""
     lowered = {str(k).lower(): v for k, v in doc.items()}
 
     def text(key: str) -> str:
@@ -252,9 +259,43 @@ def decode_registry_auth(header: str | None) -> Credentials | None:
 
     username, password = text("username"), text("password")
     if not username and not password and text("auth"):
-        username, password = _from_auth_field(text("auth"), "X-Registry-Auth")
+        username, password = _from_auth_field(text("auth"), where)
     creds = Credentials(username, password, text("identitytoken"), text("registrytoken"))
     return creds or None
+
+
+def decode_registry_config(header: str | None) -> dict[str, Credentials]:
+    """Decode ``X-Registry-Config`` (``docker build``): base64 JSON ``{registry: AuthConfig}``.
+
+    Keys are kept as sent (``https://index.docker.io/v1/``, ``host:5000``); find the ones
+    for a registry with :func:`credentials_for`. InvalidRegistryAuthError when malformed.
+    """
+    if header is None or not header.strip():
+        return {}
+    try:
+        doc = json.loads(_b64decode_any(header).decode("utf-8"))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRegistryAuthError(f"invalid X-Registry-Config header: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidRegistryAuthError("invalid X-Registry-Config header: not a JSON object")
+    out: dict[str, Credentials] = {}
+    for key, value in doc.items():
+        if not isinstance(value, dict):
+            raise InvalidRegistryAuthError(
+                f"invalid X-Registry-Config header: the entry for {key!r} is not an object"
+            )
+        creds = _auth_config(value, "X-Registry-Config")
+        if creds is not None:
+            out[str(key)] = creds
+    return out
+
+
+def credentials_for(configs: Mapping[str, Credentials], domain: str) -> Credentials | None:
+    """The credentials of ``configs`` (by registry key) that belong to registry ``domain``."""
+    for key, creds in configs.items():
+        if _same_registry(key, domain):
+            return creds
+    return None
 
 
 def encode_registry_auth(credentials: Credentials, server_address: str = "") -> str:

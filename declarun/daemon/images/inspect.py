@@ -90,12 +90,13 @@ def _repo_digests(image: Image) -> list[str]:
     return [familiar(name) for name in image.digests]
 
 
-def summary_document(image: Image, config: dict[str, Any]) -> dict[str, Any]:
-    """One entry of ``GET /images/json`` (Swagger ``ImageSummary``)."""
+def summary_document(image: Image, config: dict[str, Any], parent: str = "") -> dict[str, Any]:
+    """One entry of ``GET /images/json`` (Swagger ``ImageSummary``); ``parent`` is the image
+    it was built on (``ParentId``), for an image the builder made."""
     labels = (config.get("config") or {}).get("Labels")
     return {
         "Id": image.id,
-        "ParentId": "",
+        "ParentId": parent,
         "RepoTags": [familiar(name) for name in image.tags],
         "RepoDigests": _repo_digests(image),
         "Created": created_unix(image, config),
@@ -152,7 +153,7 @@ def inspect_document(service: ImageService, image: Image) -> dict[str, Any]:
         "Id": image.id,
         "RepoTags": [familiar(name) for name in image.tags],
         "RepoDigests": _repo_digests(image),
-        "Parent": "",
+        "Parent": service.metadata.image_parent(image.id) or "",
         "Comment": config.get("comment") if isinstance(config.get("comment"), str) else "",
         "Created": _rfc3339(record.created or config.get("created")),
         "DockerVersion": str(config.get("docker_version") or ""),

@@ -1,6 +1,8 @@
 """Which images a list shows and a prune removes: dockerd's filters and prune policy.
 
-``GET /images/json`` takes ``before``, ``since`` (an image: those created before/after it),
+``GET /images/json`` hides a build's intermediate images (no name, other images built on
+them) unless ``all``, as dockerd does, and takes ``before``, ``since`` (an image: those
+created before/after it),
 ``dangling`` (no tag), ``label``, ``reference`` (a pattern matched as Go's ``path.Match``
 against the familiar names, which also trims the names shown to those it matches) and
 ``until`` (a time). ``POST /images/prune`` removes dangling images, or with
@@ -130,15 +132,25 @@ def _reference_time(service: ImageService, filters: Filters, name: str) -> int |
     return min(times) if name == "before" else max(times)
 
 
-def image_summaries(service: ImageService, filters: Filters) -> list[dict[str, Any]]:
-    """``GET /images/json``: the Swagger ``ImageSummary`` of every image the filters keep."""
+def image_summaries(
+    service: ImageService, filters: Filters, *, all_images: bool = False
+) -> list[dict[str, Any]]:
+    """``GET /images/json``: the Swagger ``ImageSummary`` of every image the filters keep.
+
+    As dockerd, an image without a name that other images were built on (a build's
+    intermediate image) is only listed with ``all_images``.
+    """
     filters.validate(LIST_FILTERS)
     dangling = dangling_wanted(filters)
     before = _reference_time(service, filters, "before")
     since = _reference_time(service, filters, "since")
     until_ns = _until(filters)
+    parents = service.metadata.image_parents()
+    with_children = set(parents.values())
     out = []
     for image in service.metadata.list_images():
+        if not all_images and image.id in with_children and not (image.tags or image.digests):
+            continue
         config = image_config(service, image)
         created = created_unix(image, config)
         if dangling is not None and (not image.tags) != dangling:
@@ -156,7 +168,7 @@ def image_summaries(service: ImageService, filters: Filters) -> list[dict[str, A
             continue
         if until_ns is not None and created * 1_000_000_000 > until_ns:
             continue
-        out.append(summary_document(image, config))
+        out.append(summary_document(image, config, parents.get(image.id, "")))
     return out
 
 
@@ -165,11 +177,14 @@ def prune_images(service: ImageService, filters: Filters) -> PruneResult:
     filters.validate(PRUNE_FILTERS)
     dangling = dangling_wanted(filters)
     until_ns = _until(filters)
-    used = service.in_use_by_containers()
+    used = service.in_use_by_containers() | service.leased_images()
+    with_children = set(service.metadata.image_parents().values())
     victims = []
     for image in service.metadata.list_images():
         if image.id in used or (dangling is not False and image.tags):
             continue
+        if image.id in with_children:
+            continue  # a build's intermediate image: it goes with the image built on it
         config = image_config(service, image)
         labels = _labels(config)
         if not filters.match_kv_list("label", labels):

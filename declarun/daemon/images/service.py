@@ -227,7 +227,13 @@ class ImageService:
     # -- deletion ----------------------------------------------------------------------
 
     def delete(self, name: str, *, force: bool = False, prune: bool = True) -> list[DeleteRecord]:
-        """``docker rmi``: Docker's rules for untagging and deleting, with its messages."""
+        """``docker rmi``: Docker's rules for untagging and deleting, with its messages.
+
+        An image other images were built on (the builder's parent links) is only untagged,
+        and by ID it cannot be deleted at all, as dockerd answers. With ``prune``, the
+        deleted image's parents go too while they have no name, no container and no other
+        child (a build's intermediate images), and garbage is collected.
+        """
         image = self.resolve(name)
         by_id = _is_id_reference(name, image.id)
         records: list[DeleteRecord] = []
@@ -246,7 +252,7 @@ class ImageService:
                     if _repository(other) == repository:
                         self._untag(other, image.id, records)
                         names.remove(other)
-            if names:
+            if names or self._has_children(image.id):
                 return records
         else:
             repositories = {_repository(n) for n in names}
@@ -254,6 +260,11 @@ class ImageService:
                 raise Conflict(
                     f"conflict: unable to delete {image.id[7:19]} (must be forced) - image is "
                     "referenced in multiple repositories"
+                )
+            if self._has_children(image.id):
+                raise Conflict(
+                    f"conflict: unable to delete {image.id[7:19]} (cannot be forced) - image "
+                    "has dependent child images"
                 )
         if refs.containers:
             if not force:
@@ -267,12 +278,40 @@ class ImageService:
             return records
         for other in names:
             self._untag(other, image.id, records)
+        parent = self.metadata.image_parent(image.id)
         self.metadata.delete_image(image.id)
         records.append(DeleteRecord("Deleted", image.id))
         self.events.publish("image", "delete", image.id, {"name": image.id})
         if prune:
+            self._delete_dangling_parents(parent, records)
             self.collect_garbage()
         return records
+
+    def _has_children(self, image_id: str) -> bool:
+        return image_id in self.metadata.image_parents().values()
+
+    def leased_images(self) -> frozenset[str]:
+        """Image IDs an operation in progress holds (a build's base and step images)."""
+        return frozenset(
+            r.key for lease in self.metadata.leases() for r in lease.resources if r.kind == "image"
+        )
+
+    def _delete_dangling_parents(self, parent: str | None, records: list[DeleteRecord]) -> None:
+        """Delete ``parent`` and its own parents while each is an unnamed, unused leaf."""
+        while parent is not None:
+            try:
+                image = self.metadata.get_image(parent)
+            except ImageNotFoundError:
+                return
+            if image.tags or image.digests or self._has_children(parent):
+                return
+            if parent in self.in_use_by_containers() or parent in self.leased_images():
+                return
+            above = self.metadata.image_parent(parent)
+            self.metadata.delete_image(parent)
+            records.append(DeleteRecord("Deleted", parent))
+            self.events.publish("image", "delete", parent, {"name": parent})
+            parent = above
 
     def _untag(self, canonical: str, image_id: str, records: list[DeleteRecord]) -> None:
         with contextlib.suppress(ImageNotFoundError):
@@ -295,15 +334,18 @@ class ImageService:
         )
 
     def remove_images(self, images: Iterable[Image]) -> tuple[list[DeleteRecord], int]:
-        """Delete these images (names first) and collect; returns records and bytes freed."""
+        """Delete these images (names first), then their unnamed, unused parents, and
+        collect; returns records and bytes freed."""
         records: list[DeleteRecord] = []
         for image in images:
             for name in image.tags + image.digests:
                 self._untag(name, image.id, records)
+            parent = self.metadata.image_parent(image.id)
             with contextlib.suppress(ImageNotFoundError):
                 self.metadata.delete_image(image.id)
                 records.append(DeleteRecord("Deleted", image.id))
                 self.events.publish("image", "delete", image.id, {"name": image.id})
+                self._delete_dangling_parents(parent, records)
         freed = self.collect_garbage().freed_bytes if records else 0
         return records, freed
 

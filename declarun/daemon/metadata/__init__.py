@@ -10,6 +10,7 @@ SQLite in WAL mode (``<data-root>/metadata.db``), one module per kind of record:
 ``containers``  containers: their image, snapshot, record and the volumes they mount
 ``volumes``     volumes, and which containers use one
 ``networks``    networks, what started containers hold on them, which containers use one
+``builds``      the image builder's step cache and image parents
 ``references``  the reference graph garbage collection marks from
 
 :class:`Metadata` is all of them over one database; every name a caller needs is
@@ -18,6 +19,7 @@ importable from this package.
 
 from __future__ import annotations
 
+from declarun.daemon.metadata.builds import BuildCacheEntry, BuildTables
 from declarun.daemon.metadata.containers import Container, ContainerTables
 from declarun.daemon.metadata.database import Database, MetadataError
 from declarun.daemon.metadata.images import (
@@ -47,6 +49,7 @@ from declarun.daemon.metadata.volumes import VolumeRow, VolumeTables
 __all__ = [
     "SCHEMA_VERSION",
     "AmbiguousImageError",
+    "BuildCacheEntry",
     "Container",
     "Database",
     "Image",
@@ -78,6 +81,7 @@ class Metadata(
     ContainerTables,
     VolumeTables,
     NetworkTables,
+    BuildTables,
     ReferenceTables,
 ):
     """The metadata database at ``path`` (created and migrated on first open), every table."""

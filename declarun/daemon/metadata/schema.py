@@ -144,6 +144,26 @@ _SCHEMA_V2: tuple[Step, ...] = (
     _container_volumes_from_records,
 )
 
+# Version 3: the image builder's step cache and the classic builder's image parents.
+_SCHEMA_V3: tuple[Step, ...] = (
+    """CREATE TABLE build_cache (
+        key TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        parent TEXT NOT NULL,
+        description TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created REAL NOT NULL,
+        last_used REAL NOT NULL,
+        usage_count INTEGER NOT NULL
+    )""",
+    "CREATE INDEX build_cache_image ON build_cache(image_id)",
+    """CREATE TABLE image_parents (
+        image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+        parent_id TEXT NOT NULL
+    )""",
+    "CREATE INDEX image_parents_parent ON image_parents(parent_id)",
+)
+
 # Each entry upgrades the schema by one version; user_version counts the entries applied.
-MIGRATIONS: tuple[tuple[Step, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2)
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -315,8 +315,10 @@ class NetworkService:
         another interface now covers (another daemon's bridge, a new VPN) to a free one.
 
         Nothing is attached yet, so nothing has the old addresses; a subnet the client
-        configured is kept as given.
+        configured is kept as given. The caller's record may predate a move made for a
+        concurrent first attachment: the current one is what counts.
         """
+        record = self._networks.get(record.id, record)
         if record.configured or record.subnet is None:
             return record
         if any(e.network_id == record.id for e in self.cni.attachments()):

@@ -27,6 +27,7 @@ from declarun.daemon.snapshots.model import (
 )
 from declarun.daemon.snapshots.overlay import (
     OverlaySnapshotter,
+    mount_lowers,
     mount_overlay,
     overlay_supported,
     unmount,
@@ -46,6 +47,7 @@ __all__ = [
     "Snapshotter",
     "chain_id",
     "chain_ids",
+    "mount_lowers",
     "mount_overlay",
     "open_data_root_snapshotter",
     "open_snapshotter",

@@ -240,6 +240,10 @@ class DirectorySnapshotter:
             if entry.name.startswith((".tmp-", ".trash-")):
                 remove_tree(Path(entry.path))
 
+    def commit_writable(self, container_id: str, diff_id: str, size: int) -> SnapshotInfo | None:
+        """A flattened copy holds more than the layer: the caller applies it instead."""
+        return None
+
     def _write_container_meta(self, directory: Path, chain_id: str | None) -> None:
         meta = {"chain_id": chain_id, "driver": self._driver}
         (directory / "info.json").write_text(json.dumps(meta) + "\n")

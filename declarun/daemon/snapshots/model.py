@@ -139,6 +139,12 @@ class Snapshotter(Protocol):
         """Remove a container's writable layer (unmounting it first if needed)."""
         ...
 
+    def commit_writable(self, container_id: str, diff_id: str, size: int) -> SnapshotInfo | None:
+        """Publish what a container wrote (its unmounted writable layer) as the snapshot of
+        the layer ``diff_id`` on its chain, without copying a file; the container's layer is
+        left empty. None when this driver or this layer cannot (then apply the layer)."""
+        ...
+
     def remove(self, chain_id: str) -> None:
         """Delete a snapshot no other snapshot or container builds on."""
         ...

@@ -8,18 +8,27 @@ its own; its root filesystem is the overlay mount of those over the chain.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 from declarun.daemon.images.fsops import remove_tree
 from declarun.daemon.images.unpack import OVERLAY_OPAQUE_XATTR, Mode
 from declarun.daemon.snapshots.base import DirectorySnapshotter
-from declarun.daemon.snapshots.model import ContainerMounts, Driver, SnapshotError
+from declarun.daemon.snapshots.model import (
+    ContainerMounts,
+    Driver,
+    Prepared,
+    SnapshotError,
+    SnapshotInfo,
+)
 
 __all__ = [
     "OverlaySnapshotter",
+    "mount_lowers",
     "mount_overlay",
     "overlay_options",
     "overlay_supported",
@@ -28,6 +37,33 @@ __all__ = [
 
 # The kernel copies mount data into one page; longer option strings are refused.
 _MAX_MOUNT_DATA = 4000
+# What overlayfs records in an upper directory for itself. Hints about the lower layers it
+# was mounted on are dropped when the directory becomes a snapshot; a redirect or a
+# metadata-only copy depends on those layers, so a directory holding one is applied as a
+# layer instead.
+_HINT_XATTRS = frozenset(
+    f"{ns}.overlay.{name}" for ns in ("trusted", "user") for name in ("origin", "impure", "nlink")
+)
+_DEPENDENT_XATTRS = frozenset(
+    f"{ns}.overlay.{name}" for ns in ("trusted", "user") for name in ("redirect", "metacopy")
+)
+
+
+def _portable_upper(upper: Path) -> bool:
+    """Drop overlayfs' hints from ``upper``; False if it holds what depends on its lowers."""
+    for directory, dirs, files in os.walk(upper):
+        for name in [*dirs, *files, ""]:
+            path = os.path.join(directory, name) if name else directory
+            try:
+                names = os.listxattr(path, follow_symlinks=False)
+            except OSError:
+                continue
+            for key in names:
+                if key in _DEPENDENT_XATTRS:
+                    return False
+                if key in _HINT_XATTRS:
+                    os.removexattr(path, key, follow_symlinks=False)
+    return True
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -70,6 +106,27 @@ def mount_overlay(mounts: ContainerMounts, target: Path | None = None) -> Path:
     if proc.returncode != 0:
         raise SnapshotError(f"overlay mount failed: {proc.stderr.strip()}")
     return where
+
+
+def mount_lowers(lowerdirs: tuple[Path, ...], target: Path) -> Path:
+    """Mount a read-only overlay of ``lowerdirs`` (top-most first, at least two) at
+    ``target``: an image's filesystem to read, with no writable layer."""
+    if len(lowerdirs) < 2:
+        raise SnapshotError("a read-only overlay needs at least two layers")
+    cwd = Path(os.path.commonpath(lowerdirs))
+    shown = [str(p) for p in lowerdirs]
+    options = "ro,lowerdir=" + ":".join(shown)
+    if len(options) > _MAX_MOUNT_DATA:
+        shown = [str(p.relative_to(cwd)) for p in lowerdirs]
+        options = "ro,lowerdir=" + ":".join(shown)
+        if len(options) > _MAX_MOUNT_DATA:
+            raise SnapshotError(f"too many layers to mount ({len(lowerdirs)})")
+    if any(":" in text or "," in text for text in shown):
+        raise SnapshotError("a layer path cannot be used in an overlay mount")
+    proc = _run(["mount", "-t", "overlay", "overlay", "-o", options, str(target)], cwd=cwd)
+    if proc.returncode != 0:
+        raise SnapshotError(f"overlay mount failed: {proc.stderr.strip()}")
+    return target
 
 
 def unmount(target: Path) -> None:
@@ -158,3 +215,33 @@ class OverlaySnapshotter(DirectorySnapshotter):
         directory = self.container_dir(container_id)
         unmount(directory / "rootfs")
         remove_tree(directory)
+
+    def commit_writable(self, container_id: str, diff_id: str, size: int) -> SnapshotInfo | None:
+        """The container's upper directory becomes the snapshot, renamed into place.
+
+        An upper directory is a layer in exactly the form overlay snapshots keep (whiteouts
+        as 0/0 devices, ``trusted.overlay.opaque``); overlayfs' hints are removed, and a
+        directory with a redirect or a metadata-only copy is refused (None). The container
+        must not be mounted; it keeps an empty upper directory.
+        """
+        directory = self.container_dir(container_id)
+        if os.path.ismount(directory / "rootfs"):
+            raise SnapshotError(f"container {container_id} is still mounted")
+        try:
+            meta = json.loads((directory / "info.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise SnapshotError(f"container {container_id} has no writable layer: {exc}") from exc
+        parent = meta.get("chain_id")
+        upper = directory / "upper"
+        if not _portable_upper(upper):
+            return None
+        work = self.root / f".tmp-{uuid.uuid4().hex}"
+        work.mkdir(mode=0o700)
+        try:
+            os.rename(upper, work / "fs")
+            os.chmod(work / "fs", 0o755)  # as a layer without a "./" entry is unpacked
+        except BaseException:
+            remove_tree(work)
+            raise
+        upper.mkdir(mode=0o755, exist_ok=True)
+        return self.commit(Prepared(parent=parent, path=work, fs=work / "fs"), diff_id, size)

@@ -185,6 +185,10 @@ class VolumeService:
         self.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
         return VolumePrune(deleted, reclaimed)
 
+    def usage(self, volume: Volume) -> tuple[int, int]:
+        """``/system/df``'s ``UsageData`` of a volume: bytes on disk and containers using it."""
+        return disk_usage(volume), len(self.store.users(volume.name))
+
     # -- volumes as container mounts -------------------------------------------------------
 
     def resolve_mount(self, spec: MountSpec) -> Path:

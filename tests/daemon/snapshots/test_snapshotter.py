@@ -259,3 +259,39 @@ def test_sweep_removes_interrupted_work(tmp_path: Path) -> None:
 def test_auto_picks_overlay_where_it_mounts(tmp_path: Path) -> None:
     store = open_snapshotter(tmp_path / "data")
     assert store.driver == ("overlay" if overlay_supported(tmp_path / "probe") else "copy")
+
+
+def test_a_writable_layer_becomes_a_snapshot_without_copying(store: Snapshotter) -> None:
+    chains = _apply_all(store)
+    with rootfs(store, chains[-1], "w1") as root:
+        (root / "etc/new-file").write_bytes(b"new")
+        (root / "etc/added").unlink()
+    fake_diff = "sha256:" + "d" * 64
+    published = store.commit_writable("w1", fake_diff, 123)
+    if store.driver != "overlay":
+        assert published is None  # a flattened copy holds more than the layer
+        return
+    assert published is not None
+    assert published.chain_id == chain_id(chains[-1], fake_diff)
+    assert published.parent == chains[-1] and published.size == 123
+    assert (published.path / "etc/new-file").read_bytes() == b"new"
+    assert os.stat(published.path / "etc/added", follow_symlinks=False).st_rdev == 0  # whiteout
+    # The container keeps an empty writable layer; the snapshot is now shared.
+    assert list((store.root / "containers" / "w1" / "upper").iterdir()) == []
+    with rootfs(store, published.chain_id, "w2") as root:
+        assert (root / "etc/new-file").read_bytes() == b"new"
+        assert not (root / "etc/added").exists()
+    store.release("w1")
+    store.release("w2")
+
+
+def test_a_writable_layer_with_a_redirect_is_not_adopted(store: Snapshotter) -> None:
+    if store.driver != "overlay":
+        pytest.skip("only overlay adopts writable layers")
+    mounts = store.mounts_for(None, "w3")
+    assert mounts.upperdir is not None
+    (mounts.upperdir / "moved").mkdir()
+    os.setxattr(mounts.upperdir / "moved", "trusted.overlay.redirect", b"/elsewhere")
+    assert store.commit_writable("w3", "sha256:" + "e" * 64, 1) is None
+    assert (mounts.upperdir / "moved").is_dir()  # left as it was
+    store.release("w3")

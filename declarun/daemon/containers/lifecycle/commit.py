@@ -4,8 +4,8 @@ The layer is the container's changes (:mod:`~declarun.daemon.containers.rootfs.f
 modified entries taken from the container's merged root, ``.wh.<name>`` entries for
 deletions (an overlay opaque directory shows up as the deletions of what it hides). It is
 stored in the content store, applied on the image's top snapshot, and registered with the
-image's other layers, under a lease so garbage collection cannot take it half-way, the
-same way ``docker import`` registers its image (:mod:`declarun.daemon.images.importer`).
+image's other layers, under a lease so garbage collection cannot take it half-way
+(:mod:`declarun.daemon.images.newimage`, which the image builder uses too).
 
 The new config is the image's with ``config`` replaced by the container's (Cmd, Env,
 Entrypoint, WorkingDir, User, Labels, ExposedPorts, Volumes, Healthcheck, StopSignal) and
@@ -20,11 +20,7 @@ unpause it, and publish the ``commit`` event.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import tempfile
-import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,18 +29,11 @@ from typing import Any
 from declarun.daemon.containers.lifecycle.service import ContainerService
 from declarun.daemon.containers.rootfs.changes import Change
 from declarun.daemon.containers.rootfs.fsaccess import write_layer_tar
-from declarun.daemon.images import mediatypes
-from declarun.daemon.images.content import Descriptor
 from declarun.daemon.images.importer import apply_changes
 from declarun.daemon.images.inspect import image_config
+from declarun.daemon.images.newimage import register_image, store_layer
 from declarun.daemon.images.service import ImageService
-from declarun.daemon.metadata import (
-    ImageLayer,
-    ImageNotFoundError,
-    ImageRecord,
-    Layer,
-    LeaseResource,
-)
+from declarun.daemon.metadata import ImageNotFoundError, ImageRecord
 from declarun.errdefs import Conflict
 from declarun.errors import DeclarunError
 from declarun.reference import ImageReference
@@ -98,19 +87,12 @@ def commit_layer(
         raise Conflict(f"the image of container {record.id} is gone") from None
     lease = meta.create_lease(_LEASE_TTL)
     try:
-        with tempfile.TemporaryFile(dir=svc.scratch_dir) as spool:
-            write_layer_tar(merged_root, changes, spool)
-            spool.seek(0)
-            ref = f"commit-{uuid.uuid4().hex}"
-            meta.add_lease_resources(lease.id, [LeaseResource("ingest", ref)])
-            info = svc.store.ingest(ref, spool)
-            meta.add_lease_resources(lease.id, [LeaseResource("content", info.digest)])
-        with svc.store.open(info.digest) as blob:
-            applied = svc.snapshotter.apply_layer(record.chain_id, blob)
-        snapshot = applied.snapshot
-        meta.add_lease_resources(lease.id, [LeaseResource("snapshot", snapshot.chain_id)])
-        meta.put_layer(
-            Layer(snapshot.chain_id, snapshot.diff_id, record.chain_id, snapshot.size, time.time())
+        stored = store_layer(
+            svc,
+            lease.id,
+            record.chain_id,
+            lambda out: write_layer_tar(merged_root, changes, out),
+            ref_prefix="commit",
         )
         base: dict[str, Any] = image_config(svc, parent)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -124,7 +106,7 @@ def commit_layer(
         if request.author:
             config["author"] = request.author
         rootfs = dict(base.get("rootfs") or {"type": "layers", "diff_ids": []})
-        rootfs["diff_ids"] = [*rootfs.get("diff_ids", []), snapshot.diff_id]
+        rootfs["diff_ids"] = [*rootfs.get("diff_ids", []), stored.layer.diff_id]
         config["rootfs"] = rootfs
         history = list(base.get("history") or [])
         entry: dict[str, Any] = {"created": now, "created_by": " ".join(
@@ -137,36 +119,16 @@ def commit_layer(
         config["history"] = history
         config.setdefault("architecture", parent.record.platform.architecture)
         config.setdefault("os", "linux")
-        config_data = json.dumps(config, separators=(",", ":")).encode()
-        config_info = svc.store.put(config_data)
-        layer_desc = Descriptor(mediatypes.OCI_LAYER, info.digest, info.size)
-        parent_layers = parent.record.layers
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": mediatypes.OCI_MANIFEST,
-            "config": {
-                "mediaType": mediatypes.OCI_CONFIG,
-                "digest": config_info.digest,
-                "size": config_info.size,
-            },
-            "layers": [*(layer.blob.to_json() for layer in parent_layers), layer_desc.to_json()],
-        }
-        manifest_data = json.dumps(manifest, separators=(",", ":")).encode()
-        manifest_info = svc.store.put(manifest_data)
-        meta.add_lease_resources(lease.id, [LeaseResource("content", config_info.digest),
-                                            LeaseResource("content", manifest_info.digest)])  # fmt: skip
-        new = ImageRecord(
-            id=config_info.digest,
-            manifest=Descriptor(mediatypes.OCI_MANIFEST, manifest_info.digest, manifest_info.size),
-            config=Descriptor(mediatypes.OCI_CONFIG, config_info.digest, config_info.size),
-            layers=(*parent_layers, ImageLayer(layer_desc, snapshot.diff_id, snapshot.chain_id)),
-            platform=parent.record.platform,
-            created=now,
-            size=parent.record.size + snapshot.size,
-        )
         names = [str(request.name)] if request.name is not None else []
-        meta.put_image(new, names=names)
-        return new
+        return register_image(
+            svc,
+            lease.id,
+            config,
+            (*parent.record.layers, stored.layer),
+            parent.record.platform,
+            size=parent.record.size + stored.size,
+            names=names,
+        )
     finally:
         meta.delete_lease(lease.id)
 

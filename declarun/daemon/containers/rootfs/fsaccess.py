@@ -190,9 +190,10 @@ def stat_path(root: Path, path: str) -> PathStat:
 class _TarWriter:
     """Adds file-system entries to a tar from directory descriptors."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], mtime_limit: int | None = None) -> None:
         self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - closed by close()
         self._links: dict[tuple[int, int], str] = {}
+        self._mtime_limit = mtime_limit
 
     def close(self) -> None:
         self.tar.close()
@@ -202,7 +203,15 @@ class _TarWriter:
         info = tarfile.TarInfo(arcname)
         info.mode = stat.S_IMODE(st.st_mode)
         info.uid, info.gid = st.st_uid, st.st_gid
-        info.mtime = st.st_mtime
+        limit = self._mtime_limit
+        if limit is not None and st.st_mtime_ns >= limit * 1_000_000_000:
+            info.mtime = limit
+        else:
+            # The exact time, nanoseconds included (a float would round it).
+            seconds, nanos = divmod(st.st_mtime_ns, 1_000_000_000)
+            info.mtime = seconds
+            if nanos:
+                info.pax_headers = {**info.pax_headers, "mtime": f"{seconds}.{nanos:09d}"}
         if stat.S_ISDIR(st.st_mode):
             info.type = tarfile.DIRTYPE
             self.tar.addfile(info)
@@ -352,15 +361,20 @@ class _FdPath(os.PathLike[str]):
         return self._path
 
 
-def write_layer_tar(merged_root: Path, changes: list[Change], out: IO[bytes]) -> None:
+def write_layer_tar(
+    merged_root: Path, changes: list[Change], out: IO[bytes], *, mtime_limit: int | None = None
+) -> None:
     """The layer of ``docker commit``: changed entries from the merged root, ``.wh.`` for deletions.
 
     Directories are added without their children (each changed child is a change of its
-    own); an entry that vanished since ``changes`` was computed is skipped.
+    own); an entry that vanished since ``changes`` was computed is skipped. Entries come in
+    the order of ``changes`` with no user or group names and no access or change times;
+    ``mtime_limit`` (Unix seconds) clamps modification times, so the same files always give
+    the same bytes (``SOURCE_DATE_EPOCH`` builds).
     """
     root_fd = _open_root(merged_root)
     try:
-        writer = _TarWriter(out)
+        writer = _TarWriter(out, mtime_limit)
         in_root = InRoot(root_fd)
         try:
             for change in changes:
