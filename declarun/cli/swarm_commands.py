@@ -29,7 +29,7 @@ from declarun.cli.terminal import exec_attached
 from declarun.engine.port import Engine
 from declarun.engine.swarm_port import SwarmEngine
 from declarun.errors import DeclarunError, EngineError
-from declarun.plan.identity import volume_name
+from declarun.plan.desired import volume_engine_name
 from declarun.plan.model import Plan
 from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun
 from declarun.reconcile.executor import Cancellation
@@ -101,7 +101,7 @@ def swarm_destroy(
     the same confirmation as on one engine (``yes`` gives it)."""
     doomed = (
         [
-            volume.engine_name or volume_name(stack.name, name)
+            volume_engine_name(stack, name)
             for name, volume in stack.volumes.items()
             if not volume.keep and not volume.external
         ]

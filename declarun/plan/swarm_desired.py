@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from declarun.frozen import FrozenDict, freeze
 from declarun.plan.configs import container_config, network_config
+from declarun.plan.desired import network_engine_name, volume_engine_name
 from declarun.plan.identity import (
     LABEL_CONFIG,
     LABEL_CONFIG_HASH,
@@ -39,9 +40,7 @@ from declarun.plan.identity import (
     canonical_json,
     config_hash,
     input_label,
-    network_name,
     ownership_labels,
-    volume_name,
 )
 from declarun.plan.inputs import UNHASHED, bind_key
 from declarun.plan.lock import Lock, image_platform
@@ -81,7 +80,8 @@ class HostFile:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredSwarmNetwork:
-    """An overlay network to exist, with its create body."""
+    """An overlay network to exist, with its create body (an ``external`` one is only used:
+    never created, changed or removed)."""
 
     id: str
     name: str
@@ -89,6 +89,7 @@ class DesiredSwarmNetwork:
     config: FrozenDict[str, Any]
     config_hash: str
     body: FrozenDict[str, Any]
+    external: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,8 +190,19 @@ def placement_config(placement: Placement | None) -> dict[str, Any] | None:
 
 
 def _network(stack: Stack, network: Network) -> DesiredSwarmNetwork:
+    engine = network_engine_name(stack, network.name)
+    if network.external:
+        external = {"external": True}
+        return DesiredSwarmNetwork(
+            id=f"network:{network.name}",
+            name=network.name,
+            engine_name=engine,
+            config=freeze(external),
+            config_hash=config_hash(external),
+            body=FrozenDict(),
+            external=True,
+        )
     config = {**network_config(network), "driver": "overlay"}
-    engine = network_name(stack.name, network.name)
     labels = {**network.labels, **ownership_labels(stack.name, "network", network.name, config)}
     body: dict[str, Any] = {
         "Name": engine,
@@ -200,6 +212,8 @@ def _network(stack: Stack, network: Network) -> DesiredSwarmNetwork:
         "Attachable": True,
         "Labels": labels,
     }
+    if network.driver_opts:
+        body["Options"] = dict(network.driver_opts)
     if network.subnet is not None:
         pool = {"Subnet": network.subnet}
         if network.gateway is not None:
@@ -279,8 +293,13 @@ class _ServiceBuilder:
         }
         if mount.type == "volume" and mount.source is not None:
             volume = self.stack.volumes.get(mount.source)
-            body["Source"] = volume_name(self.stack.name, mount.source)
-            if volume is not None:
+            body["Source"] = volume_engine_name(self.stack, mount.source)
+            if volume is not None and volume.external:
+                self.notes.append(
+                    f"external volume {body['Source']}: each node's own volume of that name is "
+                    "used; Swarm makes an empty one on a node that has none"
+                )
+            elif volume is not None:
                 labels = {
                     **volume.labels,
                     LABEL_STACK: self.stack.name,
@@ -407,7 +426,7 @@ class _ServiceBuilder:
             names = list(dict.fromkeys([self.container.name, *attachment.aliases]))
             attached.append(
                 {
-                    "Target": network_name(self.stack.name, attachment.network),
+                    "Target": network_engine_name(self.stack, attachment.network),
                     "Aliases": names,
                 }
             )
@@ -452,6 +471,14 @@ def _container_spec(
         "StopSignal": container.stop_signal,
         "CapabilityAdd": list(container.cap_add) or None,
         "CapabilityDrop": list(container.cap_drop) or None,
+        "Init": container.init,
+        # Swarm's hosts lines are /etc/hosts' own order: "IP name".
+        "Hosts": [
+            f"{address} {host}"
+            for host, _, address in (entry.partition(":") for entry in container.extra_hosts)
+        ]
+        or None,
+        "DNSConfig": {"Nameservers": list(container.dns)} if container.dns else None,
     }
     spec.update({key: value for key, value in optional.items() if value is not None})
     check = container.healthcheck

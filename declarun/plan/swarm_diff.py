@@ -31,7 +31,7 @@ from declarun.plan.drafts import Draft, finish, now, reason, short_name
 from declarun.plan.identity import LABEL_PROFILES, LABEL_RESOURCE, config_hash, parse_resource
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
 from declarun.plan.reasons import config_reasons, short_digest
-from declarun.plan.swarm_desired import DesiredService, DesiredSwarm
+from declarun.plan.swarm_desired import DesiredService, DesiredSwarm, DesiredSwarmNetwork
 from declarun.plan.swarm_observed import ObservedCluster, ObservedService, ObservedSwarmObject
 from declarun.stack.model import Stack
 
@@ -222,9 +222,35 @@ def _service(
     return draft
 
 
+def _external_network(network: DesiredSwarmNetwork, found: str | None) -> Draft:
+    """An external network: used as it is; while it is missing, its services cannot start."""
+    if found is not None:
+        return Draft(
+            network.id, "noop", "network", network.name, network.engine_name, observed_id=found
+        )
+    return Draft(
+        network.id,
+        "error",
+        "network",
+        network.name,
+        network.engine_name,
+        [
+            reason(
+                "external_missing",
+                f"the external network {network.engine_name} does not exist; declarun uses it "
+                "but never creates it: create it yourself (docker network create --driver "
+                f"overlay --attachable {network.engine_name})",
+            )
+        ],
+    )
+
+
 def _networks(desired: DesiredSwarm, cluster: ObservedCluster) -> Iterable[Draft]:
     for network in desired.networks.values():
         observed = cluster.networks.get(network.engine_name)
+        if network.external:
+            yield _external_network(network, None if observed is None else observed.id)
+            continue
         if observed is None:
             yield Draft(
                 network.id,

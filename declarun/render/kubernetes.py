@@ -107,6 +107,14 @@ class _Renderer:
     def name(self, *parts: str, limit: int = 63) -> str:
         return dns_label("-".join([self.stack.name, *parts]), limit)
 
+    def claim_name(self, volume: str) -> str:
+        """The claim of named volume ``volume``: ``<stack>-<name>``, or its ``engine_name``
+        (an external volume's own name), made a DNS label."""
+        declared = self.stack.volumes.get(volume)
+        if declared is not None and (declared.engine_name or declared.external):
+            return dns_label(declared.engine_name or volume)
+        return self.name(volume)
+
     def labels(self, component: str) -> dict[str, str]:
         return {
             f"{LABEL_PREFIX}name": dns_label(component),
@@ -156,6 +164,13 @@ class _Renderer:
     def volumes(self) -> None:
         for volume in self.stack.volumes.values():
             where = f"volumes.{volume.name}"
+            if volume.external:
+                self.report.add(
+                    f"{where}.external",
+                    f"the claim {self.claim_name(volume.name)} is used as it is: no claim is "
+                    "written for it, so it must exist in the namespace",
+                )
+                continue
             if volume.driver != "local" or volume.driver_opts:
                 self.report.add(
                     where,
@@ -173,7 +188,7 @@ class _Renderer:
                     "apiVersion": "v1",
                     "kind": "PersistentVolumeClaim",
                     "metadata": self.metadata(
-                        self.name(volume.name), volume.name, volume.labels, where
+                        self.claim_name(volume.name), volume.name, volume.labels, where
                     ),
                     "spec": {
                         "accessModes": ["ReadWriteOnce"],
@@ -198,6 +213,8 @@ class _Renderer:
                 )
             if network.subnet is not None:
                 self.report.add(f"{where}.subnet", "pod addresses are the cluster's to choose")
+            if network.driver_opts:
+                self.report.add(f"{where}.driver_opts", "Docker's network driver options: not kept")
 
     # -- one container -------------------------------------------------------------------------
 
@@ -331,7 +348,7 @@ class _Renderer:
                     mounts.append(made[1])
                 continue
             if mount.type == "volume" and mount.source is not None:
-                claim = self.name(mount.source)
+                claim = self.claim_name(mount.source)
                 volumes.append({"name": name, "persistentVolumeClaim": {"claimName": claim}})
             elif mount.type == "volume":
                 volumes.append({"name": name, "emptyDir": {}})
@@ -469,6 +486,27 @@ class _Renderer:
         pod.update(
             placement(container.placement, self.selector(container.name), where, self.report)
         )
+        if container.init:
+            self.report.add(
+                f"{where}.init",
+                "no init process is added (shareProcessNamespace: true would make the pod's "
+                "pause process PID 1, reaping zombies)",
+            )
+        if container.extra_hosts:
+            by_address: dict[str, list[str]] = {}
+            for entry in container.extra_hosts:
+                host, _, address = entry.partition(":")
+                by_address.setdefault(address, []).append(host)
+            pod["hostAliases"] = [
+                {"ip": address, "hostnames": hosts} for address, hosts in by_address.items()
+            ]
+        if container.dns:
+            pod["dnsConfig"] = {"nameservers": list(container.dns)}
+            self.report.add(
+                f"{where}.dns",
+                "the servers are listed after the cluster's own DNS (dnsPolicy ClusterFirst), "
+                "which answers first",
+            )
         for index, attachment in enumerate(container.networks):
             if attachment.ipv4_address is not None:
                 self.report.add(

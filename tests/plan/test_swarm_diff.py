@@ -358,3 +358,73 @@ def test_destroy_removes_dependents_first_then_the_rest(tmp_path: Path) -> None:
     assert order.index("service:web") < order.index("service:migrate") < order.index("service:db")
     assert order[-1] == "network:back"
     assert all(c.action == "remove" for c in plan.changes)
+
+
+# -- what the stack language gained: external and renamed objects, init, hosts, DNS ---------
+
+EXTERNAL = """
+stack: shop
+networks:
+  proxy: {external: true}
+  back: {engine_name: shop-backend, driver_opts: {encrypted: ""}}
+volumes:
+  certs: {external: true, engine_name: tls-certs}
+  data: {engine_name: shop-data}
+containers:
+  web:
+    image: busybox:1.36
+    networks: [proxy, back]
+    volumes: ["certs:/certs", "data:/data"]
+    init: true
+    extra_hosts: ["db.local:10.0.0.5", "v6.local:::1"]
+    dns: ["1.1.1.1"]
+"""
+
+
+def test_external_and_renamed_networks_and_volumes_on_a_swarm(tmp_path: Path) -> None:
+    stack = load(tmp_path, EXTERNAL)
+    desired = desired_swarm(stack, routing_mesh=False)
+    spec = desired.services["web"].spec()
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    assert [n["Target"] for n in spec["TaskTemplate"]["Networks"]] == ["proxy", "shop-backend"]
+    mounts = {m["Target"]: m for m in container["Mounts"]}
+    assert mounts["/certs"]["Source"] == "tls-certs"
+    assert "VolumeOptions" not in mounts["/certs"]  # used as it is: no labels of ours
+    assert mounts["/data"]["Source"] == "shop-data"
+    assert mounts["/data"]["VolumeOptions"]["Labels"]["dev.declarun.stack"] == "shop"
+    assert any("external volume tls-certs" in n for n in desired.services["web"].notes)
+    assert desired.networks["back"].body["Options"] == {"encrypted": ""}
+    assert desired.networks["proxy"].external
+    assert (container["Init"], container["Hosts"], container["DNSConfig"]) == (
+        True,
+        ["10.0.0.5 db.local", "::1 v6.local"],
+        {"Nameservers": ["1.1.1.1"]},
+    )
+
+    # The external network missing: an error change, never a create.
+    plan = plan_of(stack, ObservedCluster(stack="shop"), desired)
+    proxy = plan.change("network:proxy")
+    assert proxy.action == "error"
+    assert proxy.reasons[0].kind == "external_missing"
+    assert plan.change("network:back").action == "create"
+    assert plan.change("network:back").engine_name == "shop-backend"
+
+    # Present (someone else's, unlabelled): used as it is, and never removed by destroy.
+    cluster = ObservedCluster(
+        stack="shop",
+        networks=FrozenDict(
+            {
+                "proxy": ObservedSwarmObject(id="id-proxy", name="proxy", labels=FrozenDict()),
+                "shop-backend": ObservedSwarmObject(
+                    id="id-back",
+                    name="shop-backend",
+                    labels=FrozenDict(desired.networks["back"].body["Labels"]),
+                ),
+            }
+        ),
+        nodes=NODES,
+    )
+    plan = plan_of(stack, cluster, desired)
+    assert plan.change("network:proxy").action == "noop"
+    assert plan.change("network:back").action == "noop"
+    assert [c.id for c in plan_destroy_swarm(stack, cluster).changes] == ["network:back"]

@@ -246,3 +246,39 @@ def test_the_cli_writes_one_file_per_manifest_and_masks_secrets_on_stdout(
     refused = subprocess.run([*command, "-o", "app.env"], cwd=tmp_path, capture_output=True, text=True, env=env)  # fmt: skip
     assert refused.returncode == 2 and "not a directory" in refused.stderr
     assert (tmp_path / "app.env").read_text() == "REGION=eu\n"
+
+
+def test_external_and_renamed_volumes_init_hosts_and_dns(tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_text(
+        """
+stack: shop
+volumes:
+  certs: {external: true, engine_name: tls-certs}
+  data: {engine_name: shop-data}
+networks:
+  proxy: {external: true}
+containers:
+  web:
+    image: busybox:1.36
+    volumes: ["certs:/certs", "data:/data"]
+    networks: [proxy]
+    init: true
+    extra_hosts: ["db.local:10.0.0.5", "cache.local:10.0.0.5", "v6.local:::1"]
+    dns: ["1.1.1.1"]
+"""
+    )
+    stack = load_stack(tmp_path / "stack.yaml", LoadOptions(environ={}))
+    manifests = kubernetes_manifests(stack, files=host_files(stack))
+    validate(manifests)
+    assert set(by_kind(manifests, "PersistentVolumeClaim")) == {"shop-data"}  # not the external
+    pod = by_kind(manifests, "StatefulSet")["shop-web"]["spec"]["template"]["spec"]
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
+    assert claims == {"tls-certs", "shop-data"}
+    assert pod["hostAliases"] == [
+        {"ip": "10.0.0.5", "hostnames": ["db.local", "cache.local"]},
+        {"ip": "::1", "hostnames": ["v6.local"]},
+    ]
+    assert pod["dnsConfig"] == {"nameservers": ["1.1.1.1"]}
+    where = {note.where for note in manifests.notes}
+    assert {"volumes.certs.external", "containers.web.init", "containers.web.dns"} <= where
+    assert "networks.proxy" in where
