@@ -23,7 +23,13 @@ a network between nodes. Nothing is added to this machine's own network namespac
 the example script's cluster outlives it); :func:`stop_cluster` tears down everything the
 state file names — processes (those left in a node's namespace and in its cgroups too, so a
 node killed with SIGKILL leaves nothing behind), mounts under the root, namespaces, cgroups
-and the root directory — and is safe to call on a half-started cluster.
+and the root directory — and is safe to call on a half-started cluster. It gives the nodes a
+few seconds together to stop, then kills what is left: a test cluster holds nothing worth
+a slow shutdown.
+
+A test session killed before its teardown (SIGKILL, a CI timeout) leaves its cluster
+behind; the state file names the process that started it (``owner``), so the next
+:func:`start_cluster` in ``/tmp`` tears down every such cluster whose owner is gone first.
 
 Standard library only: ``examples/swarm/cluster.sh`` runs this file with the system's Python
 (``python3 tests/support/swarm_cluster.py up|down``).
@@ -53,6 +59,7 @@ __all__ = [
     "running_cluster",
     "start_cluster",
     "stop_cluster",
+    "sweep_abandoned_clusters",
 ]
 
 ENGINE_HOST_LABEL = "dev.declarun.engine-host"
@@ -62,6 +69,9 @@ _NODES = 3
 _START_TIMEOUT = 90.0
 _FORWARDER = Path(__file__).with_name("netns_forward.py")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
+_TEST_ROOTS = Path("/tmp")
+_TEST_ROOT_PREFIX = "dsw-"
+_GRACE = 5.0  # seconds the nodes get together to stop before they are killed
 
 
 class ClusterUnavailable(RuntimeError):
@@ -315,13 +325,59 @@ def _tail(path: Path) -> str:
         return ""
 
 
+def _process_start(pid: int) -> str:
+    """``pid``'s start time (``/proc/PID/stat`` field 22); "" when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _owner() -> dict[str, object]:
+    return {"pid": os.getpid(), "start": _process_start(os.getpid())}
+
+
+def _abandoned(root: Path, state: dict[str, object]) -> bool:
+    """True when the process that started the cluster of ``state`` is gone."""
+    owner = state.get("owner")
+    if isinstance(owner, dict):
+        pid, start = int(owner.get("pid", 0)), str(owner.get("start", ""))
+        return not start or _process_start(pid) != start
+    # Written before owners were recorded: abandoned once none of its processes is left
+    # (and, with none recorded yet, once it is too old to be still starting).
+    pids = [int(p) for p in state.get("pids", []) or []]  # type: ignore[union-attr]
+    if not pids:
+        try:
+            return time.time() - (root / "cluster.json").stat().st_mtime > 600
+        except OSError:
+            return False
+    return not any(_process_start(pid) for pid in pids)
+
+
+def sweep_abandoned_clusters() -> list[Path]:
+    """Tear down the test clusters under ``/tmp`` whose session died before its teardown;
+    returns their roots."""
+    swept = []
+    for root in sorted(_TEST_ROOTS.glob(f"{_TEST_ROOT_PREFIX}*")):
+        state = _read_state(root)
+        if state and _abandoned(root, state):
+            stop_cluster(root)
+            swept.append(root)
+    return swept
+
+
 def start_cluster(
     root: Path | None = None, *, prefix: str | None = None, registry_port: int | None = None
 ) -> Cluster:
     """Start the three nodes and form the Swarm (see the module docstring). On failure
-    everything started so far is torn down before the error is raised."""
+    everything started so far is torn down before the error is raised. Without ``root`` (the
+    tests) the cluster goes in a new directory under ``/tmp``, after the clusters of dead
+    sessions there are swept."""
     _check_environment()
-    root = root or Path(tempfile.mkdtemp(prefix="dsw-", dir="/tmp"))
+    if root is None:
+        sweep_abandoned_clusters()
+        root = Path(tempfile.mkdtemp(prefix=_TEST_ROOT_PREFIX, dir=str(_TEST_ROOTS)))
     root.mkdir(parents=True, exist_ok=True)
     prefix = prefix or f"dsw{os.getpid() % 100000}"
     nodes = [
@@ -335,6 +391,7 @@ def start_cluster(
         for i in range(1, _NODES + 1)
     ]
     state: dict[str, object] = {
+        "owner": _owner(),
         "prefix": prefix,
         "registry_port": registry_port,
         "namespaces": [f"{prefix}-hub", *(n.netns for n in nodes)],
@@ -440,22 +497,20 @@ def _unmount_under(root: Path) -> None:
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
-def _graceful(node_root: Path, pid: int | None) -> None:
-    host = f"unix://{node_root}/docker.sock"
-    if _docker(host, "version", check=False).returncode == 0:
-        ids = _docker(host, "ps", "-aq", check=False).stdout.split()
-        if ids:
-            _docker(host, "rm", "-f", *ids, check=False)
-    if pid is not None:
-        with contextlib.suppress(ProcessLookupError):
+def _stop_together(pids: list[int]) -> None:
+    """SIGTERM to each process group, then wait (at most :data:`_GRACE`) until all are gone."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+    deadline = time.monotonic() + _GRACE
+    waiting = list(pids)
+    while waiting and time.monotonic() < deadline:
+        for pid in list(waiting):
             try:
                 os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
+            except (ProcessLookupError, PermissionError):
+                waiting.remove(pid)
+        time.sleep(0.1)
 
 
 def stop_cluster(root: Path) -> None:
@@ -463,9 +518,7 @@ def stop_cluster(root: Path) -> None:
     state = _read_state(root)
     pids = [int(p) for p in state.get("pids", []) or []]  # type: ignore[union-attr]
     nodes = state.get("nodes", []) or []
-    dockerd_pids = dict(zip([int(n["index"]) for n in nodes], pids, strict=False))  # type: ignore[index]
-    for node in nodes:  # type: ignore[union-attr]
-        _graceful(Path(node["root"]), dockerd_pids.get(int(node["index"])))
+    _stop_together(pids)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
