@@ -122,6 +122,10 @@ def test_the_web_example_deploys_serves_and_is_destroyed(swarm: Swarm) -> None:
     assert again.returncode == 0, again.stdout
     assert "No changes" in again.stdout
 
+    # Off a terminal nobody can say yes to deleting the nodes' volumes: refused, untouched.
+    refused = swarm.declarun("destroy", str(stack_file), "--volumes")
+    assert refused.returncode == 1 and "give --yes" in refused.stderr, refused.stderr
+    assert len(_services(swarm, "webapp")) == 3
     destroyed = swarm.declarun("destroy", str(stack_file), "--volumes", "--yes")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     assert _services(swarm, "webapp") == {}
@@ -132,20 +136,61 @@ def test_the_web_example_deploys_serves_and_is_destroyed(swarm: Swarm) -> None:
     assert swarm.declarun("plan", str(stack_file)).returncode == 2
 
 
+SPREAD = REPO / "examples" / "swarm" / "stack.yaml"
+
+
 def test_the_other_examples_apply_and_destroy(swarm: Swarm) -> None:
     # Side by side, as three stacks share a cluster: each plan and apply sees only its own.
-    files = [REPO / "examples" / name / "stack.yaml" for name in ("hello", "templated", "swarm")]
+    files = [REPO / "examples" / name / "stack.yaml" for name in ("hello", "templated")]
+    files.append(SPREAD)
     with ThreadPoolExecutor(max_workers=len(files)) as pool:
         applied = list(pool.map(lambda f: swarm.declarun("apply", str(f)), files))
     for stack_file, done in zip(files, applied, strict=True):
         assert done.returncode == 0, f"{stack_file}: {done.stdout}{done.stderr}"
         assert swarm.declarun("plan", str(stack_file)).returncode == 0
-    rows = _status(swarm, files[2])
+    rows = _status(swarm, SPREAD)
     assert rows["service:greet"]["actual"] == "6 running"
     assert len(rows["service:greet"]["nodes"]) == 3  # type: ignore[arg-type]  # two per node
+    # The Swarm example stays for the update, the rollback and the node loss below.
     with ThreadPoolExecutor(max_workers=len(files)) as pool:
-        destroyed = list(pool.map(lambda f: swarm.declarun("destroy", str(f), "--yes"), files))
+        destroyed = list(pool.map(lambda f: swarm.declarun("destroy", str(f), "--yes"), files[:-1]))
     assert all(done.returncode == 0 for done in destroyed), destroyed
+
+
+def test_the_swarm_example_updates_one_service_and_rolls_back_a_broken_one(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    before = _services(swarm, "spread")
+    planned = swarm.declarun("plan", str(SPREAD), "--var", "message=hi", "--output", "json")
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    actionable = [c for c in json.loads(planned.stdout)["changes"] if c["action"] != "noop"]
+    assert [(c["action"], c["id"]) for c in actionable] == [("update", "service:greet")]
+    assert [r["field"] for r in actionable[0]["reasons"]] == ["command"]
+    applied = swarm.declarun("apply", str(SPREAD), "--var", "message=hi")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "1 updated" in applied.stdout
+    after = _services(swarm, "spread")
+    assert after["spread-front"]["version"] == before["spread-front"]["version"]
+    assert after["spread-greet"]["version"] != before["spread-greet"]["version"]
+    assert after["spread-greet"]["running"] == 6
+
+    # The same example with a health check that can never pass: Swarm rolls the update back.
+    broken = _write(
+        tmp_path / "stack.yaml",
+        SPREAD.read_text().replace("http://127.0.0.1:8000/", "http://127.0.0.1:8001/"),
+    )
+    failed = swarm.declarun("apply", str(broken), "--var", "message=hi")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "✗ update service greet" in failed.stdout
+    assert "Swarm rolled it back" in failed.stdout
+    assert "task spread-greet." in failed.stdout and "exit code" in failed.stdout
+    # Rolled back stop-first, the last old task may still be starting when Swarm says the
+    # rollback completed: it comes up by itself.
+    deadline = time.monotonic() + 60
+    while (running := _services(swarm, "spread")["spread-greet"]["running"]) != 6:
+        assert time.monotonic() < deadline, f"{running} of 6 greet tasks running"
+        time.sleep(0.5)
+    assert swarm.declarun("plan", str(SPREAD), "--var", "message=hi").returncode == 0
 
 
 # -- replicas, updates, rollbacks -----------------------------------------------------------
@@ -385,6 +430,8 @@ def test_destroy_removes_services_networks_and_configs(swarm: Swarm, tmp_path: P
 def test_a_killed_worker_is_healed_by_swarm_and_plan_stays_truthful(
     swarm: Swarm, app: Path
 ) -> None:
+    # Two stacks ride it out: the app (six api tasks, anywhere) and the Swarm example (six
+    # greet tasks, at most two per node: with one node gone, four is all Swarm can place).
     name = _name(app)
     victim = swarm.cluster.workers[-1]
     swarm.cluster.kill_node(victim)
@@ -408,4 +455,10 @@ def test_a_killed_worker_is_healed_by_swarm_and_plan_stays_truthful(
     assert set(rows["service:api"]["nodes"]) <= {"node1", "node2"}  # type: ignore[arg-type]
     final = swarm.declarun("plan", str(app))
     assert final.returncode == 0 and "No changes" in final.stdout, final.stdout
+    example = swarm.declarun("plan", str(SPREAD), "--var", "message=hi")
+    assert example.returncode == 0, example.stdout  # nothing for declarun to do
+    assert "4 of 6 tasks running: Swarm is placing the rest" in example.stdout
+    assert f"nodes down: {victim.name}" in example.stdout
+    assert _status(swarm, SPREAD, "--var", "message=hi")["service:greet"]["actual"] == "4 running"
     assert swarm.declarun("destroy", str(app), "--yes").returncode == 0
+    assert swarm.declarun("destroy", str(SPREAD), "--yes").returncode == 0
