@@ -621,10 +621,18 @@ def _service(
             "Order": order,
         }
     image = stack.images.get(container.image)
-    if image is not None and image.build is not None:
+    if image is not None and image.build is not None and image.ref is None:
         builder.problems.append(
-            f"image {container.image} is built from a Dockerfile: a Swarm's nodes pull their "
-            "images, so build and push it (declarun build, docker push) and use its ref"
+            f"image {container.image} is built from a Dockerfile and has no ref: a Swarm's "
+            "nodes pull their images, so give it a ref in a registry and push it there "
+            "(declarun build --push)"
+        )
+    elif image is not None and image.build is not None:
+        # As docker stack deploy, which ignores build: the nodes pull the ref; declarun
+        # build --push (one engine, any engine) is what puts the image there.
+        builder.notes.append(
+            f"image {container.image} is built from a Dockerfile: the nodes pull {image.ref}, "
+            "which `declarun build --push` sends to its registry"
         )
     files = list({f.id: f for f in builder.files}.values())
     service = DesiredService(

@@ -265,7 +265,24 @@ def test_foreign_names_and_built_images_are_errors(tmp_path: Path) -> None:
     )
     change = plan_of(built, ObservedCluster(stack="b")).change("service:app")
     assert change.action == "error"
-    assert "build and push it" in change.reasons[0].message
+    assert "has no ref: a Swarm's nodes pull their images" in change.reasons[0].message
+    assert "declarun build --push" in change.reasons[0].message
+    pushed = load(
+        tmp_path,
+        """
+        stack: b
+        images:
+          mine: {ref: "registry.test/b/mine:1", build: ./ctx}
+        containers:
+          app: {image: mine}
+        """,
+    )
+    change = plan_of(pushed, ObservedCluster(stack="b")).change("service:app")
+    assert change.action == "create"
+    assert desired_swarm(pushed, routing_mesh=False).services["app"].image_ref == (
+        "registry.test/b/mine:1"
+    )
+    assert any("the nodes pull registry.test/b/mine:1" in r.message for r in change.reasons)
 
 
 def test_orphans_are_removed_after_the_services_that_used_them(tmp_path: Path) -> None:

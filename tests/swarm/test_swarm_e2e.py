@@ -103,9 +103,15 @@ containers:
 
 def test_the_web_example_deploys_serves_and_is_destroyed(swarm: Swarm) -> None:
     stack_file = REPO / "examples" / "web" / "stack.yaml"
+    # The front end's image is built from the example's Dockerfile: on the manager, pushed to
+    # the registry every node pulls from (docker compose build + push, then stack deploy).
+    built = swarm.declarun("build", str(stack_file), "--push")
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "✓ push 127.0.0.1:5000/declarun/webapp-web:1" in built.stdout
     planned = swarm.declarun("plan", str(stack_file))
     assert planned.returncode == 2, planned.stdout + planned.stderr
     assert "+ create service web (webapp-web)" in planned.stdout
+    assert "the nodes pull 127.0.0.1:5000/declarun/webapp-web:1" in planned.stdout
     assert "mode: host" in planned.stdout  # said, not silently dropped: no IPVS here
 
     applied = swarm.declarun("apply", str(stack_file))
