@@ -14,7 +14,7 @@ from declarun.cli.options import StackSource, report_stack_problems, stack_file,
 from declarun.errors import StackError
 from declarun.stack.model import Stack
 
-# plan.graph (networkx) and stack.render are imported by the commands that use them:
+# plan.graph and stack.render are imported by the commands that use them:
 # ``validate`` must start fast (issue 16). The same literal as plan.graph.GraphFormat.
 GraphFormat = Literal["dot", "mermaid", "json", "svg", "png"]
 
