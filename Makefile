@@ -2,7 +2,7 @@
 VENV := .venv/bin
 EXAMPLES := $(wildcard examples/*/stack.yaml)
 
-.PHONY: deps demo test lint typecheck unit
+.PHONY: deps demo test lint typecheck unit check
 
 deps:
 	./scripts/install-deps.sh
@@ -25,3 +25,14 @@ unit: deps
 	$(VENV)/pytest -q -p no:cacheprovider --basetemp="$$(mktemp -d /tmp/declarun-tests.XXXXXX)"
 
 test: lint typecheck unit
+
+# The inner loop (not one of the README's two set-up commands): lint, import contracts, types
+# and the tests that start no real parts (tests/support/pure_only.py picks them), in about a
+# minute. It assumes `make deps` has run; `make test` remains the whole suite.
+check:
+	$(VENV)/ruff check declarun tests benchmarks
+	$(VENV)/ruff format --check declarun tests benchmarks
+	$(VENV)/lint-imports --no-cache
+	$(VENV)/mypy
+	$(VENV)/python -m pytest -q -p no:cacheprovider -p tests.support.pure_only -x \
+		--basetemp="$$(mktemp -d /tmp/declarun-check.XXXXXX)"

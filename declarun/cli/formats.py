@@ -8,14 +8,17 @@ Compose file, and anything else a stack file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from declarun.compose.pipeline import ComposeProject, load_compose
-from declarun.compose.project import COMPOSE_FILE_NAMES, ComposeOptions
+from declarun.compose.project import COMPOSE_FILE_NAMES
 from declarun.errors import Problem, SourceLocation, StackError
 from declarun.stack.load import load_yaml_file
 from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, load_stack
+
+if TYPE_CHECKING:
+    from declarun.compose.pipeline import ComposeProject
+    from declarun.compose.project import ComposeOptions
 
 __all__ = ["FormatName", "detect_format", "load_any"]
 
@@ -82,5 +85,8 @@ def load_any(
                 )
             ]
         )
+    # Imported here: a stack file's commands need none of the Compose front end.
+    from declarun.compose.pipeline import load_compose
+
     project = load_compose(path, compose_options)
     return project.stack, project.warnings, project

@@ -6,15 +6,14 @@ import shutil
 import subprocess
 from typing import Literal
 
-import networkx as nx
-
 from declarun.errors import DeclarunError
+from declarun.plan.digraph import DiGraph
 from declarun.plan.graph import export_graph
 
 __all__ = ["draw_graph"]
 
 
-def draw_graph(graph: nx.DiGraph, fmt: Literal["svg", "png"]) -> bytes:
+def draw_graph(graph: DiGraph, fmt: Literal["svg", "png"]) -> bytes:
     """The graph drawn as SVG or PNG by Graphviz's ``dot``."""
     dot = shutil.which("dot")
     if dot is None:

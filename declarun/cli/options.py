@@ -19,21 +19,23 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import click
 
 from declarun.cli.formats import FormatName, load_any
 from declarun.cli.output import stderr_console
-from declarun.compose.pipeline import ComposeProject
 from declarun.compose.project import COMPOSE_FILE_NAMES, ComposeOptions
-from declarun.engine.port import Engine
-from declarun.engine.swarm_port import SwarmEngine
 from declarun.errdefs import ErrorKind, Unavailable
 from declarun.errors import EngineError, Problem, StackError
 from declarun.reconcile.executor import DEFAULT_PARALLEL
 from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, parse_var_assignment
+
+if TYPE_CHECKING:
+    from declarun.compose.pipeline import ComposeProject
+    from declarun.engine.port import Engine
+    from declarun.engine.swarm_port import SwarmEngine
 
 __all__ = [
     "DEFAULT_STACK_FILES",

@@ -6,11 +6,12 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from declarun.errors import DeclarunError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["exit_on_declarun_error", "stderr_console", "stdout_console", "use_colour"]
 
@@ -34,6 +35,8 @@ def _width(stream: object) -> int | None:
 
 def stdout_console() -> Console:
     """A rich console on stdout that follows the colour policy."""
+    from rich.console import Console  # late: --version and validate print without rich
+
     colour = use_colour(sys.stdout)
     return Console(
         file=sys.stdout,
@@ -47,6 +50,8 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     """A rich console on stderr that follows the colour policy."""
+    from rich.console import Console
+
     colour = use_colour(sys.stderr)
     return Console(
         file=sys.stderr,
@@ -64,6 +69,8 @@ def exit_on_declarun_error() -> Iterator[None]:
     try:
         yield
     except DeclarunError as exc:
+        from rich.markup import escape
+
         stderr_console().print(
             f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False
         )

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 import yaml
 
 from declarun.cli.options import StackSource, report_stack_problems, stack_file, stack_options
-from declarun.cli.output import stdout_console
 from declarun.errors import StackError
-from declarun.plan.graph import GraphFormat, build_graph, export_graph
 from declarun.stack.model import Stack
-from declarun.stack.render import stack_to_file
+
+# plan.graph and stack.render are imported by the commands that use them:
+# ``validate`` must start fast (issue 16). The same literal as plan.graph.GraphFormat.
+GraphFormat = Literal["dot", "mermaid", "json", "svg", "png"]
 
 __all__ = ["graph", "render", "validate"]
 
@@ -34,7 +36,6 @@ def _summary(stack: Stack) -> str:
 @stack_options
 def validate(files: tuple[Path, ...], source: StackSource) -> None:
     """Check stack FILES: exit 0 when all are valid, 1 with every problem listed otherwise."""
-    console = stdout_console()
     failed = False
     for path in files or (stack_file(None),):
         try:
@@ -43,7 +44,8 @@ def validate(files: tuple[Path, ...], source: StackSource) -> None:
             report_stack_problems(exc)
             failed = True
             continue
-        console.print(f"{path}: valid stack '{stack.name}' ({_summary(stack)})", markup=False)
+        # Plain text (what the rich console printed: no markup, highlighting or wrapping).
+        click.echo(f"{path}: valid stack '{stack.name}' ({_summary(stack)})")
     if failed:
         sys.exit(1)
 
@@ -102,6 +104,8 @@ def render(
         render_kubernetes(stack, directory, reveal_secrets=reveal_secrets)
         return
     # ------------------------------------------------------------------------------------------
+    from declarun.stack.render import stack_to_file
+
     data = stack_to_file(stack, reveal_secrets=reveal_secrets)
     chosen = output_format or (
         "json" if output and output != "-" and output.endswith(".json") else "yaml"
@@ -156,6 +160,7 @@ def graph(
     """Print the dependency graph of the stack in FILE (images, volumes, networks, containers)."""
     stack = source.load_or_exit(stack_file(file))
     from declarun.observe.dockerfiles import base_images
+    from declarun.plan.graph import build_graph, export_graph
 
     dependency_graph = build_graph(stack, base_images(stack))
     fmt = _graph_format(output_format, output)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from declarun.dockerfile import ContextChanges, FrontendError, hash_context
 from declarun.engine.port import Engine
 from declarun.errdefs import NotFound
 from declarun.frozen import FrozenDict
@@ -39,6 +39,9 @@ from declarun.plan.observed import ObservedBuild
 from declarun.stack.builds import dockerfile_in_context, plan_dockerfile, read_dockerfile
 from declarun.stack.model import Image, Stack
 from declarun.stack.naming import image_reference
+
+if TYPE_CHECKING:
+    from declarun.dockerfile import ContextChanges
 
 __all__ = ["file_changes", "observe_build", "observe_builds"]
 
@@ -88,6 +91,9 @@ def observe_build(
     build = image.build
     tag = image_reference(stack, image)
     assert build is not None and tag is not None
+    # Imported here: a stack without builds needs no Dockerfile frontend.
+    from declarun.dockerfile import FrontendError, hash_context
+
     wanted_platform = image.platform or platform
     in_context = dockerfile_in_context(build)
     try:

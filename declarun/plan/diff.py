@@ -29,8 +29,6 @@ from __future__ import annotations
 import os.path
 from collections.abc import Iterable, Mapping
 
-import networkx as nx
-
 from declarun.plan.builds import build_reasons
 from declarun.plan.crashes import crash_reason
 from declarun.plan.desired import (
@@ -41,6 +39,7 @@ from declarun.plan.desired import (
     desired_state,
 )
 from declarun.plan.destroy import plan_destroy
+from declarun.plan.digraph import DiGraph
 from declarun.plan.drafts import Draft, finish, now, reason, short_name, volume_removal
 from declarun.plan.graph import build_graph
 from declarun.plan.identity import (
@@ -458,7 +457,7 @@ def _container_ids(drafts: dict[str, Draft], snapshot: ObservedState) -> dict[st
     return {d.engine_name: d.id for d in drafts.values() if d.kind == "container"}
 
 
-def _link(drafts: dict[str, Draft], graph: nx.DiGraph, snapshot: ObservedState) -> None:
+def _link(drafts: dict[str, Draft], graph: DiGraph, snapshot: ObservedState) -> None:
     for node in graph.nodes:
         if node not in drafts:
             continue

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import networkx as nx
-
+from declarun.plan.digraph import DiGraph, lexicographical_topological_sort
 from declarun.plan.model import Action, Change, ChangeKind, Reason, Wait
 
 __all__ = ["Draft", "finish", "now", "reason", "short_name", "volume_removal"]
@@ -70,11 +69,11 @@ def volume_removal(draft: Draft, why: str, *, keep: bool, prune: bool, volumes: 
 
 def finish(drafts: dict[str, Draft]) -> tuple[Change, ...]:
     """Freeze drafts into changes, dependencies first."""
-    order = nx.DiGraph()
+    order = DiGraph()
     order.add_nodes_from(drafts)
     for draft in drafts.values():
         order.add_edges_from((needed, draft.id) for needed in draft.depends_on)
-    ids = nx.lexicographical_topological_sort(order, key=lambda i: (_KIND_ORDER[drafts[i].kind], i))
+    ids = lexicographical_topological_sort(order, key=lambda i: (_KIND_ORDER[drafts[i].kind], i))
     return tuple(
         Change(
             id=d.id,

@@ -17,9 +17,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import networkx as nx
-
 from declarun.errors import DeclarunError
+from declarun.plan.digraph import DiGraph
 from declarun.stack.model import Image, Stack
 from declarun.stack.naming import image_for_reference, replica_names
 
@@ -34,18 +33,18 @@ def node_id(kind: NodeKind, name: str) -> str:
     return f"{kind}:{name}"
 
 
-def _add_image(graph: nx.DiGraph, name: str, image: Image) -> None:
+def _add_image(graph: DiGraph, name: str, image: Image) -> None:
     graph.add_node(node_id("image", name), kind="image", name=name, ref=image.ref or "")
 
 
-def build_graph(stack: Stack, base_images: Mapping[str, Sequence[str]] | None = None) -> nx.DiGraph:
+def build_graph(stack: Stack, base_images: Mapping[str, Sequence[str]] | None = None) -> DiGraph:
     """The dependency graph of ``stack`` (which must have passed :func:`check_stack`).
 
     ``base_images`` maps a built image's name to the references its Dockerfile starts FROM
     (:attr:`ObservedState.base_images`); without it, builds have no base-image edges.
     """
     bases = base_images or {}
-    graph = nx.DiGraph(stack=stack.name)
+    graph = DiGraph(stack=stack.name)
     for name, image in stack.images.items():
         _add_image(graph, name, image)
     for name in stack.volumes:
@@ -92,12 +91,12 @@ def build_graph(stack: Stack, base_images: Mapping[str, Sequence[str]] | None = 
     return graph
 
 
-def _label(graph: nx.DiGraph, node: str) -> str:
+def _label(graph: DiGraph, node: str) -> str:
     attrs = graph.nodes[node]
     return f"{attrs['kind']}: {attrs['name']}"
 
 
-def _dot(graph: nx.DiGraph) -> str:
+def _dot(graph: DiGraph) -> str:
     shapes = {"image": "box3d", "volume": "cylinder", "network": "hexagon", "container": "box"}
     lines = [f"digraph {json.dumps(graph.graph.get('stack', 'stack'))} {{", "  rankdir=LR;"]
     for node in sorted(graph.nodes):
@@ -118,7 +117,7 @@ def _mermaid_id(node: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", node)
 
 
-def _mermaid(graph: nx.DiGraph) -> str:
+def _mermaid(graph: DiGraph) -> str:
     shapes = {
         "image": ("[[", "]]"),
         "volume": ("[(", ")]"),
@@ -137,7 +136,7 @@ def _mermaid(graph: nx.DiGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json(graph: nx.DiGraph) -> str:
+def _json(graph: DiGraph) -> str:
     document: dict[str, Any] = {
         "stack": graph.graph.get("stack"),
         "nodes": [{"id": node, **graph.nodes[node]} for node in sorted(graph.nodes)],
@@ -149,7 +148,7 @@ def _json(graph: nx.DiGraph) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def export_graph(graph: nx.DiGraph, fmt: GraphFormat) -> str:
+def export_graph(graph: DiGraph, fmt: GraphFormat) -> str:
     """The graph as text: Graphviz ``dot``, ``mermaid`` or ``json``."""
     if fmt == "dot":
         return _dot(graph)

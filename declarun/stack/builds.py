@@ -14,16 +14,15 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from declarun.dockerfile import (
-    BuildPlan,
-    Dockerfile,
-    FrontendError,
-    parse_dockerfile,
-    parse_platform,
-    plan_build,
-)
 from declarun.stack.model import Build
+
+if TYPE_CHECKING:
+    from declarun.dockerfile import BuildPlan, Dockerfile
+
+# The frontend's parser and stage graph are imported by the functions that use them: every
+# ``declarun plan`` imports this module, and a stack without builds needs none of it.
 
 __all__ = [
     "MAX_DOCKERFILE_BYTES",
@@ -66,6 +65,8 @@ def read_dockerfile(build: Build, *, shown: str | None = None) -> tuple[bytes, D
     is missing, not a regular file, too large, unreadable, or does not parse (the message
     then starts with ``shown:LINE:``).
     """
+    from declarun.dockerfile import FrontendError, parse_dockerfile
+
     path = build.dockerfile_path
     name = shown or str(path)
     try:
@@ -88,6 +89,8 @@ def plan_dockerfile(build: Build, dockerfile: Dockerfile, platform: str | None =
     """The frontend's build plan for ``build`` (its args and target) on ``platform``
     (``os/arch[/variant]``; None: this machine's). Raises ``FrontendError`` as
     :func:`~declarun.dockerfile.plan_build` does (unknown target, unresolvable ``FROM``)."""
+    from declarun.dockerfile import FrontendError, parse_platform, plan_build
+
     target_platform = None
     if platform is not None:
         try:

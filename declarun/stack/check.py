@@ -10,10 +10,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 
-import networkx as nx
-
 from declarun.errors import Problem
 from declarun.stack.check_builds import check_builds
+from declarun.stack.cycles import CycleFinder
 from declarun.stack.model import PortBinding, Stack
 from declarun.stack.naming import replica_names
 from declarun.stack.schema import suggest
@@ -66,14 +65,14 @@ def check_references(stack: Stack, inactive: frozenset[str] = frozenset()) -> It
 
 def check_cycles(stack: Stack) -> Iterator[Problem]:
     """depends_on must not loop; each loop is printed as ``web -> api -> db -> web``."""
-    graph = nx.DiGraph()
+    graph = CycleFinder()
     for name, container in stack.containers.items():
         graph.add_node(name)
         for dependency in container.depends_on:
             if dependency.container in stack.containers and dependency.container != name:
                 graph.add_edge(name, dependency.container)
     reported: set[frozenset[str]] = set()
-    for cycle in nx.simple_cycles(graph):
+    for cycle in graph.simple_cycles():
         members = frozenset(cycle)
         if members in reported:
             continue

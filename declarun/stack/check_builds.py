@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import networkx as nx
-
 from declarun.errors import ImageReferenceError, Problem
 from declarun.reference import parse_reference
+from declarun.stack.cycles import CycleFinder
 from declarun.stack.model import Build, Image, Stack
 from declarun.stack.naming import image_for_reference, image_reference, reference_key
 
@@ -124,7 +123,7 @@ def _check_cycles(stack: Stack, parsed: set[str]) -> Iterator[Problem]:
     from declarun.dockerfile import FrontendError
     from declarun.stack.builds import base_references
 
-    graph = nx.DiGraph()
+    graph = CycleFinder()
     for name in parsed:
         image = stack.images[name]
         assert image.build is not None
@@ -137,7 +136,7 @@ def _check_cycles(stack: Stack, parsed: set[str]) -> Iterator[Problem]:
             if needed is not None:
                 graph.add_edge(name, needed)
     reported: set[frozenset[str]] = set()
-    for cycle in nx.simple_cycles(graph):
+    for cycle in graph.simple_cycles():
         members = frozenset(cycle)
         if members in reported:
             continue

@@ -22,6 +22,7 @@ from declarun.stack.model import (
     Image,
     Mount,
     Network,
+    Placement,
     PortBinding,
     RestartPolicy,
     Stack,
@@ -73,23 +74,42 @@ def _image(image: Image) -> dict[str, Any]:
     return data
 
 
+def _external(engine_name: str | None) -> dict[str, Any]:
+    """An external volume or network: only used, so its name is all there is to say."""
+    data: dict[str, Any] = {"external": True}
+    if engine_name is not None:
+        data["engine_name"] = engine_name
+    return data
+
+
 def _volume(volume: Volume) -> dict[str, Any]:
-    return {
+    if volume.external:
+        return _external(volume.engine_name)
+    data: dict[str, Any] = {
         "driver": volume.driver,
         "driver_opts": dict(volume.driver_opts),
         "labels": dict(volume.labels),
         "keep": volume.keep,
     }
+    if volume.engine_name is not None:
+        data["engine_name"] = volume.engine_name
+    return data
 
 
 def _network(network: Network) -> dict[str, Any]:
+    if network.external:
+        return _external(network.engine_name)
     data: dict[str, Any] = {"driver": network.driver}
+    if network.driver_opts:
+        data["driver_opts"] = dict(network.driver_opts)
     if network.subnet is not None:
         data["subnet"] = network.subnet
     if network.gateway is not None:
         data["gateway"] = network.gateway
     data["internal"] = network.internal
     data["labels"] = dict(network.labels)
+    if network.engine_name is not None:
+        data["engine_name"] = network.engine_name
     return data
 
 
@@ -189,6 +209,25 @@ def _container(container: Container, reveal_secrets: bool) -> dict[str, Any]:
         run=container.run,
         profiles=list(container.profiles),
     )
+    if container.init is not None:
+        data["init"] = container.init
+    if container.extra_hosts:
+        data["extra_hosts"] = list(container.extra_hosts)
+    if container.dns:
+        data["dns"] = list(container.dns)
+    if container.placement is not None:
+        data["placement"] = _placement(container.placement)
+    return data
+
+
+def _placement(placement: Placement) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if placement.constraints:
+        data["constraints"] = list(placement.constraints)
+    if placement.spread:
+        data["spread"] = list(placement.spread)
+    if placement.max_replicas_per_node is not None:
+        data["max_replicas_per_node"] = placement.max_replicas_per_node
     return data
 
 

@@ -48,6 +48,33 @@ def test_examples_render_to_stack_files_that_plan_the_same(example: Path, tmp_pa
     _round_trip(load_stack(example, OPTIONS), tmp_path)
 
 
+def test_every_container_volume_and_network_field_round_trips(tmp_path: Path) -> None:
+    # Fields the examples do not use: each one dropped by render would change the stack.
+    path = tmp_path / "stack.yaml"
+    path.write_text(
+        """
+stack: every
+volumes:
+  data: {driver_opts: {type: tmpfs, device: tmpfs}, engine_name: shared-data}
+  outside: {external: true, engine_name: their-data}
+networks:
+  front: {driver_opts: {com.docker.network.bridge.name: br-front}, engine_name: front-net}
+  theirs: {external: true}
+containers:
+  app:
+    image: busybox:1.36
+    init: true
+    extra_hosts: ["db.local:10.0.0.5"]
+    dns: [1.1.1.1]
+    placement: {constraints: [node.role==manager], spread: [node.labels.zone],
+                max_replicas_per_node: 2}
+    volumes: [data:/data, outside:/outside]
+    networks: [front, theirs]
+"""
+    )
+    _round_trip(load_stack(path, OPTIONS), tmp_path)
+
+
 def test_secrets_are_masked_unless_revealed_and_the_output_still_validates(
     tmp_path: Path,
 ) -> None:

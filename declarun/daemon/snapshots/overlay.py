@@ -8,6 +8,7 @@ its own; its root filesystem is the overlay mount of those over the chain.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -70,6 +71,29 @@ def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
     return subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd)
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]  # fmt: skip
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def _mount_overlay_at(options: str, target: Path, cwd: Path | None) -> None:
+    """mount(2) an overlay with ``options`` at ``target``; raises SnapshotError.
+
+    A system call, not a mount(8) process per container start (issue 16). Options with paths
+    relative to ``cwd`` (long layer chains) still go through mount(8) in that directory: the
+    kernel resolves them against the working directory, which threads share.
+    """
+    if cwd is not None:
+        proc = _run(["mount", "-t", "overlay", "overlay", "-o", options, str(target)], cwd=cwd)
+        if proc.returncode != 0:
+            raise SnapshotError(f"overlay mount failed: {proc.stderr.strip()}")
+        return
+    if _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode()) != 0:
+        err = ctypes.get_errno()
+        raise SnapshotError(f"overlay mount failed: {target}: {os.strerror(err)}")
+
+
 def overlay_options(mounts: ContainerMounts, relative_to: Path | None = None) -> str:
     """The ``-o`` string for mounting ``mounts``, paths relative to ``relative_to`` if given.
 
@@ -102,9 +126,7 @@ def mount_overlay(mounts: ContainerMounts, target: Path | None = None) -> Path:
         options = overlay_options(mounts, relative_to=cwd)
         if len(options) > _MAX_MOUNT_DATA:
             raise SnapshotError(f"too many layers to mount ({len(mounts.lowerdirs)})")
-    proc = _run(["mount", "-t", "overlay", "overlay", "-o", options, str(where)], cwd=cwd)
-    if proc.returncode != 0:
-        raise SnapshotError(f"overlay mount failed: {proc.stderr.strip()}")
+    _mount_overlay_at(options, where, cwd)
     return where
 
 
@@ -133,9 +155,8 @@ def unmount(target: Path) -> None:
     """Unmount ``target`` if something is mounted there."""
     if not os.path.ismount(target):
         return
-    proc = _run(["umount", str(target)])
-    if proc.returncode != 0:
-        raise SnapshotError(f"cannot unmount {target}: {proc.stderr.strip()}")
+    if _libc.umount2(os.fsencode(target), 0) != 0:  # umount(2): no umount(8) process
+        raise SnapshotError(f"cannot unmount {target}: {os.strerror(ctypes.get_errno())}")
 
 
 def overlay_supported(directory: Path | None = None) -> bool:

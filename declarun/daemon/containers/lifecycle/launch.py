@@ -186,8 +186,10 @@ async def launch(
         try:
             await asyncio.to_thread(_prepare_bundle, rec, root, resolver, network)
             rec.rootfs_path = root
-            # A runtime container left by an earlier run (daemon killed mid-start) blocks the id.
-            await rec.runtime.delete(rec.id, force=True)
+            # A runtime container left by an earlier run (daemon killed mid-start) blocks the
+            # id. Only then is `runc delete --force` run: a process per start otherwise.
+            if rec.runtime.has_state(rec.id):
+                await rec.runtime.delete(rec.id, force=True)
             try:
                 return await create_container(
                     rec.runtime,

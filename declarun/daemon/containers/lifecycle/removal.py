@@ -123,8 +123,11 @@ class Removal:
 
     async def _delete(self, rec: ContainerRecord) -> None:
         self.exits.unwatch(rec)
-        with contextlib.suppress(OciRuntimeError):
-            await rec.runtime.delete(rec.id, force=True)
+        # The exit recorder has deleted the runtime's container when the run ended; only a
+        # state left over (a run the daemon did not see end) costs a `runc delete` here.
+        if rec.runtime.has_state(rec.id):
+            with contextlib.suppress(OciRuntimeError):
+                await rec.runtime.delete(rec.id, force=True)
         await asyncio.to_thread(remove_files, self.rootfs, rec)
         self.store.delete(rec)
         self.locks.forget(rec)

@@ -168,6 +168,10 @@ class OciRuntime:
         args = ["kill", *(["--all"] if all else []), cid, sig]
         await self._run(*args, cid=cid)
 
+    def has_state(self, cid: str) -> bool:
+        """Whether the runtime keeps a state for ``cid`` (runc and crun: ``<root>/<cid>/``)."""
+        return (self.root / cid).exists()
+
     async def delete(self, cid: str, *, force: bool = False) -> None:
         """Forget a stopped container (``force``: kill it first). Unknown ids are no error."""
         try:
