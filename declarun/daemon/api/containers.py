@@ -43,6 +43,7 @@ def routes(containers: ContainerService, storage_driver: str) -> Iterable[web.Ro
         web.post("/containers/{id}/pause", api.pause),
         web.post("/containers/{id}/unpause", api.unpause),
         web.post("/containers/{id}/rename", api.rename),
+        web.post("/containers/{id}/update", api.update),
         web.post("/containers/{id}/wait", api.wait),
         web.delete("/containers/{id}", api.remove),
     ]
@@ -143,6 +144,12 @@ class ContainersApi:
         await self.service.rename(request.match_info["id"], request.query.get("name", ""))
         return web.Response(status=204)
 
+    async def update(self, request: web.Request) -> web.Response:
+        """``POST /containers/{id}/update``: ``{"Warnings": null}`` as dockerd answers."""
+        body = await read_json(request, default=None)
+        await self.service.update(request.match_info["id"], body)
+        return json_response({"Warnings": None})
+
     async def wait(self, request: web.Request) -> web.StreamResponse:
         """``POST /containers/{id}/wait?condition=``: ``{StatusCode, Error}`` once it holds.
 
@@ -160,7 +167,7 @@ class ContainersApi:
         try:
             await response.prepare(request)
             code = await waiting
-            document: dict[str, Any] = {"StatusCode": code}
+            document: dict[str, Any] = {"Error": None, "StatusCode": code}
         except NotFound as exc:
             document = {"StatusCode": -1, "Error": {"Message": str(exc)}}
         finally:

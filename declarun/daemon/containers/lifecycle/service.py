@@ -80,7 +80,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon.containers.config.hostconfig import parse_host_config
 from declarun.daemon.containers.config.request import check_container_name
+from declarun.daemon.containers.config.update import updated_request
 from declarun.daemon.containers.lifecycle.etcfiles import write_etc_files
 from declarun.daemon.containers.lifecycle.exit_recorder import ExitRecorder
 from declarun.daemon.containers.lifecycle.launch import (
@@ -102,19 +104,29 @@ from declarun.daemon.containers.lifecycle.locks import ContainerLocks
 from declarun.daemon.containers.lifecycle.names import generate_name, new_container_id
 from declarun.daemon.containers.lifecycle.networking import ContainerNetworking
 from declarun.daemon.containers.lifecycle.new_record import ImageSource, new_record
-from declarun.daemon.containers.lifecycle.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.record import ContainerRecord, effective_config
 from declarun.daemon.containers.lifecycle.removal import Removal, remove_files
 from declarun.daemon.containers.lifecycle.stopping import RunControl
 from declarun.daemon.containers.lifecycle.store import RecordStore, name_conflict
 from declarun.daemon.containers.rootfs.changes import Change, container_changes
 from declarun.daemon.containers.rootfs.mounts import RootfsManager
+from declarun.daemon.containers.runtime.bundle import cgroup_resources
 from declarun.daemon.containers.runtime.exitwatch import ExitStatus, ExitWatcher
 from declarun.daemon.containers.runtime.monitor import start_container
 from declarun.daemon.containers.runtime.oci import OciRuntimeError
 from declarun.daemon.events import EventBus
-from declarun.errdefs import Conflict, InvalidArgument, NotFound, NotModified
+from declarun.errdefs import Conflict, InvalidArgument, NotFound, NotModified, SystemFailure
 
-__all__ = ["ContainerCounts", "ContainerService", "ExitListener", "StartListener"]
+__all__ = [
+    "EVENT_LABEL_LIMIT",
+    "ContainerCounts",
+    "ContainerService",
+    "ExitListener",
+    "StartListener",
+]
+
+#: The longest label value a container event carries as an attribute.
+EVENT_LABEL_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,9 @@ class ContainerService:
         self._resolver: MountResolver | None = None
         #: Networking (namespaces, CNI, DNS, ports); see :meth:`use_networking`.
         self.networking: ContainerNetworking | None = None
+        #: ``wait?condition=not-running`` clients of running or restarting containers.
+        self._not_running: dict[str, builtins.list[asyncio.Future[None]]] = {}
+        store.save_listeners.append(self._wake_not_running)
 
     def use_networking(self, networking: ContainerNetworking) -> None:
         """Give containers their networks through ``networking`` from now on (set once at
@@ -221,8 +236,13 @@ class ContainerService:
     def publish(
         self, record: ContainerRecord, action: str, attributes: dict[str, str] | None = None
     ) -> None:
-        """Publish a container event with Docker's attributes (labels, image, name)."""
-        attrs = dict(record.config.labels)
+        """Publish a container event with Docker's attributes (labels, image, name).
+
+        A label whose value is longer than :data:`EVENT_LABEL_LIMIT` characters is left out
+        (dockerd copies every label): one such label -- a recorded configuration of a
+        kilobyte -- would make every line of ``docker events`` unreadable. Inspect shows it.
+        """
+        attrs = {k: v for k, v in record.config.labels.items() if len(v) <= EVENT_LABEL_LIMIT}
         attrs.update({"image": record.config.image, "name": record.name})
         attrs.update(attributes or {})
         self.events.publish("container", action, record.id, attrs)
@@ -419,6 +439,26 @@ class ContainerService:
         self.publish(rec, "rename", {"oldName": f"/{old}"})
         return rec
 
+    async def update(self, ref: str, body: Any) -> ContainerRecord:
+        """``docker update``: new resource limits and restart policy, stored, and applied to
+        the cgroup at once when the container runs (dockerd's checks and messages)."""
+        rec = self.get(ref)
+        async with self.lock(rec):
+            request = updated_request(rec.id, rec.request, body)
+            parse_host_config(request.get("HostConfig") or {}, path_exists=lambda _path: True)
+            config, host_config = effective_config(rec.id, rec.name, request, rec.image_config)
+            if rec.state.running:
+                try:
+                    await rec.runtime.update(rec.id, cgroup_resources(host_config))
+                except OciRuntimeError as exc:
+                    raise SystemFailure(
+                        f"Cannot update container {rec.id}: {exc.message}"
+                    ) from None
+            rec.request, rec.config, rec.host_config = request, config, host_config
+            self.store.save(rec)
+        self.publish(rec, "update")
+        return rec
+
     # -- wait, remove, prune -------------------------------------------------------------
 
     async def wait(self, ref: str, condition: str = "not-running") -> int:
@@ -426,9 +466,39 @@ class ContainerService:
         rec = self.get(ref)
         if condition == "removed":
             return await self.removal.removed(rec)
-        if condition == "not-running" and not rec.state.running:
+        if condition == "not-running":
+            # As dockerd: a container in a restart back-off is not "not running" yet.
+            while rec.state.running or rec.state.restarting:
+                await self._next_settling(rec)
             return rec.state.exit_code
         return await self.exits.next_exit(rec)
+
+    async def _next_settling(self, rec: ContainerRecord) -> None:
+        """Until the next exit of ``rec`` (its restart policy decided by then) or the next
+        change that leaves it neither running nor restarting; NotFound once removed."""
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._not_running.setdefault(rec.id, []).append(settled)
+        exited = self.exits.next_exit(rec)
+        try:
+            either: set[asyncio.Future[Any]] = {settled, exited}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if exited.done():
+                exited.result()
+        finally:
+            settled.cancel()
+            exited.cancel()
+            waiting = self._not_running.get(rec.id, [])
+            if settled in waiting:
+                waiting.remove(settled)
+            if not waiting:
+                self._not_running.pop(rec.id, None)
+
+    def _wake_not_running(self, rec: ContainerRecord) -> None:
+        if rec.state.running or rec.state.restarting:
+            return
+        for future in self._not_running.pop(rec.id, []):
+            if not future.done():
+                future.set_result(None)
 
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
         """Remove a container and everything it has on disk (running ones only with force)."""
