@@ -132,6 +132,8 @@ class HostConfig:
     device_cgroup_rules: tuple[str, ...] = ()
     #: ``Isolation`` as sent: ``""`` or ``default`` (the only one Linux has).
     isolation: str = ""
+    #: ``VolumesFrom`` as sent (``name[:ro|rw]``); the mounts it gave are in ``mounts``.
+    volumes_from: tuple[str, ...] = ()
 
     @property
     def no_new_privileges(self) -> bool:
@@ -170,7 +172,7 @@ class HostConfig:
             },
             "AutoRemove": self.auto_remove,
             "VolumeDriver": "",
-            "VolumesFrom": None,
+            "VolumesFrom": list(self.volumes_from) or None,
             "ConsoleSize": [0, 0],
             "CapAdd": list(self.cap_add) or None,
             "CapDrop": list(self.cap_drop) or None,
@@ -454,11 +456,22 @@ def parse_host_config(
         cgroupns_mode=_cgroupns_mode(body),
         device_cgroup_rules=get_str_list(body, "DeviceCgroupRules"),
         isolation=_isolation(body),
+        volumes_from=_volumes_from(get_str_list(body, "VolumesFrom")),
     )
     if hc.auto_remove and not hc.restart_policy.is_none:
         raise InvalidCreateRequest("can't create 'AutoRemove' container with restart policy")
     _check_resources(hc, cpu_count or os.cpu_count() or 1)
     return hc
+
+
+def _volumes_from(entries: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in entries:
+        name, _, mode = entry.partition(":")
+        if not name:
+            raise InvalidCreateRequest(f"invalid volumes-from specification: {entry!r}")
+        if mode and not set(mode.split(",")) <= {"ro", "rw", "z", "Z"}:
+            raise InvalidCreateRequest(f"invalid mode: {mode}")
+    return entries
 
 
 def _security_opt(options: tuple[str, ...]) -> tuple[str, ...]:

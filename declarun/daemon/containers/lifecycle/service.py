@@ -57,7 +57,9 @@ archive) -- these names are stable::
                                                   # one is registered, named volumes fail
                                                   # with "volume support not available".
     async with service.mounted_rootfs(ref) as root:   # the root filesystem, mounted for the
-        ...                                       # block (running or not; docker cp/export)
+        ...                                       # block (running or not; export/commit)
+    async with service.mounted_view(ref) as root:     # the same with volumes and binds in
+        ...                                       # place, as the container sees it (cp)
     service.wait_exit(ref) -> ExitStatus          # await the current run's end
 
 The parts live in their own modules: the listeners in :mod:`listeners`, following and
@@ -74,6 +76,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -90,6 +93,7 @@ from declarun.daemon.containers.lifecycle.launch import (
     StartBroken,
     StartFailed,
     launch,
+    volume_mounts,
 )
 from declarun.daemon.containers.lifecycle.listeners import (
     ExitListener,
@@ -110,6 +114,7 @@ from declarun.daemon.containers.lifecycle.stopping import RunControl
 from declarun.daemon.containers.lifecycle.store import RecordStore, name_conflict
 from declarun.daemon.containers.rootfs.changes import Change, container_changes
 from declarun.daemon.containers.rootfs.mounts import RootfsManager
+from declarun.daemon.containers.rootfs.view import ViewMount, mounts_view
 from declarun.daemon.containers.runtime.bundle import cgroup_resources
 from declarun.daemon.containers.runtime.exitwatch import ExitStatus, ExitWatcher
 from declarun.daemon.containers.runtime.monitor import start_container
@@ -446,7 +451,9 @@ class ContainerService:
         async with self.lock(rec):
             request = updated_request(rec.id, rec.request, body)
             parse_host_config(request.get("HostConfig") or {}, path_exists=lambda _path: True)
-            config, host_config = effective_config(rec.id, rec.name, request, rec.image_config)
+            config, host_config = effective_config(
+                rec.id, rec.name, request, rec.image_config, rec.inherited_mounts
+            )
             if rec.state.running:
                 try:
                     await rec.runtime.update(rec.id, cgroup_resources(host_config))
@@ -538,6 +545,41 @@ class ContainerService:
             yield root
         finally:
             await asyncio.to_thread(self.rootfs.release_mount, rec.id)
+
+    @contextlib.asynccontextmanager
+    async def mounted_view(self, ref: str) -> AsyncIterator[Path]:
+        """The container's files as its processes see them, volumes and bind mounts
+        included, for the block (``docker cp``): a running container's own view through
+        ``/proc/<pid>/root``, else the root mounted with every mount bound in place
+        (:mod:`~declarun.daemon.containers.rootfs.view`; volumes are made on first use)."""
+        rec = self.get(ref)
+        if rec.state.running and rec.state.pid:
+            try:
+                fd = os.open(f"/proc/{rec.state.pid}/root", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                pass  # it ended meanwhile: its files are the stopped container's
+            else:
+                try:
+                    yield Path(f"/proc/self/fd/{fd}")
+                finally:
+                    os.close(fd)
+                return
+        async with self.mounted_rootfs(rec.id) as root:
+            wanted = await asyncio.to_thread(self._view_mounts, rec)
+            view = mounts_view(root, rec.bundle_dir, wanted)
+            path = await asyncio.to_thread(view.__enter__)
+            try:
+                yield path
+            finally:
+                await asyncio.to_thread(view.__exit__, None, None, None)
+
+    def _view_mounts(self, rec: ContainerRecord) -> builtins.list[ViewMount]:
+        out = [ViewMount(m.target, Path(m.source), m.read_only)
+               for m in rec.host_config.mounts if m.type == "bind" and os.path.exists(m.source)]  # fmt: skip
+        if self._resolver is not None:
+            out += [ViewMount(spec.target, Path(self._resolver(spec)), spec.read_only)
+                    for spec in volume_mounts(rec)]  # fmt: skip
+        return out
 
     def close(self) -> None:
         """Stop watching exits (the containers themselves keep running)."""
