@@ -61,6 +61,8 @@ def wanted_networks(networks: NetworkLookup, rec: ContainerRecord) -> list[Wante
     found: dict[str, Wanted] = {}
     order: list[str] = []
     primary = networks.find(mode)
+    if primary is not None and primary.id in rec.detached_networks:
+        primary = None  # disconnected by the user: off it until a connect
     if primary is not None and primary.driver == "bridge":
         aliases: tuple[str, ...] = ()
         ip = ""

@@ -353,6 +353,8 @@ class ContainerNetworking:
             raise Forbidden(
                 f"endpoint with name {rec.name} already exists in network {record.name}"
             )
+        if record.id in rec.detached_networks:
+            rec.detached_networks.remove(record.id)
         state = self._live.get(rec.id)
         if rec.state.running and state is not None:
             await self._attach(rec, state, Wanted(record, aliases, ip), [])
@@ -383,6 +385,12 @@ class ContainerNetworking:
         endpoints = {
             k: v for k, v in endpoints_config(rec).items() if self.networks.find(k) is not record
         }
+        primary = self.networks.find(rec.host_config.network_mode)
+        if primary is not None and primary.id == record.id:
+            # The NetworkMode network stays the container's mode (inspect shows it), but
+            # the container is off it -- now and at later starts -- until connected again,
+            # as with dockerd (docker-compose disconnects and connects it before a start).
+            rec.detached_networks.append(record.id)
         self._store_endpoints(rec, endpoints)
 
     def _store_endpoints(self, rec: ContainerRecord, endpoints: dict[str, Any]) -> None:

@@ -175,6 +175,9 @@ class ContainerRecord:
     #: Mounts taken over from the ``VolumesFrom`` containers at create, as ``Mounts``
     #: objects (the sources may be gone since; the mounts stay, as in Docker).
     inherited_mounts: list[dict[str, Any]] = field(default_factory=list)
+    #: Networks the container was disconnected from although its ``NetworkMode`` names
+    #: them (IDs): it stays off them, at later starts too, until connected again.
+    detached_networks: list[str] = field(default_factory=list)
     #: The mounted root filesystem while the container runs (None otherwise).
     rootfs_path: Path | None = None
     #: Exec sessions of this container (kept by the exec area; not persisted).
@@ -215,6 +218,7 @@ class ContainerRecord:
             "volume_names": self.volume_names,
             "volume_paths": self.volume_paths,
             "inherited_mounts": self.inherited_mounts,
+            "detached_networks": self.detached_networks,
         }
 
 
@@ -268,4 +272,5 @@ def record_from_json(
         volume_names=dict(doc.get("volume_names") or {}),
         volume_paths=dict(doc.get("volume_paths") or {}),
         inherited_mounts=inherited,
+        detached_networks=list(doc.get("detached_networks") or []),
     )
