@@ -46,6 +46,7 @@ def routes(containers: ContainerService, storage_driver: str) -> Iterable[web.Ro
         web.post("/containers/{id}/update", api.update),
         web.post("/containers/{id}/wait", api.wait),
         web.delete("/containers/{id}", api.remove),
+        web.delete("/containers/{id}/{link}", api.remove_link),
     ]
 
 
@@ -183,6 +184,14 @@ class ContainersApi:
             force=query_bool(request, "force"),
             volumes=query_bool(request, "v"),
         )
+        return web.Response(status=204)
+
+    async def remove_link(self, request: web.Request) -> web.Response:
+        """``DELETE /containers/{name}/{alias}?link=1``: forget a legacy link."""
+        ref, alias = request.match_info["id"], request.match_info["link"]
+        if not query_bool(request, "link"):
+            raise NotFound(f"No such container: {ref}/{alias}")
+        await self.service.remove_link(ref, alias)
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.Response:

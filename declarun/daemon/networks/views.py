@@ -63,9 +63,11 @@ def _endpoint(
     attached: AttachedNetwork | None,
     aliases: tuple[str, ...],
     dns_names: list[str] | None,
+    links: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "IPAMConfig": None, "Links": None, "Aliases": list(aliases) or None, "MacAddress": "",
+        "IPAMConfig": None, "Links": list(links) or None, "Aliases": list(aliases) or None,
+        "MacAddress": "",
         "NetworkID": record.id if record else "", "EndpointID": "", "Gateway": "",
         "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": dns_names,
@@ -116,8 +118,8 @@ def network_settings(
             attached = state.networks.get(net.id) if state is not None else None
             dns = None
             if not net.is_default_bridge:
-                dns = [rec.name, *want.aliases, rec.short_id]
-            networks[net.name] = _endpoint(net, attached, want.aliases, dns)
+                dns = list(dict.fromkeys([rec.name, *want.aliases, rec.short_id]))
+            networks[net.name] = _endpoint(net, attached, want.aliases, dns, want.links)
         if state is not None:  # live attachments that are no longer configured
             for net_id, attached in state.networks.items():
                 record = lookup.find(net_id)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import secrets
@@ -51,13 +52,14 @@ from declarun.daemon.networks.configured import (
 )
 from declarun.daemon.networks.errors import NetworkError, PortAllocatedError
 from declarun.daemon.networks.ipam_pool import next_free_address
+from declarun.daemon.networks.links import legacy_env, legacy_hosts_line, parse_link
 from declarun.daemon.networks.ports import Publication, PublishedPort, publish
 from declarun.daemon.networks.portspec import published_ports
 from declarun.daemon.networks.resolvconf import container_resolv_conf, host_resolv_conf
 from declarun.daemon.networks.service import NetworkService
 from declarun.daemon.networks.store import AttachedNetwork, LiveState, NetworkRecord
 from declarun.daemon.networks.views import network_settings, port_summary
-from declarun.errdefs import Conflict, Forbidden, InvalidArgument
+from declarun.errdefs import Conflict, Forbidden, InvalidArgument, NotFound, SystemFailure
 
 __all__ = ["ContainerNetworking"]
 
@@ -97,6 +99,13 @@ class ContainerNetworking:
             record = self.networks.get(mode)
             if record.driver != "bridge":
                 raise InvalidArgument(f"network mode {mode!r} is not valid")
+        if mode == "bridge":
+            for spec in rec.host_config.links:
+                name, _alias = parse_link(spec)
+                try:
+                    self.containers.get(name)
+                except NotFound as exc:
+                    raise InvalidArgument(f"could not get container for {name}: {exc}") from None
         for key, raw in endpoints_config(rec).items():
             record = self.networks.get(key)
             _aliases, ip = endpoint_settings(raw)
@@ -134,6 +143,7 @@ class ContainerNetworking:
         if mode.startswith("container:"):
             return self._join(rec, mode.partition(":")[2])
         await self.teardown(rec)  # leftovers of a run the daemon did not see end
+        link_hosts, link_env = self._legacy_links(rec)
         path = self.netns_path(rec.id)
         async with self._netns_lock:
             await asyncio.to_thread(netns_mod.create_netns, self.networks.run_dir, rec.id)
@@ -151,6 +161,7 @@ class ContainerNetworking:
                         rec.host_config.publish_all_ports,
                     )
                 await self._attach(rec, state, want, ports)
+            self.networks.dns.set_links(rec.id, self._endpoint_links(wanted))
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
         except BaseException:
@@ -159,7 +170,46 @@ class ContainerNetworking:
             except Exception:  # the setup's own error is the one to report; log this one
                 log.exception("undoing the network of %s after a failed setup", rec.id[:12])
             raise
-        return self._setup_of(rec, state)
+        return dataclasses.replace(
+            self._setup_of(rec, state), link_hosts=link_hosts, link_env=link_env
+        )
+
+    def _legacy_links(self, rec: ContainerRecord) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``/etc/hosts`` lines and variables of the legacy links (default bridge only);
+        every linked container must run (dockerd's message otherwise)."""
+        hc = rec.host_config
+        bridge = self.networks.find("bridge")
+        if not hc.links or hc.network_mode != "bridge" or bridge is None:
+            return (), ()
+        hosts: list[str] = []
+        env: list[str] = []
+        for spec in hc.links:
+            name, alias = parse_link(spec)
+            child = self.containers.get(name)
+            state = self._live.get(child.id)
+            attached = state.networks.get(bridge.id) if state is not None else None
+            if not child.state.running or attached is None:
+                raise SystemFailure(
+                    f"Cannot link to a non running container: /{child.name} AS /{rec.name}/{alias}"
+                )
+            ip = str(attached.address.ip)
+            hosts.append(legacy_hosts_line(ip, alias, child.config.hostname, child.name))
+            env += legacy_env(alias, f"/{rec.name}/{alias}", ip, child.config.exposed_ports,
+                              child.config.env)  # fmt: skip
+        return tuple(hosts), tuple(env)
+
+    def _endpoint_links(self, wanted: list[Wanted]) -> dict[str, str]:
+        """Link alias -> linked container id, from the endpoints' ``Links`` (user networks;
+        a link to a container that does not exist is ignored, as dockerd ignores it)."""
+        links: dict[str, str] = {}
+        for want in wanted:
+            for spec in want.links:
+                name, alias = parse_link(spec)
+                try:
+                    links[alias] = self.containers.get(name).id
+                except NotFound:
+                    continue
+        return links
 
     def _join(self, rec: ContainerRecord, ref: str) -> NetworkSetup:
         other = self.containers.get(ref)
@@ -298,6 +348,7 @@ class ContainerNetworking:
         if publication is not None:
             await publication.close()
         await self.networks.dns.stop(container_id)
+        self.networks.dns.set_links(container_id, {})
         network_ids = set(state.networks) if state is not None else set()
         network_ids.update(
             p.parent.name for p in self.networks.cni.cache_dir.glob(f"*/{container_id}.json")

@@ -134,6 +134,8 @@ class HostConfig:
     isolation: str = ""
     #: ``VolumesFrom`` as sent (``name[:ro|rw]``); the mounts it gave are in ``mounts``.
     volumes_from: tuple[str, ...] = ()
+    #: ``Links`` as sent (``name:alias``): legacy links, used on the default bridge only.
+    links: tuple[str, ...] = ()
 
     @property
     def no_new_privileges(self) -> bool:
@@ -457,11 +459,20 @@ def parse_host_config(
         device_cgroup_rules=get_str_list(body, "DeviceCgroupRules"),
         isolation=_isolation(body),
         volumes_from=_volumes_from(get_str_list(body, "VolumesFrom")),
+        links=_links(get_str_list(body, "Links")),
     )
     if hc.auto_remove and not hc.restart_policy.is_none:
         raise InvalidCreateRequest("can't create 'AutoRemove' container with restart policy")
     _check_resources(hc, cpu_count or os.cpu_count() or 1)
     return hc
+
+
+def _links(entries: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in entries:
+        name, _, alias = entry.partition(":")
+        if not name.strip("/") or (alias == "" and entry.endswith(":")):
+            raise InvalidCreateRequest(f"invalid link: {entry!r}")
+    return entries
 
 
 def _volumes_from(entries: tuple[str, ...]) -> tuple[str, ...]:

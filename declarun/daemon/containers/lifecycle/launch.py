@@ -149,10 +149,13 @@ def _prepare_bundle(
     if extra:
         hc = dataclasses.replace(hc, mounts=hc.mounts + tuple(extra))
     etc = write_etc_files(rec.bundle_dir, rec.config.hostname, hc, network)
+    config = rec.config
+    if network.link_env:  # dockerd puts the links' variables before the container's own
+        config = dataclasses.replace(config, env=network.link_env + config.env)
     inputs = BundleInputs(
         container_id=rec.id,
         rootfs=rootfs,
-        config=rec.config,
+        config=config,
         host_config=hc,
         user=user,
         hostname=rec.config.hostname,

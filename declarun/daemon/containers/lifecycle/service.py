@@ -134,6 +134,11 @@ __all__ = [
 EVENT_LABEL_LIMIT = 256
 
 
+def _link_alias(spec: str) -> str:
+    name, _, alias = spec.partition(":")
+    return alias.rsplit("/", 1)[-1] if alias else name.strip("/")
+
+
 @dataclass(frozen=True)
 class ContainerCounts:
     """Containers by state, as ``/info`` reports them."""
@@ -464,6 +469,25 @@ class ContainerService:
             rec.request, rec.config, rec.host_config = request, config, host_config
             self.store.save(rec)
         self.publish(rec, "update")
+        return rec
+
+    async def remove_link(self, ref: str, alias: str) -> ContainerRecord:
+        """Drop the legacy link ``alias`` of ``ref`` (``docker rm --link``); NotFound as
+        dockerd words it when there is none."""
+        rec = self.get(ref)
+        async with self.lock(rec):
+            host = dict(rec.request.get("HostConfig") or {})
+            links = [str(link) for link in host.get("Links") or []]
+            kept = [link for link in links if _link_alias(link) != alias]
+            if rec.host_config.network_mode != "bridge" or len(kept) == len(links):
+                raise NotFound(f"No such container: {ref}/{alias}")
+            host["Links"] = kept or None
+            request = {**rec.request, "HostConfig": host}
+            rec.config, rec.host_config = effective_config(
+                rec.id, rec.name, request, rec.image_config, rec.inherited_mounts
+            )
+            rec.request = request
+            self.store.save(rec)
         return rec
 
     # -- wait, remove, prune -------------------------------------------------------------
