@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from declarun.daemon.api.apiversion import API_VERSION_KEY, parse_api_version
 from declarun.daemon.api.http import compact_json, json_response, query_bool, query_int, read_json
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.containers.lifecycle.service import ContainerService
@@ -58,6 +59,18 @@ def _timeout(request: web.Request) -> int | None:
         return int(raw)
     except ValueError:
         raise InvalidArgument(f"invalid value for t: {raw!r} is not an integer") from None
+
+
+def _short_id_aliases(doc: dict[str, Any], short_id: str) -> None:
+    """Before API 1.44 dockerd lists a running container's short ID among the ``Aliases``
+    of each user network (clients such as docker-compose v1 look for it there)."""
+    networks = (doc.get("NetworkSettings") or {}).get("Networks") or {}
+    for name, endpoint in networks.items():
+        if name in ("bridge", "host", "none") or not isinstance(endpoint, dict):
+            continue
+        aliases = list(endpoint.get("Aliases") or [])
+        if short_id not in aliases:
+            endpoint["Aliases"] = [*aliases, short_id]
 
 
 class ContainersApi:
@@ -106,6 +119,8 @@ class ContainersApi:
                                layer_dir=self.service.layer_dir(rec),
                                size_rw=size_rw, size_root=size_root,
                                network_settings=self._network_settings(rec, summary=False))  # fmt: skip
+        if parse_api_version(request[API_VERSION_KEY]) < (1, 44) and rec.state.running:
+            _short_id_aliases(doc, rec.short_id)
         return json_response(doc)
 
     async def start(self, request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from declarun.daemon.api.apiversion import API_VERSION_KEY, parse_api_version
 from declarun.daemon.api.http import (
     json_response,
     query_bool,
@@ -136,6 +137,13 @@ async def _body_chunks(request: web.Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
+def _empty_container_config() -> dict[str, Any]:
+    return {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+            "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
+            "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
+            "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None}  # fmt: skip
+
+
 class ImagesApi:
     """Handlers of the Images area."""
 
@@ -185,9 +193,13 @@ class ImagesApi:
         """``GET /images/json`` (Swagger ``ImageSummary`` list)."""
         filters = parse_filters(request.query.get("filters"))
         all_images = query_bool(request, "all")
-        return json_response(
-            await asyncio.to_thread(image_summaries, self.service, filters, all_images=all_images)
+        summaries = await asyncio.to_thread(
+            image_summaries, self.service, filters, all_images=all_images
         )
+        if parse_api_version(request[API_VERSION_KEY]) < (1, 44):
+            for summary in summaries:  # dropped from API 1.44 on; older clients read it
+                summary.setdefault("VirtualSize", summary.get("Size", 0))
+        return json_response(summaries)
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
         """``GET /images/{name}/json`` (Swagger ``ImageInspect``)."""
@@ -197,7 +209,14 @@ class ImagesApi:
         def document() -> dict[str, Any]:
             return inspect_document(service, service.resolve(name))
 
-        return json_response(await asyncio.to_thread(document))
+        doc = await asyncio.to_thread(document)
+        version = parse_api_version(request[API_VERSION_KEY])
+        if version < (1, 44):
+            doc.setdefault("VirtualSize", doc.get("Size", 0))
+        if version < (1, 45):  # the build container's fields, dropped in API 1.45
+            doc.setdefault("Container", "")
+            doc.setdefault("ContainerConfig", _empty_container_config())
+        return json_response(doc)
 
     async def history(self, request: web.Request) -> web.StreamResponse:
         """``GET /images/{name}/history``."""

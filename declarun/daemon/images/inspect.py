@@ -127,6 +127,8 @@ def _container_config(config: dict[str, Any]) -> dict[str, Any]:
         value = raw.get(name)
         if value is not None:
             out[name] = value
+    for name in ("Volumes", "Entrypoint", "OnBuild", "Labels"):
+        out.setdefault(name, None)  # dockerd writes these as null when the image has none
     return out
 
 

@@ -34,6 +34,9 @@ class Wanted:
     ip: str = ""
     #: ``Links`` of the endpoint (``name:alias``): names only this container resolves.
     links: tuple[str, ...] = ()
+    #: ``IPAMConfig`` as sent (shown back by inspect), and the ``MacAddress`` asked for.
+    ipam_config: Mapping[str, Any] | None = None
+    mac: str = ""
 
 
 class NetworkLookup(Protocol):
@@ -63,6 +66,16 @@ def endpoint_settings(raw: Any) -> tuple[tuple[str, ...], str]:
     return aliases, ip
 
 
+def _ipam_config(raw: Any) -> Mapping[str, Any] | None:
+    ipam = raw.get("IPAMConfig") if isinstance(raw, Mapping) else None
+    return dict(ipam) if isinstance(ipam, Mapping) and ipam else None
+
+
+def _mac(raw: Any) -> str:
+    mac = raw.get("MacAddress") if isinstance(raw, Mapping) else None
+    return mac if isinstance(mac, str) else ""
+
+
 def endpoint_links(raw: Any) -> tuple[str, ...]:
     """The ``Links`` of one ``EndpointSettings`` value."""
     if not isinstance(raw, Mapping):
@@ -83,21 +96,27 @@ def wanted_networks(networks: NetworkLookup, rec: ContainerRecord) -> list[Wante
         aliases: tuple[str, ...] = ()
         ip = ""
         links: tuple[str, ...] = ()
+        primary_raw: Any = None
         for key, raw in endpoints.items():
             if networks.find(key) is primary:
                 aliases, ip = endpoint_settings(raw)
                 links = endpoint_links(raw)
+                primary_raw = raw
         if not primary.is_default_bridge:
             # HostConfig.Links on a user network: names for the embedded DNS, as an
             # endpoint's Links (docker-compose v1 sends both).
             links = tuple(dict.fromkeys(links + rec.host_config.links))
-        found[primary.id] = Wanted(primary, aliases, ip, links)
+        # Config.MacAddress (API < 1.44) is the primary endpoint's MAC address.
+        mac = _mac(primary_raw) or rec.config.mac_address
+        found[primary.id] = Wanted(primary, aliases, ip, links, _ipam_config(primary_raw), mac)
         order.append(primary.id)
     for key, raw in endpoints.items():
         record = networks.find(key)
         if record is None or record.driver != "bridge" or record.id in found:
             continue
         aliases, ip = endpoint_settings(raw)
-        found[record.id] = Wanted(record, aliases, ip, endpoint_links(raw))
+        found[record.id] = Wanted(
+            record, aliases, ip, endpoint_links(raw), _ipam_config(raw), _mac(raw)
+        )
         order.append(record.id)
     return [found[i] for i in order]

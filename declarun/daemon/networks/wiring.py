@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -64,6 +65,15 @@ from declarun.errdefs import Conflict, Forbidden, InvalidArgument, NotFound, Sys
 __all__ = ["ContainerNetworking"]
 
 log = logging.getLogger("declarun.daemon.networks")
+
+
+_MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+
+
+def _check_mac(raw: Any) -> None:
+    mac = raw.get("MacAddress") if isinstance(raw, Mapping) else None
+    if mac and (not isinstance(mac, str) or not _MAC.match(mac)):
+        raise InvalidArgument(f"invalid MAC address: {mac}")
 
 
 class ContainerNetworking:
@@ -111,6 +121,8 @@ class ContainerNetworking:
             _aliases, ip = endpoint_settings(raw)
             if ip:
                 self._check_ip(record, ip)
+            _check_mac(raw)
+        _check_mac({"MacAddress": rec.config.mac_address})
         if mode == "host" and (rec.host_config.port_bindings or rec.host_config.publish_all_ports):
             log.info("published ports are discarded in host network mode (container %s)", rec.id)
 
@@ -251,6 +263,7 @@ class ContainerNetworking:
         taken.update((record.subnet.network_address, record.subnet.broadcast_address))
         if record.gateway is not None:
             taken.add(record.gateway)
+        taken.update(ipaddress.IPv4Address(a) for a in record.aux_addresses.values())
         # In rotation after host-local's last address, not lowest-first: see next_free_address.
         address = next_free_address(pool, taken, self.networks.cni.last_reserved(record.id))
         if address is not None:
@@ -274,7 +287,8 @@ class ContainerNetworking:
             record = await self.networks.claim_subnet(record)
             await self.networks.ensure_outbound_nat(record)
             spec = self.networks.spec(record)
-            if ports and ip is None:
+            if ip is None and (ports or record.aux_addresses):
+                # host-local cannot skip single addresses: the daemon picks around them.
                 ip = self._pick_ip(record)
             try:
                 if ports:
@@ -288,7 +302,7 @@ class ContainerNetworking:
                 result = await self.networks.cni.add(
                     conflist, network_id=record.id, container_id=rec.id,
                     netns=Path(state.netns), ifname=ifname,
-                    runtime_config=runtime_config(mappings, ip, record.subnet),
+                    runtime_config=runtime_config(mappings, ip, record.subnet, want.mac),
                 )  # fmt: skip
             except PortAllocatedError as exc:
                 raise NetworkError(
@@ -400,6 +414,7 @@ class ContainerNetworking:
         aliases, ip = endpoint_settings(raw)
         if ip:
             self._check_ip(record, ip)
+        _check_mac(raw)
         if any(w.network.id == record.id for w in self.wanted(rec)):
             raise Forbidden(
                 f"endpoint with name {rec.name} already exists in network {record.name}"
@@ -408,7 +423,8 @@ class ContainerNetworking:
             rec.detached_networks.remove(record.id)
         state = self._live.get(rec.id)
         if rec.state.running and state is not None:
-            await self._attach(rec, state, Wanted(record, aliases, ip), [])
+            mac = raw.get("MacAddress") if isinstance(raw, Mapping) else ""
+            await self._attach(rec, state, Wanted(record, aliases, ip, mac=str(mac or "")), [])
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
         endpoints = dict(endpoints_config(rec))

@@ -15,8 +15,10 @@ from typing import Any
 from declarun.daemon.containers.config.caps import normalize_capabilities
 from declarun.daemon.containers.config.defaults import (
     DEFAULT_SHM_SIZE,
+    MASKED_PATHS,
     NAMESPACED_SYSCTL_PREFIXES,
     NAMESPACED_SYSCTLS,
+    READONLY_PATHS,
     RLIMIT_NAMES,
 )
 from declarun.daemon.containers.config.errors import InvalidCreateRequest
@@ -215,14 +217,29 @@ class HostConfig:
             # dockerd stores twice the memory limit when no swap limit was given.
             "MemorySwap": self.memory_swap or 2 * self.memory,
             "MemorySwappiness": self.memory_swappiness,
-            "OomKillDisable": self.oom_kill_disable,
+            "OomKillDisable": bool(self.oom_kill_disable),
             "PidsLimit": self.pids_limit,
             "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in self.ulimits]
             or None,
             "Mounts": [thaw(m) for m in self.mounts_request] or None,
             "Init": self.init,
-            "MaskedPaths": None,
-            "ReadonlyPaths": None,
+            "MaskedPaths": None if self.privileged else list(MASKED_PATHS),
+            "ReadonlyPaths": None if self.privileged else list(READONLY_PATHS),
+            # Resources declarund accepts but does not apply; dockerd shows them so.
+            "BlkioWeight": 0,
+            "BlkioWeightDevice": None,
+            "BlkioDeviceReadBps": None,
+            "BlkioDeviceWriteBps": None,
+            "BlkioDeviceReadIOps": None,
+            "BlkioDeviceWriteIOps": None,
+            "CpuRealtimePeriod": 0,
+            "CpuRealtimeRuntime": 0,
+            "KernelMemory": 0,
+            "KernelMemoryTCP": 0,
+            "CpuCount": 0,
+            "CpuPercent": 0,
+            "IOMaximumIOps": 0,
+            "IOMaximumBandwidth": 0,
         }
 
 

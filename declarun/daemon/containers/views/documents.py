@@ -152,6 +152,12 @@ def _host_config(rec: ContainerRecord) -> dict[str, Any]:
     if hc.links and hc.network_mode == "bridge":
         # Legacy links as dockerd shows them (on a user network it keeps none).
         doc["Links"] = [_shown_link(spec, rec.name) for spec in hc.links]
+    sent = rec.request.get("HostConfig")
+    sent = sent if isinstance(sent, dict) else {}
+    for key in ("Dns", "DnsOptions", "DnsSearch", "Devices"):
+        # dockerd gives back what was sent: null when the client sent none.
+        if sent.get(key) is None:
+            doc[key] = None
     if doc.get("MemorySwappiness") == -1:
         doc["MemorySwappiness"] = None  # the CLI's "unset", which dockerd shows as null
     return doc

@@ -113,7 +113,7 @@ def _blkio_stats(data: dict[str, Any]) -> dict[str, Any]:
             {"major": int(e.get("major", 0)), "minor": int(e.get("minor", 0)),
              "op": str(e.get("op", "")), "value": int(e.get("value", 0))}
             for e in entries
-        ] if entries else None  # fmt: skip
+        ] if entries else []  # fmt: skip
     return out
 
 
