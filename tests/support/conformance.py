@@ -6,8 +6,9 @@ version of the API. :func:`outcome` runs a call and keeps what a client sees of 
 value, or the status and message of the error. :func:`shape_differences` compares two
 JSON documents the way a client written for dockerd reads them: every key dockerd sends must
 be there with a value of the same JSON type (``null`` is a type of its own: a client that
-iterates a list or reads a map fails on ``null``), recursively; keys only declarund sends
-(fields of later API versions, such as ``DNSNames``) are not differences.
+iterates a list or reads a map fails on ``null``; only an *empty* list or map where dockerd
+writes ``null`` is the same), recursively; keys only declarund sends (fields of later API
+versions, such as ``DNSNames``) are not differences.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def shape_differences(
     if _ignored(path, ignored):
         return []
     kind, other = json_type(dockerd), json_type(declarund)
+    if kind == "null" and other in ("array", "object") and not declarund:
+        return []  # an empty list or map where dockerd writes a nil one: clients read both
     if kind != other:
         return [f"{path or '.'}: dockerd {kind}, declarund {other}"]
     out: list[str] = []

@@ -161,7 +161,7 @@ class SystemApi:
             "Plugins": {
                 "Volume": ["local"],
                 "Network": ["bridge", "host", "null"],
-                "Authorization": None,
+                "Authorization": [],
                 "Log": ["json-file"],
             },
             "MemoryLimit": cgroups.memory,
@@ -194,7 +194,7 @@ class SystemApi:
             "MemTotal": sysinfo.mem_total(),
             "IndexServerAddress": INDEX_SERVER,
             "RegistryConfig": self.registry_config(),
-            "GenericResources": None,
+            "GenericResources": [],
             "HttpProxy": os.environ.get("HTTP_PROXY", os.environ.get("http_proxy", "")),
             "HttpsProxy": os.environ.get("HTTPS_PROXY", os.environ.get("https_proxy", "")),
             "NoProxy": os.environ.get("NO_PROXY", os.environ.get("no_proxy", "")),
@@ -220,7 +220,7 @@ class SystemApi:
             "InitCommit": {"ID": "", "Expected": ""},
             "SecurityOptions": [],
             "DefaultAddressPools": [],
-            "Warnings": None,
+            "Warnings": [],
             "CDISpecDirs": [],
         }
 

@@ -43,10 +43,10 @@ class _VolumeApi:
         self.volumes = volumes
 
     async def list(self, request: web.Request) -> web.Response:
-        """``GET /volumes``: ``{"Volumes": [...], "Warnings": null}`` (dockerd's null)."""
+        """``GET /volumes``: ``{"Volumes": [...], "Warnings": []}``."""
         filters = parse_filters(request.query.get("filters"))
         volumes = await asyncio.to_thread(self.volumes.list, filters)
-        return json_response({"Volumes": [v.to_api() for v in volumes], "Warnings": None})
+        return json_response({"Volumes": [v.to_api() for v in volumes], "Warnings": []})
 
     async def create(self, request: web.Request) -> web.Response:
         """``POST /volumes/create`` (201, the Volume)."""

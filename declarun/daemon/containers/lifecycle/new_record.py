@@ -22,7 +22,7 @@ from declarun.daemon.containers.config.request import parse_create_request
 from declarun.daemon.containers.lifecycle.record import ContainerRecord, effective_config
 from declarun.daemon.containers.lifecycle.store import RecordStore
 from declarun.daemon.metadata import Image
-from declarun.errdefs import InvalidArgument
+from declarun.errdefs import InvalidArgument, NotFound
 
 __all__ = ["BUILTIN_NETWORK_MODES", "ImageSource", "inherited_mounts", "new_record"]
 
@@ -128,14 +128,17 @@ def inherited_mounts(host_config: HostConfig, store: RecordStore) -> list[dict[s
 
     Every volume and bind mount of each named container (its image volumes too), in order,
     except where this container already mounts something, or an earlier entry did; the
-    mode (``ro``/``rw``) overrides the source's when given. NotFound for an unknown
-    container, as dockerd answers.
+    mode (``ro``/``rw``) overrides the source's when given. An unknown container is a bad
+    parameter (400 ``No such container: x``), as dockerd answers.
     """
     taken = {mount.target for mount in host_config.mounts}
     out: list[dict[str, Any]] = []
     for entry in host_config.volumes_from:
         ref, _, mode = entry.partition(":")
-        source = store.lookup(ref)
+        try:
+            source = store.lookup(ref)
+        except NotFound as exc:  # dockerd answers this one as a bad parameter
+            raise InvalidArgument(str(exc)) from None
         modes = set(mode.split(",")) if mode else set()
         for target, mount in _source_mounts(source):
             if target in taken:

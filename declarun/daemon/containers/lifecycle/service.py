@@ -498,8 +498,9 @@ class ContainerService:
         if condition == "removed":
             return await self.removal.removed(rec)
         if condition == "not-running":
-            # As dockerd: a container in a restart back-off is not "not running" yet.
-            while rec.state.running or rec.state.restarting:
+            # As dockerd: a container in a restart back-off is not "not running" yet; the
+            # wait answers its next exit (or a stop during the back-off).
+            if rec.state.running or rec.state.restarting:
                 await self._next_settling(rec)
             return rec.state.exit_code
         return await self.exits.next_exit(rec)
