@@ -166,6 +166,7 @@ class SystemApi:
             },
             "MemoryLimit": cgroups.memory,
             "SwapLimit": cgroups.swap,
+            "KernelMemory": False,  # dropped in API 1.42; 1.41 clients still read it
             "KernelMemoryTCP": cgroups.kernel_memory_tcp,
             "CpuCfsPeriod": cgroups.cpu_cfs,
             "CpuCfsQuota": cgroups.cpu_cfs,
