@@ -411,14 +411,17 @@ class ContainerNetworking:
                 else f"container sharing network namespace with another container or "
                 f"in network mode {mode!r} cannot be connected to network {record.name}"
             )
+        configured = any(w.network.id == record.id for w in self.wanted(rec))
+        if configured and rec.state.running:
+            raise Forbidden(
+                f"endpoint with name {rec.name} already exists in network {record.name}"
+            )
         aliases, ip = endpoint_settings(raw)
         if ip:
             self._check_ip(record, ip)
         _check_mac(raw)
-        if any(w.network.id == record.id for w in self.wanted(rec)):
-            raise Forbidden(
-                f"endpoint with name {rec.name} already exists in network {record.name}"
-            )
+        # A container that does not run only has its endpoint configuration replaced
+        # (dockerd's answer to a second connect before the start).
         if record.id in rec.detached_networks:
             rec.detached_networks.remove(record.id)
         state = self._live.get(rec.id)
@@ -427,7 +430,9 @@ class ContainerNetworking:
             await self._attach(rec, state, Wanted(record, aliases, ip, mac=str(mac or "")), [])
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
-        endpoints = dict(endpoints_config(rec))
+        endpoints = {
+            k: v for k, v in endpoints_config(rec).items() if self.networks.find(k) is not record
+        }
         endpoints[record.name] = dict(raw) if isinstance(raw, Mapping) else {}
         self._store_endpoints(rec, endpoints)
 
