@@ -103,3 +103,35 @@ def test_ipv6_networks(pair: Pair) -> None:
         400,
         "IPv6 networks are not supported by declarund",
     )
+
+
+def test_user_networks_are_isolated_from_each_other(pair: Pair) -> None:
+    # The test dockerd runs with --iptables=false (no DOCKER-ISOLATION chains of its own),
+    # so declarund alone: a container reaches a peer on its own network, not one on another.
+    side = pair.declarund
+    api = side.api
+    near, far = unique("iso-a"), unique("iso-b")
+    side.network(near)
+    side.network(far)
+    serve = ["sh", "-c", "echo ok > /tmp/i.html && httpd -f -p 8000 -h /tmp"]
+    servers = {}
+    for net in (near, far):
+        cid = side.container(serve, host_config=api.create_host_config(network_mode=net))
+        api.start(cid)
+        servers[net] = api.inspect_container(cid)["NetworkSettings"]["Networks"][net]["IPAddress"]
+    client = side.container(["sleep", "300"], host_config=api.create_host_config(network_mode=near))
+    api.start(client)
+
+    def fetch(ip: str) -> int:
+        # busybox's nc gives up on a connect after 2 s (its wget -T crashes, it has no timeout).
+        request = f"printf 'GET /i.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 8000 | grep -q ok"
+        probe = api.exec_create(client, ["sh", "-c", request])
+        api.exec_start(probe["Id"])
+        code: int = api.exec_inspect(probe["Id"])["ExitCode"]
+        return code
+
+    assert fetch(servers[near]) == 0
+    assert fetch(servers[far]) != 0
+    # Joined to both, it reaches both.
+    api.connect_container_to_network(client, far)
+    assert fetch(servers[far]) == 0

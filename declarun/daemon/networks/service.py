@@ -154,7 +154,8 @@ class NetworkService:
         self.dns = EmbeddedDns(upstreams_of(resolv))
         self.events = events
         self.firewall = False
-        self._nat_ready: set[str] = set()  # networks whose MASQUERADE rule is in place
+        # Networks whose isolation (and MASQUERADE) rules are in place.
+        self._nat_ready: set[str] = set()
         self._networks: dict[str, NetworkRecord] = {}
         self._lock = asyncio.Lock()
         #: Live endpoints per network: network id -> {container id: (name, attachment)};
@@ -190,10 +191,13 @@ class NetworkService:
         self.firewall = await hostfw.forward_policy_drops()
 
     async def ensure_outbound_nat(self, record: NetworkRecord) -> None:
-        """Give a non-internal network its outbound NAT rule, once per daemon run."""
-        if record.internal or record.subnet is None or record.id in self._nat_ready:
+        """Give a network its isolation from the other networks and, unless internal, its
+        outbound NAT rule, once per daemon run."""
+        if record.subnet is None or record.id in self._nat_ready:
             return
-        await hostfw.ensure_masquerade(str(record.subnet), bridge_name(record.id), record.id)
+        await hostfw.isolate_bridge(bridge_name(record.id))
+        if not record.internal:
+            await hostfw.ensure_masquerade(str(record.subnet), bridge_name(record.id), record.id)
         self._nat_ready.add(record.id)
 
     async def _drop_bridge(self, record: NetworkRecord) -> None:
@@ -201,6 +205,7 @@ class NetworkService:
         bridge = bridge_name(record.id)
         await self.cni.remove_network(record.id, bridge)
         self._nat_ready.discard(record.id)
+        await hostfw.remove_isolation(bridge)
         if record.subnet is not None:
             await hostfw.remove_masquerade(str(record.subnet), bridge, record.id)
 
