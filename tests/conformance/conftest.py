@@ -45,6 +45,12 @@ class Side:
         """Run ``cleanup`` when the test ends (last registered first)."""
         self.cleanups.append(cleanup)
 
+    def clean_up(self) -> None:
+        """Run the cleanups registered so far now (last registered first)."""
+        while self.cleanups:
+            with contextlib.suppress(docker.errors.APIError):
+                self.cleanups.pop()()
+
     def container(self, command: list[str], **kwargs: Any) -> str:
         """A created container of the busybox image, removed (with its volumes) afterwards."""
         cid: str = self.api.create_container(self.image, command, **kwargs)["Id"]
@@ -85,7 +91,5 @@ def pair(declarund_engine: Engine, dockerd_engine: Engine) -> Iterator[Pair]:
         yield sides
     finally:
         for side in sides.both:
-            for cleanup in reversed(side.cleanups):
-                with contextlib.suppress(docker.errors.APIError):
-                    cleanup()
+            side.clean_up()
             side.api.close()
