@@ -1,9 +1,11 @@
 """The options many commands share, and the values they become.
 
-Every command that reads a stack file takes ``--var``, ``--vars-file`` and ``--profile``;
+Every command that reads a stack file takes ``--var``, ``--vars-file`` and ``--profile``, and
+for Compose files ``-f``, ``-p``, ``--env-file``, ``--format`` and ``--strict``;
 :func:`stack_options` adds them and hands the command one :class:`StackSource` (parameter
-``source``), which loads the stack or lists its problems and exits 1. Every command that
-talks to an engine takes ``--host`` and ``--engine``; :func:`engine_options` adds them and
+``source``), which loads the stack (from either format) or lists its problems and exits 1.
+With no FILE, a command takes ``declarun -f FILE`` or else the first of
+:data:`DEFAULT_STACK_FILES` in the current directory. Every command that talks to an engine takes ``--host`` and ``--engine``; :func:`engine_options` adds them and
 hands over one :class:`EngineTarget` (parameter ``target``), whose :meth:`~EngineTarget.
 connect` yields the connected engine and tells its refusals as a message, never a traceback.
 """
@@ -12,30 +14,43 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import click
 
+from declarun.cli.formats import FormatName, load_any
 from declarun.cli.output import stderr_console
+from declarun.compose.pipeline import ComposeProject
+from declarun.compose.project import COMPOSE_FILE_NAMES, ComposeOptions
 from declarun.engine.port import Engine
 from declarun.errdefs import ErrorKind, Unavailable
-from declarun.errors import EngineError, StackError
+from declarun.errors import EngineError, Problem, StackError
 from declarun.reconcile.executor import DEFAULT_PARALLEL
 from declarun.stack.model import Stack
-from declarun.stack.pipeline import LoadOptions, load_stack, parse_var_assignment
+from declarun.stack.pipeline import LoadOptions, parse_var_assignment
 
 __all__ = [
+    "DEFAULT_STACK_FILES",
     "EngineTarget",
     "StackSource",
     "engine_options",
     "parallel_option",
     "report_stack_problems",
+    "report_stack_warnings",
+    "stack_file",
+    "stack_file_and_words",
     "stack_options",
 ]
+
+#: What a command looks for in the current directory when no stack file is named: a stack
+#: file first, then a Compose file (as ``docker compose`` looks for one).
+DEFAULT_STACK_FILES = ("stack.yaml", "declarun.yaml", *COMPOSE_FILE_NAMES)
+_STACK_SUFFIXES = (".yaml", ".yml", ".json")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,13 +64,76 @@ def report_stack_problems(error: StackError) -> None:
     console.print(f"{count} problem{'s' if count != 1 else ''} found", style="bold red")
 
 
+def report_stack_warnings(warnings: tuple[Problem, ...]) -> None:
+    """Print what declarun does differently from what a file says (Compose's unsupported
+    fields), one located line each."""
+    if not warnings:
+        return
+    console = stderr_console()
+    for warning in warnings:
+        console.print(f"{warning} (warning)", markup=False, highlight=False, style="yellow")
+    count = len(warnings)
+    console.print(
+        f"{count} warning{'s' if count != 1 else ''} (--strict makes them errors)",
+        style="yellow",
+    )
+
+
+def _top_level_file() -> Path | None:
+    """``declarun -f FILE COMMAND``: the file the group was given, if any."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return None
+    chosen = context.find_root().params.get("stack_file")
+    return chosen if isinstance(chosen, Path) else None
+
+
+def _default_stack_file() -> Path:
+    for name in DEFAULT_STACK_FILES:
+        if Path(name).is_file():
+            return Path(name)
+    looked = ", ".join(DEFAULT_STACK_FILES[:-1]) + " or " + DEFAULT_STACK_FILES[-1]
+    raise click.UsageError(
+        f"no stack file named and no {looked} in {Path.cwd()}: give FILE, or -f FILE before "
+        "the command (declarun -f FILE COMMAND)"
+    )
+
+
+def stack_file(file: Path | None) -> Path:
+    """The stack file a command works on: its FILE argument, else ``declarun -f FILE``,
+    else ``stack.yaml`` or ``declarun.yaml`` in the current directory."""
+    top = _top_level_file()
+    if file is not None and top is not None and file != top:
+        raise click.UsageError(f"two stack files given: -f {top} and {file}")
+    return file or top or _default_stack_file()
+
+
+def _names_a_stack_file(word: str) -> bool:
+    return word.endswith(_STACK_SUFFIXES) or Path(word).is_file()
+
+
+def stack_file_and_words(words: tuple[str, ...]) -> tuple[Path, list[str]]:
+    """Split ``[FILE] WORDS...`` (container names, a command): the first word is the stack
+    file when no ``-f`` was given and it names one (an existing file, or a .yaml/.yml/.json
+    name); otherwise the file is found as :func:`stack_file` finds it."""
+    if _top_level_file() is None and words and _names_a_stack_file(words[0]):
+        return Path(words[0]), list(words[1:])
+    return stack_file(None), list(words)
+
+
 @dataclass(frozen=True)
 class StackSource:
-    """How the command line asks for a stack to be loaded: profiles, vars files, variables."""
+    """How the command line asks for a stack to be loaded: profiles, vars files, variables,
+    and for Compose files the extra files, project name, env files and strictness."""
 
     profiles: tuple[str, ...] = ()
     vars_files: tuple[Path, ...] = ()
     var_overrides: dict[str, str] = field(default_factory=dict)
+    input_format: FormatName = "auto"
+    compose_files: tuple[Path, ...] = ()
+    project_name: str | None = None
+    env_files: tuple[Path, ...] = ()
+    strict: bool = False
 
     @property
     def load_options(self) -> LoadOptions:
@@ -66,9 +144,40 @@ class StackSource:
             profiles=frozenset(self.profiles),
         )
 
+    @property
+    def compose_options(self) -> ComposeOptions:
+        """The Compose front end's options (``--var`` values are interpolation variables,
+        over the environment)."""
+        return ComposeOptions(
+            extra_files=self.compose_files,
+            project_name=self.project_name,
+            env_files=self.env_files,
+            profiles=frozenset(self.profiles),
+            environ={**os.environ, **self.var_overrides},
+            strict=self.strict,
+        )
+
     def load(self, path: Path) -> Stack:
-        """The stack in ``path``; raises :class:`StackError` with every problem found."""
-        return load_stack(path, self.load_options)
+        """The stack in ``path`` (a stack or a Compose file); raises :class:`StackError` with
+        every problem found. Warnings are printed."""
+        stack, warnings, _project = load_any(
+            path, self.input_format, self.load_options, self.compose_options
+        )
+        report_stack_warnings(warnings)
+        return stack
+
+    def load_project(self, path: Path) -> ComposeProject:
+        """The Compose project in ``path``, or its problems listed and exit 1."""
+        try:
+            _stack, warnings, project = load_any(
+                path, "compose", self.load_options, self.compose_options
+            )
+        except StackError as exc:
+            report_stack_problems(exc)
+            sys.exit(1)
+        assert project is not None
+        report_stack_warnings(warnings)
+        return project
 
     def load_or_exit(self, path: Path) -> Stack:
         """The stack in ``path``, or its problems listed and exit 1."""
@@ -78,9 +187,16 @@ class StackSource:
             report_stack_problems(exc)
             sys.exit(1)
 
-    def with_files(self, profiles: tuple[str, ...], vars_files: tuple[Path, ...]) -> StackSource:
-        """The same variables with other profiles and vars files (a saved plan's)."""
-        return StackSource(profiles, vars_files, self.var_overrides)
+    def with_files(
+        self,
+        profiles: tuple[str, ...],
+        vars_files: tuple[Path, ...],
+        **compose: Any,
+    ) -> StackSource:
+        """The same variables with other profiles and vars files (a saved plan's), and the
+        saved plan's Compose options (``input_format``, ``compose_files``, ``project_name``,
+        ``env_files``)."""
+        return replace(self, profiles=profiles, vars_files=vars_files, **compose)
 
 
 @contextlib.contextmanager
@@ -129,8 +245,31 @@ def _parse_vars(
     return parsed
 
 
-def stack_options(func: F) -> F:
-    """``--profile``, ``--vars-file``, ``--var``, given to ``func`` as ``source: StackSource``."""
+@overload
+def stack_options(func: F) -> F: ...
+
+
+@overload
+def stack_options(
+    *, file_flags: tuple[str, ...] = ..., format_flags: tuple[str, ...] = ...
+) -> Callable[[F], F]: ...
+
+
+def stack_options(
+    func: F | None = None,
+    *,
+    file_flags: tuple[str, ...] = ("-f", "--file"),
+    format_flags: tuple[str, ...] = ("--format", "--input-format"),
+) -> Any:
+    """The options that say how to read FILE, given to ``func`` as ``source: StackSource``.
+
+    ``--profile``, ``--vars-file``, ``--var``; for Compose files ``-f/--file``,
+    ``-p/--project-name``, ``--env-file`` and ``--strict``; ``--format`` to name the format.
+    A command whose own options use ``-f`` or ``--format`` passes other ``file_flags`` or
+    ``format_flags`` (``@stack_options(file_flags=("--file",))``).
+    """
+    if func is None:
+        return functools.partial(stack_options, file_flags=file_flags, format_flags=format_flags)
 
     @functools.wraps(func)
     def command(
@@ -138,9 +277,24 @@ def stack_options(func: F) -> F:
         profiles: tuple[str, ...],
         vars_files: tuple[Path, ...],
         var_overrides: dict[str, str],
+        input_format: FormatName,
+        compose_files: tuple[Path, ...],
+        project_name: str | None,
+        env_files: tuple[Path, ...],
+        strict: bool,
         **kwargs: Any,
     ) -> Any:
-        return func(*args, source=StackSource(profiles, vars_files, var_overrides), **kwargs)
+        source = StackSource(
+            profiles,
+            vars_files,
+            var_overrides,
+            input_format,
+            compose_files,
+            project_name,
+            env_files,
+            strict,
+        )
+        return func(*args, source=source, **kwargs)
 
     decorated: Any = command
     decorated = click.option(
@@ -164,10 +318,49 @@ def stack_options(func: F) -> F:
         multiple=True,
         metavar="KEY=VALUE",
         callback=_parse_vars,
-        help="Set a variable (repeatable); overrides vars: and --vars-file. Values are strings.",
+        help="Set a variable (repeatable); overrides vars: and --vars-file. Values are strings. "
+        "For a Compose file: an interpolation variable, over the environment.",
     )(decorated)
-    wrapped: F = decorated
-    return wrapped
+    decorated = click.option(
+        *format_flags,
+        "input_format",
+        type=click.Choice(["auto", "stack", "compose"]),
+        default="auto",
+        show_default=True,
+        help="The format of FILE; auto: a Compose file is named like one or has services:.",
+    )(decorated)
+    decorated = click.option(
+        *file_flags,
+        "compose_files",
+        multiple=True,
+        metavar="FILE",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Compose: another file merged on top of FILE (repeatable, in order, as docker "
+        "compose -f); without it FILE's override file (compose.override.yaml) is merged.",
+    )(decorated)
+    decorated = click.option(
+        "-p",
+        "--project-name",
+        "project_name",
+        metavar="NAME",
+        help="Compose: the project (and stack) name; default COMPOSE_PROJECT_NAME, name: in "
+        "the file, or the directory's name.",
+    )(decorated)
+    decorated = click.option(
+        "--env-file",
+        "env_files",
+        multiple=True,
+        metavar="FILE",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Compose: variables for interpolation, instead of the project's .env (repeatable).",
+    )(decorated)
+    decorated = click.option(
+        "--strict",
+        is_flag=True,
+        help="Compose: a field declarun does not support (or supports differently) is an "
+        "error, not a warning.",
+    )(decorated)
+    return decorated
 
 
 def engine_options(func: F) -> F:

@@ -13,6 +13,7 @@ them never recreates a container. Secret environment values appear only as salte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from declarun.plan.identity import is_secret_key, mask_secret
@@ -38,7 +39,9 @@ __all__ = [
 ]
 
 #: Fields whose value is a mapping: a change is reported per key (``env.LOG_LEVEL``).
-NESTED_FIELDS = frozenset({"env", "labels", "resources", "healthcheck", "networks", "driver_opts"})
+NESTED_FIELDS = frozenset(
+    {"env", "labels", "resources", "healthcheck", "networks", "driver_opts", "engine_names"}
+)
 
 
 def env_display(key: str, value: EnvValue) -> str:
@@ -90,16 +93,20 @@ def _healthcheck(check: Healthcheck | None) -> dict[str, Any] | None:
     }
 
 
-def container_config(container: Container, image_ref: str) -> dict[str, Any]:
+def container_config(
+    container: Container, image_ref: str, engine_names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The canonical configuration of one replica of ``container``, running ``image_ref``.
 
     ``image_ref`` is the reference as the stack writes it (never the lock's pin: a locked digest
-    change shows up as an image change, not a configuration change).
+    change shows up as an image change, not a configuration change). ``engine_names`` are the
+    volumes and networks it uses under another name than ``<stack>-<name>`` (``volume:data``
+    → ``team-data``): recorded only when there are some.
     """
     restart: str = container.restart.name
     if restart == "on-failure" and container.restart.max_retries:
         restart = f"on-failure:{container.restart.max_retries}"
-    return {
+    config = {
         "image": image_ref,
         "command": None if container.command is None else list(container.command),
         "entrypoint": None if container.entrypoint is None else list(container.entrypoint),
@@ -132,17 +139,31 @@ def container_config(container: Container, image_ref: str) -> dict[str, Any]:
         "cap_drop": list(container.cap_drop),
         "run": container.run,
     }
+    # Fields added after the first release are recorded only when set, so the configuration
+    # (and hash) of a container that does not use them stays what it was: no replacement
+    # of every container on upgrade.
+    later = {
+        "init": container.init,
+        "extra_hosts": list(container.extra_hosts),
+        "dns": list(container.dns),
+        "engine_names": dict(engine_names or {}),
+    }
+    config.update((key, value) for key, value in later.items() if value not in (None, [], {}))
+    return config
 
 
 def network_config(network: Network) -> dict[str, Any]:
     """The canonical configuration of a network."""
-    return {
+    config: dict[str, Any] = {
         "driver": network.driver,
         "subnet": network.subnet,
         "gateway": network.gateway,
         "internal": network.internal,
         "labels": dict(network.labels),
     }
+    if network.driver_opts:  # added later: recorded only when set, so older hashes hold
+        config["driver_opts"] = dict(network.driver_opts)
+    return config
 
 
 def volume_config(volume: Volume) -> dict[str, Any]:

@@ -107,7 +107,7 @@ class DesiredImage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredVolume:
-    """A named volume to exist, with its create body."""
+    """A named volume to exist, with its create body (an ``external`` one is only used)."""
 
     id: str
     name: str
@@ -116,11 +116,12 @@ class DesiredVolume:
     config: FrozenDict[str, Any]
     config_hash: str
     body: FrozenDict[str, Any]
+    external: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredNetwork:
-    """A network to exist, with its create body."""
+    """A network to exist, with its create body (an ``external`` one is only used)."""
 
     id: str
     name: str
@@ -128,6 +129,7 @@ class DesiredNetwork:
     config: FrozenDict[str, Any]
     config_hash: str
     body: FrozenDict[str, Any]
+    external: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,9 +276,56 @@ def _image(
     )
 
 
+def _volume_engine_name(stack: Stack, name: str) -> str:
+    volume = stack.volumes.get(name)
+    if volume is not None and volume.engine_name:
+        return volume.engine_name
+    if volume is not None and volume.external:
+        return name
+    return volume_name(stack.name, name)
+
+
+def _network_engine_name(stack: Stack, name: str) -> str:
+    network = stack.networks.get(name)
+    if network is not None and network.engine_name:
+        return network.engine_name
+    if network is not None and network.external:
+        return name
+    return network_name(stack.name, name)
+
+
+def _external_volume(stack: Stack, volume: Volume) -> DesiredVolume:
+    config = {"external": True}
+    return DesiredVolume(
+        id=f"volume:{volume.name}",
+        name=volume.name,
+        engine_name=_volume_engine_name(stack, volume.name),
+        keep=True,
+        config=freeze(config),
+        config_hash=config_hash(config),
+        body=FrozenDict(),
+        external=True,
+    )
+
+
+def _external_network(stack: Stack, network: Network) -> DesiredNetwork:
+    config = {"external": True}
+    return DesiredNetwork(
+        id=f"network:{network.name}",
+        name=network.name,
+        engine_name=_network_engine_name(stack, network.name),
+        config=freeze(config),
+        config_hash=config_hash(config),
+        body=FrozenDict(),
+        external=True,
+    )
+
+
 def _volume(stack: Stack, volume: Volume) -> DesiredVolume:
+    if volume.external:
+        return _external_volume(stack, volume)
     config = volume_config(volume)
-    engine = volume_name(stack.name, volume.name)
+    engine = _volume_engine_name(stack, volume.name)
     labels = {**volume.labels, **ownership_labels(stack.name, "volume", volume.name, config)}
     labels[LABEL_KEEP] = "true" if volume.keep else "false"
     body = {
@@ -297,8 +346,10 @@ def _volume(stack: Stack, volume: Volume) -> DesiredVolume:
 
 
 def _network(stack: Stack, network: Network) -> DesiredNetwork:
+    if network.external:
+        return _external_network(stack, network)
     config = network_config(network)
-    engine = network_name(stack.name, network.name)
+    engine = _network_engine_name(stack, network.name)
     labels = {**network.labels, **ownership_labels(stack.name, "network", network.name, config)}
     body: dict[str, Any] = {
         "Name": engine,
@@ -307,6 +358,8 @@ def _network(stack: Stack, network: Network) -> DesiredNetwork:
         "Labels": labels,
         "CheckDuplicate": True,
     }
+    if network.driver_opts:
+        body["Options"] = dict(network.driver_opts)
     if network.subnet is not None:
         pool = {"Subnet": network.subnet}
         if network.gateway is not None:
@@ -327,7 +380,7 @@ def _network(stack: Stack, network: Network) -> DesiredNetwork:
 def _mount_body(stack: Stack, mount: Mount) -> dict[str, Any]:
     body: dict[str, Any] = {"Type": mount.type, "Target": mount.target, "ReadOnly": mount.read_only}
     if mount.type == "volume" and mount.source is not None:
-        body["Source"] = volume_name(stack.name, mount.source)
+        body["Source"] = _volume_engine_name(stack, mount.source)
     elif mount.type == "bind":
         body["Source"] = mount.source
     elif mount.type == "tmpfs":
@@ -380,6 +433,12 @@ def _host_config(stack: Stack, container: Container, primary: str) -> dict[str, 
         "CapDrop": list(container.cap_drop),
         "NetworkMode": primary,
     }
+    if container.init is not None:
+        host["Init"] = container.init
+    if container.extra_hosts:
+        host["ExtraHosts"] = list(container.extra_hosts)
+    if container.dns:
+        host["Dns"] = list(container.dns)
     resources = container.resources
     if resources.cpus is not None:
         host["NanoCpus"] = round(resources.cpus * _NS)
@@ -406,7 +465,7 @@ def _container_body(
 ) -> tuple[dict[str, Any], tuple[tuple[str, FrozenDict[str, Any]], ...]]:
     endpoints = [
         (
-            network_name(stack.name, a.network),
+            _network_engine_name(stack, a.network),
             _endpoint(container, replica, a.aliases, a.ipv4_address),
         )
         for a in container.networks
@@ -444,10 +503,26 @@ def _container_body(
     return body, extra
 
 
+def _given_names(stack: Stack, container: Container) -> dict[str, str]:
+    """The engine names of the volumes and networks ``container`` uses that are not the usual
+    ``<stack>-<name>`` (external ones, renamed ones): another name is another object."""
+    given = {}
+    for mount in container.mounts:
+        if mount.type == "volume" and mount.source is not None:
+            engine = _volume_engine_name(stack, mount.source)
+            if engine != volume_name(stack.name, mount.source):
+                given[f"volume:{mount.source}"] = engine
+    for attachment in container.networks:
+        engine = _network_engine_name(stack, attachment.network)
+        if engine != network_name(stack.name, attachment.network):
+            given[f"network:{attachment.network}"] = engine
+    return given
+
+
 def _containers(
     stack: Stack, container: Container, image: DesiredImage, inputs: Mapping[str, str]
 ) -> list[DesiredContainer]:
-    config = container_config(container, image.written_ref)
+    config = container_config(container, image.written_ref, _given_names(stack, container))
     found = _inputs(container, inputs)
     shared = {
         **container.labels,

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from declarun.plan.builds import build_reasons
+from declarun.plan.crashes import crash_reason
 from declarun.plan.desired import (
     DesiredBuild,
     DesiredContainer,
@@ -53,6 +54,7 @@ from declarun.plan.lock import Lock
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
 from declarun.plan.observed import ObservedContainer, ObservedNetwork, ObservedState
 from declarun.plan.reasons import config_reasons, image_reasons, input_reasons, short_digest
+from declarun.plan.waits import refuse_impossible_waits
 from declarun.stack.model import Stack
 from declarun.stack.naming import image_for_reference
 
@@ -166,9 +168,33 @@ def _image(image: DesiredImage, snapshot: ObservedState) -> Draft:
 # -- volumes and networks -------------------------------------------------------------------
 
 
+def _external(kind: ChangeKind, id_: str, name: str, engine: str, observed_id: str | None) -> Draft:
+    """An external volume or network: used as it is; while it is missing, nothing can start."""
+    if observed_id is not None:
+        return Draft(id_, "noop", kind, name, engine, observed_id=observed_id)
+    return Draft(
+        id_,
+        "error",
+        kind,
+        name,
+        engine,
+        [
+            reason(
+                "external_missing",
+                f"the external {kind} {engine} does not exist; declarun uses it but never "
+                f"creates it: create it yourself (docker {kind} create {engine})",
+            )
+        ],
+    )
+
+
 def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
     for volume in desired.volumes.values():
         observed = snapshot.volumes.get(volume.engine_name)
+        if volume.external:
+            found = None if observed is None else observed.name
+            yield _external("volume", volume.id, volume.name, volume.engine_name, found)
+            continue
         if observed is None:
             why = reason("missing", f"volume {volume.engine_name} does not exist")
             yield Draft(
@@ -190,7 +216,7 @@ def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
             reasons.append(
                 reason(
                     "not_replaced",
-                    "volumes are never replaced by apply (their data would be lost): remove "
+                    "volumes are never recreated by apply (their data would be lost): remove "
                     f"{volume.engine_name} yourself (destroy --volumes) to apply this",
                 )
             )
@@ -209,6 +235,10 @@ def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
 def _networks(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
     for network in desired.networks.values():
         observed = snapshot.networks.get(network.engine_name)
+        if network.external:
+            found = None if observed is None else observed.id
+            yield _external("network", network.id, network.name, network.engine_name, found)
+            continue
         if observed is None:
             why = reason("missing", f"network {network.engine_name} does not exist")
             yield Draft(
@@ -251,6 +281,16 @@ def _state_change(
                 "stopped", "the container is dead", field="state", before="dead", after="running"
             )
         ]
+    if container.run != "once" and (state in ("restarting", "exited") or observed.restart_count):
+        crashing = crash_reason(
+            state=state,
+            exit_code=code,
+            ran_for=observed.ran_for,
+            restart_count=observed.restart_count,
+            restart_policy=str(container.config.get("restart") or ""),
+        )
+        if crashing is not None:
+            return "noop", [crashing]
     if state in ("running", "restarting", "paused", "removing"):
         return "noop", []
     if container.run == "once":
@@ -321,7 +361,7 @@ def _containers(
             reasons.append(
                 reason(
                     "dependency_replaced",
-                    f"network {network} is replaced",
+                    f"network {network} is recreated",
                     field="networks",
                     before=network,
                     after=network,
@@ -511,6 +551,7 @@ def diff(
     for draft in _orphans(desired, snapshot, prune, volumes):
         drafts.setdefault(draft.id, draft)
     _link(drafts, build_graph(stack, snapshot.base_images), snapshot)
+    refuse_impossible_waits(stack, desired, snapshot, drafts)
     return Plan(
         stack=stack.name,
         changes=finish(drafts),

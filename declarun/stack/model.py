@@ -5,7 +5,8 @@ every later stage reads only these objects. Each object has every default filled
 short form expanded, and knows where it was written (``location``, the position of its key or
 list item). Locations take no part in equality or hashing, so two stacks that mean the same
 thing compare equal even if they were written differently. ``stack_to_data`` renders a stack
-back to plain JSON-able data for ``declarun render``.
+as plain JSON-able data in the model's own terms (``declarun.stack.render`` writes it back as a
+stack file, for ``declarun render``).
 """
 
 from __future__ import annotations
@@ -99,13 +100,16 @@ class Image:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Volume:
-    """A named volume. ``keep`` volumes survive ``declarun destroy``."""
+    """A named volume. ``keep`` volumes survive ``declarun destroy``; ``external`` ones are
+    only used, never created or removed."""
 
     name: str
     driver: str = "local"
     driver_opts: FrozenDict[str, str] = _EMPTY
     labels: FrozenDict[str, str] = _EMPTY
     keep: bool = False
+    external: bool = False  # an existing volume declarun uses but does not own
+    engine_name: str | None = None  # None: <stack>-<name> (the name itself when external)
     location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)
 
 
@@ -118,11 +122,14 @@ class Network:
 
     name: str
     driver: str = "bridge"
+    driver_opts: FrozenDict[str, str] = _EMPTY
     subnet: str | None = None
     gateway: str | None = None
     internal: bool = False
     labels: FrozenDict[str, str] = _EMPTY
     implicit: bool = False
+    external: bool = False  # an existing network declarun uses but does not own
+    engine_name: str | None = None  # None: <stack>-<name> (the name itself when external)
     location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)
 
 
@@ -263,6 +270,9 @@ class Container:
     read_only: bool = False
     cap_add: tuple[str, ...] = ()  # upper case, without the CAP_ prefix
     cap_drop: tuple[str, ...] = ()
+    init: bool | None = None  # an init process as PID 1; None = the engine's setting
+    extra_hosts: tuple[str, ...] = ()  # "host:ip" lines for /etc/hosts, in order
+    dns: tuple[str, ...] = ()  # DNS server addresses; empty = the engine's
     replicas: int = 1
     run: RunMode = "service"
     profiles: tuple[str, ...] = ()  # empty = always active

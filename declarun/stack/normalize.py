@@ -76,8 +76,30 @@ def _image(ctx: Normalizer, name: str, raw: Mapping[str, Any]) -> Image:
     )
 
 
+def _external_only(
+    ctx: Normalizer, raw: Mapping[str, Any], path: FieldPath, kind: str, managed: tuple[str, ...]
+) -> bool:
+    """Whether the resource is external; an external one cannot say how to make it."""
+    if not raw.get("external", False):
+        return False
+    for key in managed:
+        if raw.get(key) is not None:
+            ctx.problem(
+                (*path, key),
+                f"an external {kind} is used as it is: declarun does not set its {key}",
+                hint="remove the field, or remove external: true to let declarun make and own it",
+            )
+    return True
+
+
+def _engine_name(raw: Mapping[str, Any]) -> str | None:
+    value = raw.get("engine_name")
+    return None if value is None else scalar_text(value)
+
+
 def _volume(ctx: Normalizer, name: str, raw: Mapping[str, Any]) -> Volume:
     path: FieldPath = ("volumes", name)
+    external = _external_only(ctx, raw, path, "volume", ("driver", "driver_opts", "labels", "keep"))
     return Volume(
         name=name,
         driver=scalar_text(raw.get("driver") or "local"),
@@ -86,12 +108,21 @@ def _volume(ctx: Normalizer, name: str, raw: Mapping[str, Any]) -> Volume:
         ),
         labels=ctx.string_map(raw.get("labels"), (*path, "labels"), "labels"),
         keep=bool(raw.get("keep", False)),
+        external=external,
+        engine_name=_engine_name(raw),
         location=ctx.locate(path),
     )
 
 
 def _network(ctx: Normalizer, name: str, raw: Mapping[str, Any]) -> Network:
     path: FieldPath = ("networks", name)
+    external = _external_only(
+        ctx,
+        raw,
+        path,
+        "network",
+        ("driver", "driver_opts", "subnet", "gateway", "internal", "labels"),
+    )
     subnet = gateway = None
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
     if raw.get("subnet") is not None:
@@ -119,10 +150,15 @@ def _network(ctx: Normalizer, name: str, raw: Mapping[str, Any]) -> Network:
     return Network(
         name=name,
         driver=scalar_text(raw.get("driver") or "bridge"),
+        driver_opts=ctx.string_map(
+            raw.get("driver_opts"), (*path, "driver_opts"), "driver options"
+        ),
         subnet=subnet,
         gateway=gateway,
         internal=bool(raw.get("internal", False)),
         labels=ctx.string_map(raw.get("labels"), (*path, "labels"), "labels"),
+        external=external,
+        engine_name=_engine_name(raw),
         location=ctx.locate(path),
     )
 

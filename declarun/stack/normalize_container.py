@@ -124,7 +124,8 @@ def _depends_on(ctx: Normalizer, value: Any, path: FieldPath) -> tuple[Dependenc
         if any(d.container == name for d in result):
             ctx.problem(item_path, f"dependency on {name!r} is listed twice")
             continue
-        condition = options.get("condition") if isinstance(options, Mapping) else None
+        # {db: healthy} is short for {db: {condition: healthy}}.
+        condition = options.get("condition") if isinstance(options, Mapping) else options
         result.append(
             Dependency(
                 container=name, condition=condition or "started", location=ctx.locate(item_path)
@@ -220,6 +221,46 @@ def _capabilities(value: Any) -> tuple[str, ...]:
     return tuple(c.removeprefix("CAP_") for c in caps)
 
 
+def _extra_hosts(ctx: Normalizer, value: Any, path: FieldPath) -> tuple[str, ...]:
+    if isinstance(value, Mapping):
+        items = [
+            (str(host), scalar_text(address), (*path, str(host))) for host, address in value.items()
+        ]
+    elif isinstance(value, list):
+        items = []
+        for index, entry in enumerate(value):
+            host, _, address = scalar_text(entry).partition(":")
+            items.append((host, address, (*path, index)))
+    else:
+        return ()
+    result: list[str] = []
+    for host, address, item_path in items:
+        try:
+            canonical = str(ipaddress.ip_address(address.strip("[]")))
+        except ValueError:
+            ctx.problem(item_path, f"{address!r} is not an IP address (for host {host!r})")
+            continue
+        result.append(f"{host}:{canonical}")
+    return tuple(result)
+
+
+def _dns(ctx: Normalizer, value: Any, path: FieldPath) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    entries = (
+        [(scalar_text(value), path)]
+        if not isinstance(value, list)
+        else [(scalar_text(item), (*path, index)) for index, item in enumerate(value)]
+    )
+    result: list[str] = []
+    for text, item_path in entries:
+        try:
+            result.append(str(ipaddress.ip_address(text.strip())))
+        except ValueError:
+            ctx.problem(item_path, f"{text!r} is not an IP address")
+    return tuple(result)
+
+
 def normalize_container(
     ctx: Normalizer, name: str, raw: Mapping[str, Any], table: StackRefs
 ) -> Container:
@@ -260,6 +301,9 @@ def normalize_container(
         read_only=bool(raw.get("read_only", False)),
         cap_add=_capabilities(raw.get("cap_add")),
         cap_drop=_capabilities(raw.get("cap_drop")),
+        init=None if raw.get("init") is None else bool(raw["init"]),
+        extra_hosts=_extra_hosts(ctx, raw.get("extra_hosts"), (*path, "extra_hosts")),
+        dns=_dns(ctx, raw.get("dns"), (*path, "dns")),
         replicas=int(raw.get("replicas", 1)),
         run=run,
         profiles=tuple(scalar_text(p) for p in raw.get("profiles") or ()),

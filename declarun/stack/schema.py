@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 from declarun.errors import Problem, SourceLocation
 from declarun.stack.load import DataPath, format_path
 
-__all__ = ["SCHEMA_PATH", "is_valid", "stack_schema", "suggest", "validate_against_schema"]
+__all__ = [
+    "SCHEMA_PATH",
+    "explain_errors",
+    "is_valid",
+    "stack_schema",
+    "suggest",
+    "validate_against_schema",
+]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "stack.schema.json"
 
@@ -264,10 +271,23 @@ def validate_against_schema(
     locate_value: Callable[[DataPath], SourceLocation],
 ) -> list[tuple[DataPath, Problem]]:
     """All schema problems in ``data``, each with its data path and located in the source file."""
-    problems: list[tuple[DataPath, Problem]] = []
     if is_valid(data):
-        return problems
-    for error in _validator().iter_errors(data):
+        return []
+    return explain_errors(_validator().iter_errors(data), locate_key, locate_value)
+
+
+def explain_errors(
+    errors: Iterable[ValidationError],
+    locate_key: Callable[[DataPath], SourceLocation],
+    locate_value: Callable[[DataPath], SourceLocation],
+) -> list[tuple[DataPath, Problem]]:
+    """jsonschema's errors (of any schema written in the same style: ``x-error``,
+    ``additionalProperties: false``) as located problems in people's terms, with their paths.
+
+    The Compose front end explains the Compose Specification's schema with it.
+    """
+    problems: list[tuple[DataPath, Problem]] = []
+    for error in errors:
         for path, message, hint, at_key in _explain(error):
             where = locate_key(path) if at_key else locate_value(path)
             problems.append((path, Problem(where, format_path(path), message, hint)))

@@ -82,12 +82,16 @@ def matching_snapshot(
         )
     networks = {
         n.engine_name: ObservedNetwork(
-            id=f"net-{n.engine_name}", name=n.engine_name, labels=FrozenDict(n.body["Labels"])
+            id=f"net-{n.engine_name}",
+            name=n.engine_name,
+            labels=FrozenDict(n.body.get("Labels", {})),  # external ones carry none
         )
         for n in desired.networks.values()
     }
     volumes = {
-        v.engine_name: ObservedVolume(name=v.engine_name, labels=FrozenDict(v.body["Labels"]))
+        v.engine_name: ObservedVolume(
+            name=v.engine_name, labels=FrozenDict(v.body.get("Labels", {}))
+        )
         for v in desired.volumes.values()
     }
     images = {

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from declarun.frozen import FrozenDict
+from declarun.plan.desired import desired_state
 from declarun.plan.diff import diff, plan_destroy
 from declarun.plan.identity import LABEL_KEEP, LABEL_PROFILES, LABEL_STACK
 from declarun.plan.lock import Lock, LockedImage
 from declarun.plan.model import Plan
 from declarun.plan.observed import ObservedImage, ObservedNetwork, ObservedState, ObservedVolume
+from declarun.plan.render import plan_text
 from tests.plan.helpers import IMAGE_ID, load, matching_snapshot, with_container, without
 
 SHOP = """
@@ -240,6 +242,39 @@ def test_stopped_services_start_and_dead_ones_are_replaced(tmp_path: Path) -> No
     assert _plan(stack, snapshot).change("container:web").action == "start"
 
 
+def test_a_service_that_keeps_dying_is_left_alone_with_the_reason(tmp_path: Path) -> None:
+    stack = load(tmp_path, SHOP)
+    world = matching_snapshot(stack)
+    # Exited by itself moments after its start: starting it again would fail the same way.
+    dies = with_container(world, "shop-web", state="exited", exit_code=1, ran_for=0.2)
+    plan = _plan(stack, dies)
+    change = plan.change("container:web")
+    assert (change.action, change.reasons[0].kind) == ("noop", "crashing")
+    assert "dies at start: it exited with code 1 0.2 s after it started" in (
+        change.reasons[0].message
+    )
+    assert plan.is_empty
+    text = plan_text(plan)
+    assert "No changes to make." in text and "1 container keeps dying (web)" in text
+    assert "The machine matches the stack" not in text
+    # Restarted by its policy and restarting again: the engine's back-off is left to work.
+    looping = with_container(world, "shop-web", state="restarting", exit_code=4, restart_count=5)
+    change = _plan(stack, looping).change("container:web")
+    assert (change.action, change.reasons[0].kind) == ("noop", "crashing")
+    assert "5 restarts so far" in change.reasons[0].message
+    caught_up = with_container(world, "shop-web", state="running", restart_count=3)
+    assert _plan(stack, caught_up).change("container:web").reasons[0].kind == "crashing"
+    # A stop (SIGTERM/SIGKILL) or a long run is not a crash: the service is started again.
+    for stopped in (
+        with_container(world, "shop-web", state="exited", exit_code=143, ran_for=0.5),
+        with_container(world, "shop-web", state="exited", exit_code=1, ran_for=3600.0),
+    ):
+        assert _plan(stack, stopped).change("container:web").action == "start"
+    # A job that failed quickly still runs again: jobs end by nature.
+    job = with_container(world, "shop-migrate", exit_code=3, ran_for=0.1)
+    assert _plan(stack, job).change("container:migrate").action == "start"
+
+
 def test_run_once_jobs_run_again_only_on_change_or_failure(tmp_path: Path) -> None:
     stack = load(tmp_path, SHOP)
     done = matching_snapshot(stack)
@@ -428,3 +463,98 @@ def test_diff_is_pure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Path, "read_text", forbidden)
     assert _plan(stack, snapshot) == expected
     assert plan_destroy(stack, snapshot, created_at="t").changes
+
+
+def test_init_extra_hosts_and_dns_shape_the_container_only_when_set(tmp_path: Path) -> None:
+    plain = load(tmp_path, "stack: shop\ncontainers: {web: {image: busybox}}\n")
+    config = desired_state(plain).containers["web"].config
+    assert not {"init", "extra_hosts", "dns"} & set(config)  # hashes of older stacks hold
+    body = desired_state(plain).containers["web"].create_body()["HostConfig"]
+    assert not {"Init", "ExtraHosts", "Dns"} & set(body)
+    extended = load(
+        tmp_path,
+        "stack: shop\ncontainers:\n  web:\n    image: busybox\n    init: true\n"
+        "    extra_hosts: {db: 10.0.0.5}\n    dns: [1.1.1.1]\n",
+    )
+    web = desired_state(extended).containers["web"]
+    assert (web.config["init"], web.config["extra_hosts"], web.config["dns"]) == (
+        True,
+        ["db:10.0.0.5"],
+        ["1.1.1.1"],
+    )
+    host = web.create_body()["HostConfig"]
+    assert (host["Init"], host["ExtraHosts"], host["Dns"]) == (True, ["db:10.0.0.5"], ["1.1.1.1"])
+
+
+def test_network_driver_opts_are_options_and_recorded_only_when_set(tmp_path: Path) -> None:
+    plain = desired_state(load(tmp_path, "stack: shop\nnetworks: {back: {}}\n"))
+    assert "driver_opts" not in plain.networks["back"].config
+    assert "Options" not in plain.networks["back"].body
+    stack = load(tmp_path, "stack: shop\nnetworks: {back: {driver_opts: [mtu=1400]}}\n")
+    back = desired_state(stack).networks["back"]
+    assert back.config["driver_opts"] == {"mtu": "1400"}
+    assert back.body["Options"] == {"mtu": "1400"}
+
+
+EXTERNAL = """
+stack: shop
+volumes:
+  data: {external: true}
+  cache: {engine_name: shop-cache-v2}
+networks:
+  proxy: {external: true, engine_name: traefik}
+containers:
+  web:
+    image: busybox
+    volumes: ["data:/data", "cache:/cache"]
+    networks: [proxy]
+"""
+
+
+def test_external_volumes_and_networks_are_used_never_made(tmp_path: Path) -> None:
+    stack = load(tmp_path, EXTERNAL)
+    desired = desired_state(stack)
+    assert (desired.volumes["data"].engine_name, desired.volumes["data"].external) == ("data", True)
+    assert desired.volumes["cache"].engine_name == "shop-cache-v2"
+    assert desired.networks["proxy"].engine_name == "traefik"
+    web = desired.containers["web"]
+    assert [m["Source"] for m in web.create_body()["HostConfig"]["Mounts"]] == [
+        "data",
+        "shop-cache-v2",
+    ]
+    assert web.create_body()["HostConfig"]["NetworkMode"] == "traefik"
+    assert web.config["engine_names"] == {
+        "volume:data": "data",
+        "volume:cache": "shop-cache-v2",
+        "network:proxy": "traefik",
+    }
+    missing = {c.id: c for c in _plan(stack, ObservedState(stack="shop")).changes}
+    assert missing["volume:data"].action == "error"
+    assert missing["network:proxy"].reasons[0].message == (
+        "the external network traefik does not exist; declarun uses it but never creates it: "
+        "create it yourself (docker network create traefik)"
+    )
+    assert missing["volume:cache"].action == "create"
+    planned = _plan(stack, matching_snapshot(stack))  # the external ones exist, unlabelled
+    assert planned.is_empty, [c for c in planned.changes if c.action != "noop"]
+
+
+def test_waiting_for_health_that_can_never_come_is_an_error(tmp_path: Path) -> None:
+    stack = load(tmp_path, SHOP.replace('    healthcheck: {test: "true", interval: 1s}\n', ""))
+    world = without(matching_snapshot(stack), "containers", "shop-migrate")
+    # The image is there and declares no health check: migrate would wait for ever.
+    change = _plan(stack, world).change("container:migrate")
+    assert (change.action, change.reasons[-1].kind) == ("error", "no_healthcheck")
+    assert "db has no health check" in change.reasons[-1].message
+    # The image's own health check counts; an image not pulled yet is not judged.
+    image = world.images["busybox:1.36"]
+    healthy_image = replace(
+        world, images=FrozenDict({"busybox:1.36": replace(image, has_healthcheck=True)})
+    )
+    assert _plan(stack, healthy_image).change("container:migrate").action == "create"
+    absent = without(world, "images", "busybox:1.36")
+    assert _plan(stack, absent).change("container:migrate").action == "create"
+    # With its own health check, as SHOP has it, all is well.
+    own = load(tmp_path, SHOP)
+    mine = without(matching_snapshot(own), "containers", "shop-migrate")
+    assert _plan(own, mine).change("container:migrate").action == "create"

@@ -289,12 +289,14 @@ def test_network_fields_and_canonical_addresses() -> None:
                     "gateway": "fd00::0001",
                     "internal": True,
                     "labels": {"a": 1},
+                    "driver_opts": ["mtu=1400"],
                 }
             }
         }
     ).networks["back"]
     assert (network.subnet, network.gateway, network.internal) == ("fd00::/64", "fd00::1", True)
     assert dict(network.labels) == {"a": "1"}
+    assert dict(network.driver_opts) == {"mtu": "1400"}
 
 
 @pytest.mark.parametrize(
@@ -984,3 +986,65 @@ def test_env_file_must_be_a_regular_file(tmp_path: Path) -> None:
         "containers.c.env_file[2]",
     ]
     assert all("not a regular file" in m or "cannot read" in m for _, m in found)
+
+
+def test_init_extra_hosts_and_dns() -> None:
+    c = container(
+        {
+            "init": True,
+            "extra_hosts": ["db.local:10.0.0.5", "v6.local:::0001"],
+            "dns": "1.1.1.1",
+        }
+    )
+    assert c.init is True
+    assert c.extra_hosts == ("db.local:10.0.0.5", "v6.local:::1")
+    assert c.dns == ("1.1.1.1",)
+    mapped = container({"extra_hosts": {"a": "10.0.0.1"}, "dns": ["8.8.8.8", "::1"]})
+    assert (mapped.init, mapped.extra_hosts, mapped.dns) == (
+        None,
+        ("a:10.0.0.1",),
+        ("8.8.8.8", "::1"),
+    )
+
+
+def test_extra_hosts_and_dns_need_ip_addresses() -> None:
+    assert container_problems({"extra_hosts": ["db:nowhere"], "dns": ["one.one"]}) == [
+        ("containers.c.dns[0]", "'one.one' is not an IP address"),
+        ("containers.c.extra_hosts[0]", "'nowhere' is not an IP address (for host 'db')"),
+    ]
+
+
+def test_external_and_engine_named_volumes_and_networks() -> None:
+    stack = load(
+        {
+            "volumes": {"data": {"external": True}, "cache": {"engine_name": "my-cache"}},
+            "networks": {"proxy": {"external": True, "engine_name": "traefik"}},
+        }
+    )
+    data, cache, proxy = stack.volumes["data"], stack.volumes["cache"], stack.networks["proxy"]
+    assert (data.external, data.engine_name) == (True, None)
+    assert (cache.external, cache.engine_name) == (False, "my-cache")
+    assert (proxy.external, proxy.engine_name) == (True, "traefik")
+
+
+def test_an_external_resource_says_nothing_of_how_to_make_it() -> None:
+    found = problems(
+        {
+            "volumes": {"data": {"external": True, "driver": "local", "keep": True}},
+            "networks": {"proxy": {"external": True, "subnet": "10.9.0.0/24"}},
+        }
+    )
+    assert [(p.path, p.message) for p in found] == [
+        (
+            "networks.proxy.subnet",
+            "an external network is used as it is: declarun does not set its subnet",
+        ),
+        (
+            "volumes.data.driver",
+            "an external volume is used as it is: declarun does not set its driver",
+        ),
+        (
+            "volumes.data.keep",
+            "an external volume is used as it is: declarun does not set its keep",
+        ),
+    ]

@@ -39,7 +39,10 @@ __all__ = [
 
 RUNC = "/usr/sbin/runc"
 CONMON = "/usr/bin/conmon"
-CGROUP_PARENT = "declarun-test-conmon"
+# One parent per test process: the clean-up below removes the parent once it is empty, and a
+# second test run on the machine (another checkout) sharing the name could have it removed
+# between its runc's mkdir of the parent and of the container's cgroup (ENOENT, seen once).
+CGROUP_PARENT = f"declarun-test-conmon-{os.getpid()}"
 EXTRA_APPLETS = ("stty", "tty", "printf", "trap", "kill")
 needs_conmon = pytest.mark.skipif(
     not (os.path.exists(RUNC) and os.path.exists(CONMON)) or os.geteuid() != 0,
