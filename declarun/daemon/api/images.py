@@ -30,7 +30,11 @@ from declarun.daemon.api.http import (
 from declarun.daemon.filters import parse_filters
 from declarun.daemon.images.auth import Credentials, decode_registry_auth
 from declarun.daemon.images.importer import ImportRequest, apply_changes, import_image
-from declarun.daemon.images.inspect import history_document, inspect_document
+from declarun.daemon.images.inspect import (
+    history_document,
+    inspect_document,
+    legacy_container_fields,
+)
 from declarun.daemon.images.listing import image_summaries, prune_images
 from declarun.daemon.images.platform import Platform, parse_platform
 from declarun.daemon.images.progress import Emit, error_message
@@ -137,13 +141,6 @@ async def _body_chunks(request: web.Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _empty_container_config() -> dict[str, Any]:
-    return {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
-            "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
-            "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
-            "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None}  # fmt: skip
-
-
 class ImagesApi:
     """Handlers of the Images area."""
 
@@ -206,16 +203,18 @@ class ImagesApi:
         service = self.service
         name = request.match_info["name"]
 
+        version = parse_api_version(request[API_VERSION_KEY])
+
         def document() -> dict[str, Any]:
-            return inspect_document(service, service.resolve(name))
+            image = service.resolve(name)
+            doc = inspect_document(service, image)
+            if version < (1, 45):  # the committed container's fields, dropped in API 1.45
+                doc.update(legacy_container_fields(service, image))
+            return doc
 
         doc = await asyncio.to_thread(document)
-        version = parse_api_version(request[API_VERSION_KEY])
         if version < (1, 44):
             doc.setdefault("VirtualSize", doc.get("Size", 0))
-        if version < (1, 45):  # the build container's fields, dropped in API 1.45
-            doc.setdefault("Container", "")
-            doc.setdefault("ContainerConfig", _empty_container_config())
         return json_response(doc)
 
     async def history(self, request: web.Request) -> web.StreamResponse:

@@ -22,6 +22,7 @@ __all__ = [
     "history_document",
     "image_config",
     "inspect_document",
+    "legacy_container_fields",
     "summary_document",
 ]
 
@@ -130,6 +131,20 @@ def _container_config(config: dict[str, Any]) -> dict[str, Any]:
     for name in ("Volumes", "Entrypoint", "OnBuild", "Labels"):
         out.setdefault(name, None)  # dockerd writes these as null when the image has none
     return out
+
+
+def legacy_container_fields(service: ImageService, image: Image) -> dict[str, Any]:
+    """``Container`` and ``ContainerConfig`` of the image (shown before API 1.45): the
+    container a commit was made from and its config, else empty ones as dockerd shows."""
+    config = image_config(service, image)
+    container = config.get("container")
+    container_config = config.get("container_config")
+    shown = _container_config(
+        {"config": container_config if isinstance(container_config, dict) else {}}
+    )
+    for name in ("Env", "Cmd"):
+        shown.setdefault(name, None)
+    return {"Container": container if isinstance(container, str) else "", "ContainerConfig": shown}
 
 
 def _graph_driver(service: ImageService, image: Image) -> dict[str, Any]:
