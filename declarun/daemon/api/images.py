@@ -34,6 +34,7 @@ from declarun.daemon.images.inspect import (
     history_document,
     inspect_document,
     legacy_container_fields,
+    with_null_fields,
 )
 from declarun.daemon.images.listing import image_summaries, prune_images
 from declarun.daemon.images.platform import Platform, parse_platform
@@ -210,6 +211,7 @@ class ImagesApi:
             doc = inspect_document(service, image)
             if version < (1, 45):  # the committed container's fields, dropped in API 1.45
                 doc.update(legacy_container_fields(service, image))
+                with_null_fields(doc["Config"])
             return doc
 
         doc = await asyncio.to_thread(document)
