@@ -50,6 +50,7 @@ from declarun.daemon.api import (
     images,
     images_transfer,
     networks,
+    swarm,
     system,
     volumes,
 )
@@ -218,6 +219,7 @@ def api_routes(services: Services) -> list[web.RouteDef]:
         *images.routes(s.images),
         *images_transfer.routes(s.images),
         *networks.routes(s.networks, s.networking, s.containers),
+        *swarm.routes(),
         *system.routes(s.config, s.engine_id, s.events, s),
         *volumes.routes(s.volumes),
     ]

@@ -10,9 +10,11 @@
 * ``POST /commit?container=&repo=&tag=&comment=&author=&changes=&pause=`` -- a new image.
 
 Paths are resolved inside the container's root, never following a link out of it (see
-:mod:`declarun.daemon.containers.rootfs.fsaccess`). The root is the running container's mount, or
-for a stopped container the same overlay mounted for the duration of the request
-(``ContainerService.mounted_rootfs``), so both work alike.
+:mod:`declarun.daemon.containers.rootfs.fsaccess`). ``archive`` sees the container's files
+as its processes do, volumes and bind mounts included (``ContainerService.mounted_view``:
+a running container's own mount namespace, a created or stopped one's root mounted for the
+request with its mounts bound in place); ``export`` and ``commit`` see the root file system
+alone (``mounted_rootfs``), as dockerd's do.
 
 What a container changed (:mod:`declarun.daemon.containers.rootfs.changes`) and the commit
 itself (:func:`declarun.daemon.containers.lifecycle.commit.commit_container`) are the container
@@ -25,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import posixpath
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,7 +36,9 @@ from typing import IO, Any
 from aiohttp import web
 
 from declarun.daemon.api.http import json_response, query_bool
+from declarun.daemon.containers.config.mountspec import MountSpec
 from declarun.daemon.containers.lifecycle.commit import CommitRequest, commit_container
+from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.containers.lifecycle.service import ContainerService
 from declarun.daemon.containers.rootfs.fsaccess import (
     PathStat,
@@ -42,7 +47,7 @@ from declarun.daemon.containers.rootfs.fsaccess import (
     write_path_tar,
 )
 from declarun.daemon.images.service import ImageService
-from declarun.errdefs import Forbidden, InvalidArgument, NotFound
+from declarun.errdefs import Forbidden, InvalidArgument, NotFound, SystemFailure
 from declarun.errors import ImageReferenceError
 from declarun.reference import parse_reference
 
@@ -149,7 +154,7 @@ class _ArchiveApi:
         service = self.containers
         record = service.get(request.match_info["id"])
         path = self._path(request)
-        async with service.mounted_rootfs(record.id) as root:
+        async with service.mounted_view(record.id) as root:
             info = await asyncio.to_thread(self._stat, root, path, record.name)
         return web.Response(status=200, headers={_STAT_HEADER: info.header()})
 
@@ -165,7 +170,7 @@ class _ArchiveApi:
         service = self.containers
         record = service.get(request.match_info["id"])
         path = self._path(request)
-        async with service.mounted_rootfs(record.id) as root:
+        async with service.mounted_view(record.id) as root:
             info = await asyncio.to_thread(self._stat, root, path, record.name)
             return await _stream_tar(
                 request, lambda out: write_path_tar(root, path, out), {_STAT_HEADER: info.header()}
@@ -177,14 +182,17 @@ class _ArchiveApi:
         record = service.get(request.match_info["id"])
         path = self._path(request)
         no_overwrite = query_bool(request, "noOverwriteDirNonDir")
-        if record.host_config.readonly_rootfs and record.state.running:
+        mount = _mount_of(record, path)
+        if mount is not None and mount.read_only:
+            raise SystemFailure("mounted volume is marked read-only")
+        if mount is None and record.host_config.readonly_rootfs and record.state.running:
             raise Forbidden("container rootfs is marked read-only")
         # Spooled on the data root's file system, as large as the upload may be.
         with tempfile.TemporaryFile(dir=self.images.scratch_dir) as spool:
             async for chunk in request.content.iter_chunked(_CHUNK):
                 await asyncio.to_thread(spool.write, chunk)
             spool.seek(0)
-            async with service.mounted_rootfs(record.id) as root:
+            async with service.mounted_view(record.id) as root:
                 await asyncio.shield(
                     asyncio.to_thread(
                         extract_into, root, path, spool, no_overwrite_dir_non_dir=no_overwrite
@@ -250,6 +258,17 @@ class _ArchiveApi:
             pause=query_bool(request, "pause", default=True),
         )
         return json_response({"Id": image.id}, status=201)
+
+
+def _mount_of(record: ContainerRecord, path: str) -> MountSpec | None:
+    """The mount of ``record`` that ``path`` (as the client named it) lies in, if any."""
+    clean = posixpath.normpath(path)
+    found: MountSpec | None = None
+    for mount in record.host_config.mounts:
+        inside = clean == mount.target or clean.startswith(mount.target.rstrip("/") + "/")
+        if inside and (found is None or len(mount.target) > len(found.target)):
+            found = mount
+    return found
 
 
 def _override(body: dict[str, Any] | None) -> dict[str, Any] | None:

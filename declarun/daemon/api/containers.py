@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from declarun.daemon.api.apiversion import API_VERSION_KEY, parse_api_version
 from declarun.daemon.api.http import compact_json, json_response, query_bool, query_int, read_json
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.containers.lifecycle.service import ContainerService
@@ -43,8 +44,10 @@ def routes(containers: ContainerService, storage_driver: str) -> Iterable[web.Ro
         web.post("/containers/{id}/pause", api.pause),
         web.post("/containers/{id}/unpause", api.unpause),
         web.post("/containers/{id}/rename", api.rename),
+        web.post("/containers/{id}/update", api.update),
         web.post("/containers/{id}/wait", api.wait),
         web.delete("/containers/{id}", api.remove),
+        web.delete("/containers/{id}/{link}", api.remove_link),
     ]
 
 
@@ -56,6 +59,18 @@ def _timeout(request: web.Request) -> int | None:
         return int(raw)
     except ValueError:
         raise InvalidArgument(f"invalid value for t: {raw!r} is not an integer") from None
+
+
+def _short_id_aliases(doc: dict[str, Any], short_id: str) -> None:
+    """Before API 1.44 dockerd lists a running container's short ID among the ``Aliases``
+    of each user network (clients such as docker-compose v1 look for it there)."""
+    networks = (doc.get("NetworkSettings") or {}).get("Networks") or {}
+    for name, endpoint in networks.items():
+        if name in ("bridge", "host", "none") or not isinstance(endpoint, dict):
+            continue
+        aliases = list(endpoint.get("Aliases") or [])
+        if short_id not in aliases:
+            endpoint["Aliases"] = [*aliases, short_id]
 
 
 class ContainersApi:
@@ -104,6 +119,8 @@ class ContainersApi:
                                layer_dir=self.service.layer_dir(rec),
                                size_rw=size_rw, size_root=size_root,
                                network_settings=self._network_settings(rec, summary=False))  # fmt: skip
+        if parse_api_version(request[API_VERSION_KEY]) < (1, 44) and rec.state.running:
+            _short_id_aliases(doc, rec.short_id)
         return json_response(doc)
 
     async def start(self, request: web.Request) -> web.Response:
@@ -143,6 +160,12 @@ class ContainersApi:
         await self.service.rename(request.match_info["id"], request.query.get("name", ""))
         return web.Response(status=204)
 
+    async def update(self, request: web.Request) -> web.Response:
+        """``POST /containers/{id}/update``: ``{"Warnings": null}`` as dockerd answers."""
+        body = await read_json(request, default=None)
+        await self.service.update(request.match_info["id"], body)
+        return json_response({"Warnings": None})
+
     async def wait(self, request: web.Request) -> web.StreamResponse:
         """``POST /containers/{id}/wait?condition=``: ``{StatusCode, Error}`` once it holds.
 
@@ -160,7 +183,7 @@ class ContainersApi:
         try:
             await response.prepare(request)
             code = await waiting
-            document: dict[str, Any] = {"StatusCode": code}
+            document: dict[str, Any] = {"Error": None, "StatusCode": code}
         except NotFound as exc:
             document = {"StatusCode": -1, "Error": {"Message": str(exc)}}
         finally:
@@ -176,6 +199,14 @@ class ContainersApi:
             force=query_bool(request, "force"),
             volumes=query_bool(request, "v"),
         )
+        return web.Response(status=204)
+
+    async def remove_link(self, request: web.Request) -> web.Response:
+        """``DELETE /containers/{name}/{alias}?link=1``: forget a legacy link."""
+        ref, alias = request.match_info["id"], request.match_info["link"]
+        if not query_bool(request, "link"):
+            raise NotFound(f"No such container: {ref}/{alias}")
+        await self.service.remove_link(ref, alias)
         return web.Response(status=204)
 
     async def prune(self, request: web.Request) -> web.Response:

@@ -81,6 +81,9 @@ class DiskUsageApi:
             layers_size, summaries = await asyncio.to_thread(image_disk_usage, self.images, counts)
             if layers_size:
                 doc["LayersSize"] = layers_size
+            if _version(request[API_VERSION_KEY]) < (1, 44):
+                for summary in summaries:  # dropped from API 1.44 on; older clients read it
+                    summary.setdefault("VirtualSize", summary.get("Size", 0))
             doc["Images"] = summaries
         else:
             doc["Images"] = None

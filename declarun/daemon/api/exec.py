@@ -1,6 +1,7 @@
 """The Exec API area: ``POST /containers/{id}/exec``, ``POST /exec/{id}/start|resize``, ``GET /exec/{id}/json``.
 
-Start is hijacked (as attach: raw with a TTY, multiplexed without) unless ``Detach``. As
+Start is hijacked unless ``Detach``: raw when the start request says ``Tty``, multiplexed
+otherwise (dockerd frames by the start request, not by the exec's own ``Tty``). As
 in dockerd the connection is taken over *before* the process starts, so a process that
 cannot start (``exec: "nope": executable file not found in $PATH``) reports its error as
 output on the stream and its exit code (126/127) in ``GET /exec/{id}/json``; the docker
@@ -101,13 +102,17 @@ class _ExecApi:
         service = self.containers
         record = service.get(instance.container_id)
         self.execs.check_startable(record, instance)
-        if body.get("Detach"):
+        # Go's JSON decoder matches names case-insensitively; clients send either spelling.
+        start = {key.lower(): value for key, value in body.items()}
+        if start.get("detach"):
             await self.execs.start(record, instance)
             self._published_start(service, record, instance)
             self._spawn(self._finish(service, record, instance))
             return web.Response(status=200)
+        # The framing follows the start request's Tty, not the exec's (dockerd's rule):
+        # docker-py's exec_start(tty=False) of a TTY exec reads frames of the TTY's output.
         options = AttachOptions(
-            tty=instance.config.tty,
+            tty=bool(start.get("tty")),
             stdin=instance.config.attach_stdin,
             stdout=instance.config.attach_stdout,
             stderr=instance.config.attach_stderr,
@@ -137,7 +142,9 @@ class _ExecApi:
                 # Also when the client went away (cancellation): the exec runs on, and its
                 # remaining output must still be drained and its exit recorded.
                 finishing = self._spawn(self._finish(service, record, instance))
-            if not detached:
+            if detached:
+                service.publish(record, "exec_detach", {"execID": instance.id})
+            else:
                 # The exit code must be recorded before the client sees the stream end.
                 await asyncio.shield(finishing)
         finally:

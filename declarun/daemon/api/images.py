@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from declarun.daemon.api.apiversion import API_VERSION_KEY, parse_api_version
 from declarun.daemon.api.http import (
     json_response,
     query_bool,
@@ -29,7 +30,12 @@ from declarun.daemon.api.http import (
 from declarun.daemon.filters import parse_filters
 from declarun.daemon.images.auth import Credentials, decode_registry_auth
 from declarun.daemon.images.importer import ImportRequest, apply_changes, import_image
-from declarun.daemon.images.inspect import history_document, inspect_document
+from declarun.daemon.images.inspect import (
+    history_document,
+    inspect_document,
+    legacy_container_fields,
+    with_null_fields,
+)
 from declarun.daemon.images.listing import image_summaries, prune_images
 from declarun.daemon.images.platform import Platform, parse_platform
 from declarun.daemon.images.progress import Emit, error_message
@@ -185,19 +191,33 @@ class ImagesApi:
         """``GET /images/json`` (Swagger ``ImageSummary`` list)."""
         filters = parse_filters(request.query.get("filters"))
         all_images = query_bool(request, "all")
-        return json_response(
-            await asyncio.to_thread(image_summaries, self.service, filters, all_images=all_images)
+        summaries = await asyncio.to_thread(
+            image_summaries, self.service, filters, all_images=all_images
         )
+        if parse_api_version(request[API_VERSION_KEY]) < (1, 44):
+            for summary in summaries:  # dropped from API 1.44 on; older clients read it
+                summary.setdefault("VirtualSize", summary.get("Size", 0))
+        return json_response(summaries)
 
     async def inspect(self, request: web.Request) -> web.StreamResponse:
         """``GET /images/{name}/json`` (Swagger ``ImageInspect``)."""
         service = self.service
         name = request.match_info["name"]
 
-        def document() -> dict[str, Any]:
-            return inspect_document(service, service.resolve(name))
+        version = parse_api_version(request[API_VERSION_KEY])
 
-        return json_response(await asyncio.to_thread(document))
+        def document() -> dict[str, Any]:
+            image = service.resolve(name)
+            doc = inspect_document(service, image)
+            if version < (1, 45):  # the committed container's fields, dropped in API 1.45
+                doc.update(legacy_container_fields(service, image))
+                with_null_fields(doc["Config"])
+            return doc
+
+        doc = await asyncio.to_thread(document)
+        if version < (1, 44):
+            doc.setdefault("VirtualSize", doc.get("Size", 0))
+        return json_response(doc)
 
     async def history(self, request: web.Request) -> web.StreamResponse:
         """``GET /images/{name}/history``."""

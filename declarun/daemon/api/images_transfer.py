@@ -43,7 +43,7 @@ from declarun.daemon.images.transfer import (
     prepare_save,
 )
 from declarun.errdefs import InvalidArgument
-from declarun.errors import ContentError, ImageReferenceError
+from declarun.errors import ContentError, DeclarunError, ImageReferenceError
 from declarun.reference import parse_reference
 
 __all__ = ["BlockingBody", "TransferApi", "routes"]
@@ -126,9 +126,17 @@ class TransferApi:
         """``POST /images/load?quiet=`` (``docker load``)."""
         platform = query_platform(request)
         body = BlockingBody(request, asyncio.get_running_loop())
-        lines = await asyncio.shield(
-            asyncio.to_thread(load_images, self.service, body, platform=platform)
-        )
+        try:
+            lines = await asyncio.shield(
+                asyncio.to_thread(load_images, self.service, body, platform=platform)
+            )
+        except DeclarunError as exc:
+            # dockerd answers 200 and writes a failed load's error into the stream (the CLI
+            # prints it and exits 1); nothing was registered.
+            response = await start_json_stream(request)
+            await write_json_line(response, {"errorDetail": {"message": str(exc)},
+                                             "error": str(exc)})  # fmt: skip
+            return response
         response = await start_json_stream(request)
         for message in stream_messages(lines):
             await write_json_line(response, message)

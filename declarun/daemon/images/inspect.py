@@ -22,7 +22,9 @@ __all__ = [
     "history_document",
     "image_config",
     "inspect_document",
+    "legacy_container_fields",
     "summary_document",
+    "with_null_fields",
 ]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -128,6 +130,27 @@ def _container_config(config: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             out[name] = value
     return out
+
+
+def with_null_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with dockerd's ``null`` for the fields the image has none of (the Swagger
+    file of API 1.45 documents them as objects, so they are set for older clients only)."""
+    for name in ("Volumes", "Entrypoint", "OnBuild", "Labels"):
+        config.setdefault(name, None)
+    return config
+
+
+def legacy_container_fields(service: ImageService, image: Image) -> dict[str, Any]:
+    """``Container`` and ``ContainerConfig`` of the image (shown before API 1.45): the
+    container a commit was made from and its config, else empty ones as dockerd shows."""
+    config = image_config(service, image)
+    container = config.get("container")
+    container_config = config.get("container_config")
+    raw = container_config if isinstance(container_config, dict) else {}
+    shown = with_null_fields(_container_config({"config": raw}))
+    for name in ("Env", "Cmd"):
+        shown.setdefault(name, None)
+    return {"Container": container if isinstance(container, str) else "", "ContainerConfig": shown}
 
 
 def _graph_driver(service: ImageService, image: Image) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def build_conflist(
         "isDefaultGateway": False,
         "ipMasq": False,  # one MASQUERADE rule per network instead: see hostfw
         "hairpinMode": True,
-        "capabilities": {"ips": True},
+        "capabilities": {"ips": True, "mac": True},
         "ipam": ipam,
     }
     if spec.mtu:
@@ -148,9 +148,12 @@ def runtime_config(
     port_mappings: Sequence[PortMapping] = (),
     ip: ipaddress.IPv4Address | None = None,
     subnet: ipaddress.IPv4Network | None = None,
+    mac: str = "",
 ) -> dict[str, Any]:
-    """The ``runtimeConfig`` of an attachment: published ports and a fixed address."""
+    """The ``runtimeConfig`` of an attachment: published ports, a fixed address and MAC."""
     config: dict[str, Any] = {}
+    if mac:
+        config["mac"] = mac
     if port_mappings:
         config["portMappings"] = [m.to_cni() for m in port_mappings]
     if ip is not None:

@@ -79,6 +79,9 @@ class EmbeddedDns:
         self.ttl = ttl
         self._networks: dict[str, dict[str, Endpoint]] = {}
         self._served: dict[str, _Served] = {}
+        #: Per asking container: link alias -> the linked container (``--link`` on a
+        #: user network: a name only that container resolves).
+        self._links: dict[str, dict[str, str]] = {}
 
     # -- records ---------------------------------------------------------------------------
 
@@ -101,11 +104,27 @@ class EmbeddedDns:
         """Forget every record of ``network_id``."""
         self._networks.pop(network_id, None)
 
+    def set_links(self, container_id: str, links: dict[str, str]) -> None:
+        """The link aliases ``container_id`` resolves (alias -> linked container id)."""
+        if links:
+            self._links[container_id] = {k.lower(): v for k, v in links.items()}
+        else:
+            self._links.pop(container_id, None)
+
     def lookup(self, container_id: str, name: str) -> list[ipaddress.IPv4Address]:
         """Addresses of ``name`` on the networks ``container_id`` is on (all peers sharing
-        an alias are returned, as Docker does)."""
+        an alias are returned, as Docker does); a link alias of the asking container
+        names its linked container first."""
         wanted = name.lower().rstrip(".")
         found: list[ipaddress.IPv4Address] = []
+        linked = self._links.get(container_id, {}).get(wanted)
+        if linked is not None:
+            for members in self._scope(container_id):
+                endpoint = members.get(linked)
+                if endpoint is not None and endpoint.ip not in found:
+                    found.append(endpoint.ip)
+            if found:
+                return found
         for members in self._scope(container_id):
             for endpoint in members.values():
                 if wanted in endpoint.names and endpoint.ip not in found:

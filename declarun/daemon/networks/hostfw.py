@@ -9,6 +9,12 @@
 * Outbound NAT is one ``MASQUERADE`` rule per network, as dockerd has it
   (:func:`ensure_masquerade`), not the bridge plugin's chain per container: that chain cost
   about fifteen ``iptables`` runs for every container started and removed.
+* Networks are isolated from each other as dockerd isolates them (its
+  ``DOCKER-ISOLATION-STAGE-1/2`` chains): ``FORWARD`` jumps to ``DECLARUN-ISOLATION-STAGE-1``,
+  where traffic entering from one of the daemon's bridges and leaving by another interface
+  goes to ``-STAGE-2``, which drops it when that interface is another of the bridges
+  (:func:`isolate_bridge`, :func:`remove_isolation`). Traffic to the host's outside, within
+  a bridge, and published ports from outside are untouched.
 """
 
 from __future__ import annotations
@@ -19,10 +25,14 @@ import shutil
 
 __all__ = [
     "GUARD_RULE",
+    "ISOLATION_STAGE_1",
+    "ISOLATION_STAGE_2",
     "ensure_masquerade",
     "forward_policy_drops",
     "guard_route_localnet",
+    "isolate_bridge",
     "masquerade_rule",
+    "remove_isolation",
     "remove_masquerade",
 ]
 
@@ -89,3 +99,47 @@ async def remove_masquerade(subnet: str, bridge: str, network_id: str) -> None:
         code, _ = await _iptables("-t", "nat", "-D", *rule)
         if code != 0:
             return
+
+
+ISOLATION_STAGE_1 = "DECLARUN-ISOLATION-STAGE-1"
+ISOLATION_STAGE_2 = "DECLARUN-ISOLATION-STAGE-2"
+
+
+def _isolation_rules(bridge: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (
+        (ISOLATION_STAGE_1, "-i", bridge, "!", "-o", bridge, "-j", ISOLATION_STAGE_2),
+        (ISOLATION_STAGE_2, "-o", bridge, "-j", "DROP"),
+    )
+
+
+async def _ensure_isolation_chains() -> None:
+    for chain in (ISOLATION_STAGE_1, ISOLATION_STAGE_2):
+        code, _ = await _iptables("-S", chain)
+        if code != 0:
+            await _iptables("-N", chain)
+        if (await _iptables("-C", chain, "-j", "RETURN"))[0] != 0:
+            await _iptables("-A", chain, "-j", "RETURN")
+    if (await _iptables("-C", "FORWARD", "-j", ISOLATION_STAGE_1))[0] != 0:
+        code, out = await _iptables("-I", "FORWARD", "1", "-j", ISOLATION_STAGE_1)
+        if code != 0:
+            log.warning("cannot isolate the networks from each other: %s", out.strip())
+
+
+async def isolate_bridge(bridge: str) -> None:
+    """Drop forwarded traffic between ``bridge`` and the daemon's other bridges (once)."""
+    await _ensure_isolation_chains()
+    for rule in _isolation_rules(bridge):
+        if (await _iptables("-C", *rule))[0] == 0:
+            continue
+        # Inserted first: the chains end with RETURN.
+        code, out = await _iptables("-I", rule[0], "1", *rule[1:])
+        if code != 0:
+            log.warning("cannot isolate %s from the other networks: %s", bridge, out.strip())
+
+
+async def remove_isolation(bridge: str) -> None:
+    """Delete ``bridge``'s isolation rules (every copy; none is fine)."""
+    for rule in _isolation_rules(bridge):
+        for _ in range(8):
+            if (await _iptables("-D", *rule))[0] != 0:
+                break

@@ -96,6 +96,7 @@ def parse_create_body(body: Any) -> dict[str, Any]:
     if not isinstance(configs, list) or len(configs) > 1:
         raise InvalidArgument("declarund networks take at most one IPAM config (IPv4)")
     subnet = gateway = ip_range = None
+    aux_addresses: dict[str, str] = {}
     if configs:
         config = configs[0]
         if not isinstance(config, Mapping):
@@ -115,6 +116,19 @@ def parse_create_body(body: Any) -> dict[str, Any]:
             raise InvalidArgument(f"gateway {gateway} is not in subnet {subnet}")
         if subnet is not None and ip_range is not None and not ip_range.subnet_of(subnet):
             raise InvalidArgument(f"IP range {ip_range} is not in subnet {subnet}")
+        aux = config.get("AuxiliaryAddresses") or config.get("AuxAddress") or {}
+        if not isinstance(aux, Mapping):
+            raise InvalidArgument("invalid AuxiliaryAddresses: expected an object")
+        for key, value in aux.items():
+            try:
+                address = ipaddress.IPv4Address(str(value))
+            except ValueError:
+                raise InvalidArgument(f"invalid auxiliary address {key}: {value!r}") from None
+            if subnet is None or address not in subnet:
+                raise InvalidArgument(
+                    f"auxiliary address {key}: {value} is not in the subnet {subnet}"
+                )
+            aux_addresses[str(key)] = str(address)
     return {
         "name": name,
         "subnet": subnet,
@@ -125,6 +139,7 @@ def parse_create_body(body: Any) -> dict[str, Any]:
         "labels": _str_map(body, "Labels"),
         "options": _str_map(body, "Options"),
         "ipam_options": _str_map(ipam, "Options"),
+        "aux_addresses": aux_addresses,
     }
 
 
@@ -139,7 +154,8 @@ class NetworkService:
         self.dns = EmbeddedDns(upstreams_of(resolv))
         self.events = events
         self.firewall = False
-        self._nat_ready: set[str] = set()  # networks whose MASQUERADE rule is in place
+        # Networks whose isolation (and MASQUERADE) rules are in place.
+        self._nat_ready: set[str] = set()
         self._networks: dict[str, NetworkRecord] = {}
         self._lock = asyncio.Lock()
         #: Live endpoints per network: network id -> {container id: (name, attachment)};
@@ -175,10 +191,13 @@ class NetworkService:
         self.firewall = await hostfw.forward_policy_drops()
 
     async def ensure_outbound_nat(self, record: NetworkRecord) -> None:
-        """Give a non-internal network its outbound NAT rule, once per daemon run."""
-        if record.internal or record.subnet is None or record.id in self._nat_ready:
+        """Give a network its isolation from the other networks and, unless internal, its
+        outbound NAT rule, once per daemon run."""
+        if record.subnet is None or record.id in self._nat_ready:
             return
-        await hostfw.ensure_masquerade(str(record.subnet), bridge_name(record.id), record.id)
+        await hostfw.isolate_bridge(bridge_name(record.id))
+        if not record.internal:
+            await hostfw.ensure_masquerade(str(record.subnet), bridge_name(record.id), record.id)
         self._nat_ready.add(record.id)
 
     async def _drop_bridge(self, record: NetworkRecord) -> None:
@@ -186,6 +205,7 @@ class NetworkService:
         bridge = bridge_name(record.id)
         await self.cni.remove_network(record.id, bridge)
         self._nat_ready.discard(record.id)
+        await hostfw.remove_isolation(bridge)
         if record.subnet is not None:
             await hostfw.remove_masquerade(str(record.subnet), bridge, record.id)
 
@@ -271,6 +291,7 @@ class NetworkService:
                 internal=bool(fields.get("internal")), attachable=bool(fields.get("attachable")),
                 labels=dict(fields.get("labels") or {}), options=dict(fields.get("options") or {}),
                 ipam_options=dict(fields.get("ipam_options") or {}), configured=configured,
+                aux_addresses=dict(fields.get("aux_addresses") or {}),
             )  # fmt: skip
             self._add(record)
         self.events.publish("network", "create", record.id, {"name": name, "type": "bridge"})

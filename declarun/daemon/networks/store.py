@@ -59,6 +59,8 @@ class NetworkRecord:
     labels: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, str] = field(default_factory=dict)
     ipam_options: Mapping[str, str] = field(default_factory=dict)
+    #: ``IPAM.Config[].AuxiliaryAddresses``: name -> address, never given to a container.
+    aux_addresses: Mapping[str, str] = field(default_factory=dict)
     #: The subnet was given by the client (IPAM.Config) rather than allocated.
     configured: bool = False
 
@@ -83,6 +85,7 @@ class NetworkRecord:
             "labels": dict(self.labels),
             "options": dict(self.options),
             "ipam_options": dict(self.ipam_options),
+            "aux_addresses": dict(self.aux_addresses),
             "configured": self.configured,
         }
 
@@ -103,6 +106,7 @@ class NetworkRecord:
             labels=dict(doc.get("labels") or {}),
             options=dict(doc.get("options") or {}),
             ipam_options=dict(doc.get("ipam_options") or {}),
+            aux_addresses=dict(doc.get("aux_addresses") or {}),
             configured=bool(doc.get("configured")),
         )
 

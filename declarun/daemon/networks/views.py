@@ -16,11 +16,13 @@ __all__ = ["network_document", "network_settings", "port_summary"]
 
 def network_document(record: NetworkRecord, members: dict[str, Any]) -> dict[str, Any]:
     """``GET /networks/{id}``; ``members``: container id -> (name, AttachedNetwork)."""
-    config: list[dict[str, str]] = []
+    config: list[dict[str, Any]] = []
     if record.subnet is not None:
-        entry = {"Subnet": str(record.subnet), "Gateway": str(record.gateway)}
+        entry: dict[str, Any] = {"Subnet": str(record.subnet), "Gateway": str(record.gateway)}
         if record.ip_range is not None:
             entry["IPRange"] = str(record.ip_range)
+        if record.aux_addresses:
+            entry["AuxiliaryAddresses"] = dict(record.aux_addresses)
         config.append(entry)
     options = dict(record.options)
     if record.is_default_bridge:
@@ -63,9 +65,12 @@ def _endpoint(
     attached: AttachedNetwork | None,
     aliases: tuple[str, ...],
     dns_names: list[str] | None,
+    links: tuple[str, ...] = (),
+    ipam_config: Any = None,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "IPAMConfig": None, "Links": None, "Aliases": list(aliases) or None, "MacAddress": "",
+        "IPAMConfig": None, "Links": list(links) or None, "Aliases": list(aliases) or None,
+        "MacAddress": "",
         "NetworkID": record.id if record else "", "EndpointID": "", "Gateway": "",
         "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": dns_names,
@@ -80,6 +85,8 @@ def _endpoint(
         )
         if attached.requested_ip:
             doc["IPAMConfig"] = {"IPv4Address": attached.requested_ip}
+    if ipam_config:  # as the client sent it (LinkLocalIPs included), attached or not
+        doc["IPAMConfig"] = dict(ipam_config)
     return doc
 
 
@@ -116,8 +123,11 @@ def network_settings(
             attached = state.networks.get(net.id) if state is not None else None
             dns = None
             if not net.is_default_bridge:
-                dns = [rec.name, *want.aliases, rec.short_id]
-            networks[net.name] = _endpoint(net, attached, want.aliases, dns)
+                dns = list(dict.fromkeys([rec.name, *want.aliases, rec.short_id]))
+            aliases = () if summary else want.aliases  # dockerd's list shows none
+            networks[net.name] = _endpoint(
+                net, attached, aliases, dns, want.links, want.ipam_config
+            )
         if state is not None:  # live attachments that are no longer configured
             for net_id, attached in state.networks.items():
                 record = lookup.find(net_id)

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -51,17 +53,27 @@ from declarun.daemon.networks.configured import (
 )
 from declarun.daemon.networks.errors import NetworkError, PortAllocatedError
 from declarun.daemon.networks.ipam_pool import next_free_address
+from declarun.daemon.networks.links import legacy_env, legacy_hosts_line, parse_link
 from declarun.daemon.networks.ports import Publication, PublishedPort, publish
 from declarun.daemon.networks.portspec import published_ports
 from declarun.daemon.networks.resolvconf import container_resolv_conf, host_resolv_conf
 from declarun.daemon.networks.service import NetworkService
 from declarun.daemon.networks.store import AttachedNetwork, LiveState, NetworkRecord
 from declarun.daemon.networks.views import network_settings, port_summary
-from declarun.errdefs import Conflict, Forbidden, InvalidArgument
+from declarun.errdefs import Conflict, Forbidden, InvalidArgument, NotFound, SystemFailure
 
 __all__ = ["ContainerNetworking"]
 
 log = logging.getLogger("declarun.daemon.networks")
+
+
+_MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+
+
+def _check_mac(raw: Any) -> None:
+    mac = raw.get("MacAddress") if isinstance(raw, Mapping) else None
+    if mac and (not isinstance(mac, str) or not _MAC.match(mac)):
+        raise InvalidArgument(f"invalid MAC address: {mac}")
 
 
 class ContainerNetworking:
@@ -97,11 +109,20 @@ class ContainerNetworking:
             record = self.networks.get(mode)
             if record.driver != "bridge":
                 raise InvalidArgument(f"network mode {mode!r} is not valid")
+        if mode == "bridge":
+            for spec in rec.host_config.links:
+                name, _alias = parse_link(spec)
+                try:
+                    self.containers.get(name)
+                except NotFound as exc:
+                    raise InvalidArgument(f"could not get container for {name}: {exc}") from None
         for key, raw in endpoints_config(rec).items():
             record = self.networks.get(key)
             _aliases, ip = endpoint_settings(raw)
             if ip:
                 self._check_ip(record, ip)
+            _check_mac(raw)
+        _check_mac({"MacAddress": rec.config.mac_address})
         if mode == "host" and (rec.host_config.port_bindings or rec.host_config.publish_all_ports):
             log.info("published ports are discarded in host network mode (container %s)", rec.id)
 
@@ -134,6 +155,7 @@ class ContainerNetworking:
         if mode.startswith("container:"):
             return self._join(rec, mode.partition(":")[2])
         await self.teardown(rec)  # leftovers of a run the daemon did not see end
+        link_hosts, link_env = self._legacy_links(rec)
         path = self.netns_path(rec.id)
         async with self._netns_lock:
             await asyncio.to_thread(netns_mod.create_netns, self.networks.run_dir, rec.id)
@@ -151,6 +173,7 @@ class ContainerNetworking:
                         rec.host_config.publish_all_ports,
                     )
                 await self._attach(rec, state, want, ports)
+            self.networks.dns.set_links(rec.id, self._endpoint_links(wanted))
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
         except BaseException:
@@ -159,7 +182,46 @@ class ContainerNetworking:
             except Exception:  # the setup's own error is the one to report; log this one
                 log.exception("undoing the network of %s after a failed setup", rec.id[:12])
             raise
-        return self._setup_of(rec, state)
+        return dataclasses.replace(
+            self._setup_of(rec, state), link_hosts=link_hosts, link_env=link_env
+        )
+
+    def _legacy_links(self, rec: ContainerRecord) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``/etc/hosts`` lines and variables of the legacy links (default bridge only);
+        every linked container must run (dockerd's message otherwise)."""
+        hc = rec.host_config
+        bridge = self.networks.find("bridge")
+        if not hc.links or hc.network_mode != "bridge" or bridge is None:
+            return (), ()
+        hosts: list[str] = []
+        env: list[str] = []
+        for spec in hc.links:
+            name, alias = parse_link(spec)
+            child = self.containers.get(name)
+            state = self._live.get(child.id)
+            attached = state.networks.get(bridge.id) if state is not None else None
+            if not child.state.running or attached is None:
+                raise SystemFailure(
+                    f"Cannot link to a non running container: /{child.name} AS /{rec.name}/{alias}"
+                )
+            ip = str(attached.address.ip)
+            hosts.append(legacy_hosts_line(ip, alias, child.config.hostname, child.name))
+            env += legacy_env(alias, f"/{rec.name}/{alias}", ip, child.config.exposed_ports,
+                              child.config.env)  # fmt: skip
+        return tuple(hosts), tuple(env)
+
+    def _endpoint_links(self, wanted: list[Wanted]) -> dict[str, str]:
+        """Link alias -> linked container id, from the endpoints' ``Links`` (user networks;
+        a link to a container that does not exist is ignored, as dockerd ignores it)."""
+        links: dict[str, str] = {}
+        for want in wanted:
+            for spec in want.links:
+                name, alias = parse_link(spec)
+                try:
+                    links[alias] = self.containers.get(name).id
+                except NotFound:
+                    continue
+        return links
 
     def _join(self, rec: ContainerRecord, ref: str) -> NetworkSetup:
         other = self.containers.get(ref)
@@ -201,6 +263,7 @@ class ContainerNetworking:
         taken.update((record.subnet.network_address, record.subnet.broadcast_address))
         if record.gateway is not None:
             taken.add(record.gateway)
+        taken.update(ipaddress.IPv4Address(a) for a in record.aux_addresses.values())
         # In rotation after host-local's last address, not lowest-first: see next_free_address.
         address = next_free_address(pool, taken, self.networks.cni.last_reserved(record.id))
         if address is not None:
@@ -224,7 +287,8 @@ class ContainerNetworking:
             record = await self.networks.claim_subnet(record)
             await self.networks.ensure_outbound_nat(record)
             spec = self.networks.spec(record)
-            if ports and ip is None:
+            if ip is None and (ports or record.aux_addresses):
+                # host-local cannot skip single addresses: the daemon picks around them.
                 ip = self._pick_ip(record)
             try:
                 if ports:
@@ -238,7 +302,7 @@ class ContainerNetworking:
                 result = await self.networks.cni.add(
                     conflist, network_id=record.id, container_id=rec.id,
                     netns=Path(state.netns), ifname=ifname,
-                    runtime_config=runtime_config(mappings, ip, record.subnet),
+                    runtime_config=runtime_config(mappings, ip, record.subnet, want.mac),
                 )  # fmt: skip
             except PortAllocatedError as exc:
                 raise NetworkError(
@@ -298,6 +362,7 @@ class ContainerNetworking:
         if publication is not None:
             await publication.close()
         await self.networks.dns.stop(container_id)
+        self.networks.dns.set_links(container_id, {})
         network_ids = set(state.networks) if state is not None else set()
         network_ids.update(
             p.parent.name for p in self.networks.cni.cache_dir.glob(f"*/{container_id}.json")
@@ -346,19 +411,28 @@ class ContainerNetworking:
                 else f"container sharing network namespace with another container or "
                 f"in network mode {mode!r} cannot be connected to network {record.name}"
             )
-        aliases, ip = endpoint_settings(raw)
-        if ip:
-            self._check_ip(record, ip)
-        if any(w.network.id == record.id for w in self.wanted(rec)):
+        configured = any(w.network.id == record.id for w in self.wanted(rec))
+        if configured and rec.state.running:
             raise Forbidden(
                 f"endpoint with name {rec.name} already exists in network {record.name}"
             )
+        aliases, ip = endpoint_settings(raw)
+        if ip:
+            self._check_ip(record, ip)
+        _check_mac(raw)
+        # A container that does not run only has its endpoint configuration replaced
+        # (dockerd's answer to a second connect before the start).
+        if record.id in rec.detached_networks:
+            rec.detached_networks.remove(record.id)
         state = self._live.get(rec.id)
         if rec.state.running and state is not None:
-            await self._attach(rec, state, Wanted(record, aliases, ip), [])
+            mac = raw.get("MacAddress") if isinstance(raw, Mapping) else ""
+            await self._attach(rec, state, Wanted(record, aliases, ip, mac=str(mac or "")), [])
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
-        endpoints = dict(endpoints_config(rec))
+        endpoints = {
+            k: v for k, v in endpoints_config(rec).items() if self.networks.find(k) is not record
+        }
         endpoints[record.name] = dict(raw) if isinstance(raw, Mapping) else {}
         self._store_endpoints(rec, endpoints)
 
@@ -383,6 +457,12 @@ class ContainerNetworking:
         endpoints = {
             k: v for k, v in endpoints_config(rec).items() if self.networks.find(k) is not record
         }
+        primary = self.networks.find(rec.host_config.network_mode)
+        if primary is not None and primary.id == record.id:
+            # The NetworkMode network stays the container's mode (inspect shows it), but
+            # the container is off it -- now and at later starts -- until connected again,
+            # as with dockerd (docker-compose disconnects and connects it before a start).
+            rec.detached_networks.append(record.id)
         self._store_endpoints(rec, endpoints)
 
     def _store_endpoints(self, rec: ContainerRecord, endpoints: dict[str, Any]) -> None:

@@ -20,7 +20,8 @@ from declarun.daemon.networks.store import NetworkRecord
 def test_a_stale_record_gets_the_subnet_a_concurrent_first_attachment_moved_to(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = NetworkService(tmp_path, EventBus(), Metadata(tmp_path / "metadata.db"))
+    metadata = Metadata(tmp_path / "metadata.db")
+    service = NetworkService(tmp_path, EventBus(), metadata)
     subnet = ipaddress.IPv4Network("172.17.0.0/16")
     record = NetworkRecord(
         id="a" * 64, name="bridge", driver="bridge", created="2026-01-01T00:00:00Z",
@@ -44,4 +45,7 @@ def test_a_stale_record_gets_the_subnet_a_concurrent_first_attachment_moved_to(
         # A second container asked with the record it read before the move.
         assert await service.claim_subnet(record) == moved
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    finally:
+        metadata.close()

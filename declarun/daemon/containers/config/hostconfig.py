@@ -7,6 +7,7 @@ with its wording, so clients that match on messages keep working.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 from declarun.daemon.containers.config.caps import normalize_capabilities
 from declarun.daemon.containers.config.defaults import (
     DEFAULT_SHM_SIZE,
+    MASKED_PATHS,
     NAMESPACED_SYSCTL_PREFIXES,
     NAMESPACED_SYSCTLS,
+    READONLY_PATHS,
     RLIMIT_NAMES,
 )
 from declarun.daemon.containers.config.errors import InvalidCreateRequest
@@ -39,9 +42,18 @@ from declarun.daemon.containers.config.network_fields import (
     check_extra_hosts,
     parse_port_bindings,
 )
+from declarun.errdefs import SystemFailure
+from declarun.errors import DaemonError
 from declarun.frozen import FrozenDict, freeze, thaw
 
-__all__ = ["HostConfig", "RestartPolicy", "Ulimit", "parse_host_config"]
+__all__ = [
+    "HostConfig",
+    "RestartPolicy",
+    "Ulimit",
+    "default_cgroupns_mode",
+    "device_cgroup_rule",
+    "parse_host_config",
+]
 
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 MIN_MEMORY = 6 * 1024 * 1024  # dockerd's linuxMinMemory
@@ -116,6 +128,16 @@ class HostConfig:
     pid_mode: str = ""
     ipc_mode: str = "private"
     uts_mode: str = ""
+    #: ``private`` (a cgroup namespace of its own) or ``host``.
+    cgroupns_mode: str = "host"
+    #: ``DeviceCgroupRules`` as sent (``c 1:3 mr``): devices the container may also use.
+    device_cgroup_rules: tuple[str, ...] = ()
+    #: ``Isolation`` as sent: ``""`` or ``default`` (the only one Linux has).
+    isolation: str = ""
+    #: ``VolumesFrom`` as sent (``name[:ro|rw]``); the mounts it gave are in ``mounts``.
+    volumes_from: tuple[str, ...] = ()
+    #: ``Links`` as sent (``name:alias``): legacy links, used on the default bridge only.
+    links: tuple[str, ...] = ()
 
     @property
     def no_new_privileges(self) -> bool:
@@ -154,11 +176,11 @@ class HostConfig:
             },
             "AutoRemove": self.auto_remove,
             "VolumeDriver": "",
-            "VolumesFrom": None,
+            "VolumesFrom": list(self.volumes_from) or None,
             "ConsoleSize": [0, 0],
             "CapAdd": list(self.cap_add) or None,
             "CapDrop": list(self.cap_drop) or None,
-            "CgroupnsMode": "host",
+            "CgroupnsMode": self.cgroupns_mode,
             "Dns": list(self.dns),
             "DnsOptions": list(self.dns_options),
             "DnsSearch": list(self.dns_search),
@@ -179,7 +201,7 @@ class HostConfig:
             "ShmSize": self.shm_size,
             "Sysctls": dict(self.sysctls) or None,
             "Runtime": self.runtime,
-            "Isolation": "",
+            "Isolation": self.isolation,
             "CpuShares": self.cpu_shares,
             "Memory": self.memory,
             "NanoCpus": self.nano_cpus,
@@ -189,19 +211,35 @@ class HostConfig:
             "CpusetCpus": self.cpuset_cpus,
             "CpusetMems": self.cpuset_mems,
             "Devices": [],
-            "DeviceCgroupRules": None,
+            "DeviceCgroupRules": list(self.device_cgroup_rules) or None,
             "DeviceRequests": None,
             "MemoryReservation": self.memory_reservation,
-            "MemorySwap": self.memory_swap,
+            # dockerd stores twice the memory limit when no swap limit was given.
+            "MemorySwap": self.memory_swap or 2 * self.memory,
             "MemorySwappiness": self.memory_swappiness,
-            "OomKillDisable": self.oom_kill_disable,
+            "OomKillDisable": bool(self.oom_kill_disable),
             "PidsLimit": self.pids_limit,
             "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in self.ulimits]
             or None,
             "Mounts": [thaw(m) for m in self.mounts_request] or None,
             "Init": self.init,
-            "MaskedPaths": None,
-            "ReadonlyPaths": None,
+            "MaskedPaths": None if self.privileged else list(MASKED_PATHS),
+            "ReadonlyPaths": None if self.privileged else list(READONLY_PATHS),
+            # Resources declarund accepts but does not apply; dockerd shows them so.
+            "BlkioWeight": 0,
+            "BlkioWeightDevice": None,
+            "BlkioDeviceReadBps": None,
+            "BlkioDeviceWriteBps": None,
+            "BlkioDeviceReadIOps": None,
+            "BlkioDeviceWriteIOps": None,
+            "CpuRealtimePeriod": 0,
+            "CpuRealtimeRuntime": 0,
+            "KernelMemory": 0,
+            "KernelMemoryTCP": 0,
+            "CpuCount": 0,
+            "CpuPercent": 0,
+            "IOMaximumIOps": 0,
+            "IOMaximumBandwidth": 0,
         }
 
 
@@ -312,6 +350,50 @@ def _check_mounts(mounts: list[MountSpec]) -> None:
         seen.add(mount.target)
 
 
+def default_cgroupns_mode() -> str:
+    """dockerd's default: a private cgroup namespace on cgroup v2, the host's on v1."""
+    unified = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    return "private" if unified else "host"
+
+
+_DEVICE_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
+
+
+def device_cgroup_rule(rule: str) -> dict[str, Any]:
+    """One ``DeviceCgroupRules`` entry as an OCI device rule; a malformed one fails the start
+    with dockerd's wording (it is accepted at create, as dockerd accepts it)."""
+    found = _DEVICE_RULE.match(rule)
+    if found is None:
+        raise InvalidCreateRequest(f"invalid device cgroup format '{rule}'")
+    kind, major, minor, access = found.groups()
+    out: dict[str, Any] = {"allow": True, "type": kind, "access": access}
+    if major != "*":
+        out["major"] = int(major)
+    if minor != "*":
+        out["minor"] = int(minor)
+    return out
+
+
+class UnsupportedIsolation(DaemonError, SystemFailure):
+    """An ``Isolation`` other than ``default``: dockerd answers it with a 500."""
+
+
+def _isolation(body: Mapping[str, Any]) -> str:
+    isolation = get_str(body, "Isolation")
+    if isolation not in ("", "default"):
+        raise UnsupportedIsolation(
+            f"Invalid isolation: \"{isolation}\" - linux only supports 'default'"
+        )
+    return isolation
+
+
+def _cgroupns_mode(body: Mapping[str, Any]) -> str:
+    mode = get_str(body, "CgroupnsMode")
+    if mode not in ("", "host", "private"):
+        raise InvalidCreateRequest(f"invalid cgroup namespace mode: {mode}")
+    return mode or default_cgroupns_mode()
+
+
 def _check_modes(body: Mapping[str, Any]) -> tuple[str, str, str]:
     pid = get_str(body, "PidMode")
     ipc = get_str(body, "IpcMode") or "private"
@@ -390,11 +472,34 @@ def parse_host_config(
         pid_mode=pid_mode,
         ipc_mode=ipc_mode,
         uts_mode=uts_mode,
+        cgroupns_mode=_cgroupns_mode(body),
+        device_cgroup_rules=get_str_list(body, "DeviceCgroupRules"),
+        isolation=_isolation(body),
+        volumes_from=_volumes_from(get_str_list(body, "VolumesFrom")),
+        links=_links(get_str_list(body, "Links")),
     )
     if hc.auto_remove and not hc.restart_policy.is_none:
         raise InvalidCreateRequest("can't create 'AutoRemove' container with restart policy")
     _check_resources(hc, cpu_count or os.cpu_count() or 1)
     return hc
+
+
+def _links(entries: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in entries:
+        name, _, alias = entry.partition(":")
+        if not name.strip("/") or (alias == "" and entry.endswith(":")):
+            raise InvalidCreateRequest(f"invalid link: {entry!r}")
+    return entries
+
+
+def _volumes_from(entries: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in entries:
+        name, _, mode = entry.partition(":")
+        if not name:
+            raise InvalidCreateRequest(f"invalid volumes-from specification: {entry!r}")
+        if mode and not set(mode.split(",")) <= {"ro", "rw", "z", "Z"}:
+            raise InvalidCreateRequest(f"invalid mode: {mode}")
+    return entries
 
 
 def _security_opt(options: tuple[str, ...]) -> tuple[str, ...]:

@@ -136,6 +136,8 @@ class ContainerConfig:
                 "Labels": dict(self.labels),
             }
         )
+        if self.mac_address:
+            out["MacAddress"] = self.mac_address
         if self.stop_signal:
             out["StopSignal"] = self.stop_signal
         if self.stop_timeout is not None:

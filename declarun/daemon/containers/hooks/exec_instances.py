@@ -62,6 +62,23 @@ class ExecStartFailed(Conflict):
         self.exit_code = exit_code
 
 
+_EXEC_CONFIG_FIELDS = ("Cmd", "AttachStdin", "AttachStdout", "AttachStderr", "Tty", "Env",
+                       "WorkingDir", "User", "Privileged", "DetachKeys")  # fmt: skip
+
+
+def _fold_keys(body: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """``body`` with its keys matched to ``fields`` as Go's JSON decoder matches them: an
+    exact name first, else case-insensitively (docker-py sends ``detachKeys``)."""
+    out = dict(body)
+    for name in fields:
+        if name not in out:
+            for key, value in body.items():
+                if key.lower() == name.lower():
+                    out[name] = value
+                    break
+    return out
+
+
 @dataclass(frozen=True)
 class ExecConfig:
     """What ``POST /containers/{id}/exec`` asked for."""
@@ -82,6 +99,7 @@ class ExecConfig:
         """Validate an ``ExecConfig`` body (400 with dockerd's wording)."""
         if not isinstance(body, dict):
             raise InvalidArgument("invalid JSON body: expected an object")
+        body = _fold_keys(body, _EXEC_CONFIG_FIELDS)
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
             cmd = [cmd]

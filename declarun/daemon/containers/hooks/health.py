@@ -175,10 +175,15 @@ class HealthMonitors:
         command = probe_command(check.test)
         assert command is not None
         timeout = _or(check.timeout, DEFAULT_TIMEOUT)
-        exec_id = secrets.token_hex(8)
+        # A probe is an exec like any other (dockerd's ID form and events), so `docker
+        # events` shows each one.
+        exec_id = secrets.token_hex(32)
+        text = " ".join(command)
         start = time.time_ns()
+        self.service.publish(record, f"exec_create: {text}", {"execID": exec_id})
         try:
             process = build_process(record, ExecConfig(cmd=command))
+            self.service.publish(record, f"exec_start: {text}", {"execID": exec_id})
             result = await run_exec(record.runtime, record.id, exec_dir(record, exec_id),
                                     process, exec_id=exec_id, timeout=timeout / _S)  # fmt: skip
             code = result.exit_code
@@ -187,6 +192,7 @@ class HealthMonitors:
             code, output = -1, f"Health check exceeded timeout ({go_duration(timeout)})".encode()
         except (DeclarunError, OSError) as exc:  # the exec failed, or the bundle vanished
             code, output = -1, str(exc).encode()
+        self.service.publish(record, "exec_die", {"execID": exec_id, "exitCode": str(code)})
         return {
             "Start": format_time(start),
             "End": format_time(time.time_ns()),

@@ -98,6 +98,9 @@ def commit_layer(
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         config = dict(base)
         container_config = _container_image_config(record)
+        # The committed container's own config, as dockerd records it (API < 1.45 shows it
+        # as the image's ContainerConfig).
+        config["container_config"] = dict(container_config)
         if request.config_override:
             container_config.update(request.config_override)
         config["config"] = apply_changes(container_config, request.changes)

@@ -61,8 +61,10 @@ def hosts_content(
     host_config: HostConfig,
     host_hosts: str | None = None,
     addresses: tuple[str, ...] = (),
+    link_lines: tuple[str, ...] = (),
 ) -> str:
-    """The container's ``/etc/hosts`` (``addresses``: its own network addresses)."""
+    """The container's ``/etc/hosts`` (``addresses``: its own network addresses;
+    ``link_lines``: the entries of its legacy links)."""
     if host_config.network_mode == "host":
         return host_hosts if host_hosts is not None else _read(HOST_HOSTS)
     lines = list(_DEFAULT_HOSTS)
@@ -74,6 +76,7 @@ def hosts_content(
         sep = "=" if "=" in entry else ":"
         name, _, address = entry.partition(sep)
         lines.append(f"{address.strip('[]')}\t{name}")
+    lines += link_lines
     return "\n".join(lines) + "\n"
 
 
@@ -144,7 +147,9 @@ def write_etc_files(
     _write(files["/etc/hostname"], hostname + "\n")
     hosts = network.hosts
     if hosts is None:
-        hosts = hosts_content(hostname, host_config, addresses=network.addresses)
+        hosts = hosts_content(
+            hostname, host_config, addresses=network.addresses, link_lines=network.link_hosts
+        )
     _write(files["/etc/hosts"], hosts)
     resolv = network.resolv_conf
     if resolv is None:

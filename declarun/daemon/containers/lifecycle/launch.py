@@ -30,6 +30,7 @@ from declarun.daemon.containers.config.mountspec import MountSpec
 from declarun.daemon.containers.lifecycle.etcfiles import write_etc_files
 from declarun.daemon.containers.lifecycle.networking import ContainerNetworking, NetworkSetup
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
+from declarun.daemon.containers.rootfs.copyup import copy_image_content
 from declarun.daemon.containers.rootfs.mounts import RootfsManager
 from declarun.daemon.containers.runtime.bundle import BundleInputs, build_spec, write_bundle
 from declarun.daemon.containers.runtime.monitor import CreatedContainer, create_container
@@ -141,14 +142,20 @@ def _prepare_bundle(
     except UnknownUserError as exc:
         raise StartRefused(str(exc), 128) from None
     volume_paths, extra = _resolve_volumes(rec, resolver)
+    for mount in volume_mounts(rec):
+        if not mount.no_copy and mount.target in volume_paths:
+            copy_image_content(rootfs, mount.target, volume_paths[mount.target])
     rec.volume_paths = {target: str(path) for target, path in volume_paths.items()}
     if extra:
         hc = dataclasses.replace(hc, mounts=hc.mounts + tuple(extra))
     etc = write_etc_files(rec.bundle_dir, rec.config.hostname, hc, network)
+    config = rec.config
+    if network.link_env:  # dockerd puts the links' variables before the container's own
+        config = dataclasses.replace(config, env=network.link_env + config.env)
     inputs = BundleInputs(
         container_id=rec.id,
         rootfs=rootfs,
-        config=rec.config,
+        config=config,
         host_config=hc,
         user=user,
         hostname=rec.config.hostname,

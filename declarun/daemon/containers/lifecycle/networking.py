@@ -29,13 +29,18 @@ class NetworkSetup:
     ``netns``: the namespace path to join (``None``: runc makes a fresh one, or none at all
     in ``host`` mode). ``addresses``: the container's own addresses for ``/etc/hosts``.
     ``resolv_conf``/``hosts``: full file texts that replace the defaults (embedded DNS,
-    ``container:<id>`` mode); ``None`` keeps the default.
+    ``container:<id>`` mode); ``None`` keeps the default. ``link_hosts``/``link_env``: what
+    legacy links (``--link`` on the default bridge) add to ``/etc/hosts`` and the
+    environment.
     """
 
     netns: str | None = None
     addresses: tuple[str, ...] = ()
     resolv_conf: str | None = None
     hosts: str | None = None
+    #: ``/etc/hosts`` lines of legacy links, and the variables they give the process.
+    link_hosts: tuple[str, ...] = ()
+    link_env: tuple[str, ...] = ()
 
 
 class ContainerNetworking(Protocol):

@@ -16,13 +16,15 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from declarun.daemon.containers.config.hostconfig import HostConfig
+from declarun.daemon.containers.config.mountspec import MountSpec
 from declarun.daemon.containers.config.request import parse_create_request
 from declarun.daemon.containers.lifecycle.record import ContainerRecord, effective_config
 from declarun.daemon.containers.lifecycle.store import RecordStore
 from declarun.daemon.metadata import Image
-from declarun.errdefs import InvalidArgument
+from declarun.errdefs import InvalidArgument, NotFound
 
-__all__ = ["BUILTIN_NETWORK_MODES", "ImageSource", "new_record"]
+__all__ = ["BUILTIN_NETWORK_MODES", "ImageSource", "inherited_mounts", "new_record"]
 
 BUILTIN_NETWORK_MODES = ("none", "host", "bridge", "default")
 
@@ -98,7 +100,8 @@ def new_record(
     request = _with_runtime(body, default_runtime)
     _network_mode_from_endpoints(request)
     runtime = store.runtime(str(request["HostConfig"]["Runtime"]))
-    config, host_config = effective_config(cid, parsed.name, request, image_config or {})
+    inherited = inherited_mounts(parsed.host_config, store)
+    config, host_config = effective_config(cid, parsed.name, request, image_config or {}, inherited)
     if host_config.network_mode == "host" and not parsed.config.hostname:
         config = config.with_hostname(socket.gethostname())
     layers = image.record.layers
@@ -114,9 +117,52 @@ def new_record(
         host_config=host_config,
         layout=store.layout_for(cid),
         runtime=runtime,
+        inherited_mounts=inherited,
     )
     _name_anonymous_volumes(rec)
     return rec, image
+
+
+def inherited_mounts(host_config: HostConfig, store: RecordStore) -> list[dict[str, Any]]:
+    """The mounts ``VolumesFrom`` takes over, as ``Mounts`` objects (Docker's rules).
+
+    Every volume and bind mount of each named container (its image volumes too), in order,
+    except where this container already mounts something, or an earlier entry did; the
+    mode (``ro``/``rw``) overrides the source's when given. An unknown container is a bad
+    parameter (400 ``No such container: x``), as dockerd answers.
+    """
+    taken = {mount.target for mount in host_config.mounts}
+    out: list[dict[str, Any]] = []
+    for entry in host_config.volumes_from:
+        ref, _, mode = entry.partition(":")
+        try:
+            source = store.lookup(ref)
+        except NotFound as exc:  # dockerd answers this one as a bad parameter
+            raise InvalidArgument(str(exc)) from None
+        modes = set(mode.split(",")) if mode else set()
+        for target, mount in _source_mounts(source):
+            if target in taken:
+                continue
+            taken.add(target)
+            read_only = "ro" in modes if modes & {"ro", "rw"} else mount.read_only
+            if mount.type == "bind":
+                out.append({"Type": "bind", "Source": mount.source, "Target": target,
+                            "ReadOnly": read_only,
+                            "BindOptions": {"Propagation": mount.propagation}})  # fmt: skip
+            else:
+                name = source.volume_names.get(target) or mount.source
+                out.append({"Type": "volume", "Source": name, "Target": target,
+                            "ReadOnly": read_only})  # fmt: skip
+    return out
+
+
+def _source_mounts(source: ContainerRecord) -> list[tuple[str, MountSpec]]:
+    mounts = [(m.target, m) for m in source.host_config.mounts if m.type != "tmpfs"]
+    covered = {target for target, _ in mounts}
+    for target in source.config.volumes:
+        if target not in covered:
+            mounts.append((target, MountSpec(type="volume", target=target)))
+    return mounts
 
 
 def _name_anonymous_volumes(rec: ContainerRecord) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from declarun.daemon.containers.config.hostconfig import HostConfig
 from declarun.daemon.containers.config.imageconfig import ImageConfig, merge_image_config
+from declarun.daemon.containers.config.mountspec import parse_mounts
 from declarun.daemon.containers.config.request import ContainerConfig, parse_create_request
 from declarun.daemon.containers.runtime.monitor import MonitorLayout
 from declarun.daemon.containers.runtime.oci import OciRuntime
@@ -171,6 +172,12 @@ class ContainerRecord:
     volume_names: dict[str, str] = field(default_factory=dict)
     #: Target path -> host directory the mount resolver gave at the last start.
     volume_paths: dict[str, str] = field(default_factory=dict)
+    #: Mounts taken over from the ``VolumesFrom`` containers at create, as ``Mounts``
+    #: objects (the sources may be gone since; the mounts stay, as in Docker).
+    inherited_mounts: list[dict[str, Any]] = field(default_factory=list)
+    #: Networks the container was disconnected from although its ``NetworkMode`` names
+    #: them (IDs): it stays off them, at later starts too, until connected again.
+    detached_networks: list[str] = field(default_factory=list)
     #: The mounted root filesystem while the container runs (None otherwise).
     rootfs_path: Path | None = None
     #: Exec sessions of this container (kept by the exec area; not persisted).
@@ -210,13 +217,20 @@ class ContainerRecord:
             "state": self.state.to_json(),
             "volume_names": self.volume_names,
             "volume_paths": self.volume_paths,
+            "inherited_mounts": self.inherited_mounts,
+            "detached_networks": self.detached_networks,
         }
 
 
 def effective_config(
-    cid: str, name: str, request: dict[str, Any], image_config: dict[str, Any]
+    cid: str,
+    name: str,
+    request: dict[str, Any],
+    image_config: dict[str, Any],
+    inherited_mounts: list[dict[str, Any]] | None = None,
 ) -> tuple[ContainerConfig, HostConfig]:
-    """The merged configuration of a stored request (hostname defaulted to the short id).
+    """The merged configuration of a stored request (hostname defaulted to the short id),
+    with the mounts ``VolumesFrom`` gave at create after the container's own.
 
     Bind sources are not checked again: a stored container stays loadable even when a host
     directory it binds was removed meanwhile (its start then fails, as Docker's does).
@@ -226,7 +240,11 @@ def effective_config(
     config = merge_image_config(parsed.config, ImageConfig.from_json(image_config))
     if not config.hostname:
         config = config.with_hostname(cid[:12])
-    return config, parsed.host_config
+    host_config = parsed.host_config
+    if inherited_mounts:
+        extra = parse_mounts(inherited_mounts, path_exists=lambda _path: True)
+        host_config = dataclasses.replace(host_config, mounts=host_config.mounts + tuple(extra))
+    return config, host_config
 
 
 def record_from_json(
@@ -236,7 +254,8 @@ def record_from_json(
     cid, name = str(doc["id"]), str(doc["name"])
     request = dict(doc["request"])
     image_config = dict(doc.get("image_config") or {})
-    config, host_config = effective_config(cid, name, request, image_config)
+    inherited = list(doc.get("inherited_mounts") or [])
+    config, host_config = effective_config(cid, name, request, image_config, inherited)
     return ContainerRecord(
         id=cid,
         name=name,
@@ -252,4 +271,6 @@ def record_from_json(
         state=ContainerState.from_json(dict(doc.get("state") or {})),
         volume_names=dict(doc.get("volume_names") or {}),
         volume_paths=dict(doc.get("volume_paths") or {}),
+        inherited_mounts=inherited,
+        detached_networks=list(doc.get("detached_networks") or []),
     )

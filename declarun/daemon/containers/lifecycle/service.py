@@ -57,7 +57,9 @@ archive) -- these names are stable::
                                                   # one is registered, named volumes fail
                                                   # with "volume support not available".
     async with service.mounted_rootfs(ref) as root:   # the root filesystem, mounted for the
-        ...                                       # block (running or not; docker cp/export)
+        ...                                       # block (running or not; export/commit)
+    async with service.mounted_view(ref) as root:     # the same with volumes and binds in
+        ...                                       # place, as the container sees it (cp)
     service.wait_exit(ref) -> ExitStatus          # await the current run's end
 
 The parts live in their own modules: the listeners in :mod:`listeners`, following and
@@ -74,13 +76,16 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon.containers.config.hostconfig import parse_host_config
 from declarun.daemon.containers.config.request import check_container_name
+from declarun.daemon.containers.config.update import updated_request
 from declarun.daemon.containers.lifecycle.etcfiles import write_etc_files
 from declarun.daemon.containers.lifecycle.exit_recorder import ExitRecorder
 from declarun.daemon.containers.lifecycle.launch import (
@@ -88,6 +93,7 @@ from declarun.daemon.containers.lifecycle.launch import (
     StartBroken,
     StartFailed,
     launch,
+    volume_mounts,
 )
 from declarun.daemon.containers.lifecycle.listeners import (
     ExitListener,
@@ -102,19 +108,35 @@ from declarun.daemon.containers.lifecycle.locks import ContainerLocks
 from declarun.daemon.containers.lifecycle.names import generate_name, new_container_id
 from declarun.daemon.containers.lifecycle.networking import ContainerNetworking
 from declarun.daemon.containers.lifecycle.new_record import ImageSource, new_record
-from declarun.daemon.containers.lifecycle.record import ContainerRecord
+from declarun.daemon.containers.lifecycle.record import ContainerRecord, effective_config
 from declarun.daemon.containers.lifecycle.removal import Removal, remove_files
 from declarun.daemon.containers.lifecycle.stopping import RunControl
 from declarun.daemon.containers.lifecycle.store import RecordStore, name_conflict
 from declarun.daemon.containers.rootfs.changes import Change, container_changes
 from declarun.daemon.containers.rootfs.mounts import RootfsManager
+from declarun.daemon.containers.rootfs.view import ViewMount, mounts_view
+from declarun.daemon.containers.runtime.bundle import cgroup_resources
 from declarun.daemon.containers.runtime.exitwatch import ExitStatus, ExitWatcher
 from declarun.daemon.containers.runtime.monitor import start_container
 from declarun.daemon.containers.runtime.oci import OciRuntimeError
 from declarun.daemon.events import EventBus
-from declarun.errdefs import Conflict, InvalidArgument, NotFound, NotModified
+from declarun.errdefs import Conflict, InvalidArgument, NotFound, NotModified, SystemFailure
 
-__all__ = ["ContainerCounts", "ContainerService", "ExitListener", "StartListener"]
+__all__ = [
+    "EVENT_LABEL_LIMIT",
+    "ContainerCounts",
+    "ContainerService",
+    "ExitListener",
+    "StartListener",
+]
+
+#: The longest label value a container event carries as an attribute.
+EVENT_LABEL_LIMIT = 256
+
+
+def _link_alias(spec: str) -> str:
+    name, _, alias = spec.partition(":")
+    return alias.rsplit("/", 1)[-1] if alias else name.strip("/")
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,9 @@ class ContainerService:
         self._resolver: MountResolver | None = None
         #: Networking (namespaces, CNI, DNS, ports); see :meth:`use_networking`.
         self.networking: ContainerNetworking | None = None
+        #: ``wait?condition=not-running`` clients of running or restarting containers.
+        self._not_running: dict[str, builtins.list[asyncio.Future[None]]] = {}
+        store.save_listeners.append(self._wake_not_running)
 
     def use_networking(self, networking: ContainerNetworking) -> None:
         """Give containers their networks through ``networking`` from now on (set once at
@@ -221,8 +246,13 @@ class ContainerService:
     def publish(
         self, record: ContainerRecord, action: str, attributes: dict[str, str] | None = None
     ) -> None:
-        """Publish a container event with Docker's attributes (labels, image, name)."""
-        attrs = dict(record.config.labels)
+        """Publish a container event with Docker's attributes (labels, image, name).
+
+        A label whose value is longer than :data:`EVENT_LABEL_LIMIT` characters is left out
+        (dockerd copies every label): one such label -- a recorded configuration of a
+        kilobyte -- would make every line of ``docker events`` unreadable. Inspect shows it.
+        """
+        attrs = {k: v for k, v in record.config.labels.items() if len(v) <= EVENT_LABEL_LIMIT}
         attrs.update({"image": record.config.image, "name": record.name})
         attrs.update(attributes or {})
         self.events.publish("container", action, record.id, attrs)
@@ -419,6 +449,47 @@ class ContainerService:
         self.publish(rec, "rename", {"oldName": f"/{old}"})
         return rec
 
+    async def update(self, ref: str, body: Any) -> ContainerRecord:
+        """``docker update``: new resource limits and restart policy, stored, and applied to
+        the cgroup at once when the container runs (dockerd's checks and messages)."""
+        rec = self.get(ref)
+        async with self.lock(rec):
+            request = updated_request(rec.id, rec.request, body)
+            parse_host_config(request.get("HostConfig") or {}, path_exists=lambda _path: True)
+            config, host_config = effective_config(
+                rec.id, rec.name, request, rec.image_config, rec.inherited_mounts
+            )
+            if rec.state.running:
+                try:
+                    await rec.runtime.update(rec.id, cgroup_resources(host_config))
+                except OciRuntimeError as exc:
+                    raise SystemFailure(
+                        f"Cannot update container {rec.id}: {exc.message}"
+                    ) from None
+            rec.request, rec.config, rec.host_config = request, config, host_config
+            self.store.save(rec)
+        self.publish(rec, "update")
+        return rec
+
+    async def remove_link(self, ref: str, alias: str) -> ContainerRecord:
+        """Drop the legacy link ``alias`` of ``ref`` (``docker rm --link``); NotFound as
+        dockerd words it when there is none."""
+        rec = self.get(ref)
+        async with self.lock(rec):
+            host = dict(rec.request.get("HostConfig") or {})
+            links = [str(link) for link in host.get("Links") or []]
+            kept = [link for link in links if _link_alias(link) != alias]
+            if rec.host_config.network_mode != "bridge" or len(kept) == len(links):
+                raise NotFound(f"No such container: {ref}/{alias}")
+            host["Links"] = kept or None
+            request = {**rec.request, "HostConfig": host}
+            rec.config, rec.host_config = effective_config(
+                rec.id, rec.name, request, rec.image_config, rec.inherited_mounts
+            )
+            rec.request = request
+            self.store.save(rec)
+        return rec
+
     # -- wait, remove, prune -------------------------------------------------------------
 
     async def wait(self, ref: str, condition: str = "not-running") -> int:
@@ -426,9 +497,40 @@ class ContainerService:
         rec = self.get(ref)
         if condition == "removed":
             return await self.removal.removed(rec)
-        if condition == "not-running" and not rec.state.running:
+        if condition == "not-running":
+            # As dockerd: a container in a restart back-off is not "not running" yet; the
+            # wait answers its next exit (or a stop during the back-off).
+            if rec.state.running or rec.state.restarting:
+                await self._next_settling(rec)
             return rec.state.exit_code
         return await self.exits.next_exit(rec)
+
+    async def _next_settling(self, rec: ContainerRecord) -> None:
+        """Until the next exit of ``rec`` (its restart policy decided by then) or the next
+        change that leaves it neither running nor restarting; NotFound once removed."""
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._not_running.setdefault(rec.id, []).append(settled)
+        exited = self.exits.next_exit(rec)
+        try:
+            either: set[asyncio.Future[Any]] = {settled, exited}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if exited.done():
+                exited.result()
+        finally:
+            settled.cancel()
+            exited.cancel()
+            waiting = self._not_running.get(rec.id, [])
+            if settled in waiting:
+                waiting.remove(settled)
+            if not waiting:
+                self._not_running.pop(rec.id, None)
+
+    def _wake_not_running(self, rec: ContainerRecord) -> None:
+        if rec.state.running or rec.state.restarting:
+            return
+        for future in self._not_running.pop(rec.id, []):
+            if not future.done():
+                future.set_result(None)
 
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
         """Remove a container and everything it has on disk (running ones only with force)."""
@@ -468,6 +570,41 @@ class ContainerService:
             yield root
         finally:
             await asyncio.to_thread(self.rootfs.release_mount, rec.id)
+
+    @contextlib.asynccontextmanager
+    async def mounted_view(self, ref: str) -> AsyncIterator[Path]:
+        """The container's files as its processes see them, volumes and bind mounts
+        included, for the block (``docker cp``): a running container's own view through
+        ``/proc/<pid>/root``, else the root mounted with every mount bound in place
+        (:mod:`~declarun.daemon.containers.rootfs.view`; volumes are made on first use)."""
+        rec = self.get(ref)
+        if rec.state.running and rec.state.pid:
+            try:
+                fd = os.open(f"/proc/{rec.state.pid}/root", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                pass  # it ended meanwhile: its files are the stopped container's
+            else:
+                try:
+                    yield Path(f"/proc/self/fd/{fd}")
+                finally:
+                    os.close(fd)
+                return
+        async with self.mounted_rootfs(rec.id) as root:
+            wanted = await asyncio.to_thread(self._view_mounts, rec)
+            view = mounts_view(root, rec.bundle_dir, wanted)
+            path = await asyncio.to_thread(view.__enter__)
+            try:
+                yield path
+            finally:
+                await asyncio.to_thread(view.__exit__, None, None, None)
+
+    def _view_mounts(self, rec: ContainerRecord) -> builtins.list[ViewMount]:
+        out = [ViewMount(m.target, Path(m.source), m.read_only)
+               for m in rec.host_config.mounts if m.type == "bind" and os.path.exists(m.source)]  # fmt: skip
+        if self._resolver is not None:
+            out += [ViewMount(spec.target, Path(self._resolver(spec)), spec.read_only)
+                    for spec in volume_mounts(rec)]  # fmt: skip
+        return out
 
     def close(self) -> None:
         """Stop watching exits (the containers themselves keep running)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from declarun.daemon.containers.lifecycle.record import ContainerRecord, record_from_json
@@ -53,6 +54,9 @@ class RecordStore:
         self._records: dict[str, ContainerRecord] = {}
         self._names: dict[str, str] = {}
         self._runtimes: dict[str, OciRuntime] = {}
+        #: Called after every save: state changes that happen without an exit (a stop
+        #: during a restart back-off) wake ``wait?condition=not-running`` through them.
+        self.save_listeners: list[Callable[[ContainerRecord], None]] = []
 
     # -- places --------------------------------------------------------------------
 
@@ -136,6 +140,8 @@ class RecordStore:
         """Persist the current record of an existing container."""
         if rec.id in self._records:
             self.metadata.put_container(self._row(rec))
+            for listener in self.save_listeners:
+                listener(rec)
 
     def rename(self, rec: ContainerRecord, new_name: str) -> None:
         """Give ``rec`` a new name (Conflict if taken), persisted."""

@@ -17,8 +17,8 @@ directory opened inside the root, so an archive cannot write through a link eith
 Known differences from dockerd: extended attributes are not archived, and ``.wh.*`` names
 in an uploaded archive are whiteouts (they delete), as in a layer.
 
-Mounts (volumes, binds, tmpfs) are not part of the root file system and so not seen by
-these functions; dockerd's ``docker cp`` does see them.
+Mounts (volumes, binds, tmpfs) are seen when ``root`` shows them: the archive endpoints
+pass the container's own view (:mod:`~declarun.daemon.containers.rootfs.view`).
 """
 
 from __future__ import annotations

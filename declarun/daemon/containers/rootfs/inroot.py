@@ -15,7 +15,7 @@ import stat
 from collections import deque
 from pathlib import Path
 
-__all__ = ["open_in_root", "read_file_in_root"]
+__all__ = ["open_dir_in_root", "open_in_root", "read_file_in_root"]
 
 _MAX_LINKS = 40  # the kernel's MAXSYMLINKS
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -28,6 +28,16 @@ def open_in_root(root: Path, path: str) -> int:
     Raises ``FileNotFoundError``, ``OSError(ELOOP)`` or ``OSError(EISDIR/EINVAL)``
     (not a regular file) like a plain open would.
     """
+    return _open(root, path, directory=False)
+
+
+def open_dir_in_root(root: Path, path: str) -> int:
+    """An fd of the directory ``path`` resolved inside ``root`` (``/`` is ``root``
+    itself); the caller closes it. ``NotADirectoryError`` when it is something else."""
+    return _open(root, path, directory=True)
+
+
+def _open(root: Path, path: str, *, directory: bool) -> int:
     root_fd = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
     stack = [root_fd]  # open directories from the root down: ".." pops one
     pending = deque(path.split("/"))
@@ -53,13 +63,15 @@ def open_in_root(root: Path, path: str) -> int:
                         os.close(stack.pop())
                 pending.extendleft(reversed(target.split("/")))
                 continue
-            if not any(p not in ("", ".") for p in pending):
+            if not directory and not any(p not in ("", ".") for p in pending):
                 fd = os.open(name, _FILE_FLAGS, dir_fd=here)
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     os.close(fd)
                     raise OSError(errno.EINVAL, "not a regular file", path)
                 return fd
             stack.append(os.open(name, _DIR_FLAGS, dir_fd=here))
+        if directory:
+            return stack.pop()
         raise OSError(errno.EISDIR, "is a directory", path)
     finally:
         for fd in stack:

@@ -37,7 +37,7 @@ from declarun.daemon.containers.config.defaults import (
     default_mounts,
 )
 from declarun.daemon.containers.config.errors import InvalidCreateRequest
-from declarun.daemon.containers.config.hostconfig import HostConfig
+from declarun.daemon.containers.config.hostconfig import HostConfig, device_cgroup_rule
 from declarun.daemon.containers.config.imageconfig import process_args, process_env
 from declarun.daemon.containers.config.mountspec import MountSpec
 from declarun.daemon.containers.config.request import ContainerConfig
@@ -45,7 +45,7 @@ from declarun.daemon.containers.runtime.hostfacts import RLIM_INFINITY, HostFact
 from declarun.daemon.containers.runtime.seccomp import seccomp_profile
 from declarun.daemon.containers.runtime.users import ResolvedUser
 
-__all__ = ["INIT_PATH", "BundleInputs", "build_spec", "write_bundle"]
+__all__ = ["INIT_PATH", "BundleInputs", "build_spec", "cgroup_resources", "write_bundle"]
 
 #: Where ``--init`` puts the init binary, as Docker does.
 INIT_PATH = "/sbin/docker-init"
@@ -177,6 +177,8 @@ def _namespaces(inputs: BundleInputs) -> list[dict[str, Any]]:
         spaces.append({"type": "pid"})
     if hc.ipc_mode != "host":
         spaces.append({"type": "ipc"})
+    if hc.cgroupns_mode == "private":
+        spaces.append({"type": "cgroup"})
     return spaces
 
 
@@ -201,6 +203,7 @@ def _resources(hc: HostConfig, facts: HostFacts) -> dict[str, Any]:
         devices: list[dict[str, Any]] = [{"allow": True, "access": "rwm"}]
     else:
         devices = [dict(rule) for rule in DEFAULT_DEVICE_RULES]
+        devices += [device_cgroup_rule(rule) for rule in hc.device_cgroup_rules]
     resources: dict[str, Any] = {"devices": devices}
     if memory := _memory(hc, facts):
         resources["memory"] = memory
@@ -222,6 +225,14 @@ def _resources(hc: HostConfig, facts: HostFacts) -> dict[str, Any]:
         resources["cpu"] = cpu
     if hc.pids_limit:
         resources["pids"] = {"limit": hc.pids_limit}
+    return resources
+
+
+def cgroup_resources(hc: HostConfig, facts: HostFacts | None = None) -> dict[str, Any]:
+    """The limits of ``hc`` as an OCI ``linux.resources`` object without device rules, as
+    ``runc update`` takes them (``docker update`` of a running container)."""
+    resources = _resources(hc, facts or host_facts())
+    resources.pop("devices", None)
     return resources
 
 

@@ -140,8 +140,24 @@ def _network_settings(rec: ContainerRecord, *, summary: bool) -> dict[str, Any]:
     }
 
 
+def _shown_link(spec: str, container_name: str) -> str:
+    name, _, alias = spec.partition(":")
+    name = name.strip("/")
+    return f"/{name}:/{container_name}/{alias.rsplit('/', 1)[-1] or name}"
+
+
 def _host_config(rec: ContainerRecord) -> dict[str, Any]:
     doc = rec.host_config.to_inspect()
+    hc = rec.host_config
+    if hc.links and hc.network_mode == "bridge":
+        # Legacy links as dockerd shows them (on a user network it keeps none).
+        doc["Links"] = [_shown_link(spec, rec.name) for spec in hc.links]
+    sent = rec.request.get("HostConfig")
+    sent = sent if isinstance(sent, dict) else {}
+    for key in ("Dns", "DnsOptions", "DnsSearch", "Devices"):
+        # dockerd gives back what was sent: null when the client sent none.
+        if sent.get(key) is None:
+            doc[key] = None
     if doc.get("MemorySwappiness") == -1:
         doc["MemorySwappiness"] = None  # the CLI's "unset", which dockerd shows as null
     return doc

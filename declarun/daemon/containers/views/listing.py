@@ -4,7 +4,9 @@ dockerd's rules (``daemon/list.go``): without ``all`` only running (and restarti
 containers are listed, unless a ``status`` filter is given or a ``limit``; ``name`` is a
 regular expression searched in ``/name``; ``ancestor`` is an image reference, ID or ID
 prefix; ``before``/``since`` name another container; ``exited`` wants containers that ran
-and exited with one of the codes; ``volume`` a volume name or mount point. The newest
+and exited with one of the codes; ``volume`` a volume name or mount point; ``network`` a
+network of the container (name or ID prefix); ``publish``/``expose`` a public/private port
+(``80``, ``80/udp``, ``8000-8080/tcp``) among the ``Ports`` of the list. The newest
 container comes first.
 
 Prune removes stopped containers whose labels match ``label`` and do not match ``label!``,
@@ -124,6 +126,7 @@ def list_containers(
     for status in filters.get("status"):
         if status not in STATUSES:
             raise InvalidArgument(f"invalid filter 'status={status}'")
+    published, exposed = _ports_filter(filters, "publish"), _ports_filter(filters, "expose")
     records = [
         rec
         for rec in reversed(service.list())
@@ -134,8 +137,61 @@ def list_containers(
             lookup=service.get,
             resolve_image=lambda ref: service.images.resolve(ref).id,
         )
+        and _on_networks(service, rec, filters.get("network"))
+        and _has_ports(service, rec, published, exposed)
     ]
     return records[:limit] if limit > 0 else records
+
+
+def _ports_filter(filters: Filters, key: str) -> set[str]:
+    """``publish``/``expose`` values as ``port/proto`` keys, ranges expanded (dockerd's
+    ``nat.ParsePortSpecs`` reading: ``80`` is ``80/tcp``)."""
+    out: set[str] = set()
+    for value in filters.get(key):
+        ports, _, proto = value.partition("/")
+        first, _, last = ports.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise InvalidArgument(f"invalid port '{value}' in filter '{key}'") from None
+        if not 0 < low <= high <= 65535:
+            raise InvalidArgument(f"invalid port '{value}' in filter '{key}'")
+        out |= {f"{port}/{proto or 'tcp'}" for port in range(low, high + 1)}
+    return out
+
+
+def _on_networks(service: ContainerService, rec: ContainerRecord, wanted: frozenset[str]) -> bool:
+    """The ``network`` filter: a network of the container by name or network ID prefix."""
+    if not wanted:
+        return True
+    networking = service.networking
+    if networking is None:
+        return False
+    networks = networking.settings(rec, summary=True).get("Networks") or {}
+    for value in wanted:
+        if value in networks:
+            return True
+        if any(str(ep.get("NetworkID", "")).startswith(value) for ep in networks.values()):
+            return True
+    return False
+
+
+def _has_ports(
+    service: ContainerService, rec: ContainerRecord, published: set[str], exposed: set[str]
+) -> bool:
+    """``publish``/``expose``: a port of the container's ``Ports`` with that public or
+    private port (dockerd matches the list's ``Ports`` the same way)."""
+    if not published and not exposed:
+        return True
+    networking = service.networking
+    ports = networking.port_summary(rec) if networking is not None else []
+    for port in ports:
+        proto = port.get("Type", "tcp")
+        if f"{port.get('PublicPort', 0)}/{proto}" in published:
+            return True
+        if f"{port.get('PrivatePort', 0)}/{proto}" in exposed:
+            return True
+    return False
 
 
 def prune_keeps(filters: Filters) -> Callable[[ContainerRecord], bool]:

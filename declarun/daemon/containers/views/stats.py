@@ -16,6 +16,7 @@ import asyncio
 import os
 import shlex
 import time
+from pathlib import Path
 from typing import Any
 
 from declarun.daemon.containers.lifecycle.record import ContainerRecord, format_time
@@ -112,8 +113,35 @@ def _blkio_stats(data: dict[str, Any]) -> dict[str, Any]:
             {"major": int(e.get("major", 0)), "minor": int(e.get("minor", 0)),
              "op": str(e.get("op", "")), "value": int(e.get("value", 0))}
             for e in entries
-        ] if entries else None  # fmt: skip
+        ] if entries else []  # fmt: skip
     return out
+
+
+_NET_FIELDS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped",
+               "tx_bytes", "tx_packets", "tx_errors", "tx_dropped")  # fmt: skip
+# Columns of /proc/net/dev for the fields above (receive 0-3, transmit 8-11).
+_NET_COLUMNS = (0, 1, 2, 3, 8, 9, 10, 11)
+
+
+def network_stats(rec: ContainerRecord) -> dict[str, dict[str, int]] | None:
+    """``networks`` of a stats sample: the counters of each interface of the container's
+    network namespace but ``lo`` (as dockerd reports its endpoints), read from
+    ``/proc/<pid>/net/dev``; None for a host-network or stopped container."""
+    if not rec.state.running or not rec.state.pid or rec.host_config.network_mode == "host":
+        return None
+    try:
+        lines = Path(f"/proc/{rec.state.pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return None
+    out: dict[str, dict[str, int]] = {}
+    for line in lines:
+        name, _, counters = line.partition(":")
+        name = name.strip()
+        values = counters.split()
+        if name == "lo" or len(values) < 16:
+            continue
+        out[name] = {f: int(values[c]) for f, c in zip(_NET_FIELDS, _NET_COLUMNS, strict=True)}
+    return out or None
 
 
 def stats_document(
@@ -166,6 +194,8 @@ class StatsSampler:
                              previous=self._previous)  # fmt: skip
         if not data:
             doc["read"] = format_time(0)
+        elif (networks := await asyncio.to_thread(network_stats, self.rec)) is not None:
+            doc["networks"] = networks
         self._previous = doc
         return doc
 
