@@ -198,9 +198,12 @@ async def top_processes(pids: list[int], ps_args: str) -> tuple[list[str], list[
     )
     out, err = await proc.communicate()
     if proc.returncode != 0:
-        raise SystemFailure(
-            f"Error running ps: {err.decode(errors='replace').strip() or proc.returncode}"
-        )
+        message = f"Error running ps: {err.decode(errors='replace').strip() or proc.returncode}"
+        # procps answers options it does not know with "error: ..." and its usage text: the
+        # client's ps_args are at fault (dockerd answers 500 here; a 400 says whose fault).
+        if "Usage:" in message or message.startswith("Error running ps: error:"):
+            raise InvalidArgument(message)
+        raise SystemFailure(message)
     lines = out.decode(errors="replace").splitlines()
     if not lines:
         raise SystemFailure("ps printed nothing")
