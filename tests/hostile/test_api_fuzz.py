@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -31,6 +32,19 @@ def _host_state(tmp: Path, data_root: Path) -> dict[str, object]:
         "/etc": sorted(os.listdir("/etc")),
         "mounts": [m for m in mounts_under(tmp) if not m.startswith(str(data_root))],
     }
+
+
+@pytest.mark.parametrize(
+    ("ps_args", "status"),
+    [("a", 200), ("-ef", 200), ("--no-such-option", 400), ("'unbalanced", 400)],
+)
+def test_top_answers_what_the_fuzzer_found(
+    hostile_daemon: HostileDaemon, ps_args: str, status: int
+) -> None:
+    # "ps a" selects no process (exit 1, header only): an empty list, not a 500.
+    path = f"/containers/{hostile_daemon.seeded.container}/top?ps_args={quote(ps_args)}"
+    answer = http_request(hostile_daemon.daemon.socket_path, "GET", path)
+    assert answer.status == status, answer.body
 
 
 @pytest.mark.timeout(600)
