@@ -78,6 +78,8 @@ def parse_filters(raw: str | None) -> Filters:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"invalid filter: {exc.msg}") from None
+    except RecursionError:
+        raise InvalidArgument("invalid filter: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidArgument("invalid filter: expected a JSON object of filter names to values")
     fields: dict[str, frozenset[str]] = {}

@@ -18,11 +18,15 @@ from pathlib import Path
 from declarun.daemon.config import TlsConfig
 from declarun.errors import DaemonError
 
-__all__ = ["SOCKET_MODE", "UnixListener", "bind_unix", "server_tls_context"]
+__all__ = ["LISTEN_BACKLOG", "SOCKET_MODE", "UnixListener", "bind_unix", "server_tls_context"]
 
 SOCKET_MODE = 0o660
 _PARENT_MODE = 0o711
-_BACKLOG = 128
+# Connections the kernel queues before the daemon accepts them (capped by
+# net.core.somaxconn). dockerd's Go listeners ask for somaxconn too: with 128, a burst of
+# clients fills the queue while the event loop is busy, and a client's connect fails with
+# EAGAIN ("resource temporarily unavailable") instead of waiting its turn.
+LISTEN_BACKLOG = 4096
 
 
 class UnixListener:
@@ -58,7 +62,7 @@ def bind_unix(path: Path) -> UnixListener:
         os.chmod(path, SOCKET_MODE)
         if os.geteuid() == 0:
             os.chown(path, 0, 0)
-        sock.listen(_BACKLOG)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()

@@ -20,12 +20,13 @@ import uuid
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from declarun import __version__
 from declarun.daemon import sysinfo
 from declarun.daemon.api.server import make_app
 from declarun.daemon.config import DaemonConfig
-from declarun.daemon.listen import UnixListener, bind_unix, server_tls_context
+from declarun.daemon.listen import LISTEN_BACKLOG, UnixListener, bind_unix, server_tls_context
 from declarun.daemon.lockfile import DataRootLock
 from declarun.daemon.wiring import Services, api_routes, open_services
 from declarun.errors import DaemonError
@@ -52,6 +53,29 @@ def configure_logging(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(
         logging.INFO if numeric <= logging.DEBUG else logging.WARNING
     )
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestFilter())
+
+
+class MalformedRequestFilter(logging.Filter):
+    """Log a request aiohttp could not parse as one warning line, not an error traceback.
+
+    Bytes that are not HTTP are the client's fault, answered 400 and closed; a traceback
+    per malformed request would let any client fill the daemon's log with stack dumps.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            detail = " ".join(str(exc).split())[:200]
+            record.msg, record.args, record.exc_info = (
+                "refused a malformed request: %s",
+                (detail,),
+                None,
+            )
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def prepare_data_root(root: Path) -> str:
@@ -113,11 +137,15 @@ async def _serve_api(services: Services) -> None:
                 assert address.path is not None
                 listener = bind_unix(address.path)
                 listeners.append(listener)
-                await web.SockSite(runner, listener.socket).start()
+                await web.SockSite(runner, listener.socket, backlog=LISTEN_BACKLOG).start()
             else:
                 assert config.tls is not None  # DaemonConfig refuses TCP without TLS
                 site = web.TCPSite(
-                    runner, address.host, address.port, ssl_context=server_tls_context(config.tls)
+                    runner,
+                    address.host,
+                    address.port,
+                    ssl_context=server_tls_context(config.tls),
+                    backlog=LISTEN_BACKLOG,
                 )
                 try:
                     await site.start()

@@ -457,3 +457,54 @@ def test_tcp_with_tls_requires_client_certificate(tmp_path: Path, certs: Path) -
         )
         assert refused.returncode != 0
         assert "1.45" not in refused.stdout
+
+
+def test_tcp_with_tls_refuses_a_client_certificate_from_another_ca(
+    tmp_path: Path, certs: Path
+) -> None:
+    # A client certificate that is well formed but signed by a CA the daemon does not trust.
+    rogue = tmp_path / "rogue"
+    rogue.mkdir()
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem",
+        "-out", "ca.pem", "-days", "2", "-subj", "/CN=rogue CA", cwd=rogue,
+    )  # fmt: skip
+    (rogue / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client-key.pem",
+        "-out", "client.csr", "-subj", "/CN=client", cwd=rogue,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+        "-CAcreateserial", "-out", "client.pem", "-days", "2", "-extfile", "client.ext",
+        cwd=rogue,
+    )  # fmt: skip
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tls_flags = [
+        "--tlsverify",
+        "--tlscacert", str(certs / "ca.pem"),
+        "--tlscert", str(certs / "server.pem"),
+        "--tlskey", str(certs / "server-key.pem"),
+    ]  # fmt: skip
+    with running_daemon(tmp_path / "d", "--host", f"tcp://127.0.0.1:{port}", *tls_flags) as d:
+        _wait_for_tcp(port)
+        env = d.env()
+        env.pop("DOCKER_HOST")
+        refused = subprocess.run(
+            [
+                shutil.which("docker") or "/usr/local/bin/docker",
+                "-H", f"tcp://127.0.0.1:{port}",
+                "--tlsverify",
+                "--tlscacert", str(certs / "ca.pem"),  # the client trusts the real server
+                "--tlscert", str(rogue / "client.pem"),
+                "--tlskey", str(rogue / "client-key.pem"),
+                "version", "--format", "{{.Server.APIVersion}}",
+            ],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+        assert refused.returncode != 0
+        assert "1.45" not in refused.stdout
+        # (TLS 1.3: the server checks the certificate after the handshake, so the client
+        # sees the connection close: "EOF".)

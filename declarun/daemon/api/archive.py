@@ -236,7 +236,7 @@ class _ArchiveApi:
         if body.strip():
             try:
                 override = json.loads(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise InvalidArgument(f"invalid JSON body: {exc}") from None
             if not isinstance(override, dict):
                 override = None

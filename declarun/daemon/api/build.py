@@ -66,7 +66,7 @@ def _json_map(request: web.Request, name: str) -> FrozenDict[str, str]:
         return FrozenDict()
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"invalid {name} value: {exc}") from None
     if value is None:
         return FrozenDict()
@@ -88,7 +88,7 @@ def _json_list(request: web.Request, name: str) -> tuple[str, ...]:
         return ()
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"invalid {name} value: {exc}") from None
     if value is None:
         return ()
@@ -124,7 +124,7 @@ def _secrets(request: web.Request) -> FrozenDict[str, bytes]:
             else base64.b64decode(padded, validate=True)
         )
         value = json.loads(decoded)
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise InvalidArgument(f"invalid {SECRETS_HEADER} header: {exc}") from None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise InvalidArgument(f"invalid {SECRETS_HEADER} header: expected {{id: content}}")

@@ -12,6 +12,7 @@ They follow dockerd's conventions, so handlers read like the API reference:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from declarun.errdefs import InvalidArgument
 __all__ = [
     "compact_json",
     "json_response",
+    "parse_json_text",
     "query_bool",
     "query_int",
     "read_json",
@@ -66,14 +68,49 @@ def query_int(request: web.Request, name: str, default: int) -> int:
 
 
 async def read_json(request: web.Request, *, default: Any = None) -> Any:
-    """The request body as JSON; ``default`` for an empty body, 400 if it does not parse."""
+    """The request body as JSON; ``default`` for an empty body, 400 if it does not parse.
+
+    A body declared larger than the server's limit is refused (413) before any of it is
+    read, so a client cannot hold a handler waiting for a body it will never send.
+    """
+    declared = request.content_length
+    if declared is not None and declared > request.client_max_size:
+        raise web.HTTPRequestEntityTooLarge(max_size=request.client_max_size, actual_size=declared)
     body = await request.read()
     if not body.strip():
         return default
+    return parse_json_text(body)
+
+
+# A "\ud800"-style escape: only then can a parsed string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_json_text(body: bytes) -> Any:
+    """``body`` as JSON, or InvalidArgument (400) saying why not.
+
+    Stricter than ``json.loads`` on bytes, which lets invalid UTF-8 surrogates through and
+    recurses once per nesting level: the body must be UTF-8, may not nest deeper than the
+    interpreter can follow, and may not spell a lone UTF-16 surrogate (no UTF-8 form can
+    carry one onwards: into a label, a file name, a log line).
+    """
     try:
-        return json.loads(body)
+        text = body.decode("utf-8")
+        value = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidArgument(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument("invalid JSON body: nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(body):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgument(
+                "invalid JSON body: a \\u escape names a lone UTF-16 surrogate"
+            ) from None
+        except RecursionError:
+            raise InvalidArgument("invalid JSON body: nested too deeply") from None
+    return value
 
 
 async def start_json_stream(request: web.Request, status: int = 200) -> web.StreamResponse:

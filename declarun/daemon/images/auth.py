@@ -242,7 +242,7 @@ def decode_registry_auth(header: str | None) -> Credentials | None:
         return None
     try:
         doc = json.loads(_b64decode_any(header).decode("utf-8"))
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise InvalidRegistryAuthError(f"invalid X-Registry-Auth header: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidRegistryAuthError("invalid X-Registry-Auth header: not a JSON object")
@@ -274,7 +274,7 @@ def decode_registry_config(header: str | None) -> dict[str, Credentials]:
         return {}
     try:
         doc = json.loads(_b64decode_any(header).decode("utf-8"))
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise InvalidRegistryAuthError(f"invalid X-Registry-Config header: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidRegistryAuthError("invalid X-Registry-Config header: not a JSON object")

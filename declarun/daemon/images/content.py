@@ -687,7 +687,7 @@ def _children(media_type: str, data: bytes) -> list[Descriptor]:
         return []
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ContentError(f"{media_type} blob is not valid JSON") from None
     if not isinstance(doc, dict):
         raise ContentError(f"{media_type} blob is not a JSON object")

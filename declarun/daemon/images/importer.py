@@ -54,7 +54,7 @@ def _json_or_shell(rest: str, keyword: str) -> list[str]:
     if text.startswith("["):
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             value = None
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)

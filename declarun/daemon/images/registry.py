@@ -155,7 +155,7 @@ def _sniff_media_type(data: bytes, header: str | None) -> str:
         return declared
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ContentError("registry served a manifest that is not JSON") from exc
     if not isinstance(doc, dict):
         raise ContentError("registry served a manifest that is not a JSON object")

@@ -78,6 +78,8 @@ _PAX_XATTR = "SCHILY.xattr."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
+# Files at least this large are checked against the free space before they are written.
+_ROOM_CHECK_FROM = 1 << 20
 _MAX_WARNINGS = 50
 _DIR_CACHE = 16
 
@@ -284,6 +286,8 @@ class _Applier:
         self._remove_existing(pdir, name, keep_dir=False)
         fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=pdir.fd)
         try:
+            if member.size >= _ROOM_CHECK_FROM:
+                _check_room(fd, member)
             source = tar.extractfile(member)
             if source is not None:
                 _copy_to_fd(source, fd)
@@ -493,15 +497,41 @@ def _rmtree_at(dir_fd: int, name: str) -> None:
     shutil.rmtree(name, dir_fd=dir_fd)
 
 
+def _check_room(fd: int, member: tarfile.TarInfo) -> None:
+    """Refuse an entry larger than the free space left where it would be written.
+
+    The limit for a layer's inflated size: a layer that says it holds more than the disk
+    can take (a sparse file of a terabyte, a gzip bomb of zeros) is refused before a byte
+    of that entry is written, rather than filling the data root's filesystem.
+    """
+    vfs = os.fstatvfs(fd)
+    free = vfs.f_bavail * vfs.f_frsize
+    if member.size > free:
+        raise UnpackError(
+            f"layer entry {member.name!r} is {member.size} bytes, more than the "
+            f"{free} bytes free on the data root's filesystem"
+        )
+
+
 def _copy_to_fd(source: Readable, fd: int) -> None:
+    """Copy ``source`` to ``fd``; runs of zeros become holes (as dockerd writes sparse files)."""
+    hole = 0
     while True:
         chunk = source.read(_CHUNK)
         if not chunk:
-            return
+            break
+        if not chunk.strip(b"\0"):
+            hole += len(chunk)
+            continue
+        if hole:
+            os.lseek(fd, hole, os.SEEK_CUR)
+            hole = 0
         view = memoryview(chunk)
         while view:
             written = os.write(fd, view)
             view = view[written:]
+    if hole:
+        os.ftruncate(fd, os.lseek(fd, hole, os.SEEK_CUR))
 
 
 def _open_tar(reader: HashingReader) -> tarfile.TarFile | None:

@@ -164,6 +164,11 @@ class EmbeddedDns:
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
+                # The previous listener's socket is closed by then (stop() waits), but a
+                # child forked meanwhile by another request (runc, conmon, a CNI plugin)
+                # may still hold a copy until it execs: under load the soak saw EADDRINUSE
+                # on "network connect". SO_REUSEADDR lets the new socket bind past it.
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 udp.bind((EMBEDDED_DNS_IP, 53))
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 tcp.bind((EMBEDDED_DNS_IP, 53))

@@ -227,10 +227,16 @@ async def top_processes(pids: list[int], ps_args: str) -> tuple[list[str], list[
         "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise SystemFailure(
-            f"Error running ps: {err.decode(errors='replace').strip() or proc.returncode}"
-        )
+    # procps exits 1 with its header alone when ps_args select no process ("ps a" with no
+    # terminal attached): an empty list, not a failure.
+    nothing_selected = proc.returncode == 1 and not err.strip() and len(out.splitlines()) == 1
+    if proc.returncode != 0 and not nothing_selected:
+        message = f"Error running ps: {err.decode(errors='replace').strip() or proc.returncode}"
+        # procps answers options it does not know with "error: ..." and its usage text: the
+        # client's ps_args are at fault (dockerd answers 500 here; a 400 says whose fault).
+        if "Usage:" in message or message.startswith("Error running ps: error:"):
+            raise InvalidArgument(message)
+        raise SystemFailure(message)
     lines = out.decode(errors="replace").splitlines()
     if not lines:
         raise SystemFailure("ps printed nothing")
