@@ -124,10 +124,10 @@ def _build(
     labels = build.get("labels")
     if labels is not None:
         # A label listed without a value (``- "a"``) is an empty label, as docker compose sets it.
-        found = {
+        label_values = {
             key: "" if value.value is None else scalar_text(value.value)
             for key, value in labels.items()
         }
-        if found:
-            built["labels"] = found
+        if label_values:
+            built["labels"] = label_values
     return built
