@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 
 from declarun import __version__
-from declarun.daemon import sysinfo
+from declarun.daemon import failpoints, sysinfo
 from declarun.daemon.api.server import make_app
 from declarun.daemon.config import DaemonConfig
 from declarun.daemon.listen import UnixListener, bind_unix, server_tls_context
@@ -80,6 +80,7 @@ def prepare_data_root(root: Path) -> str:
 def run(config: DaemonConfig) -> None:
     """Run declarund in the foreground until SIGTERM/SIGINT; raises DaemonError on failure."""
     configure_logging(config.log_level)
+    failpoints.install_from_environment()
     engine_id = prepare_data_root(config.data_root)
     with DataRootLock(config.lock_path):
         asyncio.run(_serve(config, engine_id))

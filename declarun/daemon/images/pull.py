@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from declarun.daemon import failpoints
 from declarun.daemon.images import mediatypes
 from declarun.daemon.images.auth import Credentials, DockerConfig, RegistryAuthError
 from declarun.daemon.images.content import BlobExistsError, Descriptor
@@ -281,6 +282,7 @@ class PreparedPull:
             throttle = ProgressThrottle(desc.size)
 
             def progress(current: int) -> None:
+                failpoints.hit("pull-download")
                 if throttle.due(current):
                     emit(progress_message("Downloading", lid, current, desc.size))
 
@@ -295,6 +297,7 @@ class PreparedPull:
                     progress=progress,
                 )
                 emit(status_message("Verifying Checksum", lid, detail=True))
+                failpoints.hit("pull-blob-before-commit")
                 await asyncio.shield(asyncio.to_thread(writer.commit))
             except ContentError:
                 # Bytes that do not hash to the digest must not be resumed from later.

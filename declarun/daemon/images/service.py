@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from declarun.daemon import failpoints
 from declarun.daemon.events import EventBus
 from declarun.daemon.images import gc
 from declarun.daemon.images.content import LocalStore
@@ -187,6 +188,7 @@ class ImageService:
     def ensure_unpacked(self, record: ImageRecord) -> None:
         """Apply every layer of ``record`` that has no snapshot yet (loads, imports), and
         record the image's size as the unpacked size, as for a pulled image."""
+        failpoints.hit("image-before-unpack")
         total = 0
         parent: str | None = None
         for layer in record.layers:

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon import failpoints
 from declarun.daemon.containers.lifecycle.networking import NetworkSetup
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.networks import netns as netns_mod
@@ -356,6 +357,7 @@ class ContainerNetworking:
         state = self._live.get(rec.id)
         if rec.state.running and state is not None:
             await self._attach(rec, state, Wanted(record, aliases, ip), [])
+            failpoints.hit("network-connect-midway")
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
         endpoints = dict(endpoints_config(rec))
@@ -377,6 +379,7 @@ class ContainerNetworking:
                     await publication.close()
                 state.ports, state.ports_network = [], ""
             await self._detach(rec.id, record.id)
+            failpoints.hit("network-disconnect-midway")
             if not self._embedded(state):
                 await self.networks.dns.stop(rec.id)
             self.networks.store.save_live(state)

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon import failpoints
 from declarun.daemon.metadata import Metadata, VolumeRow
 from declarun.errdefs import Conflict, InvalidArgument, NotFound, SystemFailure
 
@@ -285,6 +286,7 @@ class VolumeStore:
                 self.metadata.delete_volume(name)
                 try:
                     os.rename(self.root / name, aside)
+                    failpoints.hit("volume-remove-midway")
                 except FileNotFoundError:  # its directory was deleted by hand: the row goes
                     doomed = None
                 except OSError as exc:  # the transaction rolls back: the volume stays whole

@@ -80,6 +80,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon import failpoints
 from declarun.daemon.containers.config.request import check_container_name
 from declarun.daemon.containers.lifecycle.etcfiles import write_etc_files
 from declarun.daemon.containers.lifecycle.exit_recorder import ExitRecorder
@@ -287,6 +288,7 @@ class ContainerService:
             self.store.save(rec)
             raise
         try:
+            failpoints.hit("runc-created")
             await self.listeners.prestart_all(rec)
             started_at = time.time_ns()
             await start_container(rec.runtime, rec.id)
@@ -356,6 +358,7 @@ class ContainerService:
             await asyncio.to_thread(images.ensure_snapshot, image)
             await asyncio.to_thread(self._prepare_files, rec)
             self.store.add(rec)
+            failpoints.hit("container-record-written")
         except BaseException:
             await asyncio.to_thread(remove_files, self.rootfs, rec)
             raise
