@@ -44,6 +44,7 @@ from declarun.daemon.api import (
     archive,
     attach,
     build,
+    check,
     container_output,
     containers,
     diskusage,
@@ -55,6 +56,7 @@ from declarun.daemon.api import (
 )
 from declarun.daemon.api import exec as exec_area
 from declarun.daemon.builder.service import BuilderService
+from declarun.daemon.check import CheckContext
 from declarun.daemon.config import DaemonConfig
 from declarun.daemon.containers.hooks.container_hooks import ContainerHooks
 from declarun.daemon.containers.lifecycle.image_source import ServiceImages
@@ -211,6 +213,9 @@ def api_routes(services: Services) -> list[web.RouteDef]:
         *archive.routes(s.containers, s.images),
         *attach.routes(s.containers, s.hooks.attach_waiters),
         *build.routes(s.builder),
+        *check.routes(
+            CheckContext.of_daemon(s.config.data_root, s.images, s.containers, s.networking)
+        ),
         *container_output.routes(s.containers),
         *containers.routes(s.containers, s.images.driver_name),
         *diskusage.routes(s.images, s.containers, s.volumes, s.builder),

@@ -101,12 +101,14 @@ def remove_all(daemon: DaemonProcess) -> None:
 
 
 @contextlib.contextmanager
-def container_daemon(tmp: Path, *extra: str) -> Iterator[DaemonProcess]:
+def container_daemon(
+    tmp: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[DaemonProcess]:
     """declarund under ``tmp``; afterwards every container is gone, whatever happened."""
     need_docker()
     data_root = tmp / "declarund-root"
     try:
-        with running_daemon(tmp, *extra) as daemon:
+        with running_daemon(tmp, *extra, env=env) as daemon:
             try:
                 yield daemon
             finally:
