@@ -2,23 +2,29 @@
 
 ::
 
-    Apply complete: 2 created, 1 replaced (3 changes in 4.2s).
+    Apply complete: 2 created, 1 recreated (3 changes in 4.2s).
     Apply complete: 1 built, 2 kept as they were (3 changes in 6.0s).
 
     Apply failed: 1 failed, 1 skipped, 2 done.
     ✗ create container db: db is unhealthy
-        shop-db: running, exit code 0
+        shop-db: running (unhealthy)
         last health check (exit 1): connection refused
         last 20 lines of its log:
           | starting...
     - create container web: skipped, because container:db failed
+
+    Apply failed: 1 container is not running as the stack wants it.
+    ✗ container worker: worker is not running: exited with code 1 0.2 s after it started
+        shop-worker: exited with code 1 0.2 s after it started
+        last 20 lines of its log:
+          | cannot open /etc/worker.conf
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.text import Text
@@ -28,13 +34,13 @@ from declarun.cli.progress import RichProgress
 from declarun.plan.model import Plan
 from declarun.plan.render import render_plan
 from declarun.reconcile.apply import ApplyReport, PlanRun
-from declarun.reconcile.executor import ProgressSink
+from declarun.reconcile.executor import Outcome, ProgressSink
 
-__all__ = ["live_runner", "print_report"]
+__all__ = ["live_runner", "print_failing", "print_failure", "print_report"]
 
 _PAST = {
     "create": "created",
-    "recreate": "replaced",
+    "recreate": "recreated",
     "start": "started",
     "stop": "stopped",
     "remove": "removed",
@@ -42,6 +48,16 @@ _PAST = {
     "build": "built",
     "kept": "kept as they were",
 }
+
+
+def print_failure(console: Console, headline: str, error: str, report: str) -> None:
+    """``✗ headline: error``, then the report indented, without the lines that only repeat
+    the error (an engine's refusal is also the container's ``State.Error``)."""
+    console.print(Text(f"✗ {headline}: {error}", style="red"))
+    for line in report.splitlines():
+        if line.startswith("error: ") and line.removeprefix("error: ") in error:
+            continue
+        console.print(Text(f"    {line}"))
 
 
 def _done_counts(report: ApplyReport) -> Counter[str]:
@@ -61,7 +77,10 @@ def print_report(report: ApplyReport, console: Console, *, verb: str = "Apply") 
     counts = _done_counts(report)
     failed = [o for r in report.rounds for o in r.result.by_status("failed")]
     skipped = [o for r in report.rounds for o in r.result.by_status("skipped")]
-    if not failed and not skipped and report.converged:
+    if report.cancelled:
+        _print_interrupted(report, console, verb, failed, skipped)
+        return False
+    if not failed and not skipped and report.converged and not report.failing:
         parts = [f"{n} {_PAST.get(a, a)}" for a, n in sorted(counts.items())]
         total = sum(counts.values())
         noun = "change" if total == 1 else "changes"
@@ -79,9 +98,7 @@ def print_report(report: ApplyReport, console: Console, *, verb: str = "Apply") 
             )
         )
         for outcome in failed:
-            console.print(Text(f"✗ {outcome.label}: {outcome.error}", style="red"))
-            for line in outcome.report.splitlines():
-                console.print(Text(f"    {line}"))
+            print_failure(console, outcome.label, outcome.error or "", outcome.report)
         for outcome in skipped:
             console.print(
                 Text(f"- {outcome.label}: skipped, because {outcome.cause} failed", style="yellow")
@@ -96,11 +113,52 @@ def print_report(report: ApplyReport, console: Console, *, verb: str = "Apply") 
             )
         )
         render_plan(report.remaining, console)
+    if report.failing:
+        print_failing(report, console, verb=verb)
     return False
 
 
-def live_runner() -> PlanRun:
-    """Print each plan before it runs, then draw its progress live on standard output."""
+def _print_interrupted(
+    report: ApplyReport,
+    console: Console,
+    verb: str,
+    failed: list[Outcome],
+    skipped: list[Outcome],
+) -> None:
+    """The state an interrupted apply reached: what was done, what failed, what is left."""
+    done = sum(_done_counts(report).values())
+    cancelled = sum(len(r.result.by_status("cancelled")) for r in report.rounds)
+    console.print(
+        Text(
+            f"{verb} interrupted: {done} done, {len(failed)} failed, "
+            f"{cancelled + len(skipped)} not started.",
+            style="bold yellow",
+        )
+    )
+    for outcome in failed:
+        print_failure(console, outcome.label, outcome.error or "", outcome.report)
+    if report.converged:
+        console.print(Text("The engine matches the stack nonetheless.", style="bold"))
+        return
+    console.print(Text("The engine differs from the stack; what is left:", style="bold yellow"))
+    render_plan(report.remaining, console)
+
+
+def print_failing(report: ApplyReport, console: Console, *, verb: str = "Apply") -> None:
+    """The containers that are not running (healthy) or did not complete, each with its
+    failure report."""
+    count = len(report.failing)
+    noun = "container is" if count == 1 else "containers are"
+    console.print(
+        Text(f"{verb} failed: {count} {noun} not running as the stack wants.", style="bold red")
+    )
+    for failing in report.failing:
+        print_failure(console, f"container {failing.name}", failing.message, failing.report)
+
+
+def live_runner(confirm: Callable[[Plan], None] | None = None) -> PlanRun:
+    """Print each plan before it runs, then draw its progress live on standard output;
+    ``confirm`` (which raises to refuse) sees each plan once it is shown."""
     console = stdout_console()
     shown = 0
 
@@ -112,6 +170,8 @@ def live_runner() -> PlanRun:
         shown += 1
         render_plan(plan, console)
         console.print()
+        if confirm is not None:
+            confirm(plan)
         with RichProgress(console) as progress:
             yield progress
         console.print()

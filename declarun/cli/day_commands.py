@@ -5,21 +5,28 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
 from rich.table import Table
 
 from declarun.cli.apply_output import live_runner, print_report
+from declarun.cli.interrupt import interruptible
+from declarun.cli.locking import held_lock, lock_timeout_option
 from declarun.cli.logs_output import follow_logs, print_logs
 from declarun.cli.options import (
     EngineTarget,
     StackSource,
     engine_options,
     parallel_option,
+    stack_file,
+    stack_file_and_words,
     stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
+from declarun.cli.terminal import decide_tty, run_attached
+from declarun.engine.port import Engine
 from declarun.errors import DeclarunError, EngineError
 from declarun.reconcile.apply import ApplyOptions, ApplyReport
 from declarun.reconcile.status import status_rows
@@ -30,14 +37,16 @@ __all__ = ["exec_command", "logs", "status", "watch"]
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)  # fmt: skip
 @stack_options
 @engine_options
-def status(file: Path, output_format: str, source: StackSource, target: EngineTarget) -> None:
+def status(
+    file: Path | None, output_format: str, source: StackSource, target: EngineTarget
+) -> None:
     """Each resource of the stack in FILE: desired vs actual state, health, ports."""
-    stack = source.load_or_exit(file)
+    stack = source.load_or_exit(stack_file(file))
     with target.connect() as engine:
         rows = status_rows(engine, stack)
     if output_format == "json":
@@ -50,6 +59,11 @@ def status(file: Path, output_format: str, source: StackSource, target: EngineTa
     for row in rows:
         plan_cell = "ok" if row["action"] == "noop" else row["action"]
         style = "" if row["action"] == "noop" else "yellow"
+        if row["problem"]:
+            plan_cell = f"{plan_cell}; failing: {row['problem']}"
+            if row["action"] == "noop":
+                plan_cell = f"failing: {row['problem']}"
+            style = "red"
         table.add_row(
             f"{row['kind']} {row['name']}",
             row["engine_name"],
@@ -83,16 +97,15 @@ def _engine_names(stack: Stack, wanted: tuple[str, ...]) -> list[str]:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.argument("containers", nargs=-1)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.argument("words", nargs=-1, metavar="[FILE] [CONTAINERS]...")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing new lines, across replacements and restarts, until Ctrl-C.")  # fmt: skip
 @click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines of each.")
 @click.option("-t", "--timestamps", is_flag=True, help="Show each line's time.")
 @stack_options(file_flags=("--file",))
 @engine_options
 def logs(
-    file: Path,
-    containers: tuple[str, ...],
+    words: tuple[str, ...],
     follow: bool,
     tail: int | None,
     timestamps: bool,
@@ -100,8 +113,9 @@ def logs(
     target: EngineTarget,
 ) -> None:
     """The logs of the stack's containers (all, or CONTAINERS), interleaved by time."""
+    file, containers = stack_file_and_words(words)
     stack = source.load_or_exit(file)
-    names = _engine_names(stack, containers)
+    names = _engine_names(stack, tuple(containers))
     prefix = f"{stack.name}-"
     with target.connect() as engine:
         if follow:
@@ -114,57 +128,93 @@ def logs(
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
-@click.argument("file", type=click.Path(path_type=Path))
-@click.argument("container")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.argument("words", nargs=-1, required=True, type=click.UNPROCESSED,
+                metavar="[FILE] CONTAINER -- COMMAND...")  # fmt: skip
 @click.option("-u", "--user", help="Run as this user (name or uid[:gid]).")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Set a variable.")
+@click.option("-i", "--interactive/--no-interactive", default=True, show_default=True,
+              help="Keep stdin open and pass ours in.")  # fmt: skip
+@click.option("-t", "--tty", "force_tty", is_flag=True, help="Allocate a TTY even off a terminal.")
+@click.option("-T", "--no-TTY", "no_tty", is_flag=True,
+              help="Do not allocate a TTY (by default one is, when stdin and stdout are "
+              "terminals).")  # fmt: skip
 @stack_options
 @engine_options
 def exec_command(
-    file: Path,
-    container: str,
-    command: tuple[str, ...],
+    words: tuple[str, ...],
     user: str | None,
     workdir: str | None,
     env: tuple[str, ...],
+    interactive: bool,
+    force_tty: bool,
+    no_tty: bool,
     source: StackSource,
     target: EngineTarget,
 ) -> None:
-    """Run COMMAND in the stack's CONTAINER (``-- CMD ARGS...``); its exit code is ours."""
+    """Run COMMAND in the stack's CONTAINER (``-- CMD ARGS...``), attached here (a TTY on a
+    terminal, as Compose); its exit code is ours."""
+    file, rest = stack_file_and_words(words)
+    if len(rest) < 2:
+        raise click.UsageError("give a CONTAINER and the COMMAND to run in it: [FILE] "
+                               "CONTAINER -- COMMAND...")  # fmt: skip
+    container, command = rest[0], rest[1:]
     stack = source.load_or_exit(file)
     name = _engine_names(stack, (container,))[0]
+    tty = decide_tty(force_tty, no_tty)
     with target.connect() as engine:
-        exec_id = engine.exec_create(name, command, user=user or "", workdir=workdir, env=env)
-        for out, err in engine.exec_start(exec_id):
-            if out:
-                sys.stdout.buffer.write(out)
-                sys.stdout.buffer.flush()
-            if err:
-                sys.stderr.buffer.write(err)
-                sys.stderr.buffer.flush()
-        code = engine.exec_exit_code(exec_id)
-    sys.exit(int(code) if code is not None else 1)
+        exec_id = engine.exec_create(
+            name, command, user=user or "", workdir=workdir, env=env, stdin=interactive, tty=tty
+        )
+        attached = engine.exec_attach(exec_id, tty=tty)
+        run_attached(
+            attached,
+            stdin_open=interactive,
+            tty=tty,
+            resize=lambda h, w: engine.exec_resize(exec_id, height=h, width=w),
+        )
+        code = _exit_code(engine, exec_id)
+    sys.exit(code)
+
+
+def _exit_code(engine: Engine, exec_id: str) -> int:
+    """The exec's exit code; the engine may note it a moment after the output ends."""
+    deadline = time.monotonic() + 10
+    while (code := engine.exec_exit_code(exec_id)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return 1 if code is None else int(code)
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--no-prune", "no_prune", is_flag=True, help="Keep resources that left the stack.")
 @parallel_option
+@lock_timeout_option
 @stack_options
 @engine_options
 def watch(
-    file: Path, no_prune: bool, parallel: int, source: StackSource, target: EngineTarget
+    file: Path | None,
+    no_prune: bool,
+    parallel: int,
+    lock_timeout: float,
+    source: StackSource,
+    target: EngineTarget,
 ) -> None:
     """Keep the engine matching FILE: re-apply when a container drifts or FILE changes."""
     from declarun.reconcile.watch import WatchHooks, watch_stack
 
+    file = stack_file(file)
     console, errors = stdout_console(), stderr_console()
 
+    shown_failing: list[object] = [()]
+
     def on_report(report: ApplyReport) -> None:
-        if not report.nothing_to_do:
+        # A crash loop wakes the watch at every death: say so when it starts or changes,
+        # not at each wake-up.
+        failing = tuple((f.name, f.message) for f in report.failing)
+        if not report.nothing_to_do or failing != shown_failing[0]:
             print_report(report, console)
+        shown_failing[0] = failing
 
     def on_error(error: DeclarunError) -> None:
         errors.print(f"[red]error:[/red] {error}", highlight=False)
@@ -177,13 +227,15 @@ def watch(
     hooks = WatchHooks(
         on_plan=live_runner(), on_report=on_report, on_error=on_error, on_wake=on_wake
     )
-    source.load_or_exit(file)  # a broken file at start is an ordinary error exit
+    stack = source.load_or_exit(file)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
     apply_options = ApplyOptions(prune=not no_prune, parallel=parallel)
-    with target.connect() as engine:
+    # The lock is the stack's while the watch runs: an apply elsewhere waits for it.
+    with (
+        target.connect() as engine,
+        held_lock(engine, stack.name, "watch", lock_timeout),
+        interruptible(console, on_request=stop.set) as cancel,
+    ):
         console.print(f"Watching {file} (Ctrl-C to stop).", markup=False)
-        try:
-            watch_stack(engine, file, source.load, apply_options, stop, hooks)
-        except KeyboardInterrupt:
-            stop.set()
+        watch_stack(engine, file, source.load, apply_options, stop, hooks, cancel)
     console.print("Stopped watching.", markup=False)

@@ -12,16 +12,21 @@ from pathlib import Path
 import click
 
 from declarun.cli.apply_output import live_runner, print_report
+from declarun.cli.confirm import confirmation, yes_option
+from declarun.cli.interrupt import interruptible
+from declarun.cli.locking import held_lock, lock_timeout_option
 from declarun.cli.options import (
     EngineTarget,
     StackSource,
     engine_options,
     parallel_option,
+    stack_file,
     stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
 from declarun.plan.model import Plan
 from declarun.plan.render import NO_CHANGES, render_plan
+from declarun.plan.staleness import observed_objects
 from declarun.reconcile.apply import (
     ApplyOptions,
     ApplyReport,
@@ -31,7 +36,13 @@ from declarun.reconcile.apply import (
     make_plan,
 )
 from declarun.reconcile.executor import DEFAULT_PARALLEL
-from declarun.reconcile.saved import PlanSource, is_saved_plan, read_saved_plan, write_saved_plan
+from declarun.reconcile.saved import (
+    PlanSource,
+    is_saved_plan,
+    read_saved_plan,
+    saved_plan_text,
+    write_saved_plan,
+)
 
 __all__ = ["apply", "destroy", "lock", "plan"]
 
@@ -44,10 +55,16 @@ def _plan_exit(plan: Plan) -> int:
 
 def _finish(report: ApplyReport, verb: str) -> None:
     console = stdout_console()
+    if report.cancelled:
+        print_report(report, console, verb=verb)
+        sys.exit(130)
     if report.nothing_to_do:
-        console.print(NO_CHANGES, markup=False)
-        console.print("Nothing to do: no action taken.", markup=False)
-        return
+        if not report.failing:
+            console.print(NO_CHANGES, markup=False)
+            console.print("Nothing to do: no action taken.", markup=False)
+            return
+        render_plan(report.remaining, console)
+        console.print()
     if not print_report(report, console, verb=verb):
         sys.exit(1)
 
@@ -57,9 +74,9 @@ def _apply_options(prune: bool, volumes: bool, locked: bool, parallel: int) -> A
 
 
 def _prune_options(func: click.decorators.FC) -> click.decorators.FC:
-    func = click.option("--locked", is_flag=True, help="Fail when stack.lock is missing or stale.")(
-        func
-    )
+    func = click.option(
+        "--locked", is_flag=True, help="Fail when FILE's lock (FILE.lock) is missing or stale."
+    )(func)
     func = click.option(
         "--volumes",
         is_flag=True,
@@ -72,16 +89,17 @@ def _prune_options(func: click.decorators.FC) -> click.decorators.FC:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save the plan (JSON) for a later 'declarun apply PLAN'.")  # fmt: skip
+              help="Save the plan (JSON) for a later 'declarun apply PLAN' ('-': standard "
+              "output, instead of the text).")  # fmt: skip
 @click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="How to print the plan.")  # fmt: skip
 @_prune_options
 @stack_options
 @engine_options
 def plan(
-    file: Path,
+    file: Path | None,
     out: Path | None,
     output_format: str,
     no_prune: bool,
@@ -91,21 +109,27 @@ def plan(
     target: EngineTarget,
 ) -> None:
     """Show what apply would change in FILE's stack, and why (exit 0 none, 2 changes, 1 error)."""
+    file = stack_file(file)
     stack = source.load_or_exit(file)
     options = _apply_options(not no_prune, volumes, locked, DEFAULT_PARALLEL)
     with target.connect() as engine:
-        made = make_plan(engine, stack, options).plan
+        planned = make_plan(engine, stack, options)
+    made = planned.plan
+    where = PlanSource(
+        file,
+        source.profiles,
+        source.vars_files,
+        input_format=source.input_format,
+        compose_files=source.compose_files,
+        project_name=source.project_name,
+        env_files=source.env_files,
+        observed=observed_objects(planned.observed),
+    )
+    if out is not None and str(out) == "-":
+        click.echo(saved_plan_text(made, where), nl=False)
+        sys.exit(_plan_exit(made))
     if out is not None:
-        made_from = PlanSource(
-            file,
-            source.profiles,
-            source.vars_files,
-            input_format=source.input_format,
-            compose_files=source.compose_files,
-            project_name=source.project_name,
-            env_files=source.env_files,
-        )
-        write_saved_plan(made, made_from, out)
+        write_saved_plan(made, where, out)
     if output_format == "json":
         click.echo(made.to_json(), nl=False)
     else:
@@ -116,16 +140,20 @@ def plan(
 
 
 @click.command()
-@click.argument("file", metavar="FILE|PLAN.json", type=click.Path(path_type=Path))
+@click.argument("file", metavar="[FILE|PLAN.json]", required=False, type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as 'declarun plan').")
+@yes_option
 @parallel_option
+@lock_timeout_option
 @_prune_options
 @stack_options
 @engine_options
 def apply(
-    file: Path,
+    file: Path | None,
     dry_run: bool,
+    yes: bool,
     parallel: int,
+    lock_timeout: float,
     no_prune: bool,
     volumes: bool,
     locked: bool,
@@ -133,8 +161,10 @@ def apply(
     target: EngineTarget,
 ) -> None:
     """Make the engine match the stack in FILE, or carry out a plan saved by 'plan -o'."""
+    file = stack_file(file)
     options = _apply_options(not no_prune, volumes, locked, parallel)
     saved: Plan | None = None
+    recorded: dict[str, dict[str, str]] | None = None
     if is_saved_plan(file):
         saved, made_from = read_saved_plan(file)
         file = made_from.file
@@ -146,34 +176,64 @@ def apply(
             project_name=made_from.project_name,
             env_files=made_from.env_files,
         )
+        if made_from.observed is not None:
+            recorded = {k: dict(v) for k, v in made_from.observed.items()}
     stack = source.load_or_exit(file)
     with target.connect() as engine:
         if dry_run:
             made = saved if saved is not None else make_plan(engine, stack, options).plan
             render_plan(made, stdout_console())
             sys.exit(_plan_exit(made))
-        if saved is not None:
-            report = apply_saved_plan(engine, stack, saved, options, live_runner())
-        else:
-            report = apply_stack(engine, stack, options, live_runner())
+        with (
+            held_lock(engine, stack.name, "apply", lock_timeout),
+            interruptible(stdout_console()) as cancel,
+        ):
+            if saved is not None:  # reviewed and saved on purpose: applied as it is
+                report = apply_saved_plan(
+                    engine, stack, saved, options, live_runner(), cancel, recorded
+                )
+            else:
+                asked = confirmation("Apply", yes=yes, always=False)
+                report = apply_stack(engine, stack, options, live_runner(asked), cancel)
     _finish(report, "Apply")
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--volumes", is_flag=True, help="Also remove the stack's volumes (never keep: true).")
+@yes_option
 @parallel_option
+@lock_timeout_option
 @stack_options
 @engine_options
 def destroy(
-    file: Path, volumes: bool, parallel: int, source: StackSource, target: EngineTarget
+    file: Path | None,
+    volumes: bool,
+    yes: bool,
+    parallel: int,
+    lock_timeout: float,
+    source: StackSource,
+    target: EngineTarget,
 ) -> None:
-    """Remove everything the stack in FILE owns on the engine, dependents first."""
-    stack = source.load_or_exit(file)
-    with target.connect() as engine:
+    """Remove everything the stack in FILE owns on the engine, dependents first (shown, then
+    asked about on a terminal)."""
+    stack = source.load_or_exit(stack_file(file))
+    with (
+        target.connect() as engine,
+        held_lock(engine, stack.name, "destroy", lock_timeout),
+        interruptible(stdout_console()) as cancel,
+    ):
         report = destroy_stack(
-            engine, stack, volumes=volumes, parallel=parallel, on_plan=live_runner()
+            engine,
+            stack,
+            volumes=volumes,
+            parallel=parallel,
+            on_plan=live_runner(confirmation("Destroy", yes=yes, always=True)),
+            cancel=cancel,
         )
+    if report.cancelled:
+        print_report(report, stdout_console(), verb="Destroy")
+        sys.exit(130)
     if report.nothing_to_do:
         stdout_console().print(
             f"Nothing to destroy: stack '{stack.name}' owns nothing on this engine.", markup=False
@@ -184,21 +244,24 @@ def destroy(
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite a lock file of another stack.")
 @stack_options
 @engine_options
-def lock(file: Path, source: StackSource, target: EngineTarget) -> None:
+def lock(file: Path | None, force: bool, source: StackSource, target: EngineTarget) -> None:
     """Pin every image the stack in FILE pulls, and the base images of its builds, to a
-    digest, in stack.lock beside it."""
+    digest, in FILE.lock beside it (stack.lock for stack.yaml)."""
     from declarun.observe.dockerfiles import base_images
     from declarun.plan.lock import lock_path
-    from declarun.reconcile.lockfile import resolve_lock, write_lock
+    from declarun.reconcile.lockfile import check_overwrite, resolve_lock, write_lock
 
-    stack = source.load_or_exit(file)
+    stack = source.load_or_exit(stack_file(file))
+    path = lock_path(stack)
+    if not force:
+        check_overwrite(path, stack)
     with target.connect() as engine:
         platform = engine.version().platform
         resolved = resolve_lock(engine, stack, platform, base_images(stack, platform))
-    path = lock_path(stack)
     write_lock(resolved, path)
     count = len(resolved.images)
     stderr_console().print(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Literal
 
 import networkx as nx
@@ -15,8 +14,8 @@ from declarun.plan.graph import export_graph
 __all__ = ["draw_graph"]
 
 
-def draw_graph(graph: nx.DiGraph, fmt: Literal["svg", "png"], output: Path) -> None:
-    """Draw the graph to an SVG or PNG file with Graphviz's ``dot``."""
+def draw_graph(graph: nx.DiGraph, fmt: Literal["svg", "png"]) -> bytes:
+    """The graph drawn as SVG or PNG by Graphviz's ``dot``."""
     dot = shutil.which("dot")
     if dot is None:
         raise DeclarunError(
@@ -24,7 +23,7 @@ def draw_graph(graph: nx.DiGraph, fmt: Literal["svg", "png"], output: Path) -> N
             "--format dot|mermaid|json print text without it"
         )
     result = subprocess.run(
-        [dot, f"-T{fmt}", "-o", str(output)],
+        [dot, f"-T{fmt}"],
         input=export_graph(graph, "dot").encode(),
         capture_output=True,
         check=False,
@@ -32,4 +31,5 @@ def draw_graph(graph: nx.DiGraph, fmt: Literal["svg", "png"], output: Path) -> N
     )
     if result.returncode != 0:
         message = result.stderr.decode(errors="replace").strip()
-        raise DeclarunError(f"Graphviz failed to draw {output}: {message}")
+        raise DeclarunError(f"Graphviz failed to draw the graph: {message}")
+    return result.stdout

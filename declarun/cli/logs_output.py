@@ -1,15 +1,18 @@
 """Container logs, interleaved and prefixed: ``web    | GET / 200``, one colour per container.
 
 Past logs are fetched with the engine's timestamps and merged in time order; ``follow``
-streams each container on its own thread and prints lines as they arrive. The engine's
-timestamps are shown only when asked for.
+streams each container on its own thread and prints lines as they arrive, and when a
+container goes (a recreation by ``apply`` or ``watch``, a restart) it picks up whichever
+container next holds the name. The engine's timestamps are shown only when asked for.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 from rich.text import Text
 
@@ -19,6 +22,7 @@ from declarun.errdefs import ErrorKind
 
 __all__ = ["follow_logs", "print_logs", "split_lines"]
 
+_LOOK_AGAIN = 0.5  # seconds between looks for a container that went away
 _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
 
 
@@ -71,34 +75,75 @@ def print_logs(
         printer.line(name, stamp, text)
 
 
-def _pump(
-    engine: Engine, name: str, tail: int | None, out: queue.Queue[tuple[str, str] | None]
+def _now_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+
+
+def _follow_one(
+    engine: Engine,
+    name: str,
+    tail: int | None,
+    out: queue.Queue[tuple[str, str]],
+    stop: threading.Event,
 ) -> None:
-    try:
-        for line in split_lines(engine.follow_logs(name, timestamps=True, tail=tail)):
-            out.put((name, line))
-    except ErrorKind as exc:  # a container removed mid-stream ends its stream, not the command
-        out.put((name, f"(log stream ended: {exc})"))
-    finally:
-        out.put(None)
+    """Follow the container called ``name`` — the one there now, and whichever takes its name
+    later (a recreation) or the same one started again — until ``stop``."""
+    followed: str | None = None  # the id whose log was followed last
+    since: float | None = None
+    told_missing = False
+    while not stop.is_set():
+        try:
+            found = engine.inspect_container(name)
+        except ErrorKind:  # not there (yet, or any more): a recreation may bring it back
+            found = None
+        if found is None and followed is None and not told_missing:
+            out.put((name, f"{_now_stamp()} (not there yet: waiting for it)"))
+            told_missing = True
+        if found is None or (found.id == followed and not found.state.running):
+            stop.wait(_LOOK_AGAIN)
+            continue
+        if followed is not None:
+            what = "restarted" if found.id == followed else "recreated; following the new one"
+            out.put((name, f"{_now_stamp()} ({what})"))
+        resumed = found.id == followed
+        followed = found.id
+        try:
+            stream = engine.follow_logs(
+                name,
+                timestamps=True,
+                tail=tail if since is None else None,
+                since=since if resumed else None,
+            )
+            for line in split_lines(stream):
+                out.put((name, line))
+        except ErrorKind:
+            pass  # removed mid-stream: look for what comes next
+        since = time.time()
 
 
 def follow_logs(
     engine: Engine, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
 ) -> None:
-    """Print containers' logs as they are written, until every stream ends (or Ctrl-C)."""
+    """Print containers' logs as they are written, following each name across replacements
+    and restarts, until Ctrl-C (KeyboardInterrupt)."""
     printer = _Printer(names, prefix, timestamps)
-    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+    lines: queue.Queue[tuple[str, str]] = queue.Queue()
+    stop = threading.Event()
     for name in names:
         threading.Thread(
-            target=_pump, args=(engine, name, tail, lines), daemon=True, name=f"logs-{name}"
+            target=_follow_one,
+            args=(engine, name, tail, lines, stop),
+            daemon=True,
+            name=f"logs-{name}",
         ).start()
-    open_streams = len(names)
-    while open_streams:
-        item = lines.get()
-        if item is None:
-            open_streams -= 1
-            continue
-        name, line = item
-        stamp, text = _split_timestamp(line)
-        printer.line(name, stamp, text)
+    try:
+        while True:
+            try:
+                # Bounded: Ctrl-C is handled between bytecodes of this thread only.
+                name, line = lines.get(timeout=_LOOK_AGAIN)
+            except queue.Empty:
+                continue
+            stamp, text = _split_timestamp(line)
+            printer.line(name, stamp, text)
+    finally:
+        stop.set()

@@ -3,8 +3,9 @@
 Every command that reads a stack file takes ``--var``, ``--vars-file`` and ``--profile``, and
 for Compose files ``-f``, ``-p``, ``--env-file``, ``--format`` and ``--strict``;
 :func:`stack_options` adds them and hands the command one :class:`StackSource` (parameter
-``source``), which loads the stack (from either format) or lists its problems and exits 1. Every command that
-talks to an engine takes ``--host`` and ``--engine``; :func:`engine_options` adds them and
+``source``), which loads the stack (from either format) or lists its problems and exits 1.
+With no FILE, a command takes ``declarun -f FILE`` or else the first of
+:data:`DEFAULT_STACK_FILES` in the current directory. Every command that talks to an engine takes ``--host`` and ``--engine``; :func:`engine_options` adds them and
 hands over one :class:`EngineTarget` (parameter ``target``), whose :meth:`~EngineTarget.
 connect` yields the connected engine and tells its refusals as a message, never a traceback.
 """
@@ -25,7 +26,7 @@ import click
 from declarun.cli.formats import FormatName, load_any
 from declarun.cli.output import stderr_console
 from declarun.compose.pipeline import ComposeProject
-from declarun.compose.project import ComposeOptions
+from declarun.compose.project import COMPOSE_FILE_NAMES, ComposeOptions
 from declarun.engine.port import Engine
 from declarun.errdefs import ErrorKind, Unavailable
 from declarun.errors import EngineError, Problem, StackError
@@ -34,14 +35,22 @@ from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, parse_var_assignment
 
 __all__ = [
+    "DEFAULT_STACK_FILES",
     "EngineTarget",
     "StackSource",
     "engine_options",
     "parallel_option",
     "report_stack_problems",
     "report_stack_warnings",
+    "stack_file",
+    "stack_file_and_words",
     "stack_options",
 ]
+
+#: What a command looks for in the current directory when no stack file is named: a stack
+#: file first, then a Compose file (as ``docker compose`` looks for one).
+DEFAULT_STACK_FILES = ("stack.yaml", "declarun.yaml", *COMPOSE_FILE_NAMES)
+_STACK_SUFFIXES = (".yaml", ".yml", ".json")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,6 +77,48 @@ def report_stack_warnings(warnings: tuple[Problem, ...]) -> None:
         f"{count} warning{'s' if count != 1 else ''} (--strict makes them errors)",
         style="yellow",
     )
+
+
+def _top_level_file() -> Path | None:
+    """``declarun -f FILE COMMAND``: the file the group was given, if any."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return None
+    chosen = context.find_root().params.get("stack_file")
+    return chosen if isinstance(chosen, Path) else None
+
+
+def _default_stack_file() -> Path:
+    for name in DEFAULT_STACK_FILES:
+        if Path(name).is_file():
+            return Path(name)
+    looked = ", ".join(DEFAULT_STACK_FILES[:-1]) + " or " + DEFAULT_STACK_FILES[-1]
+    raise click.UsageError(
+        f"no stack file named and no {looked} in {Path.cwd()}: give FILE, or -f FILE before "
+        "the command (declarun -f FILE COMMAND)"
+    )
+
+
+def stack_file(file: Path | None) -> Path:
+    """The stack file a command works on: its FILE argument, else ``declarun -f FILE``,
+    else ``stack.yaml`` or ``declarun.yaml`` in the current directory."""
+    top = _top_level_file()
+    if file is not None and top is not None and file != top:
+        raise click.UsageError(f"two stack files given: -f {top} and {file}")
+    return file or top or _default_stack_file()
+
+
+def _names_a_stack_file(word: str) -> bool:
+    return word.endswith(_STACK_SUFFIXES) or Path(word).is_file()
+
+
+def stack_file_and_words(words: tuple[str, ...]) -> tuple[Path, list[str]]:
+    """Split ``[FILE] WORDS...`` (container names, a command): the first word is the stack
+    file when no ``-f`` was given and it names one (an existing file, or a .yaml/.yml/.json
+    name); otherwise the file is found as :func:`stack_file` finds it."""
+    if _top_level_file() is None and words and _names_a_stack_file(words[0]):
+        return Path(words[0]), list(words[1:])
+    return stack_file(None), list(words)
 
 
 @dataclass(frozen=True)

@@ -69,4 +69,10 @@ def exit_on_declarun_error() -> Iterator[None]:
         )
         sys.exit(1)
     except KeyboardInterrupt:
-        sys.exit(130)
+        # Interrupted for good (a second Ctrl-C during a change, or Ctrl-C elsewhere): exit at
+        # once. os._exit, because an abandoned change still runs on a worker thread that a
+        # normal exit would wait for.
+        stderr_console().print("Interrupted.", markup=False, highlight=False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)

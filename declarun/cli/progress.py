@@ -23,7 +23,12 @@ from declarun.reconcile.executor import Outcome
 
 __all__ = ["RichProgress", "outcome_line"]
 
-_MARKS = {"done": ("✓", "green"), "failed": ("✗", "red"), "skipped": ("-", "yellow")}
+_MARKS = {
+    "done": ("✓", "green"),
+    "failed": ("✗", "red"),
+    "skipped": ("-", "yellow"),
+    "cancelled": ("-", "yellow"),
+}
 
 
 def outcome_line(outcome: Outcome) -> Text:
@@ -36,7 +41,9 @@ def outcome_line(outcome: Outcome) -> Text:
         if outcome.note:
             line.append(f"  {outcome.note}", style="dim")
     elif outcome.status == "failed":
-        line.append(f"  failed: {outcome.error}", style="red")
+        line.append("  failed (why: below)", style="red")  # told once, in the report
+    elif outcome.status == "cancelled":
+        line.append("  not started: interrupted", style="yellow")
     else:
         line.append(f"  skipped: {outcome.cause} failed", style="yellow")
     return line

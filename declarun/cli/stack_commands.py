@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 import yaml
 
-from declarun.cli.options import StackSource, report_stack_problems, stack_options
+from declarun.cli.options import StackSource, report_stack_problems, stack_file, stack_options
 from declarun.cli.output import stdout_console
 from declarun.errors import StackError
 from declarun.plan.graph import GraphFormat, build_graph, export_graph
-from declarun.stack.model import Stack, stack_to_data
+from declarun.stack.model import Stack
+from declarun.stack.render import stack_to_file
 
 __all__ = ["graph", "render", "validate"]
 
@@ -29,13 +30,13 @@ def _summary(stack: Stack) -> str:
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @stack_options
 def validate(files: tuple[Path, ...], source: StackSource) -> None:
     """Check stack FILES: exit 0 when all are valid, 1 with every problem listed otherwise."""
     console = stdout_console()
     failed = False
-    for path in files:
+    for path in files or (stack_file(None),):
         try:
             stack = source.load(path)
         except StackError as exc:
@@ -47,63 +48,107 @@ def validate(files: tuple[Path, ...], source: StackSource) -> None:
         sys.exit(1)
 
 
+def _write_text(text: str, output: str | None) -> None:
+    """``text`` to the file ``output``, or to standard output (no file, or ``-``)."""
+    if output is None or output == "-":
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    Path(output).write_text(text, encoding="utf-8")
+
+
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "output_format",
     type=click.Choice(["yaml", "json"]),
-    default="yaml",
-    show_default=True,
-    help="Output format.",
+    help="Output format (default: from -o FILE's extension, else yaml).",
+)
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE ('-': standard output).")
+@click.option(
+    "--reveal-secrets",
+    is_flag=True,
+    help="Write secret values in clear (the output is then a secret too); default ***.",
 )
 @stack_options(format_flags=("--input-format",))
-def render(file: Path, output_format: str, source: StackSource) -> None:
-    """Print the stack in FILE as declarun sees it: templated, normalised, defaults filled."""
-    stack = source.load_or_exit(file)
-    data = stack_to_data(stack)
-    if output_format == "json":
-        click.echo(json.dumps(data, indent=2))
+def render(
+    file: Path | None,
+    output_format: str | None,
+    output: str | None,
+    reveal_secrets: bool,
+    source: StackSource,
+) -> None:
+    """Print the stack in FILE as a stack file, as declarun sees it: templated, normalised,
+    defaults filled. The output is a valid stack file that plans the same."""
+    stack = source.load_or_exit(stack_file(file))
+    data = stack_to_file(stack, reveal_secrets=reveal_secrets)
+    chosen = output_format or (
+        "json" if output and output != "-" and output.endswith(".json") else "yaml"
+    )
+    if chosen == "json":
+        _write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", output)
     else:
-        click.echo(
-            yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True),
-            nl=False,
+        header = f"# {stack.source_file} as declarun sees it (declarun render)\n"
+        body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        _write_text(header + body, output)
+
+
+_GRAPH_EXTENSIONS: dict[str, GraphFormat] = {
+    ".dot": "dot",
+    ".gv": "dot",
+    ".mmd": "mermaid",
+    ".mermaid": "mermaid",
+    ".json": "json",
+    ".svg": "svg",
+    ".png": "png",
+}
+
+
+def _graph_format(given: str | None, output: str | None) -> GraphFormat:
+    if given is not None:
+        chosen: GraphFormat = given  # type: ignore[assignment]
+        return chosen
+    if output is None or output == "-":
+        return "dot"
+    suffix = Path(output).suffix.lower()
+    if suffix not in _GRAPH_EXTENSIONS:
+        known = ", ".join(_GRAPH_EXTENSIONS)
+        raise click.UsageError(
+            f"cannot tell the format from {output!r} (known extensions: {known}): give --format"
         )
+    return _GRAPH_EXTENSIONS[suffix]
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "output_format",
     type=click.Choice(["dot", "mermaid", "json", "svg", "png"]),
-    default="dot",
-    show_default=True,
-    help="Text formats print; svg/png need Graphviz and -o.",
+    help="Output format (default: from -o FILE's extension, else dot); svg/png need Graphviz.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of standard output.",
-)
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE ('-': standard output).")
 @stack_options(format_flags=("--input-format",))
-def graph(file: Path, output_format: str, output: Path | None, source: StackSource) -> None:
+def graph(
+    file: Path | None, output_format: str | None, output: str | None, source: StackSource
+) -> None:
     """Print the dependency graph of the stack in FILE (images, volumes, networks, containers)."""
-    stack = source.load_or_exit(file)
+    stack = source.load_or_exit(stack_file(file))
     from declarun.observe.dockerfiles import base_images
 
     dependency_graph = build_graph(stack, base_images(stack))
-    fmt: GraphFormat = output_format  # type: ignore[assignment]
+    fmt = _graph_format(output_format, output)
     if fmt in ("svg", "png"):
-        if output is None:
-            raise click.UsageError(f"--format {fmt} draws an image: give -o FILE")
         from declarun.cli.graph_drawing import draw_graph
 
-        draw_graph(dependency_graph, fmt, output)
+        to_stdout = output is None or output == "-"
+        if fmt == "png" and to_stdout and sys.stdout.isatty():
+            raise click.UsageError("a PNG is binary: give -o FILE (or redirect the output)")
+        drawn = draw_graph(dependency_graph, fmt)
+        if to_stdout:
+            sys.stdout.buffer.write(drawn)
+            sys.stdout.buffer.flush()
+        else:
+            Path(str(output)).write_bytes(drawn)
         return
-    text = export_graph(dependency_graph, fmt)
-    if output is None:
-        click.echo(text, nl=not text.endswith("\n"))
-    else:
-        output.write_text(text, encoding="utf-8")
+    _write_text(export_graph(dependency_graph, fmt), output)

@@ -12,6 +12,7 @@ handling: ``pull_image`` passes no ``auth_config``, so docker-py builds ``X-Regi
 from __future__ import annotations
 
 import contextlib
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -176,6 +177,8 @@ def _state(raw: dict[str, Any]) -> ContainerState:
             HealthResult(exit_code=entry.get("ExitCode"), output=str(entry.get("Output") or ""))
             for entry in (health or {}).get("Log") or ()
         ),
+        started_at=str(raw.get("StartedAt") or ""),
+        finished_at=str(raw.get("FinishedAt") or ""),
     )
 
 
@@ -193,7 +196,8 @@ def _healthcheck(raw: dict[str, Any] | None) -> Healthcheck | None:
 
 def _details(raw: dict[str, Any]) -> ContainerDetails:
     config = raw.get("Config") or {}
-    bindings = (raw.get("HostConfig") or {}).get("PortBindings") or {}
+    host_config = raw.get("HostConfig") or {}
+    bindings = host_config.get("PortBindings") or {}
     networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
     addresses = {
         name: str(address)
@@ -217,6 +221,8 @@ def _details(raw: dict[str, Any]) -> ContainerDetails:
             for binding in found or ()
         ),
         ipv4_addresses=FrozenDict(sorted(addresses.items())),
+        restart_count=int(raw.get("RestartCount") or 0),
+        restart_policy=str((host_config.get("RestartPolicy") or {}).get("Name") or ""),
     )
 
 
@@ -277,6 +283,61 @@ class _Events:
     def close(self) -> None:
         with _translated():
             self._stream.close()
+
+
+class _Hijacked:
+    """An :class:`~declarun.engine.port.Attached` over the connection docker-py hijacked.
+
+    Output is read through the response's own buffered reader, not the bare socket below it
+    (as docker-py's ``socket=True`` would): bytes that arrived with the response head sit in
+    that buffer, and reading the socket would lose them (a shell's first prompt, say).
+    """
+
+    def __init__(self, response: Any, tty: bool) -> None:
+        self._response = response
+        self._reader = response.raw._fp.fp
+        self._socket = self._reader.raw._sock
+        self._socket.settimeout(None)  # a session may stay quiet for as long as it likes
+        self._tty = tty
+
+    @classmethod
+    def of(cls, api: Any, response: Any, tty: bool) -> _Hijacked:
+        _call(api._raise_for_status, response)
+        return cls(response, tty)
+
+    def write(self, data: bytes) -> None:
+        with _translated():
+            self._socket.sendall(data)
+
+    def close_input(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_WR)
+
+    def _exactly(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self._reader.read(size - len(data))
+            if not chunk:
+                return data
+            data += chunk
+        return data
+
+    def output(self) -> Iterator[tuple[int, bytes]]:
+        with _translated():
+            if self._tty:
+                while chunk := self._reader.read1(65536):
+                    yield 1, chunk
+                return
+            # Without a TTY the streams are multiplexed: an 8-byte header (stream, 0, 0, 0,
+            # big-endian size), then that many bytes.
+            while len(header := self._exactly(8)) == 8:
+                data = self._exactly(int.from_bytes(header[4:8], "big"))
+                yield (2 if header[0] == 2 else 1), data
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.close()
+        self._response.close()
 
 
 class DockerEngine:
@@ -363,7 +424,12 @@ class DockerEngine:
         return raw if isinstance(raw, bytes) else str(raw).encode()
 
     def follow_logs(
-        self, name: str, *, tail: int | None = None, timestamps: bool = False
+        self,
+        name: str,
+        *,
+        tail: int | None = None,
+        timestamps: bool = False,
+        since: float | None = None,
     ) -> Iterator[bytes]:
         chunks = _call(
             self.client.api.logs,
@@ -374,8 +440,29 @@ class DockerEngine:
             tail="all" if tail is None else tail,
             stream=True,
             follow=True,
+            since=since,
         )
         return _closing(chunks)
+
+    def attach_container(self, name: str, *, tty: bool) -> _Hijacked:
+        api = self.client.api
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 0}
+        response = _call(
+            api.post,
+            api._url("/containers/{0}/attach", name),
+            None,
+            params=params,
+            headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+            stream=True,
+        )
+        return _Hijacked.of(api, response, tty)
+
+    def wait_container(self, name: str) -> int:
+        # No read timeout: a container may run for as long as it likes.
+        return int(_call(self.client.api.wait, name, timeout=None).get("StatusCode", 1))
+
+    def resize_container(self, name: str, *, height: int, width: int) -> None:
+        _call(self.client.api.resize, name, height=height, width=width)
 
     # -- exec ----------------------------------------------------------------------------------
 
@@ -387,6 +474,8 @@ class DockerEngine:
         user: str = "",
         workdir: str | None = None,
         env: Sequence[str] = (),
+        stdin: bool = False,
+        tty: bool = False,
     ) -> str:
         created = _call(
             self.client.api.exec_create,
@@ -394,11 +483,27 @@ class DockerEngine:
             list(command),
             stdout=True,
             stderr=True,
+            stdin=stdin,
+            tty=tty,
             user=user,
             workdir=workdir,
             environment=list(env) or None,
         )
         return str(created["Id"])
+
+    def exec_attach(self, exec_id: str, *, tty: bool) -> _Hijacked:
+        api = self.client.api
+        response = _call(
+            api._post_json,
+            api._url("/exec/{0}/start", exec_id),
+            headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+            data={"Tty": tty, "Detach": False},
+            stream=True,
+        )
+        return _Hijacked.of(api, response, tty)
+
+    def exec_resize(self, exec_id: str, *, height: int, width: int) -> None:
+        _call(self.client.api.exec_resize, exec_id, height=height, width=width)
 
     def exec_start(self, exec_id: str) -> Iterator[tuple[bytes | None, bytes | None]]:
         return _closing(_call(self.client.api.exec_start, exec_id, stream=True, demux=True))
@@ -411,11 +516,14 @@ class DockerEngine:
 
     def inspect_image(self, ref: str) -> ImageDetails:
         raw = _call(self.client.api.inspect_image, ref)
+        config = raw.get("Config") or {}
+        test = (config.get("Healthcheck") or {}).get("Test") or []
         return ImageDetails(
             id=raw["Id"],
             repo_digests=tuple(sorted(raw.get("RepoDigests") or ())),
             repo_tags=tuple(sorted(raw.get("RepoTags") or ())),
-            labels=_labels((raw.get("Config") or {}).get("Labels")),
+            labels=_labels(config.get("Labels")),
+            has_healthcheck=bool(test) and test[0] != "NONE",
         )
 
     def pull_image(self, ref: str, *, platform: str | None = None) -> Iterator[PullEvent]:
@@ -512,13 +620,18 @@ class DockerEngine:
             for raw in listed
         ]
 
-    def create_volume(self, body: Mapping[str, Any]) -> None:
-        _call(
+    def create_volume(self, body: Mapping[str, Any]) -> VolumeSummary:
+        raw = _call(
             self.client.api.create_volume,
             name=body["Name"],
             driver=body.get("Driver") or "local",
             driver_opts=body.get("DriverOpts") or None,
             labels=body.get("Labels") or None,
+        )
+        return VolumeSummary(
+            name=str(raw.get("Name") or body["Name"]),
+            labels=_labels(raw.get("Labels")),
+            driver=str(raw.get("Driver") or ""),
         )
 
     def remove_volume(self, name: str) -> None:

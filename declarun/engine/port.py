@@ -28,6 +28,7 @@ from declarun.engine.types import (
 )
 
 __all__ = [
+    "Attached",
     "Containers",
     "Engine",
     "EventStream",
@@ -49,6 +50,28 @@ class System(Protocol):
 
     def close(self) -> None:
         """Release the connection; the engine object is not used afterwards."""
+        ...
+
+
+class Attached(Protocol):
+    """A process's standard streams over a hijacked connection (an exec, or an attached
+    container): input goes in, output comes out until the process ends."""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the process's stdin."""
+        ...
+
+    def close_input(self) -> None:
+        """End the process's stdin (it reads EOF); output keeps coming."""
+        ...
+
+    def output(self) -> Iterator[tuple[int, bytes]]:
+        """(1 for stdout or 2 for stderr, bytes) as they come, until the process ends; with a
+        TTY everything arrives as stdout."""
+        ...
+
+    def close(self) -> None:
+        """Drop the connection."""
         ...
 
 
@@ -101,9 +124,27 @@ class Containers(Protocol):
         ...
 
     def follow_logs(
-        self, name: str, *, tail: int | None = None, timestamps: bool = False
+        self,
+        name: str,
+        *,
+        tail: int | None = None,
+        timestamps: bool = False,
+        since: float | None = None,
     ) -> Iterator[bytes]:
-        """The log so far, then new output as it is written, until the container stops."""
+        """The log so far (from ``since``, seconds since the epoch, when given), then new
+        output as it is written, until the container stops."""
+        ...
+
+    def attach_container(self, name: str, *, tty: bool) -> Attached:
+        """Attach to ``name``'s stdin, stdout and stderr (before it starts, to miss nothing)."""
+        ...
+
+    def wait_container(self, name: str) -> int:
+        """Block until ``name`` stops; its exit code."""
+        ...
+
+    def resize_container(self, name: str, *, height: int, width: int) -> None:
+        """Set the size of ``name``'s TTY."""
         ...
 
 
@@ -118,8 +159,19 @@ class Execs(Protocol):
         user: str = "",
         workdir: str | None = None,
         env: Sequence[str] = (),
+        stdin: bool = False,
+        tty: bool = False,
     ) -> str:
-        """Prepare ``command`` in ``container``; returns the exec's id."""
+        """Prepare ``command`` in ``container`` (with its stdin open, on a TTY, when asked);
+        returns the exec's id."""
+        ...
+
+    def exec_attach(self, exec_id: str, *, tty: bool) -> Attached:
+        """Start the exec and connect to its streams."""
+        ...
+
+    def exec_resize(self, exec_id: str, *, height: int, width: int) -> None:
+        """Set the size of the exec's TTY."""
         ...
 
     def exec_start(self, exec_id: str) -> Iterator[tuple[bytes | None, bytes | None]]:
@@ -184,8 +236,10 @@ class Volumes(Protocol):
         """Every volume."""
         ...
 
-    def create_volume(self, body: Mapping[str, Any]) -> None:
-        """Create a volume from a ``POST /volumes/create`` body."""
+    def create_volume(self, body: Mapping[str, Any]) -> VolumeSummary:
+        """Create a volume from a ``POST /volumes/create`` body; returns the volume the engine
+        holds under that name: a volume that already existed is returned as it is, with its
+        own labels (Docker's answer), so the labels tell who created it."""
         ...
 
     def remove_volume(self, name: str) -> None:

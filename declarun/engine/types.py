@@ -8,7 +8,9 @@ are kept; the names are Docker's, in snake case.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from declarun.errdefs import SystemFailure
@@ -31,9 +33,23 @@ __all__ = [
     "PublishedPort",
     "PullEvent",
     "VolumeSummary",
+    "engine_time",
 ]
 
 _EMPTY: FrozenDict[str, str] = FrozenDict()
+# RFC 3339 as Go writes it: up to nine fraction digits, "Z" or an offset.
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+
+
+def engine_time(text: str) -> float | None:
+    """Seconds since the epoch of an engine's timestamp (``2024-05-01T10:00:00.123456789Z``);
+    None for an empty text or Go's zero time (``0001-01-01T00:00:00Z``: never happened)."""
+    match = _TIME.match(text.strip())
+    if match is None or text.startswith("0001-"):
+        return None
+    whole, fraction, zone = match.groups()
+    stamp = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+    return stamp.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +117,8 @@ class ContainerState:
     oom_killed: bool = False
     health: str | None = None  # starting, healthy, unhealthy
     health_log: tuple[HealthResult, ...] = ()
+    started_at: str = ""  # RFC 3339 with nanoseconds, as the engine writes it; "" never
+    finished_at: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +153,8 @@ class ContainerDetails:
     healthcheck: Healthcheck | None = None  # its own or its image's; None when there is none
     port_bindings: tuple[PortBinding, ...] = ()
     ipv4_addresses: FrozenDict[str, str] = _EMPTY  # network -> the address it asked for
+    restart_count: int = 0  # restarts by the engine's restart policy since the last start
+    restart_policy: str = ""  # no, on-failure, always, unless-stopped ("" when unset)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +165,7 @@ class ImageDetails:
     repo_digests: tuple[str, ...] = ()
     repo_tags: tuple[str, ...] = ()
     labels: FrozenDict[str, str] = _EMPTY
+    has_healthcheck: bool = False  # its config runs a health check (not absent, not NONE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

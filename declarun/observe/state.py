@@ -20,13 +20,14 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from declarun.engine.port import Engine
-from declarun.engine.types import ContainerSummary, PublishedPort
+from declarun.engine.types import ContainerState, ContainerSummary, PublishedPort, engine_time
 from declarun.errdefs import ErrorKind, NotFound
 from declarun.errors import EngineError
 from declarun.frozen import FrozenDict
 from declarun.observe.builds import observe_builds
 from declarun.observe.digests import input_digests
 from declarun.observe.dockerfiles import base_images
+from declarun.plan.crashes import CRASH_WINDOW
 from declarun.plan.desired import DesiredState, desired_state
 from declarun.plan.identity import LABEL_STACK
 from declarun.plan.lock import Lock
@@ -46,6 +47,7 @@ _NO_INPUTS: FrozenDict[str, str] = FrozenDict()
 _NO_BASES: FrozenDict[str, tuple[str, ...]] = FrozenDict()
 _NO_BUILDS: FrozenDict[str, ObservedBuild] = FrozenDict()
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+_UP = re.compile(r"^Up (Less than a second|1 second|(\d+) seconds)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +73,39 @@ def _health(status: str) -> str | None:
     return "starting" if match.group(1) == "health: starting" else match.group(1)
 
 
+def _ran_for(state: ContainerState) -> float | None:
+    started, finished = engine_time(state.started_at), engine_time(state.finished_at)
+    if started is None or finished is None:
+        return None
+    # A process that dies at once can exit before the engine has noted its start.
+    return round(max(0.0, finished - started), 1)  # tenths: enough to tell a crash at start
+
+
+def _just_started(summary: ContainerSummary) -> bool:
+    """True when the list says it has been up for less than the crash window."""
+    if summary.state != "running":
+        return False
+    match = _UP.match(summary.status or "")
+    if match is None:
+        return False
+    return match.group(2) is None or int(match.group(2)) < CRASH_WINDOW
+
+
 def _container(engine: Engine, summary: ContainerSummary) -> ObservedContainer:
     exit_code: int | None = None
     health = _health(summary.status)
-    if summary.state in ("exited", "dead"):
-        # The exit code only appears in a human status text in the list; inspect is exact.
+    restart_count = 0
+    ran_for: float | None = None
+    if summary.state in ("exited", "dead", "restarting") or _just_started(summary):
+        # The exit code, the restarts and how long it ran only appear in inspect (the list
+        # has a human status text). A container running for a while needs none of them; one
+        # that started moments ago may be a crash loop caught between two deaths.
         details = engine.inspect_container(summary.id)
-        exit_code = details.state.exit_code
         health = details.state.health or health
+        restart_count = details.restart_count
+        if summary.state != "running":  # a running one has no exit code of its own yet
+            exit_code = details.state.exit_code
+            ran_for = _ran_for(details.state)
     return ObservedContainer(
         id=summary.id,
         name=summary.name,
@@ -91,6 +118,8 @@ def _container(engine: Engine, summary: ContainerSummary) -> ObservedContainer:
         networks=summary.networks,
         volumes=summary.volumes,
         ports=_ports(summary.ports),
+        restart_count=restart_count,
+        ran_for=ran_for,
     )
 
 
@@ -105,6 +134,7 @@ def _image(engine: Engine, ref: str) -> ObservedImage | None:
         repo_digests=found.repo_digests,
         repo_tags=found.repo_tags,
         labels=found.labels,
+        has_healthcheck=found.has_healthcheck,
     )
 
 

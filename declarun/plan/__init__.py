@@ -11,8 +11,12 @@ saved and applied. Pure: nothing here reads the engine, the network or the host'
 * ``observed``  ``ObservedState``: the engine's state (and the host's inputs), immutable,
                 fingerprinted
 * ``diff``      ``diff(stack, observed)``: the pure plan function; ``plan_destroy``
+* ``crashes``   a service that keeps dying, told from one that merely stopped
+* ``waits``     waits for health that can never come (refused as ``error`` changes)
 * ``model``     ``Plan``, ``Change``, ``Reason``: the plan as a value, and its JSON form
 * ``render``    the plan for people (into a console the caller gives)
-* ``lock``      ``stack.lock`` as a value: image references pinned to digests, staleness
+* ``staleness`` what moved since a saved plan was made, in resources' names
+* ``oneoff``    a one-off copy of a container's create body (``declarun run``)
+* ``lock``      the lock file (``web.lock``) as a value: references pinned to digests, staleness
 * ``graph``     the stack's dependency graph, and its text forms
 """

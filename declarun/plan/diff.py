@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from declarun.plan.builds import build_reasons
+from declarun.plan.crashes import crash_reason
 from declarun.plan.desired import (
     DesiredBuild,
     DesiredContainer,
@@ -53,6 +54,7 @@ from declarun.plan.lock import Lock
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
 from declarun.plan.observed import ObservedContainer, ObservedNetwork, ObservedState
 from declarun.plan.reasons import config_reasons, image_reasons, input_reasons, short_digest
+from declarun.plan.waits import refuse_impossible_waits
 from declarun.stack.model import Stack
 from declarun.stack.naming import image_for_reference
 
@@ -214,7 +216,7 @@ def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
             reasons.append(
                 reason(
                     "not_replaced",
-                    "volumes are never replaced by apply (their data would be lost): remove "
+                    "volumes are never recreated by apply (their data would be lost): remove "
                     f"{volume.engine_name} yourself (destroy --volumes) to apply this",
                 )
             )
@@ -279,6 +281,16 @@ def _state_change(
                 "stopped", "the container is dead", field="state", before="dead", after="running"
             )
         ]
+    if container.run != "once" and (state in ("restarting", "exited") or observed.restart_count):
+        crashing = crash_reason(
+            state=state,
+            exit_code=code,
+            ran_for=observed.ran_for,
+            restart_count=observed.restart_count,
+            restart_policy=str(container.config.get("restart") or ""),
+        )
+        if crashing is not None:
+            return "noop", [crashing]
     if state in ("running", "restarting", "paused", "removing"):
         return "noop", []
     if container.run == "once":
@@ -349,7 +361,7 @@ def _containers(
             reasons.append(
                 reason(
                     "dependency_replaced",
-                    f"network {network} is replaced",
+                    f"network {network} is recreated",
                     field="networks",
                     before=network,
                     after=network,
@@ -539,6 +551,7 @@ def diff(
     for draft in _orphans(desired, snapshot, prune, volumes):
         drafts.setdefault(draft.id, draft)
     _link(drafts, build_graph(stack, snapshot.base_images), snapshot)
+    refuse_impossible_waits(stack, desired, snapshot, drafts)
     return Plan(
         stack=stack.name,
         changes=finish(drafts),

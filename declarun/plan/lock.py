@@ -1,4 +1,5 @@
-"""``stack.lock``: every image reference of a stack pinned to a digest, per platform.
+"""The lock file (``stack.lock`` for ``stack.yaml``, ``web.lock`` for ``web.yaml``): every image
+reference of a stack pinned to a digest, per platform.
 
 The file is JSON with sorted keys and two-space indentation, ending in a newline, so it is
 stable under regeneration and diffs well in review::
@@ -89,8 +90,10 @@ class Lock:
 
 
 def lock_path(stack: Stack) -> Path:
-    """Where a stack's lock lives: ``stack.lock`` next to the stack file."""
-    return stack.source_file.parent / LOCK_FILE_NAME
+    """Where a stack's lock lives: next to the stack file, named after it (``stack.lock`` for
+    ``stack.yaml``, ``web.lock`` for ``web.yaml``), so two stacks in one directory never
+    share one."""
+    return stack.source_file.with_suffix(".lock")
 
 
 def image_platform(image: Image, engine_platform: str) -> str:

@@ -44,12 +44,14 @@ ReasonKind = Literal[
     "dependency_replaced",  # a network it is attached to is being replaced
     "stopped",  # a service is not running (field = state)
     "job_failed",  # a run-once job exited non-zero
+    "crashing",  # a service keeps dying (left alone: starting it again would fail the same way)
     "pull_policy",  # pulled because of the image's pull policy
     "image_missing",  # an image is absent and may not be pulled
     "orphan",  # owned, but no longer in the stack (or its profile is inactive)
     "kept",  # would be removed, but is kept (--no-prune, volumes, keep: true)
     "foreign",  # the name is taken by an object declarun does not own
     "external_missing",  # an external volume or network the stack uses does not exist
+    "no_healthcheck",  # it would wait for a dependency to be healthy that has no health check
     "not_replaced",  # a change declarun will not make by itself (volume configuration)
     "destroy",  # removed by destroy
     "image_rebuilt",  # its image is rebuilt: replaced only if the build gives a new image

@@ -52,6 +52,10 @@ class ObservedContainer:
     networks: tuple[str, ...] = ()  # engine names of the networks it is attached to
     volumes: tuple[str, ...] = ()  # engine names of the named volumes it mounts
     ports: tuple[str, ...] = ()  # published ports, "0.0.0.0:8080->80/tcp"
+    # Restarts by the engine's restart policy; read (by inspect) only for a container that
+    # exited, is restarting, or started less than plan.crashes.CRASH_WINDOW ago.
+    restart_count: int = 0
+    ran_for: float | None = None  # seconds its last run lasted, when it has exited
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +87,7 @@ class ObservedImage:
     repo_digests: tuple[str, ...] = ()
     repo_tags: tuple[str, ...] = ()
     labels: FrozenDict[str, str] = _EMPTY
+    has_healthcheck: bool = False  # the image's config runs a health check
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,13 +3,13 @@
 ::
 
       + create container web (shop-web)
-    -/+ replace container db (shop-db)
+    -/+ recreate container db (shop-db)
           env.LOG_LEVEL: "info" → "debug"
           env file changed: /srv/shop/.env (sha256 0a1b2c3d4e5f… → 9f8e7d6c5b4a…)
       - remove container old (shop-old)
           the container is no longer in the stack
 
-    Plan: 1 to create, 1 to replace, 1 to remove.
+    Plan: 1 to create, 1 to recreate, 1 to remove.
 
 Unchanged resources are not listed unless they carry a note (an orphan kept by
 ``--no-prune``, a volume change declarun will not make). Colour follows the console, which
@@ -33,7 +33,7 @@ NO_CHANGES = "No changes. The machine matches the stack."
 
 _VERB = {
     "create": "create",
-    "recreate": "replace",
+    "recreate": "recreate",
     "start": "start",
     "stop": "stop",
     "remove": "remove",
@@ -57,16 +57,16 @@ _SYMBOL_WIDTH = 3
 
 
 def summary_line(plan: Plan) -> str:
-    """``Plan: N to create, N to replace, N to remove.`` plus non-zero start/stop/pull/build;
-    replacements that happen only if a build gives a new image are said to be so."""
+    """``Plan: N to create, N to recreate, N to remove.`` plus non-zero start/stop/pull/build;
+    recreations that happen only if a build gives a new image are said to be so."""
     counts = plan.counts()
-    replace = f"{counts['recreate']} to replace"
+    recreate = f"{counts['recreate']} to recreate"
     conditional = sum(1 for c in plan.changes if is_conditional_replace(c))
     if conditional and conditional == counts["recreate"]:
-        replace += f" (if {'its' if conditional == 1 else 'their'} image changes)"
+        recreate += f" (if {'its' if conditional == 1 else 'their'} image changes)"
     elif conditional:
-        replace += f" ({conditional} only if their image changes)"
-    parts = [f"{counts['create']} to create", replace, f"{counts['remove']} to remove"]
+        recreate += f" ({conditional} only if their image changes)"
+    parts = [f"{counts['create']} to create", recreate, f"{counts['remove']} to remove"]
     for action in ("start", "stop", "pull", "build"):
         if counts[action]:
             parts.append(f"{counts[action]} to {action}")
@@ -97,7 +97,11 @@ def _change_lines(change: Change) -> list[str]:
     for reason in change.reasons:
         if change.action == "create" and reason.kind == "missing":
             continue  # "+ create" already says it does not exist
-        tone = "red" if reason.kind in ("foreign", "image_missing") else "dim"
+        tone = (
+            "red"
+            if reason.kind in ("foreign", "image_missing", "crashing", "no_healthcheck")
+            else "dim"
+        )
         lines.append(f"{' ' * (_SYMBOL_WIDTH + 3)}[{tone}]{escape(_reason_text(reason))}[/{tone}]")
     return lines
 
@@ -110,10 +114,23 @@ def render_plan(plan: Plan, console: Console) -> None:
             console.print(line, markup=True, highlight=False)
     if shown:
         console.print()
-    if plan.is_empty:
+    crashing = [c for c in plan.changes if any(r.kind == "crashing" for r in c.reasons)]
+    if plan.is_empty and not crashing:
         console.print(NO_CHANGES, markup=False, highlight=False)
         return
-    console.print(f"[bold]{escape(summary_line(plan))}[/bold]", markup=True, highlight=False)
+    if plan.is_empty:
+        console.print("No changes to make.", markup=False, highlight=False)
+    else:
+        console.print(f"[bold]{escape(summary_line(plan))}[/bold]", markup=True, highlight=False)
+    if crashing:
+        names = ", ".join(c.name for c in crashing)
+        noun = "container keeps" if len(crashing) == 1 else "containers keep"
+        console.print(
+            f"[bold red]{len(crashing)} {noun} dying ({escape(names)}): apply fails until "
+            "that is fixed.[/bold red]",
+            markup=True,
+            highlight=False,
+        )
     errors = plan.errors
     if errors:
         noun = "change" if len(errors) == 1 else "changes"

@@ -10,6 +10,7 @@ functions carry no knowledge of the stack language. Missing objects are told apa
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -17,10 +18,16 @@ from typing import Any
 from declarun.engine.port import Engine
 from declarun.engine.types import PullEvent
 from declarun.errdefs import ErrorKind, NotFound
+from declarun.errors import ImageReferenceError
+from declarun.hostports import port_holder, port_in_message
 from declarun.reconcile.conditions import failure_report, wait_for
 from declarun.reconcile.executor import StepContext, StepFailed
+from declarun.reference import parse_reference
+
+_HELD = re.compile(r"\((held by [^)]*|published by another container)\)")
 
 __all__ = [
+    "StartRefused",
     "create_container",
     "create_network",
     "create_volume",
@@ -76,7 +83,24 @@ def pull_image(
         for event in engine.pull_image(ref, platform=platform):
             progress.feed(event)
     except ErrorKind as exc:
-        raise StepFailed(f"pull {ref}: {exc}") from None
+        raise StepFailed(f"pull {ref}: {_missing_tag(ref, str(exc))}") from None
+
+
+def _missing_tag(ref: str, message: str) -> str:
+    """A registry's "manifest unknown" for a tag, said as what it means (declarund says it
+    already, with the repository's close tags)."""
+    if "manifest unknown" not in message or "is not in repository" in message:
+        return message
+    try:
+        parsed = parse_reference(ref)
+    except ImageReferenceError:
+        return message
+    if parsed.tag is None or parsed.digest is not None:
+        return message
+    return (
+        f"the tag '{parsed.tag}' is not in repository {parsed.familiar_name()} (the registry "
+        f"answered: {message})"
+    )
 
 
 def create_network(engine: Engine, body: dict[str, Any]) -> None:
@@ -136,12 +160,40 @@ def create_container(
     return created
 
 
+class StartRefused(StepFailed):
+    """The engine refused to start a container (it never ran): a port in use, a mount that
+    cannot be made, ..."""
+
+
+def _port_in_use(message: str) -> str | None:
+    """A "port in use" refusal told plainly: which port, what holds it, what to do."""
+    found = port_in_message(message)
+    if found is None:
+        return None
+    address, port, protocol = found
+    held = _HELD.search(message)
+    if held is not None:  # declarund says who holds it
+        who = f" ({held.group(1)})"
+    else:  # a Docker engine on this machine: ask /proc
+        holder = port_holder(port, address, protocol)
+        who = f" (held by {holder.describe()})" if holder is not None else ""
+    shown = f"[{address}]" if ":" in address else address
+    return (
+        f"host port {shown}:{port}/{protocol} is already in use{who}: stop what holds it, "
+        "or publish another host port"
+    )
+
+
 def start_container(engine: Engine, name: str) -> None:
-    """Start ``name``; a refusal comes with the container's failure report."""
+    """Start ``name``; a refusal (:class:`StartRefused`) says plainly why, and comes with the
+    container's failure report unless the reason is all there is to say."""
     try:
         engine.start_container(name)
     except ErrorKind as exc:
-        raise StepFailed(f"start {name}: {exc}", failure_report(engine, name)) from None
+        plain = _port_in_use(str(exc))
+        if plain is not None:
+            raise StartRefused(f"start {name}: {plain}") from None
+        raise StartRefused(f"start {name}: {exc}", failure_report(engine, name)) from None
 
 
 def stop_container(engine: Engine, name: str, grace: timedelta = timedelta(seconds=10)) -> None:

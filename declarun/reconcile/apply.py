@@ -14,7 +14,7 @@ against what it saw; the diff and the steps that carry the plan out use that sam
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,15 +28,19 @@ from declarun.plan.diff import desired_hash, diff
 from declarun.plan.lock import Lock, LockError, lock_path, stale_reasons
 from declarun.plan.model import Plan
 from declarun.plan.observed import ObservedState
+from declarun.plan.staleness import desired_differences, world_differences
 from declarun.reconcile.builds import BuildOptions
 from declarun.reconcile.executor import (
     DEFAULT_PARALLEL,
     ApplyResult,
+    Cancellation,
     NullProgress,
     ProgressSink,
+    Status,
     execute,
 )
 from declarun.reconcile.lockfile import load_stack_lock
+from declarun.reconcile.settle import DEFAULT_SETTLE, Failing, check_settled
 from declarun.reconcile.steps import plan_steps
 from declarun.stack.model import Stack
 
@@ -76,6 +80,7 @@ class ApplyOptions:
     locked: bool = False
     parallel: int = DEFAULT_PARALLEL
     max_rounds: int = DEFAULT_ROUNDS
+    settle: float = DEFAULT_SETTLE  # seconds a started service must stay up (reconcile.settle)
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class ApplyReport:
 
     rounds: tuple[Round, ...]
     remaining: Plan
+    failing: tuple[Failing, ...] = ()  # containers not running (healthy) or jobs not completed
 
     @property
     def converged(self) -> bool:
@@ -100,8 +106,14 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        """True when every change succeeded and the machine matches the stack."""
-        return self.converged and all(r.result.ok for r in self.rounds)
+        """True when every change succeeded, the machine matches the stack, every service
+        stays up (healthy) and every job completed."""
+        return self.converged and all(r.result.ok for r in self.rounds) and not self.failing
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the apply was interrupted (no change started after the request)."""
+        return any(r.result.cancelled for r in self.rounds)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -161,11 +173,13 @@ def _run(
     desired: DesiredState,
     parallel: int,
     on_plan: PlanRun,
+    *,
+    cancel: Cancellation | None = None,
     build_options: BuildOptions | None = None,
 ) -> ApplyResult:
     steps = plan_steps(engine, plan, desired, stack, build_options)
     with on_plan(plan) as progress:
-        return execute(steps, parallel=parallel, progress=progress)
+        return execute(steps, parallel=parallel, progress=progress, cancel=cancel)
 
 
 def apply_stack(
@@ -173,23 +187,65 @@ def apply_stack(
     stack: Stack,
     options: ApplyOptions = ApplyOptions(),
     on_plan: PlanRun = _quiet,
+    cancel: Cancellation | None = None,
 ) -> ApplyReport:
     """Make the engine match ``stack``: plan, execute, re-observe; at most ``max_rounds``.
 
     Raises ApplyRefused before touching anything when the plan holds ``error`` changes, and
-    LockError for a missing or stale lock under ``locked``.
+    LockError for a missing or stale lock under ``locked``. Once ``cancel`` is requested no
+    change starts and no round follows; the report says what was reached.
     """
     rounds: list[Round] = []
     for _ in range(max(1, options.max_rounds)):
         planned = make_plan(engine, stack, options)
         if planned.plan.is_empty:
-            return ApplyReport(tuple(rounds), planned.plan)
+            return _settled(engine, rounds, planned, options, cancel)
         _refuse_errors(planned.plan)
-        result = _run(engine, planned.plan, stack, planned.desired, options.parallel, on_plan)
+        result = _run(
+            engine, planned.plan, stack, planned.desired, options.parallel, on_plan, cancel=cancel
+        )
         rounds.append(Round(planned.plan, result))
         if not result.ok:
             break
-    return ApplyReport(tuple(rounds), make_plan(engine, stack, options).plan)
+    return _settled(engine, rounds, make_plan(engine, stack, options), options, cancel)
+
+
+def _containers_acted_on(rounds: list[Round], status: Status) -> set[str]:
+    """Engine names of the containers whose create, replace or start ended with ``status``."""
+    names = set()
+    for round_ in rounds:
+        for outcome in round_.result.by_status(status):
+            change = round_.plan.change(outcome.key)
+            if change.kind == "container" and change.action in ("create", "recreate", "start"):
+                names.add(change.engine_name)
+    return names
+
+
+def _settled(
+    engine: Engine,
+    rounds: list[Round],
+    last: Planned,
+    options: ApplyOptions,
+    cancel: Cancellation | None = None,
+) -> ApplyReport:
+    """The report, with the containers that do not stay up; those a step failed on or the
+    remaining plan still acts on are told already. An interrupted apply is not checked: it
+    stopped early on purpose."""
+    if cancel is not None and cancel.requested:
+        return ApplyReport(tuple(rounds), last.plan)
+    pending = {c.engine_name for c in last.plan.actionable if c.kind == "container"}
+    failing = check_settled(
+        engine,
+        last.desired,
+        last.observed,
+        touched=_containers_acted_on(rounds, "done"),
+        reported=_containers_acted_on(rounds, "failed") | pending,
+        settle=options.settle,
+        cancel=cancel,
+    )
+    if cancel is not None and cancel.requested:
+        return ApplyReport(tuple(rounds), last.plan)
+    return ApplyReport(tuple(rounds), last.plan, failing)
 
 
 def apply_saved_plan(
@@ -198,29 +254,43 @@ def apply_saved_plan(
     saved: Plan,
     options: ApplyOptions = ApplyOptions(),
     on_plan: PlanRun = _quiet,
+    cancel: Cancellation | None = None,
+    recorded: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ApplyReport:
-    """Carry out ``saved`` exactly, refusing (StalePlan) if the world or the stack moved."""
+    """Carry out ``saved`` exactly, refusing (StalePlan) if the world or the stack moved;
+    ``recorded`` (the objects the saved plan saw) lets the refusal name what moved."""
     if saved.stack != stack.name:
         raise StalePlan(f"the plan is for stack '{saved.stack}', not '{stack.name}'")
     lock = load_stack_lock(stack, locked=options.locked)
     seen = observe_stack(engine, stack, lock=lock)
     if seen.observed.fingerprint() != saved.fingerprint:
-        raise StalePlan("the actual state changed since the plan was made: re-run plan")
+        moved = world_differences(recorded, seen.observed) if recorded is not None else []
+        raise StalePlan(
+            "the actual state changed since the plan was made"
+            + "".join(f"\n  - {what}" for what in moved)
+            + ("\n" if moved else ": ")
+            + "re-run plan"
+        )
     if saved.mode == "apply":
         _check_lock(lock, stack, seen.observed, options.locked)
         if desired_hash(seen.desired) != saved.desired_hash:
-            raise StalePlan("the stack changed since the plan was made: re-run plan")
+            moved = desired_differences(saved, seen.desired) or [
+                "an input file's content or an image's build context"
+            ]
+            raise StalePlan(
+                "the stack changed since the plan was made"
+                + "".join(f"\n  - {what}" for what in moved)
+                + "\nre-run plan"
+            )
     _refuse_errors(saved)
     rounds: tuple[Round, ...] = ()
     if not saved.is_empty:
-        result = _run(engine, saved, stack, seen.desired, options.parallel, on_plan)
+        result = _run(engine, saved, stack, seen.desired, options.parallel, on_plan, cancel=cancel)
         rounds = (Round(saved, result),)
     if saved.mode == "destroy":
         after = observe(engine, stack)
-        remaining = plan_destroy(stack, after, volumes=_destroys_volumes(saved))
-    else:
-        remaining = make_plan(engine, stack, options).plan
-    return ApplyReport(rounds, remaining)
+        return ApplyReport(rounds, plan_destroy(stack, after, volumes=_destroys_volumes(saved)))
+    return _settled(engine, list(rounds), make_plan(engine, stack, options), options, cancel)
 
 
 def _destroys_volumes(plan: Plan) -> bool:
@@ -234,6 +304,7 @@ def destroy_stack(
     volumes: bool = False,
     parallel: int = DEFAULT_PARALLEL,
     on_plan: PlanRun = _quiet,
+    cancel: Cancellation | None = None,
 ) -> ApplyReport:
     """Remove everything ``stack`` owns, dependents first; volumes only with ``volumes``
     (never ``keep: true`` ones)."""
@@ -241,7 +312,7 @@ def destroy_stack(
     plan = plan_destroy(stack, seen.observed, volumes=volumes)
     if plan.is_empty:
         return ApplyReport((), plan)
-    result = _run(engine, plan, stack, seen.desired, parallel, on_plan)
+    result = _run(engine, plan, stack, seen.desired, parallel, on_plan, cancel=cancel)
     remaining = plan_destroy(stack, observe(engine, stack), volumes=volumes)
     return ApplyReport((Round(plan, result),), remaining)
 
@@ -263,7 +334,9 @@ def build_stack(
     seen = observe_stack(engine, stack, lock=lock)
     _check_lock(lock, stack, seen.observed, options.locked)
     plan = plan_builds(stack, seen.observed, seen.desired, names)
-    result = _run(engine, plan, stack, seen.desired, options.parallel, on_plan, build_options)
+    result = _run(
+        engine, plan, stack, seen.desired, options.parallel, on_plan, build_options=build_options
+    )
     left = Plan(
         stack=stack.name,
         changes=(),

@@ -14,14 +14,16 @@ from collections.abc import Callable
 from typing import Literal
 
 from declarun.engine.port import Engine
-from declarun.engine.types import ContainerDetails
+from declarun.engine.types import ContainerDetails, engine_time
 from declarun.errdefs import ErrorKind, NotFound
+from declarun.plan.crashes import describe_exit
 from declarun.reconcile.executor import StepFailed
 
 __all__ = [
     "COMPLETED_TIMEOUT",
     "STARTED_TIMEOUT",
     "Condition",
+    "describe_state",
     "failure_report",
     "health_timeout",
     "wait_for",
@@ -54,6 +56,28 @@ def _health_output(details: ContainerDetails) -> str:
     return f"last health check (exit {last.exit_code}): {output or '(no output)'}"
 
 
+def describe_state(details: ContainerDetails) -> str:
+    """The state in words: ``running (healthy)``, ``exited with code 1 0.2 s after it
+    started``, ``restarting: exited with code 1 0.2 s after it started, 3 restarts``."""
+    state = details.state
+    started, finished = engine_time(state.started_at), engine_time(state.finished_at)
+    ran_for = None
+    if started is not None and finished is not None and state.status != "running":
+        ran_for = max(0.0, finished - started)  # it may exit before its start is noted
+    restarts = details.restart_count
+    counted = f", {restarts} restart{'s' if restarts != 1 else ''}" if restarts else ""
+    if state.restarting:
+        return f"restarting: {describe_exit(state.exit_code, ran_for)}{counted}"
+    if state.running:
+        health = f" ({state.health})" if state.health else ""
+        return f"{state.status or 'running'}{health}{counted}"
+    if state.status == "exited":
+        return f"{describe_exit(state.exit_code, ran_for)}{counted}"
+    if state.status == "dead":
+        return f"dead: {describe_exit(state.exit_code, ran_for)}{counted}"
+    return state.status or "?"
+
+
 def failure_report(engine: Engine, name: str, details: ContainerDetails | None = None) -> str:
     """What a person needs to see when a container fails: state, exit code, health, logs."""
     try:
@@ -61,7 +85,7 @@ def failure_report(engine: Engine, name: str, details: ContainerDetails | None =
     except ErrorKind as exc:
         return f"{name}: cannot inspect: {exc}"
     state = data.state
-    lines = [f"{name}: {state.status or '?'}, exit code {state.exit_code}"]
+    lines = [f"{name}: {describe_state(data)}"]
     if state.error:
         lines.append(f"error: {state.error}")
     if state.oom_killed:
@@ -101,7 +125,7 @@ def _check(
         if finished and exit_code == 0:
             return True, None, "completed"
         if finished or status == "created":
-            return False, f"{name} is not running ({status}, exit code {exit_code})", status
+            return False, f"{name} is not running: {describe_state(details)}", status
         return False, None, status
     verdict = state.health
     if verdict is None:
@@ -111,7 +135,7 @@ def _check(
     if verdict == "unhealthy":
         return False, f"{name} is unhealthy", "unhealthy"
     if finished or status == "created":
-        return False, f"{name} is not running ({status}, exit code {exit_code})", status
+        return False, f"{name} is not running: {describe_state(details)}", status
     return False, None, verdict or status
 
 

@@ -9,10 +9,15 @@ else carries on: one broken container never stops unrelated ones (Compose v1's g
 Needs that name keys outside the step set count as met: they are resources the plan found
 already right. The executor knows nothing of Docker; progress goes to a
 :class:`ProgressSink` so the CLI can draw it and tests can record it.
+
+A :class:`Cancellation` (set from a signal handler, say) stops the walk gently: no step
+starts after it, the running ones finish (they are named to it once, so the user knows what
+is being waited for), and the steps that never started end as ``cancelled``.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,9 +29,11 @@ from declarun.errors import DeclarunError
 __all__ = [
     "DEFAULT_PARALLEL",
     "ApplyResult",
+    "Cancellation",
     "NullProgress",
     "Outcome",
     "ProgressSink",
+    "Status",
     "Step",
     "StepContext",
     "StepFailed",
@@ -35,7 +42,38 @@ __all__ = [
 ]
 
 DEFAULT_PARALLEL = 4
-Status = Literal["done", "failed", "skipped"]
+Status = Literal["done", "failed", "skipped", "cancelled"]
+_POLL = 0.2  # how often a waiting walk looks at its cancellation
+
+
+class Cancellation:
+    """Asked (from any thread, or a signal handler) to stop starting steps.
+
+    ``on_stopping`` is called once, by the walk, with the labels of the steps it still waits
+    for when it first sees the request.
+    """
+
+    def __init__(self, on_stopping: Callable[[list[str]], None] | None = None) -> None:
+        self._event = threading.Event()
+        self._on_stopping = on_stopping
+
+    def cancel(self) -> None:
+        """Stop starting steps (safe in a signal handler: it only sets an event)."""
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        """True once :meth:`cancel` was called."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, or until requested; True when requested."""
+        return self._event.wait(timeout)
+
+    def stopping(self, running: list[str]) -> None:
+        """Tell whoever asked which steps are still to finish."""
+        if self._on_stopping is not None:
+            self._on_stopping(running)
 
 
 class StepFailed(DeclarunError):
@@ -135,11 +173,12 @@ class ApplyResult:
 
     outcomes: tuple[Outcome, ...] = ()
     duration: float = 0.0
+    cancelled: bool = False  # the walk was stopped by its Cancellation
 
     @property
     def ok(self) -> bool:
         """True when every step is done."""
-        return all(o.status == "done" for o in self.outcomes)
+        return not self.cancelled and all(o.status == "done" for o in self.outcomes)
 
     def by_status(self, status: Status) -> list[Outcome]:
         """The outcomes with ``status``."""
@@ -227,17 +266,32 @@ def _ready(walk: _Walk, keys: Iterable[str]) -> list[str]:
     return [k for k in keys if not walk.waiting[k] and k not in walk.settled]
 
 
+def _cancel_rest(walk: _Walk, queue: list[str], progress: ProgressSink) -> None:
+    """Every step not started yet ends ``cancelled``."""
+    queue.clear()
+    for key, step in walk.steps.items():
+        if key in walk.settled:
+            continue
+        walk.settled.add(key)
+        outcome = Outcome(key, step.label, "cancelled")
+        walk.outcomes.append(outcome)
+        progress.finished(outcome)
+
+
 def execute(
     steps: Sequence[Step],
     *,
     parallel: int = DEFAULT_PARALLEL,
     progress: ProgressSink | None = None,
+    cancel: Cancellation | None = None,
 ) -> ApplyResult:
     """Run ``steps`` in dependency order, at most ``parallel`` at a time.
 
     Never raises for a failing step: failures and the skips they cause are in the result.
-    Raises ValueError for a malformed step set (duplicate keys, a cycle). On
-    KeyboardInterrupt no new step starts; running ones finish before it propagates.
+    Raises ValueError for a malformed step set (duplicate keys, a cycle). Once ``cancel`` is
+    requested no new step starts, running ones finish, the others end ``cancelled`` and the
+    result says ``cancelled``. On KeyboardInterrupt no new step starts and it propagates at
+    once, without waiting for the running ones (they are abandoned, not stopped).
     """
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
@@ -255,26 +309,37 @@ def execute(
     # Ready steps start in the order given, so a caller's ordering (e.g. by name) shows.
     queue = _ready(walk, by_key)
     running: dict[Future[Outcome], str] = {}
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="declarun-step") as pool:
-        try:
-            while queue or running:
-                while queue and len(running) < parallel:
-                    key = queue.pop(0)
-                    walk.settled.add(key)
-                    running[pool.submit(_run_one, by_key[key], sink)] = key
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    key = running.pop(future)
-                    outcome = future.result()
-                    walk.outcomes.append(outcome)
-                    sink.finished(outcome)
-                    if outcome.status != "done":
-                        _skip_dependents(walk, key, sink)
-                        continue
-                    for user in walk.dependents[key]:
-                        walk.waiting[user].discard(key)
+    cancelled = False
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="declarun-step")
+    try:
+        while queue or running:
+            if cancel is not None and cancel.requested and not cancelled:
+                cancelled = True
+                _cancel_rest(walk, queue, sink)
+                cancel.stopping([by_key[k].label for k in running.values()])
+            while queue and len(running) < parallel:
+                key = queue.pop(0)
+                walk.settled.add(key)
+                running[pool.submit(_run_one, by_key[key], sink)] = key
+            if not running:
+                break
+            # A bounded wait: a signal handler runs only between bytecodes of the main
+            # thread, and a wait with no end would hold it off until a step ends.
+            done, _ = wait(running, timeout=_POLL, return_when=FIRST_COMPLETED)
+            for future in done:
+                key = running.pop(future)
+                outcome = future.result()
+                walk.outcomes.append(outcome)
+                sink.finished(outcome)
+                if outcome.status != "done":
+                    _skip_dependents(walk, key, sink)
+                    continue
+                for user in walk.dependents[key]:
+                    walk.waiting[user].discard(key)
+                if not cancelled:
                     queue.extend(k for k in _ready(walk, walk.dependents[key]) if k not in queue)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-    return ApplyResult(tuple(walk.outcomes), time.monotonic() - begin)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return ApplyResult(tuple(walk.outcomes), time.monotonic() - begin, cancelled)

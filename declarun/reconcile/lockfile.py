@@ -1,4 +1,4 @@
-"""``stack.lock`` on disk, and resolving a stack's references to digests through the engine.
+"""The lock file on disk (``web.lock`` beside ``web.yaml``), and resolving a stack's references to digests through the engine.
 
 The lock as a value, its text and its staleness are pure (``declarun.plan.lock``); this module
 does the I/O around them: reading and atomically writing the file next to the stack, and asking
@@ -27,7 +27,7 @@ from declarun.plan.lock import (
 from declarun.reference import parse_reference
 from declarun.stack.model import Stack
 
-__all__ = ["load_stack_lock", "read_lock", "resolve_lock", "write_lock"]
+__all__ = ["check_overwrite", "load_stack_lock", "read_lock", "resolve_lock", "write_lock"]
 
 
 def read_lock(path: Path) -> Lock:
@@ -49,11 +49,31 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 
 def load_stack_lock(stack: Stack, *, locked: bool) -> Lock | None:
-    """The stack's lock when it has one; with ``locked`` a missing lock is a LockError."""
+    """The stack's lock when it has one; with ``locked`` a missing lock is a LockError.
+    Without ``locked`` a lock of another stack is not used (with it, it is stale)."""
     path = lock_path(stack)
     if not path.exists() and not locked:
         return None
-    return read_lock(path)
+    lock = read_lock(path)
+    if lock.stack != stack.name and not locked:
+        return None
+    return lock
+
+
+def check_overwrite(path: Path, stack: Stack) -> None:
+    """Refuse (LockError) to replace a lock file that belongs to another stack, or that is
+    not a lock at all: a lock is never overwritten silently."""
+    if not path.exists():
+        return
+    try:
+        existing = read_lock(path)
+    except LockError as exc:
+        raise LockError(f"{exc}; declarun will not overwrite it (give --force to)") from None
+    if existing.stack != stack.name:
+        raise LockError(
+            f"{path} is the lock of stack '{existing.stack}', not '{stack.name}': declarun "
+            "will not overwrite it (remove it, or give --force)"
+        )
 
 
 def _digest_in(ref: str) -> str | None:

@@ -1,8 +1,10 @@
 """``status``: each resource of a stack, what it should be next to what it is.
 
 One row per declared volume, network and container replica, plus what the stack owns but no
-longer declares; each row carries the action a plan would take on it (``noop`` when right).
-Rows are plain data so the CLI can print a table or JSON.
+longer declares; each row carries the action a plan would take on it (``noop`` when right)
+and, for a container, the ``problem`` a plan cannot fix by itself (crash-looping, dying at
+start, unhealthy, a failed job), or None. Rows are plain data so the CLI can print a table
+or JSON.
 """
 
 from __future__ import annotations
@@ -21,9 +23,27 @@ __all__ = ["status_rows"]
 def _container_actual(observed: ObservedContainer | None) -> str:
     if observed is None:
         return "missing"
-    if observed.state in ("exited", "dead") and observed.exit_code is not None:
+    if observed.state in ("exited", "dead", "restarting") and observed.exit_code is not None:
         return f"{observed.state} ({observed.exit_code})"
     return observed.state
+
+
+def _problem(change: Change | None, observed: ObservedContainer | None) -> str | None:
+    """What is wrong with a container that a plan cannot fix by itself, in a few words."""
+    if observed is None:
+        return None
+    if change is not None and any(r.kind == "crashing" for r in change.reasons):
+        restarts = observed.restart_count
+        counted = f", {restarts} restart{'s' if restarts != 1 else ''}" if restarts else ""
+        if observed.state != "exited":
+            last = f"exit {observed.exit_code}" if observed.exit_code is not None else "restarted"
+            return f"crash-looping ({last}{counted})"
+        return f"dies at start (exit {observed.exit_code}{counted})"
+    if change is not None and any(r.kind == "job_failed" for r in change.reasons):
+        return f"job failed (exit {observed.exit_code})"
+    if observed.health == "unhealthy":
+        return "unhealthy"
+    return None
 
 
 def _row(change: Change | None, kind: str, name: str, engine_name: str, **extra: Any) -> Any:
@@ -56,6 +76,7 @@ def status_rows(engine: Engine, stack: Stack) -> list[dict[str, Any]]:
                 actual="present" if present else "missing",
                 health=None,
                 ports=[],
+                problem=None,
             )
         )
         described.add(volume.id)
@@ -71,6 +92,7 @@ def status_rows(engine: Engine, stack: Stack) -> list[dict[str, Any]]:
                 actual="present" if present else "missing",
                 health=None,
                 ports=[],
+                problem=None,
             )
         )
         described.add(network.id)
@@ -86,6 +108,7 @@ def status_rows(engine: Engine, stack: Stack) -> list[dict[str, Any]]:
                 actual=_container_actual(observed),
                 health=None if observed is None else observed.health,
                 ports=[] if observed is None else list(observed.ports),
+                problem=_problem(changes.get(container.id), observed),
             )
         )
         described.add(container.id)
@@ -103,6 +126,7 @@ def status_rows(engine: Engine, stack: Stack) -> list[dict[str, Any]]:
                 actual=_container_actual(observed) if change.kind == "container" else "present",
                 health=None if observed is None else observed.health,
                 ports=[] if observed is None else list(observed.ports),
+                problem=None,
             )
         )
     return rows

@@ -39,7 +39,7 @@ __all__ = ["change_label", "plan_steps"]
 _DEFAULT_GRACE = timedelta(seconds=10)
 _VERBS = {
     "create": "create",
-    "recreate": "replace",
+    "recreate": "recreate",
     "start": "start",
     "stop": "stop",
     "remove": "remove",
@@ -49,7 +49,7 @@ _VERBS = {
 
 
 def change_label(change: Change) -> str:
-    """How a change reads in progress lines: ``replace container web``, ``pull busybox:1``."""
+    """How a change reads in progress lines: ``recreate container web``, ``pull busybox:1``."""
     verb = _VERBS.get(change.action, change.action)
     if change.kind == "image":
         return f"{verb} {change.engine_name}"
@@ -114,7 +114,12 @@ class _Builder:
             if change.action == "create":
                 wanted = self.container(change)
                 actions.create_container(engine, name, wanted.create_body(), _extra(wanted))
-                self.run_container(name, wanted, ctx)
+                try:
+                    self.run_container(name, wanted, ctx)
+                except actions.StartRefused:
+                    # It never ran: leave nothing half made behind (a later apply creates it).
+                    actions.remove_container(engine, name)
+                    raise
             elif change.action == "recreate":
                 wanted = self.container(change)
                 self.keep_if_same_image(change, wanted)

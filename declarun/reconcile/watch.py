@@ -10,10 +10,11 @@ nothing, and the events caused by our own actions end in an empty plan.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from declarun.engine.types import EngineEvent
 from declarun.errdefs import ErrorKind
 from declarun.errors import DeclarunError, StackError
 from declarun.plan.identity import LABEL_STACK
-from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun, apply_stack
+from declarun.plan.model import Plan
+from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun, apply_stack, make_plan
+from declarun.reconcile.executor import Cancellation, NullProgress, ProgressSink
 from declarun.stack.model import Stack
 
 __all__ = ["WatchHooks", "file_digest", "watch_stack"]
@@ -43,6 +46,11 @@ class WatchHooks:
     on_report: Callable[[ApplyReport], None] | None = None
     on_error: Callable[[DeclarunError], None] | None = None
     on_wake: Callable[[str], None] | None = None
+
+
+@contextlib.contextmanager
+def _quiet_plan(_: Plan) -> Iterator[ProgressSink]:
+    yield NullProgress()
 
 
 def file_digest(path: Path) -> tuple[float, str]:
@@ -89,6 +97,25 @@ def _drain(wake: queue.Queue[str]) -> list[str]:
             return found
 
 
+def _outside_changes(
+    engine: Engine,
+    stack: Stack,
+    options: ApplyOptions,
+    events: list[str],
+    stop: threading.Event,
+) -> str:
+    """The events that came during an apply, when the world differs from the stack again.
+
+    Most are the apply's own doing and already reflected; but something done meanwhile from
+    outside (a container removed while the apply was finishing) must not be dropped with
+    them. One quiet look tells the two apart."""
+    if not events or stop.is_set():
+        return ""
+    if make_plan(engine, stack, options).plan.is_empty:
+        return ""
+    return "; ".join(events)
+
+
 def watch_stack(
     engine: Engine,
     path: Path,
@@ -96,13 +123,15 @@ def watch_stack(
     options: ApplyOptions,
     stop: threading.Event,
     hooks: WatchHooks | None = None,
+    cancel: Cancellation | None = None,
 ) -> None:
     """Reconcile the stack in ``path`` now and whenever it drifts, until ``stop`` is set.
 
     ``load`` reads the stack file (with the command line's variables and profiles). A stack
     file that stops being valid is reported through ``on_error`` and the last good stack stays
     in force until the file is fixed; engine failures are reported and retried on the next
-    wake-up.
+    wake-up. ``cancel`` (requested with ``stop``, say) stops an apply in progress gently:
+    running changes finish, no other starts.
     """
     hooks = hooks or WatchHooks()
     stack = load(path)
@@ -117,19 +146,20 @@ def watch_stack(
     follower.start()
     why = "start"
     while not stop.is_set():
+        carried = ""
         if why:
             if hooks.on_wake is not None:
                 hooks.on_wake(why)
             try:
-                kwargs = {"on_plan": hooks.on_plan} if hooks.on_plan is not None else {}
-                report = apply_stack(engine, stack, options, **kwargs)
+                on_plan = hooks.on_plan if hooks.on_plan is not None else _quiet_plan
+                report = apply_stack(engine, stack, options, on_plan, cancel)
                 if hooks.on_report is not None:
                     hooks.on_report(report)
+                carried = _outside_changes(engine, stack, options, _drain(wake), stop)
             except DeclarunError as exc:
                 if hooks.on_error is not None:
                     hooks.on_error(exc)
-            _drain(wake)  # what our own actions caused is already reflected
-        why = ""
+        why = carried
         try:
             first = wake.get(timeout=_POLL)
         except queue.Empty:

@@ -184,9 +184,29 @@ def check_addresses(stack: Stack) -> Iterator[Problem]:
                 )
 
 
+def check_healthy_dependencies(stack: Stack) -> Iterator[Problem]:
+    """``condition: healthy`` needs a health check that can pass: one whose dependency has its
+    health check switched off can never start. (Without one of its own, the image's counts;
+    the plan checks that once the image is there.)"""
+    for name, container in stack.containers.items():
+        for index, dependency in enumerate(container.depends_on):
+            target = stack.containers.get(dependency.container)
+            if dependency.condition != "healthy" or target is None:
+                continue
+            check = target.healthcheck
+            if check is not None and check.disabled:
+                yield Problem(
+                    dependency.location,
+                    f"containers.{name}.depends_on[{index}]",
+                    f"'{target.name}' can never be healthy: its health check is disabled",
+                    "give it a health check, or wait for condition started",
+                )
+
+
 CHECKS: tuple[Check, ...] = (
     check_builds,
     check_cycles,
+    check_healthy_dependencies,
     check_host_ports,
     check_replica_names,
     check_addresses,

@@ -450,18 +450,88 @@ class _SecondDocument(Exception):
         self.where = where
 
 
-def _yaml_error_problem(file: str, exc: yaml.YAMLError) -> Problem:
+def _line(text: str, mark: _Mark) -> str:
+    lines = text.splitlines()
+    return lines[mark.line] if mark is not None and 0 <= mark.line < len(lines) else ""
+
+
+def _char(text: str, mark: _Mark) -> str:
+    line = _line(text, mark)
+    return line[mark.column] if mark is not None and 0 <= mark.column < len(line) else ""
+
+
+def _plain_words(exc: yaml.MarkedYAMLError, text: str) -> tuple[str, _Mark] | None:
+    """The parser's complaint in plain words, with the place to point at; None when it is
+    not one of the usual suspects (then its own words are shown)."""
+    problem, mark, start = exc.problem or "", exc.problem_mark, exc.context_mark
+    at = f"line {start.line + 1}" if start is not None else "above"
+    if "tab character" in problem:
+        return "a tab: YAML indents with spaces only; replace the tab with spaces", mark
+    if "cannot start any token" in problem:
+        found = _char(text, mark)
+        if found == "\t":
+            return "a tab: YAML indents with spaces only; replace the tab with spaces", mark
+        return f"{found!r} cannot start a value here: put the value in quotes", mark
+    if "mapping values are not allowed" in problem:
+        line = _line(text, mark)
+        before = line[: mark.column] if mark is not None else ""
+        if ":" in before.strip():
+            return (
+                "this value contains ': ', which YAML reads as a second key on the line: "
+                "put the value in quotes",
+                mark,
+            )
+        return (
+            "unexpected key: this line is indented deeper than it should be (a key cannot "
+            "go inside a plain value); indent it like the keys beside it",
+            mark,
+        )
+    if "did not find expected key" in problem and "block mapping" in (exc.context or ""):
+        found = _char(text, mark)
+        if found in ("}", "]"):
+            return f"an unexpected {found!r}: it closes nothing", mark
+        column = f" (column {start.column + 1})" if start is not None else ""
+        return (
+            "bad indentation: this line does not line up with the keys of the mapping it "
+            f"belongs to, which starts at {at}{column}; keys of one mapping start in the "
+            "same column",
+            mark,
+        )
+    if "could not find expected ':'" in problem:
+        word = _line(text, start).strip() if start is not None else ""
+        return f"{word!r} has no ':' after it: a key needs one (or the line above is unfinished)", (
+            start or mark
+        )
+    if "quoted scalar" in (exc.context or "") and "end of stream" in problem:
+        return f"a quoted text that opens at {at} is never closed", start or mark
+    if "flow sequence" in (exc.context or "") or "flow mapping" in (exc.context or ""):
+        kind = "[...] list" if "sequence" in (exc.context or "") else "{...} mapping"
+        return (
+            f"the {kind} that opens at {at} is not closed, or two of its items lack a ',' "
+            "between them",
+            mark,
+        )
+    return None
+
+
+def _yaml_error_problem(file: str, exc: yaml.YAMLError, text: str = "") -> Problem:
     if isinstance(exc, yaml.reader.ReaderError):
         text = f"unacceptable character #x{exc.character:04x} at position {exc.position}"
         return Problem(SourceLocation(file, 1, 1), "", f"invalid YAML: {text}")
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if isinstance(exc, yaml.MarkedYAMLError):
-        text = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        plain = _plain_words(exc, text)
+        if plain is not None:
+            message, mark = plain[0], plain[1] or mark
+            line = mark.line + 1 if mark is not None else 1
+            column = mark.column + 1 if mark is not None else 1
+            return Problem(SourceLocation(file, line, column), "", f"invalid YAML: {message}")
+        message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
     else:
-        text = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+        message = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
     line = mark.line + 1 if mark is not None else 1
     column = mark.column + 1 if mark is not None else 1
-    return Problem(SourceLocation(file, line, column), "", f"invalid YAML: {text}")
+    return Problem(SourceLocation(file, line, column), "", f"invalid YAML: {message}")
 
 
 def load_yaml_text(
@@ -478,7 +548,7 @@ def load_yaml_text(
         for event in yaml.parse(text, Loader=_LOADER):
             converter.feed(event)
     except yaml.YAMLError as exc:
-        raise StackError([*converter.problems, _yaml_error_problem(file, exc)]) from None
+        raise StackError([*converter.problems, _yaml_error_problem(file, exc, text)]) from None
     except _TooBig as exc:
         raise StackError(
             [

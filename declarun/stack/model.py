@@ -5,7 +5,8 @@ every later stage reads only these objects. Each object has every default filled
 short form expanded, and knows where it was written (``location``, the position of its key or
 list item). Locations take no part in equality or hashing, so two stacks that mean the same
 thing compare equal even if they were written differently. ``stack_to_data`` renders a stack
-back to plain JSON-able data for ``declarun render``.
+as plain JSON-able data in the model's own terms (``declarun.stack.render`` writes it back as a
+stack file, for ``declarun render``).
 """
 
 from __future__ import annotations

@@ -124,7 +124,8 @@ def _depends_on(ctx: Normalizer, value: Any, path: FieldPath) -> tuple[Dependenc
         if any(d.container == name for d in result):
             ctx.problem(item_path, f"dependency on {name!r} is listed twice")
             continue
-        condition = options.get("condition") if isinstance(options, Mapping) else None
+        # {db: healthy} is short for {db: {condition: healthy}}.
+        condition = options.get("condition") if isinstance(options, Mapping) else options
         result.append(
             Dependency(
                 container=name, condition=condition or "started", location=ctx.locate(item_path)

@@ -2,7 +2,8 @@
 
 The stages, each reporting every problem it finds before the next one runs::
 
-    load (YAML + positions) → variables → templating → JSON Schema → normalise → profiles → checks
+    load (YAML + positions) → variables (declared, typed, overridden) → templating
+      → JSON Schema → normalise → profiles → checks
 
 A stage runs only on what the previous one accepted, so the later stages can trust shapes and
 the user sees the problems that matter first (a typo in a field name, not its consequences).
@@ -28,6 +29,7 @@ from declarun.stack.profiles import select_profiles
 from declarun.stack.repair import mentions_removed, repair
 from declarun.stack.schema import validate_against_schema
 from declarun.stack.template import Namespace, TemplateRenderer
+from declarun.stack.variables import Override, declarations, resolve_variables
 
 __all__ = ["LoadOptions", "load_stack", "load_stacks", "parse_var_assignment"]
 
@@ -54,7 +56,7 @@ def parse_var_assignment(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _vars_from_file(path: Path) -> dict[str, Any]:
+def _vars_from_file(path: Path) -> list[tuple[str, Override]]:
     document = load_yaml_file(path)
     if not isinstance(document.data, dict):
         raise StackError(
@@ -66,7 +68,11 @@ def _vars_from_file(path: Path) -> dict[str, Any]:
                 )
             ]
         )
-    return document.data
+    origin = f"--vars-file {path}"
+    return [
+        (str(key), Override(value, document.locate((key,)), origin))
+        for key, value in document.data.items()
+    ]
 
 
 def _render_variables(
@@ -153,10 +159,20 @@ def _load_stack(path: Path, options: LoadOptions | None) -> Stack:
         )
 
     problems: list[Problem] = []
-    variables = _render_variables(document, environ, problems)
+    raw_variables = _render_variables(document, environ, problems)
+    declared = declarations(raw_variables, document.locate_value, problems)
+    overrides: list[tuple[str, Override]] = []
     for vars_file in options.vars_files:
-        variables.update(_vars_from_file(vars_file))
-    variables.update(options.var_overrides)
+        overrides.extend(_vars_from_file(vars_file))
+    where = document.locate(("vars",))
+    overrides.extend((k, Override(v, where, "--var")) for k, v in options.var_overrides.items())
+    variables = resolve_variables(
+        declared,
+        overrides,
+        allow_undeclared=document.data.get("allow_undeclared_vars") is True,
+        stack_location=where,
+        problems=problems,
+    )
     data = _render_stack(document, variables, environ, problems)
     templated = {_problem_key(p) for p in problems}
 

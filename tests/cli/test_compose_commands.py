@@ -97,13 +97,13 @@ def test_render_env_files_override_files_and_variables(tmp_path: Path) -> None:
     )  # fmt: skip
     data = json.loads(chosen.stdout)
     web = data["containers"]["web"]
-    assert (web["image"], web["env"], web["user"], web["working_dir"]) == (
+    assert (web["image"], web["env"], web.get("user"), web["working_dir"]) == (
         "busybox:1.37",
         {"A": "flag"},
         None,
         "/srv",
     )
-    assert data["name"] == tmp_path.name.lower().replace(".", "")
+    assert data["stack"] == tmp_path.name.lower().replace(".", "")
 
 
 def test_convert_writes_a_stack_file_that_validates(tmp_path: Path) -> None:
@@ -176,11 +176,11 @@ def test_engine_commands_on_a_compose_file(engine: Engine, tmp_path: Path) -> No
         graph = run("graph", "compose.yaml", "-p", project, "--format", "json")
         assert graph.returncode == 0 and "container:web" in graph.stdout
         locked = run("lock", "compose.yaml", *target)
-        assert locked.returncode == 0 and (tmp_path / "stack.lock").is_file()
-        pinned = yaml.safe_load((tmp_path / "stack.lock").read_text())
+        assert locked.returncode == 0 and (tmp_path / "compose.lock").is_file()
+        pinned = yaml.safe_load((tmp_path / "compose.lock").read_text())
         assert engine.image in json.dumps(pinned)
     finally:
-        destroyed = run("destroy", "compose.yaml", *target, "--volumes")
+        destroyed = run("destroy", "compose.yaml", *target, "--volumes", "--yes")
         assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     owned = {"label": f"dev.declarun.stack={project}"}
     assert engine.client.api.containers(all=True, filters=owned) == []

@@ -62,7 +62,7 @@ class Cli:
 def cli(engine: Engine, tmp_path: Path) -> Iterator[Cli]:
     runner = Cli(engine, tmp_path)
     yield runner
-    runner.run("destroy", "stack.yaml", "--volumes")
+    runner.run("destroy", "stack.yaml", "--volumes", "--yes")
     for volume in engine.client.api.volumes().get("Volumes") or ():
         if volume["Name"].startswith(f"{runner.name}-"):
             engine.client.api.remove_volume(volume["Name"])
@@ -72,7 +72,7 @@ def test_plan_exit_codes_apply_output_and_no_op(cli: Cli) -> None:
     planned = cli.run("plan", "stack.yaml")
     assert planned.returncode == 2, planned.stderr
     assert "+ create container web" in planned.stdout
-    assert "Plan: 6 to create, 0 to replace, 0 to remove" in planned.stdout
+    assert "Plan: 6 to create, 0 to recreate, 0 to remove" in planned.stdout
 
     dry = cli.run("apply", "stack.yaml", "--dry-run")
     assert dry.returncode == 2
@@ -135,7 +135,9 @@ def test_saved_plan_is_applied_or_refused_when_stale(cli: Cli) -> None:
                               f"{cli.name}-data")  # fmt: skip
     stale = cli.run("apply", "plan.json")
     assert stale.returncode == 1
-    assert "the actual state changed since the plan was made: re-run plan" in stale.stderr
+    assert "the actual state changed since the plan was made" in stale.stderr
+    assert f"volume {cli.name}-data appeared" in stale.stderr  # it says what moved
+    assert "re-run plan" in stale.stderr
     assert cli.container_id("db") is None
     cli.engine.docker("volume", "rm", f"{cli.name}-data")
     applied = cli.run("apply", "plan.json")

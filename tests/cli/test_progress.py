@@ -31,7 +31,7 @@ def test_off_a_terminal_each_change_prints_one_line() -> None:
         execute(_steps(), parallel=1, progress=progress)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("✓ pull example/app:1")
-    assert lines[1] == "✗ create container db  failed: db is unhealthy"
+    assert lines[1] == "✗ create container db  failed (why: below)"
     assert lines[2] == "- create container web  skipped: container:db failed"
 
 
@@ -43,7 +43,7 @@ def test_on_a_terminal_the_final_frame_shows_every_change() -> None:
     text = out.getvalue()
     for label in ("pull example/app:1", "create container db", "create container web"):
         assert label in text
-    assert "db is unhealthy" in text
+    assert "create container db" in text and "failed (why: below)" in text
 
 
 def test_kept_lines_print_as_they_come_and_a_note_shows_why_nothing_was_done() -> None:

@@ -105,7 +105,7 @@ def test_render_yaml_and_json_agree_and_apply_vars() -> None:
     data = json.loads(as_json.stdout)
     assert yaml.safe_load(as_yaml.stdout) == data
     web = data["containers"]["web"]
-    assert web["ports"][0]["host_port"] == 9090 and web["ports"][0]["container_port"] == 80
+    assert web["ports"][0]["published"] == 9090 and web["ports"][0]["target"] == 80
     assert data["images"]["busybox"]["ref"] == "127.0.0.1:5000/declarun/busybox:1.35"
 
 
@@ -172,9 +172,43 @@ def test_graph_svg(tmp_path: Path) -> None:
     assert out.read_text().lstrip().startswith("<?xml") and "container: web" in out.read_text()
 
 
-def test_graph_svg_needs_output_file() -> None:
-    result = declarun("graph", WEB, "--format", "svg")
-    assert result.returncode == 2 and "-o FILE" in result.stderr
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_graph_takes_the_format_from_the_file_name_and_dash_is_stdout(tmp_path: Path) -> None:
+    svg_out = declarun("graph", WEB, "--format", "svg")  # SVG is text: stdout is fine
+    assert svg_out.returncode == 0 and "<svg" in svg_out.stdout
+    assert declarun("graph", WEB, "-o", tmp_path / "g.png").returncode == 0
+    assert (tmp_path / "g.png").read_bytes().startswith(b"\x89PNG")
+    assert declarun("graph", WEB, "-o", tmp_path / "g.mmd").returncode == 0
+    assert (tmp_path / "g.mmd").read_text().startswith("flowchart LR")
+    dash = subprocess.run(
+        [sys.executable, "-m", "declarun", "graph", str(WEB), "-o", "-", "--format", "json"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert dash.returncode == 0 and json.loads(dash.stdout)["edges"]
+    assert not (tmp_path / "-").exists()
+    unknown = declarun("graph", WEB, "-o", tmp_path / "g.txt")
+    assert unknown.returncode == 2 and "cannot tell the format" in unknown.stderr
+
+
+def test_render_writes_a_stack_file(tmp_path: Path) -> None:
+    out = tmp_path / "rendered.yaml"
+    assert declarun("render", WEB, "-o", out).returncode == 0
+    checked = declarun("validate", out)
+    assert checked.returncode == 0, checked.stderr
+    assert "valid stack 'webapp'" in checked.stdout
+    as_json = tmp_path / "rendered.json"
+    assert declarun("render", WEB, "-o", as_json).returncode == 0
+    assert json.loads(as_json.read_text())["stack"] == "webapp"
+
+
+def test_a_lock_of_another_stack_is_never_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text("stack: web\ncontainers:\n  a: {image: busybox}\n")
+    theirs = '{"images": {}, "lockVersion": 1, "stack": "jobs"}\n'
+    (tmp_path / "web.lock").write_text(theirs)
+    refused = declarun("lock", tmp_path / "web.yaml", "--host", f"unix://{tmp_path}/none.sock")
+    assert refused.returncode == 1
+    assert "web.lock is the lock of stack 'jobs', not 'web'" in refused.stderr
+    assert (tmp_path / "web.lock").read_text() == theirs
 
 
 @pytest.mark.parametrize("command", ["validate", "render", "graph", "daemon"])
@@ -241,3 +275,27 @@ def test_errors_are_coloured_on_a_terminal(tmp_path: Path) -> None:
         finally:
             os.close(leader)
         assert (b"\x1b[" in output) is expect_colour, output
+
+
+def test_the_stack_file_is_found_or_named_with_f(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "declarun", *args],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+            env={**os.environ, "NO_COLOR": "1"},
+        )  # fmt: skip
+
+    missing = run("validate")
+    assert missing.returncode == 2
+    assert "no stack file named and no stack.yaml, declarun.yaml, compose.yaml" in missing.stderr
+    (tmp_path / "declarun.yaml").write_text("stack: second\n")
+    assert "valid stack 'second'" in run("validate").stdout
+    (tmp_path / "stack.yaml").write_text("stack: first\n")
+    assert "valid stack 'first'" in run("validate").stdout  # stack.yaml comes first
+    (tmp_path / "web.yaml").write_text("stack: web\n")
+    assert "valid stack 'web'" in run("-f", "web.yaml", "validate").stdout
+    assert (
+        "web" in yaml.safe_load(run("-f", "web.yaml", "render", "--format", "json").stdout).values()
+    )
+    both = run("-f", "web.yaml", "render", "stack.yaml")
+    assert both.returncode == 2 and "two stack files given" in both.stderr

@@ -55,7 +55,7 @@ def test_every_supported_service_field(tmp_path: Path) -> None:
             secrets: [pw]
             configs: [{source: conf, target: /etc/app.conf}]
             networks: {back: {aliases: [www], ipv4_address: 172.28.0.10}}
-            depends_on: {db: {condition: service_healthy}}
+            depends_on: {cache: {condition: service_healthy}}
             healthcheck: {test: "wget -q localhost", interval: 5s, timeout: 3s, retries: 4, start_period: 1s}
             restart: on-failure:5
             deploy: {resources: {limits: {cpus: "0.5", memory: 256M, pids: 100}}}
@@ -73,6 +73,9 @@ def test_every_supported_service_field(tmp_path: Path) -> None:
             image: busybox
             healthcheck: {disable: true}
             scale: 2
+          cache:
+            image: busybox
+            healthcheck: {test: ["CMD", "true"]}
         volumes: {data: {driver_opts: {type: tmpfs}, labels: {k: v}}}
         networks:
           back:
@@ -110,7 +113,7 @@ def test_every_supported_service_field(tmp_path: Path) -> None:
     assert web.networks == (
         NetworkAttachment(network="back", aliases=("www",), ipv4_address="172.28.0.10"),
     )
-    assert web.depends_on == (Dependency(container="db", condition="healthy"),)
+    assert web.depends_on == (Dependency(container="cache", condition="healthy"),)
     assert web.healthcheck is not None and web.healthcheck.test == (
         "CMD-SHELL",
         "wget -q localhost",
@@ -200,7 +203,7 @@ def test_a_service_needs_an_image_or_a_build(tmp_path: Path) -> None:
 
 def test_broken_files_get_located_errors(tmp_path: Path) -> None:
     (broken,) = problems(tmp_path, "services: [web\n")
-    assert broken.startswith("compose.yaml:2:1: invalid YAML: while parsing a flow sequence")
+    assert broken.startswith("compose.yaml:2:1: invalid YAML: the [...] list that opens at line 1")
     assert problems(tmp_path, "- just\n- a list\n") == [
         "compose.yaml:1:1: a Compose file must be a mapping with services: in it"
     ]

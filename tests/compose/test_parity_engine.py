@@ -85,7 +85,7 @@ def _applied_by_declarun(directory: Path, project: str, engine: Engine) -> Itera
         yield
     finally:
         _run(
-            _declarun("destroy", "compose.yaml", *common, *profiles, "--volumes"),
+            _declarun("destroy", "compose.yaml", *common, *profiles, "--volumes", "--yes"),
             directory,
             environ,
         )
@@ -258,4 +258,6 @@ def _apply_plan_destroy(directory: Path, environ: dict[str, str], options: list[
         )
         assert again.returncode == 0, again.stdout + again.stderr
     finally:
-        _run(_declarun("destroy", "compose.yaml", *options, "--volumes"), directory, environ)
+        _run(
+            _declarun("destroy", "compose.yaml", *options, "--volumes", "--yes"), directory, environ
+        )

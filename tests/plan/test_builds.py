@@ -132,7 +132,7 @@ def test_an_edited_file_is_named_and_only_the_containers_on_that_image_may_be_re
     text = plan_text(plan)
     assert "* build image app (shop-app:latest)" in text
     assert "1 file changed in the build context: src/m3.py (modified)" in text
-    assert "3 to replace (if their image changes)" in text
+    assert "3 to recreate (if their image changes)" in text
     Draft202012Validator(SCHEMA).validate(plan.to_data())
     # the image is built before the containers that use it are touched
     order = [c.id for c in plan.changes]

@@ -18,6 +18,7 @@ from declarun.plan.identity import LABEL_KEEP, LABEL_PROFILES, LABEL_STACK
 from declarun.plan.lock import Lock, LockedImage
 from declarun.plan.model import Plan
 from declarun.plan.observed import ObservedImage, ObservedNetwork, ObservedState, ObservedVolume
+from declarun.plan.render import plan_text
 from tests.plan.helpers import IMAGE_ID, load, matching_snapshot, with_container, without
 
 SHOP = """
@@ -239,6 +240,39 @@ def test_stopped_services_start_and_dead_ones_are_replaced(tmp_path: Path) -> No
     assert _plan(stack, snapshot).change("container:web").action == "recreate"
     snapshot = with_container(snapshot, "shop-web", state="created", exit_code=None)
     assert _plan(stack, snapshot).change("container:web").action == "start"
+
+
+def test_a_service_that_keeps_dying_is_left_alone_with_the_reason(tmp_path: Path) -> None:
+    stack = load(tmp_path, SHOP)
+    world = matching_snapshot(stack)
+    # Exited by itself moments after its start: starting it again would fail the same way.
+    dies = with_container(world, "shop-web", state="exited", exit_code=1, ran_for=0.2)
+    plan = _plan(stack, dies)
+    change = plan.change("container:web")
+    assert (change.action, change.reasons[0].kind) == ("noop", "crashing")
+    assert "dies at start: it exited with code 1 0.2 s after it started" in (
+        change.reasons[0].message
+    )
+    assert plan.is_empty
+    text = plan_text(plan)
+    assert "No changes to make." in text and "1 container keeps dying (web)" in text
+    assert "The machine matches the stack" not in text
+    # Restarted by its policy and restarting again: the engine's back-off is left to work.
+    looping = with_container(world, "shop-web", state="restarting", exit_code=4, restart_count=5)
+    change = _plan(stack, looping).change("container:web")
+    assert (change.action, change.reasons[0].kind) == ("noop", "crashing")
+    assert "5 restarts so far" in change.reasons[0].message
+    caught_up = with_container(world, "shop-web", state="running", restart_count=3)
+    assert _plan(stack, caught_up).change("container:web").reasons[0].kind == "crashing"
+    # A stop (SIGTERM/SIGKILL) or a long run is not a crash: the service is started again.
+    for stopped in (
+        with_container(world, "shop-web", state="exited", exit_code=143, ran_for=0.5),
+        with_container(world, "shop-web", state="exited", exit_code=1, ran_for=3600.0),
+    ):
+        assert _plan(stack, stopped).change("container:web").action == "start"
+    # A job that failed quickly still runs again: jobs end by nature.
+    job = with_container(world, "shop-migrate", exit_code=3, ran_for=0.1)
+    assert _plan(stack, job).change("container:migrate").action == "start"
 
 
 def test_run_once_jobs_run_again_only_on_change_or_failure(tmp_path: Path) -> None:
@@ -503,3 +537,24 @@ def test_external_volumes_and_networks_are_used_never_made(tmp_path: Path) -> No
     assert missing["volume:cache"].action == "create"
     planned = _plan(stack, matching_snapshot(stack))  # the external ones exist, unlabelled
     assert planned.is_empty, [c for c in planned.changes if c.action != "noop"]
+
+
+def test_waiting_for_health_that_can_never_come_is_an_error(tmp_path: Path) -> None:
+    stack = load(tmp_path, SHOP.replace('    healthcheck: {test: "true", interval: 1s}\n', ""))
+    world = without(matching_snapshot(stack), "containers", "shop-migrate")
+    # The image is there and declares no health check: migrate would wait for ever.
+    change = _plan(stack, world).change("container:migrate")
+    assert (change.action, change.reasons[-1].kind) == ("error", "no_healthcheck")
+    assert "db has no health check" in change.reasons[-1].message
+    # The image's own health check counts; an image not pulled yet is not judged.
+    image = world.images["busybox:1.36"]
+    healthy_image = replace(
+        world, images=FrozenDict({"busybox:1.36": replace(image, has_healthcheck=True)})
+    )
+    assert _plan(stack, healthy_image).change("container:migrate").action == "create"
+    absent = without(world, "images", "busybox:1.36")
+    assert _plan(stack, absent).change("container:migrate").action == "create"
+    # With its own health check, as SHOP has it, all is well.
+    own = load(tmp_path, SHOP)
+    mine = without(matching_snapshot(own), "containers", "shop-migrate")
+    assert _plan(own, mine).change("container:migrate").action == "create"

@@ -60,7 +60,7 @@ def test_nothing_to_do(tmp_path: Path) -> None:
 def test_summary_counts_only_what_is_there(tmp_path: Path) -> None:
     stack = load(tmp_path, SHOP)
     plan = diff(stack, ObservedState(stack="shop"), created_at="t")
-    assert summary_line(plan) == "Plan: 7 to create, 0 to replace, 0 to remove, 1 to pull."
+    assert summary_line(plan) == "Plan: 7 to create, 0 to recreate, 0 to remove, 1 to pull."
 
 
 def test_colour_only_when_the_console_allows(tmp_path: Path) -> None:

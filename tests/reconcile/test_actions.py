@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -28,6 +29,7 @@ from declarun.reconcile.conditions import wait_for
 from declarun.reconcile.executor import NullProgress, StepContext, StepFailed
 from declarun.reconcile.replace import TEMP_SUFFIX, replace_container
 from tests.support.engine_fixtures import Engine
+from tests.support.images import build_busybox_layout, skopeo_push
 from tests.support.registry import free_port
 
 FAST = timedelta(seconds=1)
@@ -77,15 +79,20 @@ def state(engine: Engine, name: str) -> dict[str, Any]:
     return data
 
 
-def test_pull_reports_layer_progress_and_leaves_the_image(engine: Engine) -> None:
+def test_pull_reports_layer_progress_and_leaves_the_image(engine: Engine, tmp_path: Path) -> None:
+    # An image of its own, with a layer no other test has: the session's image may be held by
+    # another test's container, and an engine that has every layer reports none of them.
+    size = 4096 + uuid.uuid4().int % 4096
+    build_busybox_layout(tmp_path / "layout", extra_layers=1, extra_layer_size=size)
+    ref = skopeo_push(tmp_path / "layout", engine.registry, f"progress:{size}")
     updates = Updates()
-    ref = engine.image
-    with contextlib.suppress(docker.errors.NotFound):
-        engine.client.api.remove_image(ref, force=True)
     pull_image(engine.adapter, ref, ctx=StepContext("pull", updates))
-    assert engine.client.api.inspect_image(ref)["Id"].startswith("sha256:")
-    assert updates.texts, "no progress reported"
-    assert updates.texts[-1].startswith("1/1 layers")
+    try:
+        assert engine.client.api.inspect_image(ref)["Id"].startswith("sha256:")
+        assert updates.texts, "no progress reported"
+        assert updates.texts[-1].startswith("2/2 layers")
+    finally:
+        engine.client.api.remove_image(ref, force=True)
 
 
 def test_pull_of_a_missing_image_fails_with_the_engines_reason(
@@ -189,7 +196,7 @@ def test_run_once_succeeds_on_zero_and_reports_a_non_zero_exit(
     create_container(engine.adapter, failing, body(image, "echo cannot migrate; exit 3"))
     with pytest.raises(StepFailed, match="exited with code 3") as failure:
         run_once(engine.adapter, failing)
-    assert "exit code 3" in failure.value.report
+    assert "exited with code 3" in failure.value.report
     assert "cannot migrate" in failure.value.report
 
 

@@ -303,7 +303,7 @@ def test_declarun_plan_shows_the_build_and_its_reason(applied: Built) -> None:
         f"  * build image app ({applied.name}-app:latest)\n"
         "      1 file changed in the build context: index.txt (modified)\n"
     ) in done.stdout
-    assert "2 to replace (if their image changes)" in done.stdout
+    assert "2 to recreate (if their image changes)" in done.stdout
 
 
 def test_building_one_image_builds_the_missing_stack_image_it_starts_from(built: Built) -> None:

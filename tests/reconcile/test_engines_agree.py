@@ -40,6 +40,24 @@ def _without_ids(data: Any) -> Any:
     return data
 
 
+def _without_session_names(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot with each image's tags and digests cut to the reference the stack uses.
+
+    The engines are shared by the session: other tests tag the same image under other names
+    or pull it through another manifest, which says nothing about this stack."""
+    images = []
+    for image in snapshot.get("images") or ():
+        repository = image["ref"].rsplit(":", 1)[0]
+        images.append({
+            **image,
+            "repo_tags": [t for t in image.get("repo_tags") or () if t == image["ref"]],
+            "repo_digests": any(
+                d.startswith(f"{repository}@") for d in image.get("repo_digests") or ()
+            ),
+        })  # fmt: skip
+    return {**snapshot, "images": images}
+
+
 def _differences(ours: Any, theirs: Any, where: str = "") -> list[str]:
     """Every path at which two JSON-like values differ, with both values."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
@@ -78,7 +96,7 @@ def _apply_observe_destroy(engine: Engine, path: Path, port: int) -> Outcome:
             ok=report.ok and report.converged,
             report=repr(report),
             first_round=sorted((c.id, c.action) for c in rounds[0].plan.actionable),
-            snapshot=_without_ids(snapshot.to_data()),
+            snapshot=_without_session_names(_without_ids(snapshot.to_data())),
             status=_without_ids(status_rows(adapter, _load(path))),
             plan_after_apply=[(c.id, c.action) for c in plan.actionable],
             served=fetch(port) if report.ok else "",

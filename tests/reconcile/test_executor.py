@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 import pytest
 
-from declarun.reconcile.executor import Outcome, Step, StepContext, StepFailed, execute
+from declarun.reconcile.executor import (
+    Cancellation,
+    Outcome,
+    Step,
+    StepContext,
+    StepFailed,
+    execute,
+)
 
 
 class Recorder:
@@ -173,3 +180,30 @@ def test_empty_plan_is_an_empty_result() -> None:
     result = execute([])
     assert result.ok
     assert result.outcomes == ()
+
+
+def test_a_cancellation_starts_nothing_more_and_lets_running_steps_finish() -> None:
+    release = threading.Event()
+    told: list[list[str]] = []
+    cancel = Cancellation(told.append)
+
+    def slow(_: StepContext) -> None:
+        cancel.cancel()  # asked while this step runs
+        release.wait(5)
+
+    def never(_: StepContext) -> None:
+        pytest.fail("a step started after the cancellation")
+
+    threading.Timer(0.5, release.set).start()
+    result = execute(
+        [Step("a", "step a", slow), Step("b", "step b", never), Step("c", "step c", never, {"a"})],
+        parallel=1,
+        cancel=cancel,
+    )
+    assert result.cancelled and not result.ok
+    assert {o.key: o.status for o in result.outcomes} == {
+        "a": "done",
+        "b": "cancelled",
+        "c": "cancelled",
+    }
+    assert told == [["step a"]]

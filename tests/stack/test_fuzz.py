@@ -7,6 +7,7 @@ must point at a real line and column of the file.
 from __future__ import annotations
 
 import copy
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,7 +102,9 @@ def _check(text: bytes) -> None:
             load_stack(path, OPTIONS)
         except StackError as exc:
             assert exc.problems, "a StackError must carry at least one problem"
-            lines = text.count(b"\n") + 1
+            # YAML breaks lines at CR, CRLF, NEL and the Unicode separators too, not only LF.
+            decoded = text.decode("utf-8", errors="replace")
+            lines = len(re.findall("\r\n|[\r\n\x85\u2028\u2029]", decoded)) + 1
             for problem in exc.problems:
                 assert problem.location.line >= 1 and problem.location.column >= 1
                 if problem.location.file == str(path):

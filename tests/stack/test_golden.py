@@ -10,19 +10,34 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from declarun.errors import StackError
 from declarun.stack.pipeline import LoadOptions, load_stack
 
 GOLDEN = Path(__file__).parent / "golden"
-CASES = sorted(GOLDEN.glob("*.yaml"))
+CASES = sorted(p for p in GOLDEN.glob("*.yaml") if not p.name.endswith(".vars.yaml"))
+
+
+def _options(case: Path) -> LoadOptions:
+    """A case's command line, from ``<case>.args`` when it has one: ``vars`` (as --var)
+    and ``vars_files``."""
+    args = case.with_suffix(".args")
+    if not args.exists():
+        return LoadOptions(environ={})
+    given = yaml.safe_load(args.read_text())
+    return LoadOptions(
+        environ={},
+        var_overrides={str(k): str(v) for k, v in (given.get("vars") or {}).items()},
+        vars_files=[Path(p) for p in given.get("vars_files") or ()],
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.stem for case in CASES])
 def test_golden_errors(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(GOLDEN)
     with pytest.raises(StackError) as caught:
-        load_stack(Path(case.name), LoadOptions(environ={}))
+        load_stack(Path(case.name), _options(case))
     actual = "\n".join(str(problem) for problem in caught.value.problems) + "\n"
     expected_file = case.with_suffix(".expected")
     if os.environ.get("DECLARUN_REGOLD"):

@@ -47,7 +47,7 @@ def test_merge_keys_explicit_wins_and_positions_point_at_anchor() -> None:
     [
         (
             "a: [1, 2\n",
-            "s.yaml:2:1: invalid YAML: while parsing a flow sequence",
+            "s.yaml:2:1: invalid YAML: the [...] list that opens at line 1 is not closed",
         ),
         ("a: 1\na: 2\n", "s.yaml:2:1: a: duplicate key 'a' (first defined at line 1)"),
         ("a: !python/object x\n", "s.yaml:1:4: a: unsupported YAML tag '!python/object'"),
@@ -58,7 +58,7 @@ def test_merge_keys_explicit_wins_and_positions_point_at_anchor() -> None:
             "a: 1\n---\nb: 2\n",
             "s.yaml:2:1: invalid YAML: expected a single document in the stream but found another document",
         ),
-        ("a: 1\n\tb: 2\n", "s.yaml:2:1"),
+        ("a: 1\n\tb: 2\n", "s.yaml:2:1: invalid YAML: a tab: YAML indents with spaces only"),
     ],
 )
 def test_bad_yaml_is_located(text: str, expected: str) -> None:

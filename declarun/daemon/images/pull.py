@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import json
 import time
 import uuid
@@ -107,17 +108,42 @@ async def prepare_pull(
 ) -> PreparedPull:
     """Resolve ``ref`` on its registry to one image manifest (raises error kinds)."""
     client = RegistryClient(service.registry_config, credentials=credential_provider())
+    repo: Repository | None = None
     try:
         repo = client.repository(ref, credentials=credentials)
         resolved = await repo.resolve(ref.object, platform)
         if resolved.manifest.media_type not in mediatypes.MANIFEST_TYPES:
             raise InvalidArgument(f"unsupported manifest type {resolved.manifest.media_type}")
     except BaseException as exc:
+        hint = ""
+        if isinstance(exc, RegistryNotFoundError) and repo and ref.tag and not ref.digest:
+            hint = await _tag_hint(repo, ref)
         await client.close()
         if isinstance(exc, DaemonError):
-            raise registry_error(exc, ref) from None
+            kind = registry_error(exc, ref)  # dockerd's words first, then what it means
+            raise type(kind)(f"{kind}{hint}") from None
         raise
+    assert repo is not None
     return PreparedPull(service, ref, client, repo, resolved)
+
+
+_TAG_LOOKUP_TIMEOUT = 10.0
+
+
+async def _tag_hint(repo: Repository, ref: ImageReference) -> str:
+    """``: the tag 'x' is not in repository R (close tags: ...)`` when the registry lists
+    the repository's tags; what it cannot list is left unsaid."""
+    where = f"repository {ref.familiar_name()}"
+    try:
+        tags = await asyncio.wait_for(repo.list_tags(), _TAG_LOOKUP_TIMEOUT)
+    except (DaemonError, ErrorKind, TimeoutError, OSError, ValueError):
+        return f": the tag '{ref.tag}' is not in {where}"
+    if not tags:
+        return f": {where} has no tags (does it exist?)"
+    close = difflib.get_close_matches(ref.tag or "", tags, n=5, cutoff=0.4)
+    shown = close or sorted(tags)[-5:]
+    label = "close tags" if close else "some of its tags"
+    return f": the tag '{ref.tag}' is not in {where} ({label}: {', '.join(shown)})"
 
 
 @dataclass

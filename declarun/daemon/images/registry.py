@@ -47,6 +47,7 @@ from declarun.daemon.images.registry_transport import (
     RegistryConfig,
     RegistryNotFoundError,
     RegistrySession,
+    connection_cause,
     error_text,
     retry_after,
 )
@@ -339,7 +340,10 @@ class Repository:
         try:
             endpoint = await self.client.ping(endpoint)
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise RegistryError(f"cannot reach registry {endpoint.url}: {exc}") from exc
+            raise RegistryError(
+                f"cannot reach registry {endpoint.url.raw_authority}: GET "
+                f"{endpoint.url / 'v2/'}: {connection_cause(exc)}"
+            ) from exc
         url = self.url(endpoint, path_or_url)
         retries = self.client.config.max_retries
         refreshed = False
@@ -353,7 +357,8 @@ class Repository:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 if method not in _IDEMPOTENT or attempt > retries:
                     raise RegistryError(
-                        f"{method} {url.path} on {endpoint.url.host}: connection failed: {exc}"
+                        f"{method} {url} on registry {endpoint.url.raw_authority}: "
+                        f"{connection_cause(exc)}"
                     ) from exc
                 await self.client.pause(attempt)
                 continue

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import os
 import random
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Self
@@ -41,6 +43,7 @@ __all__ = [
     "RegistryConfig",
     "RegistryNotFoundError",
     "RegistrySession",
+    "connection_cause",
     "error_text",
     "is_loopback_host",
     "retry_after",
@@ -122,6 +125,25 @@ class Endpoint:
     auth_name: str
     mirror: bool = False
     verify_tls: bool = True
+
+
+def connection_cause(exc: BaseException) -> str:
+    """Why a connection failed, in a few words (``connection refused``, ``timed out``, ``the
+    name does not resolve``), without aiohttp's ``ssl:False`` and socket tuples."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS failed: {getattr(exc, 'os_error', exc)}"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(
+        getattr(exc, "os_error", None), socket.gaierror
+    ):
+        return "the name does not resolve"
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.errno:
+        return os.strerror(os_error.errno).lower()  # asyncio's own text repeats the address
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    return str(exc) or type(exc).__name__
 
 
 def error_text(body: bytes) -> str:
@@ -268,7 +290,13 @@ class RegistrySession:
                 endpoint = Endpoint(
                     endpoint.url.with_scheme("http"), endpoint.auth_name, False, False
                 )
-        resp = await self.send(endpoint, "GET", endpoint.url / "v2/", {}, None, auth=None)
+        probe = endpoint.url / "v2/"
+        try:
+            resp = await self.send(endpoint, "GET", probe, {}, None, auth=None)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RegistryError(
+                f"cannot reach registry {host}: GET {probe}: {connection_cause(exc)}"
+            ) from exc
         try:
             await resp.read()
             if resp.status not in (200, 401):

@@ -4,8 +4,10 @@ For every published port the daemon binds the host socket itself (``host_ip:host
 ``0.0.0.0`` for "every address"). That socket
 
 * **refuses a port in use** at container start with dockerd's message (``Bind for
-  0.0.0.0:8080 failed: port is already allocated``) and keeps other processes from taking
-  the port while the container runs;
+  0.0.0.0:8080 failed: port is already allocated``), followed by what holds it when /proc
+  tells (``(held by pid 4242: python3 -m http.server)``, or ``(published by another
+  container)`` when it is declarund's own), and keeps other processes from taking the port
+  while the container runs;
 * **allocates random ports** (``-p 80``): binding port 0 lets the kernel pick a free one from
   ``/proc/sys/net/ipv4/ip_local_port_range`` (32768-60999 by default), as dockerd's range;
 * **proxies** what reaches it to ``container_ip:container_port`` — TCP through ``splice(2)``
@@ -36,6 +38,7 @@ from typing import cast
 
 from declarun.daemon.networks.cniconf import PortMapping
 from declarun.daemon.networks.errors import NetworkError, PortAllocatedError
+from declarun.hostports import port_holder
 
 __all__ = ["BoundPort", "Publication", "PublishedPort", "publish"]
 
@@ -149,7 +152,14 @@ def _bind(port: PublishedPort) -> socket.socket:
     shown = f"[{host_ip}]" if family == socket.AF_INET6 else host_ip
     what = f"{port.host_port}-{port.host_port_end}" if port.host_port_end else str(port.host_port)
     if last is not None and last.errno == errno.EADDRINUSE:
-        raise PortAllocatedError(f"Bind for {shown}:{what} failed: port is already allocated")
+        holder = port_holder(port.host_port, host_ip, port.protocol)
+        if holder is None:
+            held = ""
+        elif holder.pid == os.getpid():
+            held = " (published by another container)"
+        else:
+            held = f" (held by {holder.describe()})"
+        raise PortAllocatedError(f"Bind for {shown}:{what} failed: port is already allocated{held}")
     reason = last.strerror if last is not None else "no port"
     raise PortAllocatedError(f"Bind for {shown}:{what} failed: {reason}")
 
