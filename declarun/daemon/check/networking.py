@@ -63,8 +63,22 @@ def check_networking(ctx: CheckContext, host: HostFacts) -> list[Finding]:
                 action=drop_netns,
             )
         )
+    live = {state.container_id: state for state in ctx.network_store.all_live()}
+    if ctx.networking is not None:
+        live.update({cid: s for cid in owned if (s := ctx.networking.live(cid)) is not None})
     for entry in cni.attachments():
         if entry.container_id in owned:
+            state = live.get(entry.container_id)
+            if state is not None and entry.network_id not in state.networks:
+                found.append(
+                    Finding(
+                        "cni",
+                        f"attachment {entry.container_id[:12]} on {entry.network_id[:12]}",
+                        "the container runs, but not on this network (a connect cut short)",
+                        repair="CNI DEL (the connect, tried again, attaches it afresh)",
+                        action=_detach(ctx, entry.network_id, entry.container_id),
+                    )
+                )
             continue
         found.append(
             Finding(
@@ -94,8 +108,20 @@ def check_networking(ctx: CheckContext, host: HostFacts) -> list[Finding]:
                     action=unreserve,
                 )
             )
-    for state in ctx.network_store.all_live():
+    attached = {(e.network_id, e.container_id) for e in cni.attachments()}
+    for state in live.values():
         if state.container_id in owned:
+            for network_id in sorted(state.networks):
+                if (network_id, state.container_id) not in attached:
+                    found.append(
+                        Finding(
+                            "cni",
+                            f"live state of {state.container_id[:12]}",
+                            f"lists network {network_id[:12]}, which CNI no longer attaches "
+                            "(a disconnect cut short)",
+                            advice="restart the daemon: it forgets the network at start",
+                        )
+                    )
             continue
 
         async def forget(cid: str = state.container_id) -> None:
@@ -126,6 +152,13 @@ def check_networking(ctx: CheckContext, host: HostFacts) -> list[Finding]:
             )
         )
     return found
+
+
+def _detach(ctx: CheckContext, network_id: str, container_id: str) -> RepairAction:
+    async def action() -> None:
+        await ctx.cni.delete(network_id, container_id)
+
+    return action
 
 
 def _delete_rules(rules: list[IptablesRule]) -> RepairAction:
