@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -141,7 +142,9 @@ async def open_services(
             snapshotter,
             events,
             registry_config=RegistryConfig(
-                insecure_registries=config.insecure_registries, mirrors=config.registry_mirrors
+                insecure_registries=config.insecure_registries,
+                mirrors=config.registry_mirrors,
+                read_timeout=_registry_read_timeout(),
             ),
             max_concurrent_downloads=config.max_concurrent_downloads,
             scratch_dir=root,
@@ -226,3 +229,15 @@ def api_routes(services: Services) -> list[web.RouteDef]:
         *system.routes(s.config, s.engine_id, s.events, s),
         *volumes.routes(s.volumes),
     ]
+
+
+def _registry_read_timeout() -> float:
+    """Seconds a registry may stay silent mid-response (``DECLARUND_REGISTRY_READ_TIMEOUT``,
+    for the fault tests' stalls and for slow links; 120 by default)."""
+    raw = os.environ.get("DECLARUND_REGISTRY_READ_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else 120.0
+    except ValueError:
+        log.warning("DECLARUND_REGISTRY_READ_TIMEOUT=%r is not a number: 120 s", raw)
+        return 120.0
+    return value if value > 0 else 120.0

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import difflib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -67,6 +68,8 @@ from declarun.errors import ContentError, DaemonError
 from declarun.reference import ImageReference
 
 __all__ = ["PreparedPull", "credential_provider", "prepare_pull", "registry_error"]
+
+log = logging.getLogger("declarun.daemon.images.pull")
 
 _LEASE_TTL = 24 * 3600.0
 # How long a failed or cancelled pull's verified blobs and partial downloads are kept.
@@ -366,7 +369,7 @@ class PreparedPull:
                                                progress=progress)  # fmt: skip
                 emit(status_message("Verifying Checksum", lid, detail=True))
                 failpoints.hit("pull-blob-before-commit")
-                await asyncio.shield(asyncio.to_thread(writer.commit))
+                await _to_completion(writer.commit)
             except ContentError:
                 # Bytes that do not hash to the digest must not be resumed from later.
                 writer.close()
@@ -451,3 +454,23 @@ def _config_platform(config: Any) -> Platform:
     arch = config.get("architecture") if isinstance(config.get("architecture"), str) else ""
     variant = config.get("variant") if isinstance(config.get("variant"), str) else None
     return Platform(os_name, arch or "amd64", variant or None)
+
+
+async def _to_completion(func: Callable[[], object]) -> None:
+    """Run ``func`` in a worker thread to its end, even when the caller is cancelled
+    meanwhile (then re-raise the cancellation): a blob's commit must not find its writer
+    closed under it by the clean-up of a pull another layer made fail."""
+    task = asyncio.ensure_future(asyncio.to_thread(func))
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+    if cancelled:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a commit finished after its pull was cancelled: %s", task.exception())
+        raise asyncio.CancelledError
