@@ -227,7 +227,11 @@ def test_daemon_killed_mid_pull_restarts_clean(
                 except TimeoutError:
                     raise AssertionError(daemon.log()) from None
                 deadline = time.monotonic() + 30
-                while not any((p / "data").exists() for p in ingests(daemon)):
+                # Until some of the bytes the registry sent reached the ingest's file.
+                while not any(
+                    (p / "data").exists() and (p / "data").stat().st_size > 0
+                    for p in ingests(daemon)
+                ):
                     assert time.monotonic() < deadline, "no ingest was started"
                     time.sleep(0.05)
                 assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
