@@ -1,0 +1,12 @@
+"""``specs/reliability.md`` is what ``python -m tests.support.reliability`` writes from the
+fault tests' lists (so its figures follow the tests)."""
+
+from __future__ import annotations
+
+from tests.support.reliability import PATH, render
+
+
+def test_reliability_table_is_current() -> None:
+    assert PATH.read_text(encoding="utf-8") == render(), (
+        "regenerate the table: python -m tests.support.reliability"
+    )
