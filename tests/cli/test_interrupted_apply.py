@@ -23,7 +23,7 @@ import pytest
 from declarun.daemon import failpoints
 from tests.daemon.containers.daemon_fixtures import needs_runtime
 from tests.support.cli import StackCli
-from tests.support.daemon import DaemonProcess, daemon_check
+from tests.support.daemon import DaemonProcess, arm_failpoints, daemon_check
 from tests.support.engine_fixtures import Engine, EngineImage, _client
 
 pytestmark = needs_runtime
@@ -82,7 +82,7 @@ def bench(
 
     tmp = tmp_path_factory.mktemp("interrupted")
     armed = tmp / "failpoints"
-    armed.write_text("")
+    arm_failpoints(armed, "")
     with contextlib.ExitStack() as stack:
         daemon = stack.enter_context(network_daemon(tmp, env={failpoints.ENV: f"@{armed}"}))
         engine = Engine(
@@ -124,15 +124,15 @@ def test_interrupted_apply_converges(
             assert done.returncode == 0, done.stdout + done.stderr
         _write(cli, *step.after)
         since = len(bench.daemon.log())
-        bench.armed.write_text(f"{step.point}=sleep:3\n")
+        arm_failpoints(bench.armed, f"{step.point}=sleep:3\n")
         applying = cli.popen("apply", "stack.yaml", "--yes")
         try:
             _wait_for_log(bench.daemon, f"fail point {step.point}: sleeping", since, 120)
-            bench.armed.write_text("")
+            arm_failpoints(bench.armed, "")
             applying.send_signal(sig)
             out, err = applying.communicate(timeout=120)
         finally:
-            bench.armed.write_text("")
+            arm_failpoints(bench.armed, "")
             if applying.poll() is None:
                 applying.kill()
                 applying.communicate()
@@ -163,5 +163,5 @@ def test_interrupted_apply_converges(
         checked = daemon_check(bench.daemon)
         assert checked.returncode == 0 and checked.stdout == "", checked.stdout + checked.stderr
     finally:
-        bench.armed.write_text("")
+        arm_failpoints(bench.armed, "")
         cli.clean()

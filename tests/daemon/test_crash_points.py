@@ -24,7 +24,7 @@ from tests.daemon.conftest import PushedImage
 from tests.daemon.containers.daemon_fixtures import needs_runtime
 from tests.daemon.images.daemon_support import docker
 from tests.daemon.networks.daemon_net import network_daemon
-from tests.support.daemon import DaemonProcess, daemon_check
+from tests.support.daemon import DaemonProcess, arm_failpoints, daemon_check
 
 pytestmark = needs_runtime
 
@@ -250,14 +250,14 @@ def test_crash_restart_check_retry(
     group: str, tmp_path: Path, busybox_image_pushed: PushedImage
 ) -> None:
     armed = tmp_path / "failpoints"
-    armed.write_text("")
+    arm_failpoints(armed, "")
     with network_daemon(tmp_path, env={failpoints.ENV: f"@{armed}"}) as daemon:
         walk = Walk(daemon, armed, busybox_image_pushed.reference, tmp_path, {})
         if group != "pull":
             walk.cli("pull", "-q", walk.ref)
         for crash in GROUPS[group]:
             crash.prepare(walk)
-            armed.write_text(crash.point + "\n")
+            arm_failpoints(armed, crash.point + "\n")
             crash.act(walk)
             try:
                 status = daemon.wait_exit(timeout=60)
@@ -265,7 +265,7 @@ def test_crash_restart_check_retry(
                 pytest.fail(f"{crash.point}: the daemon did not crash\n{daemon.log()[-3000:]}")
             assert status == -signal.SIGKILL, (crash.point, daemon.log()[-3000:])
             assert f"fail point {crash.point} reached" in daemon.log()
-            armed.write_text("")
+            arm_failpoints(armed, "")
             # On the data root as the crash left it: what the start will settle, listed.
             left = daemon_check(daemon)
             assert left.returncode in (0, 1) and "Traceback" not in left.stderr, left.stderr

@@ -307,3 +307,11 @@ def serving_app(
         thread.join(_STOP_TIMEOUT)
         if errors:
             raise errors[0]
+
+
+def arm_failpoints(path: Path, spec: str) -> None:
+    """Write a fail-point file a daemon re-reads (``DECLARUND_FAILPOINTS=@path``) in one
+    step: a daemon reading a half-written ``NAME=sleep:3`` would see ``NAME`` -- a crash."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(spec)
+    os.replace(partial, path)

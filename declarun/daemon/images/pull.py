@@ -335,8 +335,10 @@ class PreparedPull:
         store, lid = self.service.store, short_id(desc.digest)
         async with limit:
             try:
-                writer = await asyncio.to_thread(
-                    store.writer, _ingest_ref(desc.digest), expected=desc.digest, size=desc.size
+                writer = await _open_closing_if_cancelled(
+                    lambda: store.writer(
+                        _ingest_ref(desc.digest), expected=desc.digest, size=desc.size
+                    )
                 )
             except BlobExistsError:
                 emit(status_message("Download complete", lid, detail=True))
@@ -474,3 +476,20 @@ async def _to_completion(func: Callable[[], object]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.warning("a commit finished after its pull was cancelled: %s", task.exception())
         raise asyncio.CancelledError
+
+
+async def _open_closing_if_cancelled(open_writer: Callable[[], Any]) -> Any:
+    """Open an ingest writer in a worker thread. When the pull is cancelled meanwhile (another
+    layer failed it), the thread still opens it and holds the ingest's lock: close it then,
+    or the next pull of the same blob waits for that lock for ever."""
+    task = asyncio.ensure_future(asyncio.to_thread(open_writer))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+
+        def close(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                done.result().close()
+
+        task.add_done_callback(close)
+        raise
