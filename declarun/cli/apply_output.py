@@ -41,6 +41,7 @@ __all__ = ["live_runner", "print_failing", "print_failure", "print_report"]
 _PAST = {
     "create": "created",
     "recreate": "recreated",
+    "update": "updated",
     "start": "started",
     "stop": "stopped",
     "remove": "removed",

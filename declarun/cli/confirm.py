@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -56,14 +56,19 @@ def _ask(question: str) -> str:
         signal.signal(signal.SIGINT, previous)
 
 
-def confirmation(verb: str, *, yes: bool, always: bool) -> Callable[[Plan], None]:
+def confirmation(
+    verb: str, *, yes: bool, always: bool, volumes_besides: Sequence[str] = ()
+) -> Callable[[Plan], None]:
     """A check to run on each plan before it is carried out (after it is shown): raises
     :class:`Declined` unless confirmed. ``always``: ask even when no volume is deleted
-    (``destroy``); otherwise only plans that delete volumes are asked about."""
+    (``destroy``); otherwise only plans that delete volumes are asked about.
+    ``volumes_besides``: volumes the command deletes outside the plan (a Swarm's, node by
+    node), asked about as the plan's are, even with an empty plan."""
 
     def check(plan: Plan) -> None:
         volumes = [c.name for c in plan.actionable if c.kind == "volume" and c.action == "remove"]
-        if yes or plan.is_empty or not (always or volumes):
+        volumes += [name for name in volumes_besides if name not in volumes]
+        if yes or (plan.is_empty and not volumes) or not (always or volumes):
             return
         data = (
             f" This deletes volume{'s' if len(volumes) != 1 else ''} {', '.join(volumes)} "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 
 import click
@@ -25,8 +24,7 @@ from declarun.cli.options import (
     stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
-from declarun.cli.terminal import decide_tty, run_attached
-from declarun.engine.port import Engine
+from declarun.cli.terminal import decide_tty, exec_attached
 from declarun.errors import DeclarunError, EngineError
 from declarun.reconcile.apply import ApplyOptions, ApplyReport
 from declarun.reconcile.status import status_rows
@@ -47,6 +45,11 @@ def status(
 ) -> None:
     """Each resource of the stack in FILE: desired vs actual state, health, ports."""
     stack = source.load_or_exit(stack_file(file))
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_status
+
+        swarm_status(stack, output_format, target)
+        return
     with target.connect() as engine:
         rows = status_rows(engine, stack)
     if output_format == "json":
@@ -115,6 +118,14 @@ def logs(
     """The logs of the stack's containers (all, or CONTAINERS), interleaved by time."""
     file, containers = stack_file_and_words(words)
     stack = source.load_or_exit(file)
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_logs
+
+        swarm_logs(
+            stack, tuple(containers), follow=follow, tail=tail, timestamps=timestamps,
+            target=target,
+        )  # fmt: skip
+        return
     names = _engine_names(stack, tuple(containers))
     prefix = f"{stack.name}-"
     with target.connect() as engine:
@@ -160,29 +171,17 @@ def exec_command(
                                "CONTAINER -- COMMAND...")  # fmt: skip
     container, command = rest[0], rest[1:]
     stack = source.load_or_exit(file)
-    name = _engine_names(stack, (container,))[0]
     tty = decide_tty(force_tty, no_tty)
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_exec
+
+        sys.exit(swarm_exec(stack, container, command, user=user or "", workdir=workdir,
+                            env=env, interactive=interactive, tty=tty, target=target))  # fmt: skip
+    name = _engine_names(stack, (container,))[0]
     with target.connect() as engine:
-        exec_id = engine.exec_create(
-            name, command, user=user or "", workdir=workdir, env=env, stdin=interactive, tty=tty
-        )
-        attached = engine.exec_attach(exec_id, tty=tty)
-        run_attached(
-            attached,
-            stdin_open=interactive,
-            tty=tty,
-            resize=lambda h, w: engine.exec_resize(exec_id, height=h, width=w),
-        )
-        code = _exit_code(engine, exec_id)
+        code = exec_attached(engine, name, command, user=user or "", workdir=workdir, env=env,
+                             interactive=interactive, tty=tty)  # fmt: skip
     sys.exit(code)
-
-
-def _exit_code(engine: Engine, exec_id: str) -> int:
-    """The exec's exit code; the engine may note it a moment after the output ends."""
-    deadline = time.monotonic() + 10
-    while (code := engine.exec_exit_code(exec_id)) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return 1 if code is None else int(code)
 
 
 @click.command()
@@ -204,6 +203,13 @@ def watch(
     from declarun.reconcile.watch import WatchHooks, watch_stack
 
     file = stack_file(file)
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_watch
+
+        swarm_watch(
+            file, source, ApplyOptions(prune=not no_prune, parallel=parallel), target, lock_timeout
+        )
+        return
     console, errors = stdout_console(), stderr_console()
 
     shown_failing: list[object] = [()]

@@ -112,9 +112,16 @@ def plan(
     file = stack_file(file)
     stack = source.load_or_exit(file)
     options = _apply_options(not no_prune, volumes, locked, DEFAULT_PARALLEL)
-    with target.connect() as engine:
-        planned = make_plan(engine, stack, options)
-    made = planned.plan
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_plan
+
+        # A Swarm plan keeps no record of the objects it saw: a stale one is refused
+        # without the list of what moved.
+        made, observed = swarm_plan(stack, options, target), None
+    else:
+        with target.connect() as engine:
+            planned = make_plan(engine, stack, options)
+        made, observed = planned.plan, observed_objects(planned.observed)
     where = PlanSource(
         file,
         source.profiles,
@@ -123,7 +130,7 @@ def plan(
         compose_files=source.compose_files,
         project_name=source.project_name,
         env_files=source.env_files,
-        observed=observed_objects(planned.observed),
+        observed=observed,
     )
     if out is not None and str(out) == "-":
         click.echo(saved_plan_text(made, where), nl=False)
@@ -179,6 +186,18 @@ def apply(
         if made_from.observed is not None:
             recorded = {k: dict(v) for k, v in made_from.observed.items()}
     stack = source.load_or_exit(file)
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_apply, swarm_plan
+
+        if dry_run:
+            made = saved if saved is not None else swarm_plan(stack, options, target)
+            render_plan(made, stdout_console())
+            sys.exit(_plan_exit(made))
+        _finish(
+            swarm_apply(stack, saved, options, target, yes=yes, lock_timeout=lock_timeout),
+            "Apply",
+        )
+        return
     with target.connect() as engine:
         if dry_run:
             made = saved if saved is not None else make_plan(engine, stack, options).plan
@@ -218,19 +237,26 @@ def destroy(
     """Remove everything the stack in FILE owns on the engine, dependents first (shown, then
     asked about on a terminal)."""
     stack = source.load_or_exit(stack_file(file))
-    with (
-        target.connect() as engine,
-        held_lock(engine, stack.name, "destroy", lock_timeout),
-        interruptible(stdout_console()) as cancel,
-    ):
-        report = destroy_stack(
-            engine,
-            stack,
-            volumes=volumes,
-            parallel=parallel,
-            on_plan=live_runner(confirmation("Destroy", yes=yes, always=True)),
-            cancel=cancel,
+    if target.is_swarm:
+        from declarun.cli.swarm_commands import swarm_destroy
+
+        report = swarm_destroy(
+            stack, parallel, target, volumes=volumes, yes=yes, lock_timeout=lock_timeout
         )
+    else:
+        with (
+            target.connect() as engine,
+            held_lock(engine, stack.name, "destroy", lock_timeout),
+            interruptible(stdout_console()) as cancel,
+        ):
+            report = destroy_stack(
+                engine,
+                stack,
+                volumes=volumes,
+                parallel=parallel,
+                on_plan=live_runner(confirmation("Destroy", yes=yes, always=True)),
+                cancel=cancel,
+            )
     if report.cancelled:
         print_report(report, stdout_console(), verb="Destroy")
         sys.exit(130)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Protocol
 
 from rich.text import Text
 
@@ -20,7 +21,25 @@ from declarun.cli.output import stdout_console
 from declarun.engine.port import Engine
 from declarun.errdefs import ErrorKind
 
-__all__ = ["follow_logs", "print_logs", "split_lines"]
+__all__ = ["LogSource", "follow_logs", "follow_streams", "print_logs", "split_lines"]
+
+
+class LogSource(Protocol):
+    """Where logs come from, by name: an engine's containers (the engine port has these
+    methods), or a Swarm's services (``cli.swarm_commands``)."""
+
+    def container_logs(
+        self, name: str, *, tail: int | None = None, timestamps: bool = False
+    ) -> bytes:
+        """The log so far."""
+        ...
+
+    def follow_logs(
+        self, name: str, *, tail: int | None = None, timestamps: bool = False
+    ) -> Iterator[bytes]:
+        """The log so far, then new output as it comes."""
+        ...
+
 
 _LOOK_AGAIN = 0.5  # seconds between looks for a container that went away
 _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
@@ -60,7 +79,7 @@ class _Printer:
 
 
 def print_logs(
-    engine: Engine, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
+    engine: LogSource, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
 ) -> None:
     """Print the logs so far of containers ``names``, merged in time order."""
     printer = _Printer(names, prefix, timestamps)
@@ -147,3 +166,42 @@ def follow_logs(
             printer.line(name, stamp, text)
     finally:
         stop.set()
+
+
+def _pump(
+    source: LogSource, name: str, tail: int | None, out: queue.Queue[tuple[str, str] | None]
+) -> None:
+    try:
+        for line in split_lines(source.follow_logs(name, timestamps=True, tail=tail)):
+            out.put((name, line))
+    except ErrorKind as exc:  # a stream cut off ends that stream, not the command
+        out.put((name, f"(log stream ended: {exc})"))
+    finally:
+        out.put(None)
+
+
+def follow_streams(
+    source: LogSource, names: list[str], prefix: str, *, tail: int | None, timestamps: bool
+) -> None:
+    """Print the logs of ``names`` as they are written, until every stream ends (or Ctrl-C):
+    for sources whose one stream already spans replacements (a Swarm service's log covers
+    each of its tasks, the new ones too)."""
+    printer = _Printer(names, prefix, timestamps)
+    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+    for name in names:
+        threading.Thread(
+            target=_pump, args=(source, name, tail, lines), daemon=True, name=f"logs-{name}"
+        ).start()
+    open_streams = len(names)
+    while open_streams:
+        try:
+            # Bounded: Ctrl-C is handled between bytecodes of this thread only.
+            item = lines.get(timeout=_LOOK_AGAIN)
+        except queue.Empty:
+            continue
+        if item is None:
+            open_streams -= 1
+            continue
+        name, line = item
+        stamp, text = _split_timestamp(line)
+        printer.line(name, stamp, text)

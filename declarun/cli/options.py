@@ -28,6 +28,7 @@ from declarun.cli.output import stderr_console
 from declarun.compose.pipeline import ComposeProject
 from declarun.compose.project import COMPOSE_FILE_NAMES, ComposeOptions
 from declarun.engine.port import Engine
+from declarun.engine.swarm_port import SwarmEngine
 from declarun.errdefs import ErrorKind, Unavailable
 from declarun.errors import EngineError, Problem, StackError
 from declarun.reconcile.executor import DEFAULT_PARALLEL
@@ -216,6 +217,11 @@ class EngineTarget:
     host: str | None = None
     engine: str = "declarun"
 
+    @property
+    def is_swarm(self) -> bool:
+        """True for ``--engine swarm``: the commands plan services on a Swarm manager."""
+        return self.engine == "swarm"
+
     @contextlib.contextmanager
     def connect(self) -> Iterator[Engine]:
         """The connected engine (declarund started when it may be), closed afterwards; an
@@ -223,8 +229,23 @@ class EngineTarget:
         # Imported here: commands that never connect need no docker-py.
         from declarun.engine.connect import EngineKind, choose_engine, connect
 
-        kind: EngineKind = "docker" if self.engine == "docker" else "declarun"
+        kind: EngineKind = "declarun"
+        if self.engine in ("docker", "swarm"):
+            kind = "docker" if self.engine == "docker" else "swarm"
         connected = connect(choose_engine(self.host, kind))
+        try:
+            with _told_as_engine_errors():
+                yield connected
+        finally:
+            connected.close()
+
+    @contextlib.contextmanager
+    def connect_swarm(self) -> Iterator[SwarmEngine]:
+        """The Swarm manager ``--host`` (or ``DOCKER_HOST``) names, closed afterwards; an
+        engine that is not a manager of an active Swarm is refused with a message."""
+        from declarun.engine.connect import choose_engine, connect_swarm
+
+        connected = connect_swarm(choose_engine(self.host, "swarm"))
         try:
             with _told_as_engine_errors():
                 yield connected
@@ -373,11 +394,12 @@ def engine_options(func: F) -> F:
     decorated: Any = command
     decorated = click.option(
         "--engine",
-        type=click.Choice(["declarun", "docker"]),
+        type=click.Choice(["declarun", "docker", "swarm"]),
         default="declarun",
         show_default=True,
         help="declarun: the built-in daemon (started when needed); docker: DOCKER_HOST or "
-        "Docker's default socket.",
+        "Docker's default socket; swarm: the stack as services on the Swarm manager at "
+        "--host or DOCKER_HOST.",
     )(decorated)
     decorated = click.option(
         "--host",

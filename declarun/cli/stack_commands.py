@@ -61,14 +61,26 @@ def _write_text(text: str, output: str | None) -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["yaml", "json"]),
-    help="Output format (default: from -o FILE's extension, else yaml).",
+    type=click.Choice(["yaml", "json", "kubernetes"]),
+    help=(
+        "Output format (default: from -o FILE's extension, else yaml); kubernetes: manifests, "
+        "-o naming a directory (see specs/scale-out.md)."
+    ),
 )
-@click.option("-o", "--output", metavar="FILE", help="Write to FILE ('-': standard output).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE|DIR",
+    help="Write to FILE ('-': standard output); --format kubernetes: one file per manifest in DIR.",
+)
 @click.option(
     "--reveal-secrets",
     is_flag=True,
-    help="Write secret values in clear (the output is then a secret too); default ***.",
+    help=(
+        "Write secret values in clear (the output is then a secret too); default ***. "
+        "Kubernetes manifests written to a directory always carry them (files readable by "
+        "their owner only)."
+    ),
 )
 @stack_options(format_flags=("--input-format",))
 def render(
@@ -79,8 +91,17 @@ def render(
     source: StackSource,
 ) -> None:
     """Print the stack in FILE as a stack file, as declarun sees it: templated, normalised,
-    defaults filled. The output is a valid stack file that plans the same."""
+    defaults filled. The output is a valid stack file that plans the same. With --format
+    kubernetes: the stack as Kubernetes manifests (see specs/scale-out.md)."""
     stack = source.load_or_exit(stack_file(file))
+    # -- other systems' formats: each in a module of its own -----------------------------------
+    if output_format == "kubernetes":
+        from declarun.cli.render_kubernetes import render_kubernetes
+
+        directory = None if output is None or output == "-" else Path(output)
+        render_kubernetes(stack, directory, reveal_secrets=reveal_secrets)
+        return
+    # ------------------------------------------------------------------------------------------
     data = stack_to_file(stack, reveal_secrets=reveal_secrets)
     chosen = output_format or (
         "json" if output and output != "-" and output.endswith(".json") else "yaml"

@@ -15,14 +15,15 @@ import signal
 import sys
 import termios
 import threading
+import time
 import tty as tty_mode
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
-from declarun.engine.port import Attached
+from declarun.engine.port import Attached, Engine
 from declarun.errdefs import ErrorKind
 
-__all__ = ["decide_tty", "run_attached"]
+__all__ = ["decide_tty", "exec_attached", "run_attached"]
 
 Resize = Callable[[int, int], None]  # (height, width)
 
@@ -112,3 +113,33 @@ def run_attached(
                 _write_all(2 if stream == 2 else 1, chunk)
     finally:
         attached.close()
+
+
+def exec_attached(
+    engine: Engine,
+    container: str,
+    command: Sequence[str],
+    *,
+    user: str,
+    workdir: str | None,
+    env: Sequence[str],
+    interactive: bool,
+    tty: bool,
+) -> int:
+    """Run ``command`` in ``container`` on ``engine`` with our stdio attached (see
+    :func:`run_attached`); its exit code (1 when the engine never says)."""
+    exec_id = engine.exec_create(
+        container, command, user=user, workdir=workdir, env=env, stdin=interactive, tty=tty
+    )
+    attached = engine.exec_attach(exec_id, tty=tty)
+    run_attached(
+        attached,
+        stdin_open=interactive,
+        tty=tty,
+        resize=lambda h, w: engine.exec_resize(exec_id, height=h, width=w),
+    )
+    # The engine may note the exit code a moment after the output ends.
+    deadline = time.monotonic() + 10
+    while (code := engine.exec_exit_code(exec_id)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return 1 if code is None else int(code)

@@ -5,7 +5,8 @@
   ``/var/log/declarun/declarund.log``), so nobody ever has to start a daemon by hand;
 * ``--host``/``DECLARUN_HOST`` (``unix:///path``): another declarund (or any Docker-API
   engine) that must already run;
-* ``--engine docker``: Docker itself, through ``DOCKER_HOST`` or Docker's default socket.
+* ``--engine docker``: Docker itself, through ``DOCKER_HOST`` or Docker's default socket;
+* ``--engine swarm``: a Docker Swarm manager, addressed as Docker is (:func:`connect_swarm`).
 
 :func:`connect` returns a :class:`~declarun.engine.dockerpy.DockerEngine`, the port's
 adapter: the reconciler speaks the Docker Engine API only.
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 from declarun.daemon.config import DEFAULT_DATA_ROOT, DEFAULT_HOST
 from declarun.engine.dockerpy import DockerEngine
+from declarun.engine.swarm import DockerSwarmEngine
 from declarun.errdefs import ErrorKind
 from declarun.errors import EngineError
 
@@ -38,13 +40,14 @@ __all__ = [
     "check_daemon",
     "choose_engine",
     "connect",
+    "connect_swarm",
     "daemon_pid",
     "ping",
     "start_daemon",
     "stop_daemon",
 ]
 
-EngineKind = Literal["declarun", "docker"]
+EngineKind = Literal["declarun", "docker", "swarm"]
 DOCKER_DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_LOG = Path("/var/log/declarun/declarund.log")
 _START_TIMEOUT = 30.0
@@ -65,7 +68,9 @@ class EngineChoice:
 
     def describe(self) -> str:
         """``declarund at unix:///...`` or ``docker at unix:///...``, for messages."""
-        name = "declarund" if self.kind == "declarun" else "docker"
+        name = {"declarun": "declarund", "docker": "docker", "swarm": "the swarm manager"}[
+            self.kind
+        ]
         return f"{name} at {self.host}"
 
 
@@ -76,8 +81,8 @@ def choose_engine(
 ) -> EngineChoice:
     """Resolve the flags and environment into one engine; ``host`` beats the environment."""
     env = os.environ if environ is None else environ
-    if engine == "docker":
-        return EngineChoice("docker", host or env.get("DOCKER_HOST") or DOCKER_DEFAULT_HOST)
+    if engine in ("docker", "swarm"):
+        return EngineChoice(engine, host or env.get("DOCKER_HOST") or DOCKER_DEFAULT_HOST)
     chosen = host or env.get("DECLARUN_HOST") or DEFAULT_HOST
     _socket_path(chosen)  # refuse a malformed address before anything else happens
     return EngineChoice("declarun", chosen, autostart=chosen == DEFAULT_HOST)
@@ -309,8 +314,9 @@ def connect(choice: EngineChoice) -> DockerEngine:
                 f"'declarun daemon --host {choice.host}' or drop --host to use the default"
             )
         start_daemon(choice.host)
+    adapter = DockerSwarmEngine if choice.kind == "swarm" else DockerEngine
     try:
-        engine = DockerEngine.open(choice.host, timeout=_CLIENT_TIMEOUT)
+        engine = adapter.open(choice.host, timeout=_CLIENT_TIMEOUT)
     except ErrorKind as exc:
         raise EngineError(f"cannot connect to {choice.host}: {exc}") from None
     try:
@@ -318,4 +324,24 @@ def connect(choice: EngineChoice) -> DockerEngine:
     except ErrorKind as exc:
         engine.close()
         raise EngineError(f"{choice.describe()} does not answer: {exc}") from None
+    return engine
+
+
+def connect_swarm(choice: EngineChoice) -> DockerSwarmEngine:
+    """The Swarm adapter for ``choice`` (``kind`` swarm): an engine that is a manager of an
+    active Swarm. Raises EngineError saying what it is otherwise."""
+    engine = connect(choice)
+    assert isinstance(engine, DockerSwarmEngine)
+    try:
+        info = engine.swarm_info()
+    except ErrorKind as exc:
+        engine.close()
+        raise EngineError(f"{choice.describe()} does not answer: {exc}") from None
+    if info.state != "active" or not info.is_manager:
+        engine.close()
+        what = "is not part of a swarm" if info.state != "active" else "is a worker, not a manager"
+        raise EngineError(
+            f"{choice.host} {what}: --engine swarm needs a Swarm manager "
+            "('docker swarm init', or --host pointing at a manager)"
+        )
     return engine

@@ -538,6 +538,13 @@ class DockerEngine:
         )
         return (_pull_event(raw) for raw in _stream(events))
 
+    def push_image(self, ref: str) -> Iterator[PullEvent]:
+        repository, tag = parse_repository_tag(ref)
+        events = _call(
+            self.client.api.push, repository, tag=tag or "latest", stream=True, decode=True
+        )
+        return (_pull_event(raw) for raw in _stream(events))
+
     def build_image(self, request: BuildRequest) -> Iterator[BuildEvent]:
         # The context goes to a temporary file first: its size is sent up front, and a file
         # that cannot be read fails here, before the engine starts anything.

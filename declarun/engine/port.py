@@ -194,6 +194,11 @@ class Images(Protocol):
         """Pull ``ref`` (tag or digest); yields progress, raises a kind when the pull fails."""
         ...
 
+    def push_image(self, ref: str) -> Iterator[PullEvent]:
+        """Push the local image ``ref`` (a tag) to its registry; yields per-layer progress as
+        a pull does, raises a kind when the push fails."""
+        ...
+
     def build_image(self, request: BuildRequest) -> Iterator[BuildEvent]:
         """Run the build ``request``, yielding its progress as it comes.
 

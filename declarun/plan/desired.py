@@ -59,6 +59,8 @@ __all__ = [
     "DesiredState",
     "DesiredVolume",
     "desired_state",
+    "network_engine_name",
+    "volume_engine_name",
 ]
 
 DEFAULT_PLATFORM = "linux/amd64"
@@ -276,7 +278,9 @@ def _image(
     )
 
 
-def _volume_engine_name(stack: Stack, name: str) -> str:
+def volume_engine_name(stack: Stack, name: str) -> str:
+    """The engine name of ``stack``'s volume ``name``: its ``engine_name``, an external one's
+    own name, else ``<stack>-<name>``."""
     volume = stack.volumes.get(name)
     if volume is not None and volume.engine_name:
         return volume.engine_name
@@ -285,7 +289,8 @@ def _volume_engine_name(stack: Stack, name: str) -> str:
     return volume_name(stack.name, name)
 
 
-def _network_engine_name(stack: Stack, name: str) -> str:
+def network_engine_name(stack: Stack, name: str) -> str:
+    """The engine name of ``stack``'s network ``name`` (as :func:`volume_engine_name`)."""
     network = stack.networks.get(name)
     if network is not None and network.engine_name:
         return network.engine_name
@@ -299,7 +304,7 @@ def _external_volume(stack: Stack, volume: Volume) -> DesiredVolume:
     return DesiredVolume(
         id=f"volume:{volume.name}",
         name=volume.name,
-        engine_name=_volume_engine_name(stack, volume.name),
+        engine_name=volume_engine_name(stack, volume.name),
         keep=True,
         config=freeze(config),
         config_hash=config_hash(config),
@@ -313,7 +318,7 @@ def _external_network(stack: Stack, network: Network) -> DesiredNetwork:
     return DesiredNetwork(
         id=f"network:{network.name}",
         name=network.name,
-        engine_name=_network_engine_name(stack, network.name),
+        engine_name=network_engine_name(stack, network.name),
         config=freeze(config),
         config_hash=config_hash(config),
         body=FrozenDict(),
@@ -325,7 +330,7 @@ def _volume(stack: Stack, volume: Volume) -> DesiredVolume:
     if volume.external:
         return _external_volume(stack, volume)
     config = volume_config(volume)
-    engine = _volume_engine_name(stack, volume.name)
+    engine = volume_engine_name(stack, volume.name)
     labels = {**volume.labels, **ownership_labels(stack.name, "volume", volume.name, config)}
     labels[LABEL_KEEP] = "true" if volume.keep else "false"
     body = {
@@ -349,7 +354,7 @@ def _network(stack: Stack, network: Network) -> DesiredNetwork:
     if network.external:
         return _external_network(stack, network)
     config = network_config(network)
-    engine = _network_engine_name(stack, network.name)
+    engine = network_engine_name(stack, network.name)
     labels = {**network.labels, **ownership_labels(stack.name, "network", network.name, config)}
     body: dict[str, Any] = {
         "Name": engine,
@@ -380,7 +385,7 @@ def _network(stack: Stack, network: Network) -> DesiredNetwork:
 def _mount_body(stack: Stack, mount: Mount) -> dict[str, Any]:
     body: dict[str, Any] = {"Type": mount.type, "Target": mount.target, "ReadOnly": mount.read_only}
     if mount.type == "volume" and mount.source is not None:
-        body["Source"] = _volume_engine_name(stack, mount.source)
+        body["Source"] = volume_engine_name(stack, mount.source)
     elif mount.type == "bind":
         body["Source"] = mount.source
     elif mount.type == "tmpfs":
@@ -465,7 +470,7 @@ def _container_body(
 ) -> tuple[dict[str, Any], tuple[tuple[str, FrozenDict[str, Any]], ...]]:
     endpoints = [
         (
-            _network_engine_name(stack, a.network),
+            network_engine_name(stack, a.network),
             _endpoint(container, replica, a.aliases, a.ipv4_address),
         )
         for a in container.networks
@@ -509,11 +514,11 @@ def _given_names(stack: Stack, container: Container) -> dict[str, str]:
     given = {}
     for mount in container.mounts:
         if mount.type == "volume" and mount.source is not None:
-            engine = _volume_engine_name(stack, mount.source)
+            engine = volume_engine_name(stack, mount.source)
             if engine != volume_name(stack.name, mount.source):
                 given[f"volume:{mount.source}"] = engine
     for attachment in container.networks:
-        engine = _network_engine_name(stack, attachment.network)
+        engine = network_engine_name(stack, attachment.network)
         if engine != network_name(stack.name, attachment.network):
             given[f"network:{attachment.network}"] = engine
     return given

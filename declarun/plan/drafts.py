@@ -16,7 +16,15 @@ from declarun.plan.model import Action, Change, ChangeKind, Reason, Wait
 
 __all__ = ["Draft", "finish", "now", "reason", "short_name", "volume_removal"]
 
-_KIND_ORDER = {"image": 0, "volume": 1, "network": 2, "container": 3}
+_KIND_ORDER = {
+    "image": 0,
+    "volume": 1,
+    "config": 1,
+    "secret": 1,
+    "network": 2,
+    "container": 3,
+    "service": 3,
+}
 
 
 @dataclass

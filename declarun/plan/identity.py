@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from declarun.stack.naming import built_image_tag
 
@@ -70,7 +70,8 @@ __all__ = [
     "volume_name",
 ]
 
-ResourceKind = Literal["image", "volume", "network", "container"]
+ResourceKind = Literal["image", "volume", "network", "container", "service", "config", "secret"]
+_RESOURCE_KINDS = frozenset(get_args(ResourceKind))
 
 LABEL_PREFIX = "dev.declarun."
 LABEL_STACK = "dev.declarun.stack"
@@ -120,7 +121,7 @@ def parse_resource(value: str | None) -> tuple[str, str] | None:
     if not value or ":" not in value:
         return None
     kind, _, name = value.partition(":")
-    if kind not in ("image", "volume", "network", "container") or not name:
+    if kind not in _RESOURCE_KINDS or not name:
         return None
     return kind, name
 

@@ -34,7 +34,9 @@ __all__ = [
 
 FORMAT_VERSION = 1
 
-Action = Literal["create", "recreate", "start", "stop", "remove", "pull", "build", "noop", "error"]
+Action = Literal[
+    "create", "recreate", "update", "start", "stop", "remove", "pull", "build", "noop", "error"
+]
 ReasonKind = Literal[
     "missing",  # the object does not exist
     "field_changed",  # a configuration field differs (field, before, after)
@@ -58,10 +60,13 @@ ReasonKind = Literal[
     "not_recorded",  # a built image whose build inputs are not recorded here
     "input_unreadable",  # a build's context or Dockerfile cannot be read now
     "requested",  # asked for on the command line (declarun build)
+    "converging",  # a cluster service whose tasks are not all where its spec wants them yet
+    "adapted",  # a field the engine cannot take as written, and what is done instead
 ]
 ACTIONS: tuple[str, ...] = get_args(Action)
 REASON_KINDS: tuple[str, ...] = get_args(ReasonKind)
-ChangeKind = Literal["image", "volume", "network", "container"]
+# service, config and secret: the objects of a Swarm stack (``plan.services``).
+ChangeKind = Literal["image", "volume", "network", "container", "service", "config", "secret"]
 
 
 class PlanFormatError(DeclarunError):
@@ -145,6 +150,7 @@ def is_conditional_replace(change: Change) -> bool:
 _SYMBOLS = {
     "create": "+",
     "recreate": "-/+",
+    "update": "~",
     "start": "~",
     "stop": "~",
     "remove": "-",

@@ -34,6 +34,7 @@ NO_CHANGES = "No changes. The machine matches the stack."
 _VERB = {
     "create": "create",
     "recreate": "recreate",
+    "update": "update",
     "start": "start",
     "stop": "stop",
     "remove": "remove",
@@ -45,6 +46,7 @@ _VERB = {
 _STYLE = {
     "create": "green",
     "recreate": "yellow",
+    "update": "yellow",
     "start": "yellow",
     "stop": "yellow",
     "remove": "red",
@@ -57,8 +59,8 @@ _SYMBOL_WIDTH = 3
 
 
 def summary_line(plan: Plan) -> str:
-    """``Plan: N to create, N to recreate, N to remove.`` plus non-zero start/stop/pull/build;
-    recreations that happen only if a build gives a new image are said to be so."""
+    """``Plan: N to create, N to recreate, N to remove.`` plus non-zero update/start/stop/pull/
+    build; recreations that happen only if a build gives a new image are said to be so."""
     counts = plan.counts()
     recreate = f"{counts['recreate']} to recreate"
     conditional = sum(1 for c in plan.changes if is_conditional_replace(c))
@@ -67,7 +69,7 @@ def summary_line(plan: Plan) -> str:
     elif conditional:
         recreate += f" ({conditional} only if their image changes)"
     parts = [f"{counts['create']} to create", recreate, f"{counts['remove']} to remove"]
-    for action in ("start", "stop", "pull", "build"):
+    for action in ("update", "start", "stop", "pull", "build"):
         if counts[action]:
             parts.append(f"{counts[action]} to {action}")
     return "Plan: " + ", ".join(parts) + "."

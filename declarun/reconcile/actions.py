@@ -32,6 +32,7 @@ __all__ = [
     "create_network",
     "create_volume",
     "pull_image",
+    "push_image",
     "remove_container",
     "remove_network",
     "remove_volume",
@@ -44,7 +45,8 @@ __all__ = [
 
 
 class _PullProgress:
-    """Folds a pull's per-layer events into one line: ``3/5 layers, 12.1/40.0 MB``."""
+    """Folds a pull's (or a push's) per-layer events into one line: ``3/5 layers, 12.1/40.0
+    MB``."""
 
     def __init__(self, ref: str, ctx: StepContext | None) -> None:
         self.ref = ref
@@ -56,9 +58,12 @@ class _PullProgress:
         layer, status = event.layer, event.status
         if not layer or layer == self.ref.rsplit(":", 1)[-1]:
             return
-        if status == "Downloading" and event.total:
+        if status in ("Downloading", "Pushing") and event.total:
             self.layers[layer] = (event.current or 0, event.total)
-        elif status in ("Pull complete", "Already exists", "Download complete"):
+        elif status in (
+            "Pull complete", "Already exists", "Download complete", "Pushed",
+            "Layer already exists",
+        ):  # fmt: skip
             self.done.add(layer)
             current, total = self.layers.get(layer, (0, 0))
             self.layers[layer] = (total or current, total)
@@ -84,6 +89,16 @@ def pull_image(
             progress.feed(event)
     except ErrorKind as exc:
         raise StepFailed(f"pull {ref}: {_missing_tag(ref, str(exc))}") from None
+
+
+def push_image(engine: Engine, ref: str, *, ctx: StepContext | None = None) -> None:
+    """Push the local image ``ref`` to its registry, reporting aggregated layer progress."""
+    progress = _PullProgress(ref, ctx)
+    try:
+        for event in engine.push_image(ref):
+            progress.feed(event)
+    except ErrorKind as exc:
+        raise StepFailed(f"push {ref}: {exc}") from None
 
 
 def _missing_tag(ref: str, message: str) -> str:

@@ -40,6 +40,7 @@ _DEFAULT_GRACE = timedelta(seconds=10)
 _VERBS = {
     "create": "create",
     "recreate": "recreate",
+    "update": "update",
     "start": "start",
     "stop": "stop",
     "remove": "remove",

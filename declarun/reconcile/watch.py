@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from declarun.reconcile.apply import ApplyOptions, ApplyReport, PlanRun, apply_s
 from declarun.reconcile.executor import Cancellation, NullProgress, ProgressSink
 from declarun.stack.model import Stack
 
-__all__ = ["WatchHooks", "file_digest", "watch_stack"]
+__all__ = ["Apply", "WatchHooks", "file_digest", "watch_stack"]
 
 # Container actions that can leave the stack's state wrong; the rest (exec_*, health checks,
 # attach, ...) happen all the time and change nothing a plan looks at.
@@ -97,6 +98,20 @@ def _drain(wake: queue.Queue[str]) -> list[str]:
             return found
 
 
+#: How an engine is brought to match a stack: ``apply_stack``, or a cluster's own.
+Apply = Callable[[Engine, Stack, ApplyOptions, PlanRun, Cancellation | None], ApplyReport]
+
+
+def _apply_stack(
+    engine: Engine,
+    stack: Stack,
+    options: ApplyOptions,
+    on_plan: PlanRun,
+    cancel: Cancellation | None,
+) -> ApplyReport:
+    return apply_stack(engine, stack, options, on_plan, cancel)
+
+
 def _outside_changes(
     engine: Engine,
     stack: Stack,
@@ -124,6 +139,10 @@ def watch_stack(
     stop: threading.Event,
     hooks: WatchHooks | None = None,
     cancel: Cancellation | None = None,
+    *,
+    apply: Apply | None = None,
+    follow_events: bool = True,
+    every: float | None = None,
 ) -> None:
     """Reconcile the stack in ``path`` now and whenever it drifts, until ``stop`` is set.
 
@@ -131,28 +150,34 @@ def watch_stack(
     file that stops being valid is reported through ``on_error`` and the last good stack stays
     in force until the file is fixed; engine failures are reported and retried on the next
     wake-up. ``cancel`` (requested with ``stop``, say) stops an apply in progress gently:
-    running changes finish, no other starts.
+    running changes finish, no other starts. ``apply`` replaces :func:`apply_stack` (a Swarm's
+    apply); without ``follow_events`` no event stream is read, and ``every`` seconds the world
+    is looked at anyway (level-triggered, so a look that finds nothing costs one plan).
     """
     hooks = hooks or WatchHooks()
     stack = load(path)
     seen = file_digest(path)
     wake: queue.Queue[str] = queue.Queue()
-    follower = threading.Thread(
-        target=_follow_events,
-        args=(engine, stack.name, wake, stop),
-        name="declarun-watch-events",
-        daemon=True,  # blocked in a socket read; it must not keep the process alive
-    )
-    follower.start()
+    run = apply or _apply_stack
+    if follow_events:
+        follower = threading.Thread(
+            target=_follow_events,
+            args=(engine, stack.name, wake, stop),
+            name="declarun-watch-events",
+            daemon=True,  # blocked in a socket read; it must not keep the process alive
+        )
+        follower.start()
     why = "start"
+    last = time.monotonic()
     while not stop.is_set():
         carried = ""
         if why:
             if hooks.on_wake is not None:
                 hooks.on_wake(why)
+            last = time.monotonic()
             try:
                 on_plan = hooks.on_plan if hooks.on_plan is not None else _quiet_plan
-                report = apply_stack(engine, stack, options, on_plan, cancel)
+                report = run(engine, stack, options, on_plan, cancel)
                 if hooks.on_report is not None:
                     hooks.on_report(report)
                 carried = _outside_changes(engine, stack, options, _drain(wake), stop)
@@ -167,6 +192,8 @@ def watch_stack(
         if first is not None:
             stop.wait(_SETTLE)
             why = "; ".join([first, *_drain(wake)])
+        elif every is not None and time.monotonic() - last >= every:
+            why = "a periodic look"
         now = file_digest(path)
         if now != seen:
             if now[1] != seen[1]:

@@ -34,6 +34,7 @@ __all__ = [
     "Mount",
     "Network",
     "NetworkAttachment",
+    "Placement",
     "PortBinding",
     "Resources",
     "RestartPolicy",
@@ -245,6 +246,20 @@ class Resources:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """Where replicas may run on a cluster engine (Swarm, Kubernetes); one engine ignores it.
+
+    ``constraints`` are Swarm's (``node.labels.zone==a``, ``node.role!=manager``), spaces
+    removed; ``spread`` the node labels to spread replicas over (``node.labels.zone``).
+    """
+
+    constraints: tuple[str, ...] = ()
+    spread: tuple[str, ...] = ()
+    max_replicas_per_node: int | None = None
+    location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Container:
     """A container (or ``replicas`` identical ones). ``image`` names a key of ``Stack.images``."""
 
@@ -274,6 +289,7 @@ class Container:
     extra_hosts: tuple[str, ...] = ()  # "host:ip" lines for /etc/hosts, in order
     dns: tuple[str, ...] = ()  # DNS server addresses; empty = the engine's
     replicas: int = 1
+    placement: Placement | None = None  # cluster engines only; not part of the configuration
     run: RunMode = "service"
     profiles: tuple[str, ...] = ()  # empty = always active
     location: SourceLocation = field(default=NOWHERE, compare=False, repr=False)

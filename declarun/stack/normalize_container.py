@@ -22,6 +22,7 @@ from declarun.stack.model import (
     Healthcheck,
     Image,
     NetworkAttachment,
+    Placement,
     Resources,
     RestartPolicy,
 )
@@ -221,6 +222,18 @@ def _capabilities(value: Any) -> tuple[str, ...]:
     return tuple(c.removeprefix("CAP_") for c in caps)
 
 
+def _placement(ctx: Normalizer, raw: Any, path: FieldPath) -> Placement | None:
+    if raw is None:
+        return None
+    return Placement(
+        # "node.role != manager" and "node.role!=manager" are one constraint.
+        constraints=tuple(re.sub(r"\s+", "", str(c)) for c in raw.get("constraints") or ()),
+        spread=tuple(str(s) for s in raw.get("spread") or ()),
+        max_replicas_per_node=raw.get("max_replicas_per_node"),
+        location=ctx.locate(path),
+    )
+
+
 def _extra_hosts(ctx: Normalizer, value: Any, path: FieldPath) -> tuple[str, ...]:
     if isinstance(value, Mapping):
         items = [
@@ -305,6 +318,7 @@ def normalize_container(
         extra_hosts=_extra_hosts(ctx, raw.get("extra_hosts"), (*path, "extra_hosts")),
         dns=_dns(ctx, raw.get("dns"), (*path, "dns")),
         replicas=int(raw.get("replicas", 1)),
+        placement=_placement(ctx, raw.get("placement"), (*path, "placement")),
         run=run,
         profiles=tuple(scalar_text(p) for p in raw.get("profiles") or ()),
         location=ctx.locate(path),

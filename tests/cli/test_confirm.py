@@ -113,3 +113,16 @@ def test_an_apply_that_deletes_volumes_needs_yes_off_a_terminal(applied: StackCl
     done = applied.run("apply", "stack.yaml", "--volumes", "--auto-approve", input="")
     assert done.returncode == 0, done.stdout + done.stderr
     assert not _volume_exists(applied)
+
+
+def test_volumes_deleted_outside_the_plan_are_asked_about_too() -> None:
+    # A Swarm's volumes are removed node by node after the plan: even an empty plan then
+    # needs --yes off a terminal (pytest's stdin is not one).
+    from declarun.cli.confirm import Declined, confirmation
+    from declarun.plan.model import Plan
+
+    empty = Plan(stack="s", changes=(), fingerprint="f", created_at="2026-01-01T00:00:00Z")
+    confirmation("Destroy", yes=False, always=True)(empty)  # nothing to ask about
+    with pytest.raises(Declined, match=r"s-data and the data in them; .* give --yes"):
+        confirmation("Destroy", yes=False, always=True, volumes_besides=["s-data"])(empty)
+    confirmation("Destroy", yes=True, always=True, volumes_besides=["s-data"])(empty)

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from declarun.reconcile.engine_lock import lock_volume_name
 from tests.support.cli import StackCli
 from tests.support.engine_fixtures import Engine
-from tests.support.registry import free_port
-from tests.support.stacks import fetch, wait_until, write_stack
+from tests.support.stacks import wait_until
 
 SLOW = """\
 stack: {name}
@@ -34,11 +35,29 @@ containers:
 """
 
 
+GATED = """\
+stack: {name}
+containers:
+  gated:
+    image: {image}
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    volumes: ["{gate}:/gate:ro"]
+    # healthy only once the test opens the gate: the first apply holds the lock until then
+    healthcheck: {{test: "test -e /gate/open", interval: 200ms, retries: 10000}}
+  after:
+    image: {image}
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    depends_on: {{gated: healthy}}
+"""
+
+
 @pytest.fixture
-def web(engine: Engine, tmp_path: Path) -> Iterator[StackCli]:
+def gated(engine: Engine, tmp_path: Path) -> Iterator[StackCli]:
+    (tmp_path / "gate").mkdir()
     cli = StackCli(engine, tmp_path, "")
-    cli.port = free_port()  # type: ignore[attr-defined]
-    write_stack(cli.path, cli.name, engine.image, cli.port)  # type: ignore[attr-defined]
+    cli.write(GATED, gate=tmp_path / "gate")
     yield cli
     cli.clean()
 
@@ -48,29 +67,52 @@ def _lock_exists(cli: StackCli) -> bool:
     return lock_volume_name(cli.name) in names
 
 
-def test_a_second_apply_waits_for_the_first_and_the_stack_converges(web: StackCli) -> None:
-    first = web.popen("apply", "stack.yaml")
+def _read_until(stream: IO[str], text: str, timeout: float) -> str:
+    """What ``stream`` printed up to the line holding ``text`` (read in a thread, so a
+    process that never prints it fails the test after ``timeout`` instead of hanging it)."""
+    seen: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in stream:
+            seen.append(line)
+            if text in line:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout), f"never printed {text!r}: {''.join(seen)}"
+    return "".join(seen)
+
+
+def test_a_second_apply_waits_for_the_first_and_the_stack_converges(gated: StackCli) -> None:
+    first = gated.popen("apply", "stack.yaml")
+    second = None
     try:
-        wait_until("the first apply to take the lock", lambda: _lock_exists(web), 60)
-        refused = web.run("apply", "stack.yaml", "--lock-timeout", "0")
+        wait_until("the first apply to take the lock", lambda: _lock_exists(gated), 60)
+        refused = gated.run("apply", "stack.yaml", "--lock-timeout", "0")
         assert refused.returncode == 1
-        assert f"stack '{web.name}' is locked on this engine by 'declarun apply'" in (
+        assert f"stack '{gated.name}' is locked on this engine by 'declarun apply'" in (
             refused.stderr
         )
-        second = web.run("apply", "stack.yaml", "--lock-timeout", "5m")
+        second = gated.popen("apply", "stack.yaml", "--lock-timeout", "5m")
+        assert second.stderr is not None
+        waited = _read_until(second.stderr, "waiting for it", 120)
+        assert "is locked by 'declarun apply'" in waited
+        assert first.poll() is None  # the gate still holds the first apply
+        (gated.tmp / "gate" / "open").touch()
         out, err = first.communicate(timeout=300)
+        second_out, second_err = second.communicate(timeout=300)
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
     assert first.returncode == 0, out + err
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert "is locked by 'declarun apply'" in second.stderr
-    assert "waiting for it" in second.stderr
-    assert "No changes" in second.stdout  # the first did it all; nothing was undone
-    assert fetch(web.port).strip() == "migrated"  # type: ignore[attr-defined]
-    assert web.run("plan", "stack.yaml").returncode == 0
-    assert not _lock_exists(web)
+    assert second.returncode == 0, second_out + second_err
+    assert "No changes" in second_out  # the first did it all; nothing was undone
+    assert gated.run("plan", "stack.yaml").returncode == 0
+    assert not _lock_exists(gated)
 
 
 @pytest.fixture

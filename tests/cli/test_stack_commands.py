@@ -153,7 +153,8 @@ def test_graph_text_formats(fmt: str) -> None:
         edges = {(e["from"], e["to"]) for e in graph["edges"]}
         assert ("container:web", "container:store") in edges
         assert ("container:store", "container:migrate") in edges
-        assert ("container:web", "image:busybox") in edges
+        assert ("container:web", "image:web") in edges
+        assert ("image:web", "image:busybox") in edges  # the Dockerfile's FROM
         assert ("container:store", "volume:content") in edges
         assert ("container:web", "network:backend") in edges
     elif fmt == "dot":

@@ -124,3 +124,32 @@ def test_a_daemon_that_cannot_start_is_reported_with_its_log(short_dir: Path) ->
 
 def test_stop_when_nothing_runs_is_a_no_op(tmp_path: Path) -> None:
     assert stop_daemon(f"unix://{tmp_path}/none.sock") is None
+
+
+def test_the_swarm_engine_follows_docker_host() -> None:
+    env = {"DOCKER_HOST": "unix:///tmp/manager.sock", "DECLARUN_HOST": "unix:///tmp/x.sock"}
+    assert choose_engine(engine="swarm", environ=env) == EngineChoice(
+        "swarm", "unix:///tmp/manager.sock"
+    )
+
+
+@needs_root
+def test_an_engine_outside_a_swarm_is_refused_with_a_message(
+    dockerd_engine: object, tmp_path: Path
+) -> None:
+    from declarun.engine.connect import connect_swarm
+
+    host = dockerd_engine.host  # type: ignore[attr-defined]
+    with pytest.raises(EngineError, match="is not part of a swarm: --engine swarm needs"):
+        connect_swarm(EngineChoice("swarm", host))
+    stack = tmp_path / "stack.yaml"
+    stack.write_text("stack: s\ncontainers:\n  a: {image: busybox}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "declarun", "plan", str(stack), "--engine", "swarm", "--host", host],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "is not part of a swarm" in done.stderr
+    assert "Traceback" not in done.stderr

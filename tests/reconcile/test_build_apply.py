@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -316,3 +317,42 @@ def test_building_one_image_builds_the_missing_stack_image_it_starts_from(built:
     # what was built is recorded: the plan only creates the containers now
     plan = make_plan(built.adapter, built.load()).plan
     assert {c.id for c in plan.actionable if c.kind == "image"} == {"image:other"}
+
+
+def test_declarun_build_push_sends_the_built_image_to_its_registry(
+    build_engine: Engine, tmp_path: Path
+) -> None:
+    name = unique_stack("p")
+    repository = f"pushed/{name}"
+    ref = f"{build_engine.registry.host}/{repository}:1"
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text(
+        f"FROM {build_engine.image}\nRUN echo {name} > /pushed\n"
+    )
+    path = tmp_path / "stack.yaml"
+    path.write_text(
+        f"stack: {name}\nimages:\n  app: {{ref: '{ref}', build: ./app}}\n"
+        "  loose: {build: ./app}\n"
+    )
+    try:
+        untagged = _run_declarun(build_engine, "build", str(path), "--push")
+        assert untagged.returncode == 1
+        assert "cannot push loose: a built image needs a ref naming its registry" in (
+            untagged.stderr
+        )
+        done = _run_declarun(build_engine, "build", str(path), "app", "--push")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"✓ push {ref}" in done.stdout and "Push complete: 1 image(s)." in done.stdout
+        url = f"http://{build_engine.registry.host}/v2/{repository}/tags/list"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            assert json.load(answer)["tags"] == ["1"]
+    finally:
+        build_engine.docker("rmi", "-f", ref, check=False)
+
+
+def _run_declarun(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
+    kind = ["--engine", "docker"] if engine.kind == "dockerd" else []
+    return subprocess.run(
+        [sys.executable, "-m", "declarun", *args, *kind, "--host", engine.host],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip

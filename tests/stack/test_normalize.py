@@ -21,6 +21,7 @@ from declarun.stack.model import (
     Healthcheck,
     Mount,
     NetworkAttachment,
+    Placement,
     PortBinding,
     Resources,
     RestartPolicy,
@@ -986,6 +987,39 @@ def test_env_file_must_be_a_regular_file(tmp_path: Path) -> None:
         "containers.c.env_file[2]",
     ]
     assert all("not a regular file" in m or "cannot read" in m for _, m in found)
+
+
+# --- placement (cluster engines) --------------------------------------------------------------
+
+
+def test_placement_is_absent_by_default() -> None:
+    assert container({}).placement is None
+
+
+def test_placement_constraints_lose_their_spaces_and_keep_their_order() -> None:
+    placed = container(
+        {
+            "placement": {
+                "constraints": ["node.role != manager", "node.labels.zone==a"],
+                "spread": ["node.labels.zone"],
+                "max_replicas_per_node": 2,
+            }
+        }
+    ).placement
+    assert placed == Placement(
+        constraints=("node.role!=manager", "node.labels.zone==a"),
+        spread=("node.labels.zone",),
+        max_replicas_per_node=2,
+    )
+
+
+def test_placement_is_not_part_of_a_containers_configuration() -> None:
+    # Adding placement must never replace containers on a single engine.
+    from declarun.plan.configs import container_config
+
+    plain = container({})
+    placed = container({"placement": {"constraints": ["node.role==worker"]}})
+    assert container_config(plain, "busybox") == container_config(placed, "busybox")
 
 
 def test_init_extra_hosts_and_dns() -> None:
