@@ -118,10 +118,11 @@ def daemon(
 
 
 def _register_control_commands() -> None:
-    from declarun.cli.daemon_control import status, stop
+    from declarun.cli.daemon_control import check, status, stop
 
     daemon.add_command(status)
     daemon.add_command(stop)
+    daemon.add_command(check)
 
 
 _register_control_commands()

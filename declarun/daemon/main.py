@@ -18,20 +18,22 @@ import signal
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from declarun import __version__
-from declarun.daemon import sysinfo
+from declarun.daemon import failpoints, sysinfo
 from declarun.daemon.api.server import make_app
+from declarun.daemon.check import offline_context, run_check
 from declarun.daemon.config import DaemonConfig
 from declarun.daemon.listen import LISTEN_BACKLOG, UnixListener, bind_unix, server_tls_context
 from declarun.daemon.lockfile import DataRootLock
 from declarun.daemon.wiring import Services, api_routes, open_services
 from declarun.errors import DaemonError
 
-__all__ = ["configure_logging", "prepare_data_root", "run"]
+__all__ = ["check_data_root", "configure_logging", "prepare_data_root", "run"]
 
 log = logging.getLogger("declarun.daemon")
 
@@ -104,10 +106,25 @@ def prepare_data_root(root: Path) -> str:
 def run(config: DaemonConfig) -> None:
     """Run declarund in the foreground until SIGTERM/SIGINT; raises DaemonError on failure."""
     configure_logging(config.log_level)
+    failpoints.install_from_environment()
     engine_id = prepare_data_root(config.data_root)
     with DataRootLock(config.lock_path):
         asyncio.run(_serve(config, engine_id))
     log.info("declarund stopped")
+
+
+def check_data_root(data_root: Path, *, repair: bool = False) -> dict[str, Any]:
+    """``declarun daemon check`` on the data root of a declarund that is not running.
+
+    Takes the data-root lock for the duration (DaemonError naming the daemon that holds
+    it otherwise: ask that one, through its socket) and answers what the daemon's
+    ``POST /declarun/check`` answers.
+    """
+    if not (data_root / "metadata.db").is_file():
+        raise DaemonError(f"{data_root} is not a declarund data root (no metadata.db)")
+    with DataRootLock(data_root / "declarund.lock"), offline_context(data_root) as context:
+        report = asyncio.run(run_check(context, repair=repair))
+    return report.to_json()
 
 
 async def _serve(config: DaemonConfig, engine_id: str) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ from declarun.daemon.api import (
     archive,
     attach,
     build,
+    check,
     container_output,
     containers,
     diskusage,
@@ -56,6 +58,7 @@ from declarun.daemon.api import (
 )
 from declarun.daemon.api import exec as exec_area
 from declarun.daemon.builder.service import BuilderService
+from declarun.daemon.check import CheckContext
 from declarun.daemon.config import DaemonConfig
 from declarun.daemon.containers.hooks.container_hooks import ContainerHooks
 from declarun.daemon.containers.lifecycle.image_source import ServiceImages
@@ -140,7 +143,9 @@ async def open_services(
             snapshotter,
             events,
             registry_config=RegistryConfig(
-                insecure_registries=config.insecure_registries, mirrors=config.registry_mirrors
+                insecure_registries=config.insecure_registries,
+                mirrors=config.registry_mirrors,
+                read_timeout=_registry_read_timeout(),
             ),
             max_concurrent_downloads=config.max_concurrent_downloads,
             scratch_dir=root,
@@ -212,6 +217,9 @@ def api_routes(services: Services) -> list[web.RouteDef]:
         *archive.routes(s.containers, s.images),
         *attach.routes(s.containers, s.hooks.attach_waiters),
         *build.routes(s.builder),
+        *check.routes(
+            CheckContext.of_daemon(s.config.data_root, s.images, s.containers, s.networking)
+        ),
         *container_output.routes(s.containers),
         *containers.routes(s.containers, s.images.driver_name),
         *diskusage.routes(s.images, s.containers, s.volumes, s.builder),
@@ -223,3 +231,15 @@ def api_routes(services: Services) -> list[web.RouteDef]:
         *system.routes(s.config, s.engine_id, s.events, s),
         *volumes.routes(s.volumes),
     ]
+
+
+def _registry_read_timeout() -> float:
+    """Seconds a registry may stay silent mid-response (``DECLARUND_REGISTRY_READ_TIMEOUT``,
+    for the fault tests' stalls and for slow links; 120 by default)."""
+    raw = os.environ.get("DECLARUND_REGISTRY_READ_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else 120.0
+    except ValueError:
+        log.warning("DECLARUND_REGISTRY_READ_TIMEOUT=%r is not a number: 120 s", raw)
+        return 120.0
+    return value if value > 0 else 120.0

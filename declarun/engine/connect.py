@@ -15,6 +15,8 @@ adapter: the reconciler speaks the Docker Engine API only.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import signal
 import socket
@@ -23,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from declarun.daemon.config import DEFAULT_DATA_ROOT, DEFAULT_HOST
 from declarun.engine.dockerpy import DockerEngine
@@ -35,6 +37,7 @@ __all__ = [
     "DOCKER_DEFAULT_HOST",
     "EngineChoice",
     "EngineKind",
+    "check_daemon",
     "choose_engine",
     "connect",
     "connect_swarm",
@@ -51,6 +54,8 @@ _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 30.0
 # Pulls and long stops ride on one request; docker-py's own default of 60 s is too short.
 _CLIENT_TIMEOUT = 600
+# A check rehashes every blob: give it the time a big store needs.
+_CHECK_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,49 @@ def ping(host: str, timeout: float = 2.0) -> bool:
     except OSError:
         return False
     return answer.startswith(b"HTTP/1.") and b" 200 " in answer.split(b"\r\n", 1)[0]
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(str(self._path))
+        self.sock = sock
+
+
+def check_daemon(
+    host: str, *, repair: bool = False, timeout: float = _CHECK_TIMEOUT
+) -> dict[str, Any]:
+    """Ask the declarund at ``host`` to check its data root (``POST /declarun/check``).
+
+    Returns the decoded answer (``Problems``, ``Repaired``, ``Notes``); EngineError when
+    the daemon cannot be reached or answers with an error.
+    """
+    connection = _UnixConnection(_socket_path(host), timeout)
+    try:
+        connection.request("POST", f"/declarun/check?repair={int(repair)}")
+        response = connection.getresponse()
+        body = response.read()
+    except OSError as exc:
+        raise EngineError(f"cannot ask declarund at {host} for a check: {exc}") from None
+    finally:
+        connection.close()
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if response.status != 200 or not isinstance(document, dict):
+        message = (
+            document.get("message")
+            if isinstance(document, dict)
+            else body[:200].decode(errors="replace")
+        )
+        raise EngineError(f"declarund at {host} could not check ({response.status}): {message}")
+    return document
 
 
 def daemon_pid(host: str) -> int | None:

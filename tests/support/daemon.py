@@ -2,7 +2,11 @@
 
 * :func:`running_daemon` starts ``python -m declarun.daemon`` on a Unix socket under a
   temporary directory, waits until it answers ``/_ping``, and always stops it (SIGTERM,
-  then SIGKILL if it does not exit) — even when the test fails.
+  then SIGKILL if it does not exit) — even when the test fails. ``env`` adds to its
+  environment (``DECLARUND_FAILPOINTS``...); :meth:`DaemonProcess.restart` starts it again
+  on the same socket and data root (after a crash, say).
+* :func:`daemon_check` runs ``declarun daemon check`` against a test daemon (through its
+  socket while it runs, on its data root when it is stopped).
 * :func:`serving_app` runs an aiohttp application built by the daemon's own
   ``make_app`` in a background thread, for tests that must reach into the daemon context
   (publish events, register a test-only area) while using real clients.
@@ -33,6 +37,7 @@ __all__ = [
     "DaemonProcess",
     "HttpResult",
     "cli_command",
+    "daemon_check",
     "daemon_command",
     "http_request",
     "run_daemon_briefly",
@@ -55,6 +60,7 @@ class DaemonProcess:
     data_root: Path
     log_path: Path
     args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -73,6 +79,23 @@ class DaemonProcess:
     def log(self) -> str:
         """Everything the daemon wrote to stderr so far."""
         return self.log_path.read_text(errors="replace")
+
+    def restart(self, extra_env: dict[str, str] | None = None) -> None:
+        """Start the daemon again on the same socket and data root (it must have exited);
+        ``extra_env`` replaces the environment it was started with, when given."""
+        if self.process.poll() is None:
+            raise RuntimeError("restart needs a stopped daemon")
+        if extra_env is not None:
+            self.extra_env = dict(extra_env)
+        self.process = _spawn(self.args, self.log_path, self.extra_env)
+        try:
+            wait_for_socket(self.socket_path, self.process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n--- daemon log ---\n{self.log()}") from None
+
+    def wait_exit(self, timeout: float = _STOP_TIMEOUT) -> int:
+        """Wait until the daemon exits on its own (a fail point killed it); its status."""
+        return self.process.wait(timeout=timeout)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send ``sig`` and wait for the exit status (SIGKILL after a grace period)."""
@@ -115,9 +138,24 @@ def wait_for_socket(path: Path, process: subprocess.Popen[bytes] | None = None) 
     raise RuntimeError(f"declarund did not listen on {path} in time")
 
 
+def _spawn(args: list[str], log_path: Path, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            daemon_command(*args),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env={**_child_env(), **extra_env},
+        )
+
+
 @contextlib.contextmanager
 def running_daemon(
-    tmp: Path, *extra: str, name: str = "declarund", socket_path: Path | None = None
+    tmp: Path,
+    *extra: str,
+    name: str = "declarund",
+    socket_path: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[DaemonProcess]:
     """Start declarund with its socket and data root under ``tmp``; stop it afterwards."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -125,15 +163,8 @@ def running_daemon(
     data_root = tmp / f"{name}-root"
     log_path = tmp / f"{name}.log"
     args = ["--host", f"unix://{socket_path}", "--data-root", str(data_root), *extra]
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            daemon_command(*args),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            env=_child_env(),
-        )
-    daemon = DaemonProcess(process, socket_path, data_root, log_path, args)
+    process = _spawn(args, log_path, dict(env or {}))
+    daemon = DaemonProcess(process, socket_path, data_root, log_path, args, dict(env or {}))
     try:
         try:
             wait_for_socket(socket_path, process)
@@ -142,6 +173,23 @@ def running_daemon(
         yield daemon
     finally:
         daemon.stop()
+
+
+def daemon_check(
+    daemon: DaemonProcess, *, repair: bool = False, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``declarun daemon check`` for ``daemon``: through its socket while it runs, on its
+    data root once it stopped (exit 0 clean, 1 problems; one line per problem on stdout)."""
+    args = ["daemon", "check", "--host", daemon.url, "--data-root", str(daemon.data_root)]
+    return subprocess.run(
+        cli_command(*args, *(["--repair"] if repair else [])),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env=_child_env(),
+        check=False,
+    )
 
 
 def run_daemon_briefly(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -259,3 +307,11 @@ def serving_app(
         thread.join(_STOP_TIMEOUT)
         if errors:
             raise errors[0]
+
+
+def arm_failpoints(path: Path, spec: str) -> None:
+    """Write a fail-point file a daemon re-reads (``DECLARUND_FAILPOINTS=@path``) in one
+    step: a daemon reading a half-written ``NAME=sleep:3`` would see ``NAME`` -- a crash."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(spec)
+    os.replace(partial, path)

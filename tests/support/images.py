@@ -179,7 +179,12 @@ def busybox_rootfs_tar() -> bytes:
 
 def _extra_layer_tar(index: int, size: int) -> bytes:
     # Pseudo-random bytes do not compress, so layer sizes are what the caller asked for.
-    data = random.Random(index).randbytes(size)
+    rng = random.Random(index)
+    # randbytes takes at most 2**31 bits at once: big layers are made of 1 MiB pieces.
+    if size <= 1 << 26:
+        data = rng.randbytes(size)
+    else:
+        data = b"".join(rng.randbytes(min(1 << 20, size - i)) for i in range(0, size, 1 << 20))
     return _tar([_dir("extra"), _file(f"extra/layer-{index}.bin", data)])
 
 

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from declarun.daemon import failpoints
 from declarun.daemon.builder.copystep import (
     Downloaded,
     copy_cache_digest,
@@ -292,6 +293,7 @@ class StepRunner:
                 try:
                     sink = output.command_output()
                     await run_container(containers, record, sink, " ".join(spec.argv))
+                    failpoints.hit("build-run-before-commit")
                     changes = without_mount_stubs(
                         await containers.changes(record.id), record.bundle_dir
                     )

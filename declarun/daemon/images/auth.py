@@ -503,9 +503,26 @@ class TokenCache:
             cached = self._tokens.get(key)
             if cached is not None and cached.expires_at > self._clock():
                 return cached.value
-            value, lifetime = await _fetch_token(session, challenge, key[2], creds, ssl)
+            for attempt in range(_TOKEN_RETRIES + 1):
+                try:
+                    value, lifetime = await _fetch_token(session, challenge, key[2], creds, ssl)
+                    break
+                except _TransientTokenError:
+                    if attempt == _TOKEN_RETRIES:
+                        raise
+                    # A token service that hiccups (5xx, 429, a dropped connection) gets
+                    # the back-off registries get.
+                    await asyncio.sleep(_TOKEN_BACKOFF * (1 << attempt))
             self._tokens[key] = _Token(value, self._clock() + lifetime - _EXPIRY_MARGIN)
             return value
+
+
+class _TransientTokenError(RegistryError):
+    """The token service failed in a way worth another try (5xx, 429, no connection)."""
+
+
+_TOKEN_RETRIES = 3
+_TOKEN_BACKOFF = 0.25
 
 
 async def _fetch_token(
@@ -551,11 +568,12 @@ async def _fetch_token(
                     f"authentication failed at token service {realm}: {_short(body) or resp.reason}"
                 )
             if resp.status != 200:
-                raise RegistryError(
+                transient = resp.status == 429 or (resp.status >= 500 and resp.status != 501)
+                raise (_TransientTokenError if transient else RegistryError)(
                     f"token service {realm} answered {resp.status}: {_short(body) or resp.reason}"
                 )
     except aiohttp.ClientError as exc:
-        raise RegistryError(f"cannot reach token service {realm}: {exc}") from exc
+        raise _TransientTokenError(f"cannot reach token service {realm}: {exc}") from exc
     try:
         doc = json.loads(body)
     except ValueError as exc:

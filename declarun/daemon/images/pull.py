@@ -13,6 +13,13 @@ parallel (``max_concurrent_downloads``) into resumable ingests and are unpacked 
 as soon as they and the layers below are there; each unpack checks the diff ID the image
 config lists. Nothing is registered unless every step succeeded, so a failed pull leaves
 no image and no corrupt blob behind.
+
+A pull's lease is named ``pull-*`` and outlives a daemon killed mid-pull (until it
+expires, 24 h after it was made; a pull that failed or was cancelled keeps it for one more
+hour): the next daemon keeps it, and the same pull asked again takes it over, so the blobs already committed are not fetched again and a partial layer
+download resumes with ``Range`` from the bytes already on disk. If a resumed download
+does not hash to its digest (the dead daemon's bytes were bad), it starts over from zero
+once.
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ import asyncio
 import contextlib
 import difflib
 import json
+import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from declarun.daemon import failpoints
 from declarun.daemon.images import mediatypes
 from declarun.daemon.images.auth import Credentials, DockerConfig, RegistryAuthError
 from declarun.daemon.images.content import BlobExistsError, Descriptor
@@ -44,8 +54,14 @@ from declarun.daemon.images.registry import (
     Repository,
     ResolvedImage,
 )
-from declarun.daemon.images.service import ImageService
-from declarun.daemon.metadata import ImageLayer, ImageRecord, Layer, LeaseResource
+from declarun.daemon.images.service import PULL_LEASE_PREFIX, ImageService
+from declarun.daemon.metadata import (
+    ImageLayer,
+    ImageRecord,
+    Layer,
+    LeaseNotFoundError,
+    LeaseResource,
+)
 from declarun.daemon.snapshots import chain_ids
 from declarun.errdefs import ErrorKind, InvalidArgument, NotFound, SystemFailure
 from declarun.errors import ContentError, DaemonError
@@ -53,7 +69,11 @@ from declarun.reference import ImageReference
 
 __all__ = ["PreparedPull", "credential_provider", "prepare_pull", "registry_error"]
 
+log = logging.getLogger("declarun.daemon.images.pull")
+
 _LEASE_TTL = 24 * 3600.0
+# How long a failed or cancelled pull's verified blobs and partial downloads are kept.
+_RESUME_TTL = 3600.0
 
 
 def credential_provider() -> Callable[[str], Credentials | None]:
@@ -165,11 +185,24 @@ class PreparedPull:
         """Pull, sending progress messages to ``emit``; False (and an error message) on
         failure. Cancelling it stops the pull and leaves nothing registered."""
         svc = self.service
-        lease = await asyncio.to_thread(svc.metadata.create_lease, _LEASE_TTL)
+        lease = svc.claim_resumable(self.resolved.manifest.digest)
+        if lease is not None:
+            try:
+                await asyncio.to_thread(svc.metadata.renew_lease, lease.id, _LEASE_TTL)
+            except LeaseNotFoundError:  # expired meanwhile: what it held may be gone
+                lease = None
+        if lease is None:
+            lease = await asyncio.to_thread(
+                svc.metadata.create_lease,
+                _LEASE_TTL,
+                lease_id=f"{PULL_LEASE_PREFIX}{uuid.uuid4().hex}",
+            )
+        done = False
         try:
             tag_id = self.ref.digest or self.ref.tag or "latest"
             emit(status_message(f"Pulling from {self.ref.path}", tag_id))
             updated = await self._pull(lease.id, emit)
+            done = True
             emit(status_message(f"Digest: {self.top_digest}"))
             verb = "Downloaded newer image" if updated else "Image is up to date"
             emit(status_message(f"Status: {verb} for {self.ref.familiar()}"))
@@ -180,7 +213,11 @@ class PreparedPull:
             emit(error_message(str(registry_error(exc, self.ref))))
             return False
         finally:
-            await asyncio.shield(asyncio.to_thread(svc.metadata.delete_lease, lease.id))
+            if done:
+                await asyncio.shield(asyncio.to_thread(svc.metadata.delete_lease, lease.id))
+            else:
+                # Failed or cancelled: what it verified stays for a retry, for a while.
+                await asyncio.shield(asyncio.to_thread(svc.keep_resumable, lease, _RESUME_TTL))
             await asyncio.shield(self.client.close())
 
     async def _lease(self, lease_id: str, *resources: LeaseResource) -> None:
@@ -298,8 +335,10 @@ class PreparedPull:
         store, lid = self.service.store, short_id(desc.digest)
         async with limit:
             try:
-                writer = await asyncio.to_thread(
-                    store.writer, _ingest_ref(desc.digest), expected=desc.digest, size=desc.size
+                writer = await _open_closing_if_cancelled(
+                    lambda: store.writer(
+                        _ingest_ref(desc.digest), expected=desc.digest, size=desc.size
+                    )
                 )
             except BlobExistsError:
                 emit(status_message("Download complete", lid, detail=True))
@@ -307,21 +346,32 @@ class PreparedPull:
             throttle = ProgressThrottle(desc.size)
 
             def progress(current: int) -> None:
+                failpoints.hit("pull-download")
                 if throttle.due(current):
                     emit(progress_message("Downloading", lid, current, desc.size))
 
             try:
                 offset = writer.offset
-                await self.repo.fetch_blob(
-                    desc.digest,
-                    writer,
-                    size=desc.size,
-                    offset=offset,
-                    hasher=writer.hasher() if offset else None,
-                    progress=progress,
-                )
+                try:
+                    await self.repo.fetch_blob(
+                        desc.digest,
+                        writer,
+                        size=desc.size,
+                        offset=offset,
+                        hasher=writer.hasher() if offset else None,
+                        progress=progress,
+                    )
+                except ContentError:
+                    if not offset:
+                        raise
+                    # The bytes an earlier attempt left did not lead to the digest: they
+                    # cannot be told from the new ones, so all go; one more try from zero.
+                    writer.truncate()
+                    await self.repo.fetch_blob(desc.digest, writer, size=desc.size,
+                                               progress=progress)  # fmt: skip
                 emit(status_message("Verifying Checksum", lid, detail=True))
-                await asyncio.shield(asyncio.to_thread(writer.commit))
+                failpoints.hit("pull-blob-before-commit")
+                await _to_completion(writer.commit)
             except ContentError:
                 # Bytes that do not hash to the digest must not be resumed from later.
                 writer.close()
@@ -406,3 +456,40 @@ def _config_platform(config: Any) -> Platform:
     arch = config.get("architecture") if isinstance(config.get("architecture"), str) else ""
     variant = config.get("variant") if isinstance(config.get("variant"), str) else None
     return Platform(os_name, arch or "amd64", variant or None)
+
+
+async def _to_completion(func: Callable[[], object]) -> None:
+    """Run ``func`` in a worker thread to its end, even when the caller is cancelled
+    meanwhile (then re-raise the cancellation): a blob's commit must not find its writer
+    closed under it by the clean-up of a pull another layer made fail."""
+    task = asyncio.ensure_future(asyncio.to_thread(func))
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+    if cancelled:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a commit finished after its pull was cancelled: %s", task.exception())
+        raise asyncio.CancelledError
+
+
+async def _open_closing_if_cancelled(open_writer: Callable[[], Any]) -> Any:
+    """Open an ingest writer in a worker thread. When the pull is cancelled meanwhile (another
+    layer failed it), the thread still opens it and holds the ingest's lock: close it then,
+    or the next pull of the same blob waits for that lock for ever."""
+    task = asyncio.ensure_future(asyncio.to_thread(open_writer))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+
+        def close(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                done.result().close()
+
+        task.add_done_callback(close)
+        raise

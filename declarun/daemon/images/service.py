@@ -10,8 +10,12 @@ opened under the data root:
   :func:`~declarun.daemon.snapshots.open_data_root_snapshotter`).
 
 :meth:`ImageService.start` sweeps what a previous daemon left: since this daemon holds the
-data-root lock, every lease is stale, so all are dropped and a garbage collection removes
-partial ingests and unreferenced blobs and snapshots.
+data-root lock, every lease is stale. The leases of interrupted pulls (``pull-*``) are
+kept until they expire, so that the blobs, snapshots and partial downloads they protect
+let the same pull, asked again, resume where it stopped (:meth:`ImageService.claim_resumable`);
+every other lease is dropped. A garbage collection then removes what nothing holds:
+ingests no pull will resume, unreferenced blobs and snapshots. Images whose snapshots an
+interrupted unpack left missing are unpacked again.
 
 Pull, push and import live in their own modules (``pull``, ``push``, ``importer``); this
 module keeps name resolution, tagging, deletion and pruning.
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from declarun.daemon import failpoints
 from declarun.daemon.events import EventBus
 from declarun.daemon.images import gc
 from declarun.daemon.images.content import LocalStore
@@ -38,17 +43,21 @@ from declarun.daemon.metadata import (
     ImageNotFoundError,
     ImageRecord,
     Layer,
+    Lease,
+    LeaseNotFoundError,
     Metadata,
 )
 from declarun.daemon.snapshots import SnapshotInUse, SnapshotNotFound, Snapshotter
 from declarun.errdefs import Conflict, InvalidArgument
-from declarun.errors import ImageReferenceError
+from declarun.errors import DeclarunError, ImageReferenceError
 from declarun.reference import ImageReference, parse_reference
 
-__all__ = ["DeleteRecord", "ImageService", "familiar"]
+__all__ = ["PULL_LEASE_PREFIX", "DeleteRecord", "ImageService", "familiar"]
 
 log = logging.getLogger("declarund.images")
 
+#: The ID prefix of a pull's lease: such a lease outlives a daemon killed mid-pull.
+PULL_LEASE_PREFIX = "pull-"
 # Docker's storage driver names for what /info and inspect report.
 _DRIVER_NAMES = {"overlay": "overlay2", "copy": "vfs"}
 
@@ -138,6 +147,10 @@ class ImageService:
         self.scratch_dir = scratch_dir
         # One GC at a time: a sweep must see a consistent snapshot list.
         self._gc_lock = threading.Lock()
+        # Leases of pulls a dead daemon left, by ID: a pull of the same manifest takes one
+        # over (claim_resumable) and resumes from what it protects.
+        self._resumable: dict[str, Lease] = {}
+        self._resumable_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -149,9 +162,14 @@ class ImageService:
         self.store.write_index(self.metadata.oci_index())
 
     def sweep_at_start(self) -> None:
-        """Drop every lease (their pulls died with the previous daemon) and collect."""
+        """Keep the live leases of interrupted pulls, drop every other lease (its operation
+        died with the previous daemon), collect, and unpack what an unpack left missing."""
+        now = time.time()
         for lease in self.metadata.leases(include_expired=True):
-            self.metadata.delete_lease(lease.id)
+            if lease.id.startswith(PULL_LEASE_PREFIX) and lease.active(now):
+                self._resumable[lease.id] = lease
+            else:
+                self.metadata.delete_lease(lease.id)
         result = self.collect_garbage()
         if result.blobs or result.ingests or result.snapshots:
             log.info(
@@ -160,6 +178,45 @@ class ImageService:
                 len(result.ingests),
                 len(result.snapshots),
             )
+        if self._resumable:
+            log.info("kept %d interrupted pulls to resume", len(self._resumable))
+        for image in self.metadata.list_images():
+            layers = image.record.layers
+            if layers and not self.snapshotter.exists(layers[-1].chain_id):
+                log.info("unpacking image %s again (its unpack was interrupted)", image.id[:19])
+                try:
+                    self.ensure_unpacked(image.record)
+                except DeclarunError as exc:  # a blob is gone: `daemon check` reports it
+                    log.error("unpacking image %s: %s", image.id[:19], exc)
+
+    def claim_resumable(self, manifest_digest: str) -> Lease | None:
+        """The lease an interrupted pull of ``manifest_digest`` left (once; None if none).
+
+        The caller takes it over: it protects the blobs, snapshots and partial downloads
+        that pull had, and the caller deletes it when done, like a lease of its own.
+        """
+        with self._resumable_lock:
+            for lease_id, lease in list(self._resumable.items()):
+                if any(r.kind == "content" and r.key == manifest_digest for r in lease.resources):
+                    del self._resumable[lease_id]
+                    return lease
+        return None
+
+    def keep_resumable(self, lease: Lease, ttl: float) -> None:
+        """Keep the lease of a pull that failed or was cancelled ``ttl`` more seconds, for
+        a retry of the same pull to take over (blocking)."""
+        try:
+            self.metadata.renew_lease(lease.id, ttl)
+            kept = self.metadata.get_lease(lease.id)
+        except LeaseNotFoundError:
+            return
+        with self._resumable_lock:
+            self._resumable[kept.id] = kept
+
+    def resumable_leases(self) -> frozenset[str]:
+        """IDs of the leases of interrupted pulls not resumed yet (kept until they expire)."""
+        with self._resumable_lock:
+            return frozenset(self._resumable)
 
     @property
     def driver_name(self) -> str:
@@ -187,6 +244,7 @@ class ImageService:
     def ensure_unpacked(self, record: ImageRecord) -> None:
         """Apply every layer of ``record`` that has no snapshot yet (loads, imports), and
         record the image's size as the unpacked size, as for a pulled image."""
+        failpoints.hit("image-before-unpack")
         total = 0
         parent: str | None = None
         for layer in record.layers:

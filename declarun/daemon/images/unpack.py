@@ -47,6 +47,7 @@ from typing import BinaryIO, Literal, Self
 
 import zstandard
 
+from declarun.daemon import failpoints
 from declarun.daemon.images.fsops import clone_tree, remove_tree, sync_filesystem, temp_sibling
 from declarun.daemon.images.layerstream import HashingReader, Readable, open_uncompressed
 from declarun.daemon.images.tarsafe import InRoot, ResolvedDir, clean_name
@@ -559,6 +560,7 @@ def _apply_members(tar: tarfile.TarFile, applier: _Applier) -> int:
         entries += 1
         try:
             applier.apply(tar, member)
+            failpoints.hit("unpack-midway")
         except OSError as exc:
             raise UnpackError(f"layer entry {member.name!r}: {exc.strerror or exc}") from exc
         except (ValueError, OverflowError) as exc:

@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon import failpoints
 from declarun.daemon.containers.lifecycle.networking import NetworkSetup
 from declarun.daemon.containers.lifecycle.record import ContainerRecord
 from declarun.daemon.networks import netns as netns_mod
@@ -428,6 +429,7 @@ class ContainerNetworking:
         if rec.state.running and state is not None:
             mac = raw.get("MacAddress") if isinstance(raw, Mapping) else ""
             await self._attach(rec, state, Wanted(record, aliases, ip, mac=str(mac or "")), [])
+            failpoints.hit("network-connect-midway")
             await self._serve_dns(rec, state)
             self.networks.store.save_live(state)
         endpoints = {
@@ -451,6 +453,7 @@ class ContainerNetworking:
                     await publication.close()
                 state.ports, state.ports_network = [], ""
             await self._detach(rec.id, record.id)
+            failpoints.hit("network-disconnect-midway")
             if not self._embedded(state):
                 await self.networks.dns.stop(rec.id)
             self.networks.store.save_live(state)
@@ -502,6 +505,7 @@ class ContainerNetworking:
                 await self._release(state.container_id)
                 continue
             kept.add(rec.id)
+            self._settle_cut_short(state)
             self._live[rec.id] = state
             for attached in state.networks.values():
                 self._register(rec, attached)
@@ -519,11 +523,34 @@ class ContainerNetworking:
                 log.exception("restoring the network of container %s failed", rec.id[:12])
         for failure in await self.networks.cni.cleanup(keep=frozenset(kept)):
             log.warning("cleaning a leftover CNI attachment: %s", failure)
+        # A connect cut short attached a running container that its live state does not
+        # list: detach it (the connect, tried again, attaches it afresh).
+        for entry in self.networks.cni.attachments():
+            holder = self._live.get(entry.container_id)
+            if holder is not None and entry.network_id not in holder.networks:
+                try:
+                    await self.networks.cni.delete(entry.network_id, entry.container_id)
+                except NetworkError as exc:
+                    log.warning("detaching a connect cut short: %s", exc)
         for path in netns_mod.list_netns(self.networks.run_dir):
             if path.name not in kept:
                 with contextlib.suppress(NetworkError):
                     await asyncio.to_thread(netns_mod.remove_netns, path)
         await self._release_netns_dir()
+
+    def _settle_cut_short(self, state: LiveState) -> None:
+        """Forget the networks a disconnect cut short had already detached (CNI has no
+        attachment for them any more), and save the state so."""
+        cached = {e.network_id for e in self.networks.cni.attachments()
+                  if e.container_id == state.container_id}  # fmt: skip
+        gone = [network_id for network_id in state.networks if network_id not in cached]
+        if not gone:
+            return
+        for network_id in gone:
+            state.networks.pop(network_id, None)
+            if state.ports_network == network_id:
+                state.ports, state.ports_network = [], ""
+        self.networks.store.save_live(state)
 
     async def close(self) -> None:
         """Daemon shutdown: stop serving DNS and proxying; containers keep their network."""

@@ -57,29 +57,31 @@ __all__ = [
 
 
 def open_snapshotter(
-    data_root: Path, driver: Literal["auto", "overlay", "copy"] = "auto"
+    data_root: Path, driver: Literal["auto", "overlay", "copy"] = "auto", *, sweep: bool = True
 ) -> Snapshotter:
     """Open the snapshot store under ``data_root`` and sweep interrupted work.
 
     ``auto`` uses overlayfs when a trial mount on the data root works, else copies.
     Snapshots made by one driver are not readable by the other, so a data root should
-    keep its driver (the caller records the choice).
+    keep its driver (the caller records the choice). ``sweep=False`` leaves the leftovers
+    of interrupted work where they are (``declarun daemon check`` reports them).
     """
     if driver == "auto":
         driver = "overlay" if overlay_supported(Path(data_root) / "snapshots") else "copy"
     store: OverlaySnapshotter | CopySnapshotter
     store = OverlaySnapshotter(data_root) if driver == "overlay" else CopySnapshotter(data_root)
-    store.sweep()
+    if sweep:
+        store.sweep()
     return store
 
 
-def open_data_root_snapshotter(data_root: Path) -> Snapshotter:
+def open_data_root_snapshotter(data_root: Path, *, sweep: bool = True) -> Snapshotter:
     """The data root's snapshotter, with the driver it was first opened with.
 
     The first time, the driver is chosen as by ``open_snapshotter(data_root, "auto")`` and
     written to ``snapshots/driver``; later opens read it back (blocking).
     """
-    snapshotter = open_snapshotter(data_root, _remembered_driver(data_root))
+    snapshotter = open_snapshotter(data_root, _remembered_driver(data_root), sweep=sweep)
     path = Path(data_root) / "snapshots" / "driver"
     if not path.exists():
         path.write_text(snapshotter.driver + "\n")

@@ -10,8 +10,12 @@ the metadata database's ``volumes`` table (:mod:`declarun.daemon.metadata.volume
 also answers which containers use a volume -- so removal refuses a volume in use with
 dockerd's message, in the same transaction that deletes it. Creating a volume inserts its
 row and renames its prepared directory into place in one transaction; removing one
-deletes the row and renames the directory aside, then deletes it. A daemon killed
-half-way leaves at worst a stray ``.tmp-*`` directory (swept at start).
+deletes the row and renames the directory aside (``.removing-<hex>-<name>``) in one
+transaction, then deletes it. A daemon killed half-way leaves at worst a stray directory,
+which :func:`interrupted_work` finds and the next start settles: a ``.tmp-*`` (a create)
+is deleted; a ``.removing-*`` goes back into place when the volume's row is still there
+(the removal's transaction never committed: the volume keeps its data), else it is
+deleted.
 
 Data roots written before volumes moved into the database kept the description in
 ``<name>/volume.json``; opening the store imports each such file once and removes it.
@@ -40,15 +44,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon import failpoints
 from declarun.daemon.metadata import Metadata, VolumeRow
 from declarun.errdefs import Conflict, InvalidArgument, NotFound, SystemFailure
 
 __all__ = [
     "ANONYMOUS_LABEL",
+    "Leftover",
     "Volume",
     "VolumeStore",
     "check_volume_name",
     "disk_usage",
+    "interrupted_work",
 ]
 
 log = logging.getLogger("declarun.daemon.volumes")
@@ -59,6 +66,45 @@ _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _OLD_META = "volume.json"  # where data roots before the metadata database kept a volume
 _DATA = "_data"
 _LOCAL_OPTS = frozenset({"type", "device", "o"})
+_REMOVING = ".removing-"
+_TOKEN_HEX = 16
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A directory an interrupted create or removal left under the volumes root.
+
+    ``restore`` names the volume it goes back to (a removal that never committed);
+    ``None``: it is deleted.
+    """
+
+    path: Path
+    restore: str | None
+
+    def settle(self) -> None:
+        """Put it back, or delete it (blocking)."""
+        if self.restore is not None:
+            os.rename(self.path, self.path.parent / self.restore)
+            log.warning("volume %s: its removal was cut short; it keeps its data", self.restore)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def interrupted_work(root: Path, metadata: Metadata) -> list[Leftover]:
+    """The directories interrupted creates and removals left under ``root``."""
+    found: list[Leftover] = []
+    for entry in sorted(root.glob(".*")):
+        if entry.name.startswith(".tmp-"):
+            found.append(Leftover(entry, None))
+        elif entry.name.startswith(_REMOVING):
+            name = entry.name[len(_REMOVING) + _TOKEN_HEX + 1 :]
+            keep = (
+                _NAME.fullmatch(name) is not None
+                and metadata.get_volume(name) is not None
+                and not (root / name).exists()
+            )
+            found.append(Leftover(entry, name if keep else None))
+    return found
 
 
 def check_volume_name(name: str) -> str:
@@ -124,8 +170,8 @@ class VolumeStore:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Creation and removal of one name must not interleave (two `docker run -v x:/x`).
         self._lock = threading.RLock()
-        for stray in self.root.glob(".tmp-*"):
-            shutil.rmtree(stray, ignore_errors=True)
+        for leftover in interrupted_work(self.root, metadata):
+            leftover.settle()
         self._import_old_descriptions()
 
     def users(self, name: str) -> list[str]:
@@ -278,13 +324,14 @@ class VolumeStore:
                 raise NotFound(f"get {name}: no such volume")
             self._refuse_in_use(name)
             self.unmount(name)
-            aside = self.root / f".tmp-{secrets.token_hex(8)}"
+            aside = self.root / f"{_REMOVING}{secrets.token_hex(_TOKEN_HEX // 2)}-{name}"
             doomed: Path | None = aside
             with self.metadata.transaction():
                 self._refuse_in_use(name)  # a container may have taken it up meanwhile
                 self.metadata.delete_volume(name)
                 try:
                     os.rename(self.root / name, aside)
+                    failpoints.hit("volume-remove-midway")
                 except FileNotFoundError:  # its directory was deleted by hand: the row goes
                     doomed = None
                 except OSError as exc:  # the transaction rolls back: the volume stays whole

@@ -101,19 +101,38 @@ def remove_all(daemon: DaemonProcess) -> None:
 
 
 @contextlib.contextmanager
-def container_daemon(tmp: Path, *extra: str) -> Iterator[DaemonProcess]:
-    """declarund under ``tmp``; afterwards every container is gone, whatever happened."""
+def container_daemon(
+    tmp: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[DaemonProcess]:
+    """declarund under ``tmp``; afterwards every container is gone, whatever happened.
+
+    When the tests using it passed, ``declarun daemon check`` must then find nothing wrong
+    on the daemon (the issue-14 invariants hold after every test module that uses one).
+    """
     need_docker()
     data_root = tmp / "declarund-root"
     try:
-        with running_daemon(tmp, *extra) as daemon:
+        with running_daemon(tmp, *extra, env=env) as daemon:
+            passed = False
             try:
                 yield daemon
+                passed = True
             finally:
                 if daemon.process.poll() is None:
                     remove_all(daemon)
+                    if passed:
+                        _assert_check_clean(daemon)
     finally:
         force_cleanup(data_root)
+
+
+def _assert_check_clean(daemon: DaemonProcess) -> None:
+    from tests.support.daemon import daemon_check
+
+    checked = daemon_check(daemon)
+    assert checked.returncode == 0 and checked.stdout == "", (
+        f"declarun daemon check after the tests:\n{checked.stdout}{checked.stderr}"
+    )
 
 
 def pull_image(daemon: DaemonProcess, reference: str) -> str:

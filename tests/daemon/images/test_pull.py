@@ -2,7 +2,8 @@
 
 Covers Docker's progress stream, up-to-date pulls, missing tags, platform choice from an
 index, registry auth through ``docker login``, our store read by skopeo, a connection cut
-mid-layer (resumed), a corrupt blob (refused, nothing kept) and a daemon killed mid-pull.
+mid-layer (resumed), a corrupt blob (refused, nothing kept) and a daemon killed mid-pull
+(its partial download kept for the next pull).
 """
 
 from __future__ import annotations
@@ -226,7 +227,11 @@ def test_daemon_killed_mid_pull_restarts_clean(
                 except TimeoutError:
                     raise AssertionError(daemon.log()) from None
                 deadline = time.monotonic() + 30
-                while not any((p / "data").exists() for p in ingests(daemon)):
+                # Until some of the bytes the registry sent reached the ingest's file.
+                while not any(
+                    (p / "data").exists() and (p / "data").stat().st_size > 0
+                    for p in ingests(daemon)
+                ):
                     assert time.monotonic() < deadline, "no ingest was started"
                     time.sleep(0.05)
                 assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -234,10 +239,13 @@ def test_daemon_killed_mid_pull_restarts_clean(
                 client.wait(30)
         state["stall"] = False
         with running_daemon(tmp_path / "d") as daemon:
-            assert ingests(daemon) == []  # the partial download was swept at start
+            # The partial download is kept (its lease survives) for the pull to resume.
+            refs = {(p / "ref").read_text(): p for p in ingests(daemon)}
+            assert (refs[f"pull-{big.digest}"] / "data").stat().st_size > 0
             assert big.digest[7:] not in blob_files(daemon)
             pulled = docker(daemon, "pull", ref)
             assert "Downloaded newer image" in pulled.stdout
+            assert ingests(daemon) == []
             docker(daemon, "pull", busybox_image_pushed.reference)
             inspect = json.loads(docker(daemon, "image", "inspect", ref).stdout)[0]
             assert inspect["Id"] == image.config.digest

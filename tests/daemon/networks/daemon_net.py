@@ -102,11 +102,11 @@ def _force_network_cleanup(data_root: Path) -> None:
 
 
 @contextlib.contextmanager
-def network_daemon(tmp: Path) -> Iterator[DaemonProcess]:
+def network_daemon(tmp: Path, env: dict[str, str] | None = None) -> Iterator[DaemonProcess]:
     """declarund under ``tmp``; afterwards no container, user network or CNI state is left."""
     data_root = tmp / "declarund-root"
     try:
-        with container_daemon(tmp) as daemon:
+        with container_daemon(tmp, env=env) as daemon:
             try:
                 yield daemon
             finally:

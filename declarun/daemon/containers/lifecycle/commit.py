@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon import failpoints
 from declarun.daemon.containers.lifecycle.service import ContainerService
 from declarun.daemon.containers.rootfs.changes import Change
 from declarun.daemon.containers.rootfs.fsaccess import write_layer_tar
@@ -94,6 +95,7 @@ def commit_layer(
             lambda out: write_layer_tar(merged_root, changes, out),
             ref_prefix="commit",
         )
+        failpoints.hit("commit-midway")
         base: dict[str, Any] = image_config(svc, parent)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         config = dict(base)

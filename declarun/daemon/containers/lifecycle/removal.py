@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from declarun.daemon import failpoints
 from declarun.daemon.containers.lifecycle.exit_recorder import ExitRecorder
 from declarun.daemon.containers.lifecycle.listeners import Listeners, Publish
 from declarun.daemon.containers.lifecycle.locks import ContainerLocks
@@ -128,6 +129,7 @@ class Removal:
         if rec.runtime.has_state(rec.id):
             with contextlib.suppress(OciRuntimeError):
                 await rec.runtime.delete(rec.id, force=True)
+        failpoints.hit("rm-midway")
         await asyncio.to_thread(remove_files, self.rootfs, rec)
         self.store.delete(rec)
         self.locks.forget(rec)

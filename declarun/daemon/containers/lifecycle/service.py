@@ -83,6 +83,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from declarun.daemon import failpoints
 from declarun.daemon.containers.config.hostconfig import parse_host_config
 from declarun.daemon.containers.config.request import check_container_name
 from declarun.daemon.containers.config.update import updated_request
@@ -317,6 +318,7 @@ class ContainerService:
             self.store.save(rec)
             raise
         try:
+            failpoints.hit("runc-created")
             await self.listeners.prestart_all(rec)
             started_at = time.time_ns()
             await start_container(rec.runtime, rec.id)
@@ -386,6 +388,7 @@ class ContainerService:
             await asyncio.to_thread(images.ensure_snapshot, image)
             await asyncio.to_thread(self._prepare_files, rec)
             self.store.add(rec)
+            failpoints.hit("container-record-written")
         except BaseException:
             await asyncio.to_thread(remove_files, self.rootfs, rec)
             raise

@@ -44,6 +44,11 @@ class RootfsManager:
         with self._lock:
             self._users[container_id] = max(self._users.get(container_id, 0), 1)
 
+    def in_use(self, container_id: str) -> bool:
+        """Whether this daemon holds the container's root mounted (a start, a copy)."""
+        with self._lock:
+            return self._users.get(container_id, 0) > 0
+
     def release_mount(self, container_id: str) -> None:
         """Drop a reference; unmount when it was the last."""
         with self._lock:
