@@ -158,6 +158,9 @@ class Armed:
         if action.kind == "sleep":
             log.warning("fail point %s: sleeping %.1f s", name, action.seconds)
             time.sleep(action.seconds)
+            # Said, so a test can wait for the point to let go: on the event loop's thread
+            # the sleep holds every request, a ping included.
+            log.warning("fail point %s: slept", name)
         elif passes >= action.after:
             _die(name)
 

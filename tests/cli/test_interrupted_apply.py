@@ -137,6 +137,9 @@ def test_interrupted_apply_converges(
                 applying.kill()
                 applying.communicate()
         assert "Traceback" not in err, err
+        # The daemon may still be asleep at the point (on its event loop, deaf to pings):
+        # the next apply would find no engine answering.
+        _wait_for_log(bench.daemon, f"fail point {step.point}: slept", since, 60)
         expected = -signal.SIGKILL if sig == signal.SIGKILL else 130
         assert applying.returncode in (expected, 0), (applying.returncode, out, err)
 
