@@ -13,12 +13,13 @@ The first two are blocking (call them from a worker thread), the last two are co
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from declarun.daemon.images.archive_load import load_archive
+from declarun.daemon.images.archive_load import LoadResult, load_archive
 from declarun.daemon.images.archive_save import iter_save_archive, resolve_save_names
 from declarun.daemon.images.archive_tar import Readable
 from declarun.daemon.images.auth import Credentials
@@ -27,6 +28,7 @@ from declarun.daemon.images.platform import Platform, select_manifest
 from declarun.daemon.images.pull import credential_provider, registry_error
 from declarun.daemon.images.registry import RegistryClient
 from declarun.daemon.images.service import ImageService
+from declarun.daemon.metadata.images import ImageInUseError, ImageNotFoundError
 from declarun.errdefs import InvalidArgument, SystemFailure, Unauthorized
 from declarun.errors import ContentError, DaemonError, RegistryError
 from declarun.reference import ImageReference
@@ -74,11 +76,32 @@ def load_images(service: ImageService, body: Readable, *, platform: Platform | N
     except ContentError as exc:
         raise InvalidArgument(str(exc)) from None
     for image in result.images:
-        service.ensure_unpacked(image.record)
+        try:
+            service.ensure_unpacked(image.record)
+        except BaseException:
+            _forget_unpacked_badly(service, result)
+            raise
         names = [ref.familiar() for ref in image.names] or [image.record.id]
         for name in names:
             service.events.publish("image", "load", image.record.id, {"name": name})
     return list(result.messages)
+
+
+def _forget_unpacked_badly(service: ImageService, result: LoadResult) -> None:
+    """Unregister the loaded images whose layers could not all be unpacked (a hostile or
+    broken layer), and collect their blobs: an image is never left half-registered. The
+    images of the archive that were unpacked stay, as do images stored before."""
+    for image in result.images:
+        record = image.record
+        if all(service.snapshotter.exists(layer.chain_id) for layer in record.layers):
+            continue
+        references = service.metadata.image_references(record.id)
+        for name in (*references.tags, *references.digests):
+            with contextlib.suppress(ImageNotFoundError):
+                service.metadata.untag(name)
+        with contextlib.suppress(ImageNotFoundError, ImageInUseError):
+            service.metadata.delete_image(record.id)
+    service.collect_garbage()
 
 
 async def distribution_info(
