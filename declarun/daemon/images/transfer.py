@@ -74,6 +74,7 @@ def load_images(service: ImageService, body: Readable, *, platform: Platform | N
     try:
         result = load_archive(service.store, service.metadata, body, platform=platform)
     except ContentError as exc:
+        service.collect_garbage()  # the blobs the refused archive stored under its lease
         raise InvalidArgument(str(exc)) from None
     for image in result.images:
         try:
