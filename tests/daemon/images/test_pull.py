@@ -227,9 +227,13 @@ def test_daemon_killed_mid_pull_restarts_clean(
                 except TimeoutError:
                     raise AssertionError(daemon.log()) from None
                 deadline = time.monotonic() + 30
-                # Until some of the bytes the registry sent reached the ingest's file.
+                # Until some of the big layer's bytes reached *its* ingest's file (another
+                # blob's ingest having bytes says nothing of this one).
                 while not any(
-                    (p / "data").exists() and (p / "data").stat().st_size > 0
+                    (p / "ref").exists()
+                    and (p / "ref").read_text() == f"pull-{big.digest}"
+                    and (p / "data").exists()
+                    and (p / "data").stat().st_size > 0
                     for p in ingests(daemon)
                 ):
                     assert time.monotonic() < deadline, "no ingest was started"
