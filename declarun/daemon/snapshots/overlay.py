@@ -13,7 +13,9 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import uuid
+from errno import EBUSY
 from pathlib import Path
 
 from declarun.daemon.images.fsops import remove_tree
@@ -151,12 +153,25 @@ def mount_lowers(lowerdirs: tuple[Path, ...], target: Path) -> Path:
     return target
 
 
+# A mount can be busy for a moment after its last user ended: a process of the container
+# (or a `runc exec` that was joining it) still exiting. containerd retries the same way.
+_BUSY_RETRIES = 50
+_BUSY_PAUSE = 0.02
+
+
 def unmount(target: Path) -> None:
-    """Unmount ``target`` if something is mounted there."""
+    """Unmount ``target`` if something is mounted there (retrying a moment while busy)."""
     if not os.path.ismount(target):
         return
-    if _libc.umount2(os.fsencode(target), 0) != 0:  # umount(2): no umount(8) process
-        raise SnapshotError(f"cannot unmount {target}: {os.strerror(ctypes.get_errno())}")
+    path = os.fsencode(target)
+    for _attempt in range(_BUSY_RETRIES):
+        if _libc.umount2(path, 0) == 0:  # umount(2): no umount(8) process
+            return
+        errno = ctypes.get_errno()
+        if errno != EBUSY:
+            break
+        time.sleep(_BUSY_PAUSE)
+    raise SnapshotError(f"cannot unmount {target}: {os.strerror(errno)}")
 
 
 def overlay_supported(directory: Path | None = None) -> bool:

@@ -41,7 +41,14 @@ from declarun.daemon.containers.runtime.monitor import (
     start_container,
     stop_container,
 )
-from tests.daemon.containers.conmon_support import Env, monitor_env, needs_conmon, run
+from tests.daemon.containers.conmon_support import (
+    CONMON,
+    Env,
+    monitor_env,
+    needs_conmon,
+    processes_mentioning,
+    run,
+)
 
 pytestmark = [needs_conmon, pytest.mark.root]
 REPO = Path(__file__).resolve().parents[3]
@@ -326,6 +333,39 @@ def test_exec_into_a_running_container(env: Env, tmp_path: Path) -> None:
         await env.runtime.delete(cid)
 
     run(go())
+
+
+def test_an_exec_cancelled_while_conmon_starts_leaves_no_conmon(env: Env, tmp_path: Path) -> None:
+    # A health check cancelled by a removal used to be cancelled inside spawn_conmon: its
+    # pipes were never closed, so the exec's conmon waited on its start pipe for ever.
+    cid, layout = env.bundle(["sleep", "1000"])
+    base = json.loads((layout.bundle / "config.json").read_text())["process"]
+    slow_conmon = tmp_path / "slow-conmon"
+    slow_conmon.write_text(f'#!/bin/sh\nsleep 0.5\nexec {CONMON} "$@"\n')
+    slow_conmon.chmod(0o755)
+
+    async def go() -> list[tuple[int, str]]:
+        await create_container(env.runtime, layout, cid)
+        await start_container(env.runtime, cid)
+        probe = exec_process_spec(base, ["true"])
+        starting = start_exec(env.runtime, cid, tmp_path / "x6", probe,
+                              exec_id="cancelled-x6", conmon=str(slow_conmon))  # fmt: skip
+        task = asyncio.create_task(starting)
+        await asyncio.sleep(0.2)  # the wrapper still sleeps: spawn_conmon waits for it
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        left = processes_mentioning("-u cancelled-x6")
+        for _ in range(150):
+            left = processes_mentioning("-u cancelled-x6")
+            if not left:
+                break
+            await asyncio.sleep(0.1)
+        assert (await stop_container(env.runtime, layout, cid, timeout=0)).code == 137
+        await env.runtime.delete(cid)
+        return left
+
+    assert run(go()) == []
 
 
 def test_stop_sends_the_stop_signal_first(env: Env) -> None:

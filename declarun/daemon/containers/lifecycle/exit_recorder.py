@@ -32,6 +32,7 @@ from declarun.daemon.containers.lifecycle.store import RecordStore
 from declarun.daemon.containers.rootfs.mounts import RootfsManager
 from declarun.daemon.containers.runtime.exitwatch import ExitStatus, ExitWatcher
 from declarun.daemon.containers.runtime.oci import OciRuntimeError
+from declarun.daemon.snapshots.model import SnapshotError
 
 __all__ = ["ExitRecorder"]
 
@@ -81,7 +82,12 @@ class ExitRecorder:
         with contextlib.suppress(OciRuntimeError):
             await rec.runtime.delete(rec.id, force=True)
         rec.rootfs_path = None
-        await asyncio.to_thread(self.rootfs.release_mount, rec.id)
+        try:
+            await asyncio.to_thread(self.rootfs.release_mount, rec.id)
+        except SnapshotError:
+            # The exit is still recorded (a container must not stay "running" for a mount);
+            # removal unmounts again, and `daemon check` reports a mount left behind.
+            log.exception("unmounting the root of container %s failed", rec.id)
         if self.networking is not None:
             try:
                 await self.networking.teardown(rec)

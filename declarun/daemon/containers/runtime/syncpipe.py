@@ -170,14 +170,21 @@ async def spawn_conmon(
         # Our copies of the child's ends must go, or EOF on the sync pipe never comes.
         for fd in child_fds:
             os.close(fd)
-    if start_pipe:
-        # conmon's first read happens before it forks; we never need to hold it there.
-        pipes.release_start()
-    assert proc.stderr is not None
-    # The daemonized grandchild keeps stderr until it points its stdio at /dev/null, which
-    # is its next step; so this read ends quickly.
-    err = await proc.stderr.read()
-    code = await proc.wait()
+    try:
+        if start_pipe:
+            # conmon's first read happens before it forks; we never need to hold it there.
+            pipes.release_start()
+        assert proc.stderr is not None
+        # The daemonized grandchild keeps stderr until it points its stdio at /dev/null,
+        # which is its next step; so this read ends quickly.
+        err = await proc.stderr.read()
+        code = await proc.wait()
+    except BaseException:
+        # Cancelled (a health check stopped by a removal): the caller never sees these
+        # pipes, so they must close here. An open start pipe would hold an exec's conmon
+        # in its second read for ever; closed, it reads EOF and runs to its end.
+        pipes.close()
+        raise
     if code != 0:
         pipes.close()
         text = err.decode(errors="replace").strip()
