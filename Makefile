@@ -21,8 +21,9 @@ typecheck: deps
 
 # A fresh base directory per run: tests mount network namespaces and overlays under their tmp
 # dirs, and pytest's clean-up of an older run's directory must never trip over one.
+# --durations: every run names its slowest tests (the suite's time is a target of its own).
 unit: deps
-	$(VENV)/pytest -q -p no:cacheprovider --basetemp="$$(mktemp -d /tmp/declarun-tests.XXXXXX)"
+	$(VENV)/pytest -q -p no:cacheprovider --durations=30 --basetemp="$$(mktemp -d /tmp/declarun-tests.XXXXXX)"
 
 test: lint typecheck unit
 
@@ -34,5 +35,5 @@ check:
 	$(VENV)/ruff format --check declarun tests benchmarks
 	$(VENV)/lint-imports --no-cache
 	$(VENV)/mypy
-	$(VENV)/python -m pytest -q -p no:cacheprovider -p tests.support.pure_only -x \
+	$(VENV)/python -m pytest -q -p no:cacheprovider -p tests.support.pure_only -n auto -x \
 		--basetemp="$$(mktemp -d /tmp/declarun-check.XXXXXX)"

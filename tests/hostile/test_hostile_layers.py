@@ -123,6 +123,7 @@ def test_a_component_longer_than_255_bytes_is_refused(host: Host) -> None:
 # ---- volume -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_layer_of_100000_entries(host: Host) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -188,6 +189,7 @@ def test_a_gzip_bomb_larger_than_the_disk_is_refused_at_once(host: Host) -> None
     host.check(target=host.work / "snap", refused=True)
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_that_fits_takes_no_disk(host: Host) -> None:
     inflated = 256 << 20
     layer = gzip_bomb(inflated)

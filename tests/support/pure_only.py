@@ -6,8 +6,9 @@ starts or needs a real part (a daemon, dockerd, a registry, runc, a network name
 names below), when its module uses a helper of the support modules that start real parts
 (declarund, dockerd, the registry, runc and conmon, the CLI against an engine), or when its
 module drives real parts directly through subprocesses (listed). The fuzzing tests (a
-``fuzz`` module or test name: thousands of generated inputs each) are left to ``make test``
-too: they are half of the pure tests' time.
+``fuzz`` module or test name: thousands of generated inputs each) and the tests marked
+``slow`` (a pure test that needs seconds of CPU: a layer of 100,000 entries) are left to
+``make test`` too: they are half of the pure tests' time.
 Everything else is pure logic, fakes and in-process servers; ``make test`` still runs all.
 """
 
@@ -90,10 +91,16 @@ def _needs_real_parts(item: pytest.Item) -> bool:
     return any(_REAL_FIXTURES.search(name) for name in fixtures)
 
 
+def _left_to_make_test(item: pytest.Item) -> bool:
+    return (
+        _needs_real_parts(item) or _is_fuzzing(item) or item.get_closest_marker("slow") is not None
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep only the tests that need no real parts and are not fuzzing."""
-    kept = [item for item in items if not (_needs_real_parts(item) or _is_fuzzing(item))]
-    dropped = [item for item in items if _needs_real_parts(item) or _is_fuzzing(item)]
+    """Keep only the tests that need no real parts, are not fuzzing and are not slow."""
+    kept = [item for item in items if not _left_to_make_test(item)]
+    dropped = [item for item in items if _left_to_make_test(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

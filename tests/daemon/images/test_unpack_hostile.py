@@ -340,6 +340,7 @@ def test_lower_layer_symlink_cannot_be_used_to_hardlink_host_files(host: Host) -
 # ---- volume -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_many_entries_stream_through(host: Host) -> None:
     count = 20_000
     buf = io.BytesIO()
