@@ -149,6 +149,11 @@ async def _serve_api(services: Services) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     try:
+        # Before the first socket exists: a client may signal as soon as it sees the socket,
+        # and Python's own SIGINT handler would end the daemon with KeyboardInterrupt.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, _publish_reload, services)
         for address in config.hosts:
             if address.scheme == "unix":
                 assert address.path is not None
@@ -171,9 +176,6 @@ async def _serve_api(services: Services) -> None:
                         f"cannot listen on {address}: {exc.strerror or exc}"
                     ) from None
             log.info("API listen on %s", address)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, _publish_reload, services)
         log.info(
             "declarund %s started (data root %s, runtime %s, pid %d)",
             __version__,
