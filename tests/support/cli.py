@@ -8,6 +8,7 @@ afterwards (:meth:`StackCli.clean`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -20,6 +21,9 @@ from tests.support.engine_fixtures import Engine
 from tests.support.stacks import unique_stack
 
 __all__ = ["StackCli"]
+
+# Rounds of removing the stack's containers, then its networks and volumes (see clean).
+_CLEAN_ROUNDS = 5
 
 
 class StackCli:
@@ -90,12 +94,26 @@ class StackCli:
         return found
 
     def clean(self) -> None:
-        """Remove whatever the stack left on the engine (containers, networks, volumes)."""
+        """Remove whatever the stack left on the engine (containers, networks, volumes).
+
+        A test that interrupts ``declarun`` (Ctrl-C of ``watch`` or ``apply``) may leave a
+        request in flight: the engine can still create that container after the command
+        ended and after the containers were listed here. A network or volume then refused
+        as in use names it; so the containers are listed and removed again before the next
+        try (a bounded number of rounds: a conflict that stays is the test's failure).
+        """
         api = self.engine.client.api
         label = {"label": f"dev.declarun.stack={self.name}"}
-        for container in api.containers(all=True, filters=label):
-            api.remove_container(container["Id"], force=True, v=True)
-        for network in api.networks(filters=label):
-            api.remove_network(network["Id"])
-        for volume in api.volumes(filters=label).get("Volumes") or ():
-            api.remove_volume(volume["Name"])
+        for last_round in range(_CLEAN_ROUNDS, 0, -1):
+            for container in api.containers(all=True, filters=label):
+                with contextlib.suppress(docker.errors.NotFound):  # an auto-remove was first
+                    api.remove_container(container["Id"], force=True, v=True)
+            try:
+                for network in api.networks(filters=label):
+                    api.remove_network(network["Id"])
+                for volume in api.volumes(filters=label).get("Volumes") or ():
+                    api.remove_volume(volume["Name"])
+                return
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409 or last_round == 1:
+                    raise
