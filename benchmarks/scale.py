@@ -31,6 +31,7 @@ Ctrl-C included (``--keep`` keeps the directory).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +57,7 @@ from _harness import (
 )
 from apply import DECLARUN, Engine, _push_busybox, _safe_wipe, run_timed
 from pull import summarise_profiles
-from run import EngineMemory, engine_memory
+from run import EngineMemory, _api, engine_memory
 
 __all__ = ["main", "scale_stack"]
 
@@ -72,6 +74,7 @@ _MONITOR_NAMES = {
     "declarund": ("conmon",),
     "dockerd": ("containerd-shim", "containerd-shim-runc-v2"),
 }
+_DAEMON_SHOWN = {"declarund": "declarund's python process", "dockerd": "dockerd + containerd"}
 
 
 def scale_stack(
@@ -156,6 +159,8 @@ class EngineResults:
     destroy: float | None = None
     queries: list[Query] = field(default_factory=list)
     events: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    #: Requests sent straight to the API socket (no CLI): path label -> (walls, bytes).
+    api: dict[str, tuple[list[float], int]] = field(default_factory=dict)
     memory_before: EngineMemory | None = None
     memory_after: EngineMemory | None = None
     failed: str = ""
@@ -269,6 +274,7 @@ def measure_queries(engine: Engine, results: EngineResults, since: float, repeat
                     f"{query.found_lines} lines, {query.lines} wanted"
                 )
     results.queries = queries
+    measure_api(engine, results, some_id, repeat)
     until = time.time()
     for label, filters in (
         ("docker events --since <apply> --until <now>", ()),
@@ -284,6 +290,28 @@ def measure_queries(engine: Engine, results: EngineResults, since: float, repeat
         print(f"  {label}: {lines} events, first after {first:.3f} s, all {total:.3f} s")
     for query in queries:
         print(f"  {query.label:48} median {statistics.median(query.walls):.3f} s")
+
+
+def measure_api(engine: Engine, results: EngineResults, some_id: str, repeat: int) -> None:
+    """The same requests straight over the socket: the daemon's share, without the CLI."""
+    label_filter = urllib.parse.quote(json.dumps({"label": [_OWNER_LABEL]}))
+    requests = {
+        "GET /containers/json": "/containers/json",
+        "GET /containers/json?all=1&filters=label": f"/containers/json?all=1&filters={label_filter}",
+        "GET /containers/<name>/json": f"/containers/{_PROBE}/json",
+        "GET /containers/<id prefix>/json": f"/containers/{some_id[:12]}/json",
+    }
+    for label, path in requests.items():
+        walls = []
+        size = 0
+        for _ in range(max(repeat, 5)):
+            started = time.perf_counter()
+            status, body = _api(engine.daemon, "GET", path)
+            walls.append(time.perf_counter() - started)
+            if status != 200:
+                raise BenchError(f"{engine.daemon.kind}: GET {path}: {status} {body[:300]!r}")
+            size = len(body)
+        results.api[label] = (walls, size)
 
 
 def profile_queries(
@@ -398,7 +426,7 @@ def _memory_lines(results: EngineResults) -> list[str]:
     lines = [
         f"  engine PSS before the apply {_mb(before.pss)} (RSS {_mb(before.rss)}); with {n} "
         f"running {_mb(after.pss)} (RSS {_mb(after.rss)})",
-        f"  daemon alone ({'+'.join(_DAEMON_NAMES[results.kind][:2])}): PSS {_mb(daemon_pss)} "
+        f"  daemon alone ({_DAEMON_SHOWN[results.kind]}): PSS {_mb(daemon_pss)} "
         f"= {_mb(daemon_pss / n)} per container",
         f"  {monitor_count} monitors ({'/'.join(_MONITOR_NAMES[results.kind])}): PSS "
         f"{_mb(monitor_pss)} = {_mb(monitor_pss / max(monitor_count, 1))} each",
@@ -442,6 +470,9 @@ def report(all_results: list[EngineResults], args: argparse.Namespace, load: flo
             print(f"  {query.label:44} {_med(query.walls):8.3f} s  (min {min(query.walls):.3f} s)")
         for label, (first, total, lines) in results.events.items():
             print(f"  {label:44} {total:8.3f} s  ({lines} events, first after {first:.3f} s)")
+        for label, (walls, size) in results.api.items():
+            print(f"  {label:44} {_med(walls):8.4f} s  (min {min(walls):.4f} s, "
+                  f"{size / 1024:.0f} KiB)")  # fmt: skip
         for line in _memory_lines(results):
             print(line)
     ours, theirs = by_kind.get("declarund"), by_kind.get("dockerd")
@@ -450,6 +481,10 @@ def report(all_results: list[EngineResults], args: argparse.Namespace, load: flo
         for mine, other in zip(ours.queries, theirs.queries, strict=True):
             target = "  target <= 0.5" if mine.args == ["ps"] else ""
             print(f"  {mine.label:44} {_med(mine.walls) / _med(other.walls):6.2f}{target}")
+        for label, (walls, _size) in ours.api.items():
+            other = theirs.api.get(label)
+            if other:
+                print(f"  {label:44} {_med(walls) / _med(other[0]):6.2f}")
         if ours.cold and theirs.cold:
             print(f"  {'cold apply':44} {ours.cold / theirs.cold:6.2f}")
     if ours is not None and ours.profile:

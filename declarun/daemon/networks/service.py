@@ -308,9 +308,7 @@ class NetworkService:
         if record.builtin:
             raise Forbidden(f"{record.name} is a pre-defined network and cannot be removed")
         async with self._lock:
-            if self.users(record.id) or any(
-                e.network_id == record.id for e in self.cni.attachments()
-            ):
+            if self.users(record.id) or self.cni.has_attachments(record.id):
                 raise Forbidden(
                     f"error while removing network: network {record.name} id {record.id} "
                     "has active endpoints"
@@ -349,7 +347,7 @@ class NetworkService:
         record = self._networks.get(record.id, record)
         if record.configured or record.subnet is None:
             return record
-        if any(e.network_id == record.id for e in self.cni.attachments()):
+        if self.cni.has_attachments(record.id):
             return record
         own = bridge_name(record.id)
         foreign = [net for net, dev in _routes_by_device() if dev != own]

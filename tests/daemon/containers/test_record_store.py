@@ -16,7 +16,6 @@ from declarun.daemon.images.platform import Platform
 from declarun.daemon.metadata import ImageRecord, Metadata
 from declarun.errdefs import Conflict, InvalidArgument, NotFound
 
-
 IMAGE_ID = "sha256:" + "ab" * 32
 
 
