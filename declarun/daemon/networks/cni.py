@@ -292,7 +292,8 @@ class CniDriver:
             except ValueError:
                 continue  # "lock", "last_reserved_ip.0"
             with contextlib.suppress(OSError):
-                found[address] = path.read_text().split()[0] if path.read_text().split() else ""
+                words = path.read_text().split()
+                found[address] = words[0] if words else ""
         return found
 
     def last_reserved(self, network_id: str) -> ipaddress.IPv4Address | None:
