@@ -165,6 +165,7 @@ class EngineResults:
     memory_after: EngineMemory | None = None
     failed: str = ""
     profile: str = ""
+    client_profile: str = ""
 
 
 # -- the steps ------------------------------------------------------------------------------
@@ -276,9 +277,11 @@ def measure_queries(engine: Engine, results: EngineResults, since: float, repeat
     results.queries = queries
     measure_api(engine, results, some_id, repeat)
     until = time.time()
+    last = _leaf(results.count)
     for label, filters in (
         ("docker events --since <apply> --until <now>", ()),
-        (f"  the same, --filter container={_PROBE}", (f"container={_PROBE}",)),
+        # The last container: its events are among the newest, still in either buffer.
+        (f"  the same, --filter container={last}", (f"container={last}",)),
     ):
         runs = [_events(engine, since, until, *filters) for _ in range(repeat)]
         results.events[label] = (
@@ -377,6 +380,12 @@ def run_engine(
         )
         results.noop.append(timing.wall)
         print(f"  no-op re-apply {timing.wall:.3f} s", flush=True)
+    if args.profile is not None:
+        # One more, under py-spy: where the client's time goes (not counted above).
+        noop = _declarun(engine, "apply", stack, args)
+        run_timed(engine, noop, log, profile=args.profile, name=f"noop-{kind}",
+                  expect="Nothing to do")  # fmt: skip
+        results.client_profile = summarise_profiles([args.profile / f"noop-{kind}.txt"])
     for round_no in range(1, args.repeat + 1):
         changed = _write(directory, args, reference, change=round_no)
         before = time.time()
@@ -487,6 +496,10 @@ def report(all_results: list[EngineResults], args: argparse.Namespace, load: flo
                 print(f"  {label:44} {_med(walls) / _med(other[0]):6.2f}")
         if ours.cold and theirs.cold:
             print(f"  {'cold apply':44} {ours.cold / theirs.cold:6.2f}")
+    for results in all_results:
+        if results.client_profile:
+            print(f"\nprofile of a no-op `declarun apply` on {results.kind} (py-spy):\n"
+                  f"{results.client_profile}")  # fmt: skip
     if ours is not None and ours.profile:
         print(f"\nprofile of declarund during {args.profile_rounds} rounds of the list and "
               f"inspect commands (py-spy):\n{ours.profile}")  # fmt: skip

@@ -380,7 +380,7 @@ class ContainerNetworking:
         """Unmount the namespace directory once it is empty: a daemon without running
         containers keeps no mount under its data root."""
         async with self._netns_lock:
-            if not netns_mod.list_netns(self.networks.run_dir):
+            if netns_mod.no_netns(self.networks.run_dir):
                 with contextlib.suppress(NetworkError):
                     await asyncio.to_thread(netns_mod.release_netns_dir, self.networks.run_dir)
 

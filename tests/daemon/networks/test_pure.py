@@ -286,3 +286,17 @@ def test_result_parsing_picks_the_sandbox_interface() -> None:
     assert parsed.mac == "cc:cc:cc:cc:cc:cc"
     assert parsed.address == ipaddress.IPv4Interface("10.9.0.5/24")
     assert parsed.gateway == ipaddress.IPv4Address("10.9.0.1")
+
+
+def test_no_netns_agrees_with_the_listing(tmp_path: Path) -> None:
+    from declarun.daemon.networks.netns import list_netns, netns_dir, no_netns
+
+    assert no_netns(tmp_path) and list_netns(tmp_path) == []
+    directory = netns_dir(tmp_path)
+    directory.mkdir(parents=True)
+    (directory / "sub").mkdir()  # not a namespace file
+    assert no_netns(tmp_path) and list_netns(tmp_path) == []
+    (directory / "abc").touch()
+    assert not no_netns(tmp_path) and list_netns(tmp_path) == [directory / "abc"]
+    (directory / "abc").unlink()
+    assert no_netns(tmp_path)
