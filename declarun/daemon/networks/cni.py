@@ -203,15 +203,40 @@ class CniDriver:
         except (ValueError, KeyError, TypeError):
             raise NetworkError(f"corrupt CNI cache entry {path}") from None
 
-    def attachments(self) -> list[CachedAttachment]:
-        """Every cached attachment (readable ones), sorted by network then container."""
+    def attachments(self, network_id: str | None = None) -> list[CachedAttachment]:
+        """Every cached attachment (readable ones), sorted by network then container; with
+        ``network_id``, that network's only (its directory alone is read)."""
         found: list[CachedAttachment] = []
-        if not self.cache_dir.is_dir():
-            return found
-        for path in sorted(self.cache_dir.glob("*/*.json")):
+        if network_id is None:
+            if not self.cache_dir.is_dir():
+                return found
+            paths = sorted(self.cache_dir.glob("*/*.json"))
+        else:
+            paths = sorted(self._network_dir(network_id).glob("*.json"))
+        for path in paths:
             with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
-                found.append(CachedAttachment.from_json(json.loads(path.read_text())))
+                entry = CachedAttachment.from_json(json.loads(path.read_text()))
+                if network_id is None or entry.network_id == network_id:
+                    found.append(entry)
         return found
+
+    def has_attachments(self, network_id: str) -> bool:
+        """Whether anything is attached to the network: the first readable entry of its
+        directory answers (asked at every attachment, so it reads neither every cached
+        attachment of the daemon nor every one of the network)."""
+        try:
+            scan = os.scandir(self._network_dir(network_id))
+        except OSError:
+            return False
+        with scan:
+            for item in scan:
+                if not item.name.endswith(".json"):
+                    continue
+                with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
+                    entry = CachedAttachment.from_json(json.loads(Path(item.path).read_text()))
+                    if entry.network_id == network_id:
+                        return True
+        return False
 
     async def cleanup(self, keep: frozenset[str] = frozenset()) -> list[NetworkError]:
         """``DEL`` every cached attachment whose container id is not in ``keep``.
@@ -232,7 +257,7 @@ class CniDriver:
     async def remove_network(self, network_id: str, bridge: str) -> None:
         """Remove what a network leaves on the host once nothing is attached: its bridge,
         host-local's lease directory and its (empty) cache directory. Idempotent."""
-        leftovers = [e.container_id[:12] for e in self.attachments() if e.network_id == network_id]
+        leftovers = [e.container_id[:12] for e in self.attachments(network_id)]
         if leftovers:
             raise NetworkError(
                 f"network {network_id[:12]} still has attachments: {', '.join(leftovers)}"
@@ -253,7 +278,7 @@ class CniDriver:
                 )
         shutil.rmtree(self.ipam_dir / cni_network_name(network_id), ignore_errors=True)
         with contextlib.suppress(OSError):
-            self._cache_path(network_id, "x").parent.rmdir()
+            self._network_dir(network_id).rmdir()
 
     def leases(self, network_id: str) -> dict[ipaddress.IPv4Address, str]:
         """host-local's current leases of a network: address → container id."""
@@ -267,7 +292,8 @@ class CniDriver:
             except ValueError:
                 continue  # "lock", "last_reserved_ip.0"
             with contextlib.suppress(OSError):
-                found[address] = path.read_text().split()[0] if path.read_text().split() else ""
+                words = path.read_text().split()
+                found[address] = words[0] if words else ""
         return found
 
     def last_reserved(self, network_id: str) -> ipaddress.IPv4Address | None:
@@ -350,6 +376,9 @@ class CniDriver:
             if os.access(path, os.X_OK):
                 return path
         raise CniPluginError(kind, "find", f"not found in {', '.join(self.plugin_dirs)}")
+
+    def _network_dir(self, network_id: str) -> Path:
+        return self._cache_path(network_id, "x").parent
 
     def _cache_path(self, network_id: str, container_id: str) -> Path:
         for part in (network_id, container_id):

@@ -33,6 +33,7 @@ __all__ = [
     "ensure_netns_dir",
     "list_netns",
     "netns_dir",
+    "no_netns",
     "release_netns_dir",
     "remove_netns",
     "run_in_netns",
@@ -177,6 +178,20 @@ def list_netns(run_dir: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if p.is_file())
+
+
+def no_netns(run_dir: Path) -> bool:
+    """Whether ``<run_dir>/netns`` holds no namespace file: :func:`list_netns` is empty.
+
+    Asked after every container's namespace is removed, so it stops at the first file
+    instead of listing (and stat'ing) the namespaces of every running container.
+    """
+    try:
+        scan = os.scandir(netns_dir(run_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    with scan:
+        return not any(Path(entry.path).is_file() for entry in scan)
 
 
 def run_in_netns(path: Path, func: Callable[[], _T]) -> _T:

@@ -157,6 +157,9 @@ class NetworkService:
         # Networks whose isolation (and MASQUERADE) rules are in place.
         self._nat_ready: set[str] = set()
         self._networks: dict[str, NetworkRecord] = {}
+        #: name -> id: names are unique (create refuses a taken one), and a container's
+        #: view looks its networks up by name once per network per container listed.
+        self._by_name: dict[str, str] = {}
         self._lock = asyncio.Lock()
         #: Live endpoints per network: network id -> {container id: (name, attachment)};
         #: kept up to date by the container wiring.
@@ -173,6 +176,7 @@ class NetworkService:
         """Load the networks, create the built-ins on first start, prepare the host."""
         for record in self.store.load_networks():
             self._networks[record.id] = record
+            self._by_name.setdefault(record.name, record.id)
         existing = {r.name for r in self._networks.values() if r.builtin}
         if "bridge" not in existing:
             subnet = self._free_subnet()
@@ -212,6 +216,7 @@ class NetworkService:
     def _add(self, record: NetworkRecord) -> None:
         self.store.save_network(record)
         self._networks[record.id] = record
+        self._by_name.setdefault(record.name, record.id)
 
     def _free_subnet(self) -> ipaddress.IPv4Network:
         in_use = [r.subnet for r in self._networks.values() if r.subnet is not None]
@@ -229,9 +234,9 @@ class NetworkService:
             ref = "bridge"
         if ref in self._networks:
             return self._networks[ref]
-        for record in self._networks.values():
-            if record.name == ref:
-                return record
+        named = self._by_name.get(ref)
+        if named is not None:
+            return self._networks[named]
         if ref:
             found = [r for r in self._networks.values() if r.id.startswith(ref)]
             if len(found) == 1:
@@ -273,7 +278,7 @@ class NetworkService:
             name = str(fields["name"])
             if name in BUILTIN_NAMES:
                 raise Forbidden(f"operation is not permitted on predefined {name} network ")
-            if any(r.name == name for r in self._networks.values()):
+            if name in self._by_name:
                 raise Conflict(f"network with name {name} already exists")
             subnet = fields.get("subnet")
             if subnet is None:
@@ -303,9 +308,7 @@ class NetworkService:
         if record.builtin:
             raise Forbidden(f"{record.name} is a pre-defined network and cannot be removed")
         async with self._lock:
-            if self.users(record.id) or any(
-                e.network_id == record.id for e in self.cni.attachments()
-            ):
+            if self.users(record.id) or self.cni.has_attachments(record.id):
                 raise Forbidden(
                     f"error while removing network: network {record.name} id {record.id} "
                     "has active endpoints"
@@ -313,6 +316,8 @@ class NetworkService:
             await self._drop_bridge(record)
             self.store.delete_network(record.id)
             self._networks.pop(record.id, None)
+            if self._by_name.get(record.name) == record.id:
+                del self._by_name[record.name]
             self.dns.remove_network(record.id)
         self.events.publish(
             "network", "destroy", record.id, {"name": record.name, "type": record.driver}
@@ -342,7 +347,7 @@ class NetworkService:
         record = self._networks.get(record.id, record)
         if record.configured or record.subnet is None:
             return record
-        if any(e.network_id == record.id for e in self.cni.attachments()):
+        if self.cni.has_attachments(record.id):
             return record
         own = bridge_name(record.id)
         foreign = [net for net, dev in _routes_by_device() if dev != own]

@@ -68,26 +68,28 @@ def _endpoint(
     links: tuple[str, ...] = (),
     ipam_config: Any = None,
 ) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "IPAMConfig": None, "Links": list(links) or None, "Aliases": list(aliases) or None,
-        "MacAddress": "",
-        "NetworkID": record.id if record else "", "EndpointID": "", "Gateway": "",
-        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": dns_names,
-    }  # fmt: skip
-    if attached is not None:
-        doc.update(
-            MacAddress=attached.mac,
-            EndpointID=attached.endpoint_id,
-            Gateway=str(attached.gateway or ""),
-            IPAddress=str(attached.address.ip),
-            IPPrefixLen=attached.address.network.prefixlen,
-        )
+    # Built in one literal (keys in dockerd's order): ``docker ps`` builds one per network
+    # per container listed, the biggest share of a list of 1,000 after the JSON encoding.
+    ipam: dict[str, Any] | None = None
+    if attached is None:
+        mac = endpoint_id = gateway = ip = ""
+        prefix = 0
+    else:
+        mac, endpoint_id = attached.mac, attached.endpoint_id
+        gateway = str(attached.gateway or "")
+        address = attached.address
+        ip, prefix = str(address.ip), address.network.prefixlen
         if attached.requested_ip:
-            doc["IPAMConfig"] = {"IPv4Address": attached.requested_ip}
+            ipam = {"IPv4Address": attached.requested_ip}
     if ipam_config:  # as the client sent it (LinkLocalIPs included), attached or not
-        doc["IPAMConfig"] = dict(ipam_config)
-    return doc
+        ipam = dict(ipam_config)
+    return {
+        "IPAMConfig": ipam, "Links": list(links) or None, "Aliases": list(aliases) or None,
+        "MacAddress": mac, "NetworkID": record.id if record else "", "EndpointID": endpoint_id,
+        "Gateway": gateway, "IPAddress": ip, "IPPrefixLen": prefix, "IPv6Gateway": "",
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DriverOpts": None,
+        "DNSNames": dns_names,
+    }  # fmt: skip
 
 
 def _ports(rec: ContainerRecord, state: LiveState | None) -> dict[str, Any]:

@@ -380,7 +380,7 @@ class ContainerNetworking:
         """Unmount the namespace directory once it is empty: a daemon without running
         containers keeps no mount under its data root."""
         async with self._netns_lock:
-            if not netns_mod.list_netns(self.networks.run_dir):
+            if netns_mod.no_netns(self.networks.run_dir):
                 with contextlib.suppress(NetworkError):
                     await asyncio.to_thread(netns_mod.release_netns_dir, self.networks.run_dir)
 
@@ -499,13 +499,19 @@ class ContainerNetworking:
         their names and ports, and delete every other leftover (see the module docstring)."""
         by_id = {rec.id: rec for rec in running}
         kept: set[str] = set()
+        # Read once (a restart with 1,000 running containers would otherwise read every
+        # cached attachment once per container); a release below only drops the released
+        # container's own entries, so the others' stay true.
+        attached_to: dict[str, set[str]] = {}
+        for entry in self.networks.cni.attachments():
+            attached_to.setdefault(entry.container_id, set()).add(entry.network_id)
         for state in self.networks.store.all_live():
             rec = by_id.get(state.container_id)
             if rec is None or not Path(state.netns).exists():
                 await self._release(state.container_id)
                 continue
             kept.add(rec.id)
-            self._settle_cut_short(state)
+            self._settle_cut_short(state, attached_to.get(state.container_id, set()))
             self._live[rec.id] = state
             for attached in state.networks.values():
                 self._register(rec, attached)
@@ -538,11 +544,10 @@ class ContainerNetworking:
                     await asyncio.to_thread(netns_mod.remove_netns, path)
         await self._release_netns_dir()
 
-    def _settle_cut_short(self, state: LiveState) -> None:
+    def _settle_cut_short(self, state: LiveState, cached: set[str]) -> None:
         """Forget the networks a disconnect cut short had already detached (CNI has no
-        attachment for them any more), and save the state so."""
-        cached = {e.network_id for e in self.networks.cni.attachments()
-                  if e.container_id == state.container_id}  # fmt: skip
+        attachment for them any more: ``cached`` holds the networks it has one for), and
+        save the state so."""
         gone = [network_id for network_id in state.networks if network_id not in cached]
         if not gone:
             return

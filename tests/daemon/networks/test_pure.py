@@ -84,6 +84,61 @@ def test_lookup_is_scoped_to_the_networks_the_asker_shares() -> None:
     assert dns.lookup("web", "shared") == []
 
 
+def test_indexed_answers_match_a_scan_of_every_member_through_changes() -> None:
+    """The per-network indexes answer as the scan of every member they replaced, in the
+    same order, while endpoints are added, replaced, removed and networks dropped."""
+    import random
+
+    rng = random.Random(16)
+    dns = EmbeddedDns()
+    # The reference: what the members hold, scanned as the lookups used to.
+    members: dict[str, dict[str, tuple[tuple[str, ...], ipaddress.IPv4Address]]] = {}
+    names = ["web", "db", "cache", "shared", "x"]
+    containers = [f"c{i}" for i in range(12)]
+
+    def scan(asker: str, name: str) -> list[ipaddress.IPv4Address]:
+        found: list[ipaddress.IPv4Address] = []
+        for net in members.values():
+            if asker in net:
+                for got_names, ip in net.values():
+                    if name in got_names and ip not in found:
+                        found.append(ip)
+        return found
+
+    def scan_reverse(asker: str, ip: ipaddress.IPv4Address) -> str | None:
+        for net in members.values():
+            if asker in net:
+                for got_names, address in net.values():
+                    if address == ip and got_names:
+                        return got_names[0]
+        return None
+
+    for _ in range(400):
+        network = rng.choice(["n1", "n2", "n3"])
+        container = rng.choice(containers)
+        roll = rng.random()
+        if roll < 0.6:
+            chosen = rng.sample(names, rng.randint(0, 2))
+            ip = IP(f"10.0.0.{rng.randint(2, 9)}")  # shared addresses on purpose
+            dns.set_endpoint(network, container, chosen, ip)
+            members.setdefault(network, {})[container] = (tuple(dict.fromkeys(chosen)), ip)
+        elif roll < 0.95:
+            dns.remove_endpoint(network, container)
+            members.get(network, {}).pop(container, None)
+            if network in members and not members[network]:
+                del members[network]
+        else:
+            dns.remove_network(network)
+            members.pop(network, None)
+        asker = rng.choice(containers)
+        for name in names:
+            assert dns.lookup(asker, name) == scan(asker, name)
+        for last in range(2, 10):
+            assert dns.reverse(asker, IP(f"10.0.0.{last}")) == scan_reverse(
+                asker, IP(f"10.0.0.{last}")
+            )
+
+
 def test_answers_without_network_access() -> None:
     import asyncio
 
@@ -231,3 +286,17 @@ def test_result_parsing_picks_the_sandbox_interface() -> None:
     assert parsed.mac == "cc:cc:cc:cc:cc:cc"
     assert parsed.address == ipaddress.IPv4Interface("10.9.0.5/24")
     assert parsed.gateway == ipaddress.IPv4Address("10.9.0.1")
+
+
+def test_no_netns_agrees_with_the_listing(tmp_path: Path) -> None:
+    from declarun.daemon.networks.netns import list_netns, netns_dir, no_netns
+
+    assert no_netns(tmp_path) and list_netns(tmp_path) == []
+    directory = netns_dir(tmp_path)
+    directory.mkdir(parents=True)
+    (directory / "sub").mkdir()  # not a namespace file
+    assert no_netns(tmp_path) and list_netns(tmp_path) == []
+    (directory / "abc").touch()
+    assert not no_netns(tmp_path) and list_netns(tmp_path) == [directory / "abc"]
+    (directory / "abc").unlink()
+    assert no_netns(tmp_path)

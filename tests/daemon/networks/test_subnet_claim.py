@@ -31,7 +31,9 @@ def test_a_stale_record_gets_the_subnet_a_concurrent_first_attachment_moved_to(
     # Another daemon's bridge holds the route: the subnet must move.
     monkeypatch.setattr(service_module, "_routes_by_device", lambda: [(subnet, "dr-foreign")])
     attached: list[SimpleNamespace] = []
-    monkeypatch.setattr(service.cni, "attachments", lambda: attached)
+    monkeypatch.setattr(
+        service.cni, "has_attachments", lambda nid: any(a.network_id == nid for a in attached)
+    )
 
     async def no_bridge(_record: NetworkRecord) -> None:
         return None

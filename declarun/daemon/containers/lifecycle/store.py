@@ -5,7 +5,11 @@ written whole), so a daemon killed at any moment restarts with every container e
 last recorded. The database's unique ``name`` column is the final word on name conflicts.
 
 References resolve as dockerd's ``GetContainer``: a full id, then a name (with or without
-its leading ``/``), then an unambiguous id prefix.
+its leading ``/``), then an unambiguous id prefix. Each is an index lookup, not a scan of
+every record: ids and names are dict keys, and the sorted id list answers a prefix by
+bisection (``docker inspect 3f2a`` costs the same with 10 or 10,000 containers). The
+oldest-first order of :meth:`RecordStore.all` is kept and rebuilt only after a container
+was added or deleted.
 
 On disk, under the data root::
 
@@ -16,6 +20,7 @@ On disk, under the data root::
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 from collections.abc import Callable
@@ -53,6 +58,10 @@ class RecordStore:
         self.exit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._records: dict[str, ContainerRecord] = {}
         self._names: dict[str, str] = {}
+        #: Every id, sorted: an id prefix is a range of it (found by bisection).
+        self._sorted_ids: list[str] = []
+        #: :meth:`all`'s answer, until a record is added or deleted.
+        self._ordered: list[ContainerRecord] | None = None
         self._runtimes: dict[str, OciRuntime] = {}
         #: Called after every save: state changes that happen without an exit (a stop
         #: during a restart back-off) wake ``wait?condition=not-running`` through them.
@@ -90,16 +99,20 @@ class RecordStore:
         if cid is not None:
             return self._records[cid]
         if ref and all(c in "0123456789abcdef" for c in ref):
-            matches = [r for i, r in self._records.items() if i.startswith(ref)]
+            # The ids starting with ref are consecutive in the sorted list: look at two.
+            start = bisect.bisect_left(self._sorted_ids, ref)
+            matches = [i for i in self._sorted_ids[start : start + 2] if i.startswith(ref)]
             if len(matches) == 1:
-                return matches[0]
+                return self._records[matches[0]]
             if len(matches) > 1:
                 raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
     def all(self) -> list[ContainerRecord]:
-        """Every record, oldest first."""
-        return sorted(self._records.values(), key=lambda r: (r.created_ns, r.id))
+        """Every record, oldest first (a new list: the caller may change it)."""
+        if self._ordered is None:
+            self._ordered = sorted(self._records.values(), key=lambda r: (r.created_ns, r.id))
+        return list(self._ordered)
 
     def contains(self, cid: str) -> bool:
         """Whether a container with this exact id exists."""
@@ -133,8 +146,14 @@ class RecordStore:
             if "UNIQUE" in str(exc) and "name" in str(exc):
                 raise name_conflict(rec.name, "unknown") from None
             raise DaemonError(f"cannot store container: {exc}") from None
+        self._index(rec)
+
+    def _index(self, rec: ContainerRecord) -> None:
+        if rec.id not in self._records:
+            bisect.insort(self._sorted_ids, rec.id)
         self._records[rec.id] = rec
         self._names[rec.name] = rec.id
+        self._ordered = None
 
     def save(self, rec: ContainerRecord) -> None:
         """Persist the current record of an existing container."""
@@ -161,7 +180,11 @@ class RecordStore:
     def delete(self, rec: ContainerRecord) -> None:
         """Forget a container (its files are the caller's to remove first)."""
         self.metadata.delete_container(rec.id)
-        self._records.pop(rec.id, None)
+        if self._records.pop(rec.id, None) is not None:
+            at = bisect.bisect_left(self._sorted_ids, rec.id)
+            if at < len(self._sorted_ids) and self._sorted_ids[at] == rec.id:
+                del self._sorted_ids[at]
+            self._ordered = None
         if self._names.get(rec.name) == rec.id:
             self._names.pop(rec.name, None)
 
@@ -178,8 +201,7 @@ class RecordStore:
             except (KeyError, ValueError, TypeError, DaemonError) as exc:
                 log.error("container %s has a damaged record, skipped: %s", row.id, exc)
                 continue
-            self._records[rec.id] = rec
-            self._names[rec.name] = rec.id
+            self._index(rec)
             loaded.append(rec)
         return loaded
 
