@@ -63,6 +63,7 @@ __all__ = [
     "DesiredState",
     "DesiredVolume",
     "desired_state",
+    "external_network",
     "network_engine_name",
     "volume_engine_name",
 ]
@@ -127,7 +128,8 @@ class DesiredVolume:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredNetwork:
-    """A network to exist, with its create body (an ``external`` one is only used)."""
+    """A network to exist, with its create body (an ``external`` one is only used); on a
+    Swarm, an overlay network (``plan.swarm_desired``)."""
 
     id: str
     name: str
@@ -307,7 +309,9 @@ def _external_volume(stack: Stack, volume: Volume) -> DesiredVolume:
     )
 
 
-def _external_network(stack: Stack, network: Network) -> DesiredNetwork:
+def external_network(stack: Stack, network: Network) -> DesiredNetwork:
+    """The desired value of an ``external`` network (on one engine or a Swarm alike): used
+    as it is, never created, changed or removed."""
     config = {"external": True}
     return DesiredNetwork(
         id=f"network:{network.name}",
@@ -346,7 +350,7 @@ def _volume(stack: Stack, volume: Volume) -> DesiredVolume:
 
 def _network(stack: Stack, network: Network) -> DesiredNetwork:
     if network.external:
-        return _external_network(stack, network)
+        return external_network(stack, network)
     config = network_config(network)
     engine = network_engine_name(stack, network.name)
     labels = {**network.labels, **ownership_labels(stack.name, "network", network.name, config)}

@@ -36,7 +36,12 @@ from declarun.plan.bodies import (
     tmpfs_options,
 )
 from declarun.plan.configs import container_config, network_config
-from declarun.plan.desired import network_engine_name, volume_engine_name
+from declarun.plan.desired import (
+    DesiredNetwork,
+    external_network,
+    network_engine_name,
+    volume_engine_name,
+)
 from declarun.plan.identity import (
     LABEL_CONFIG,
     LABEL_CONFIG_HASH,
@@ -83,20 +88,6 @@ class HostFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DesiredSwarmNetwork:
-    """An overlay network to exist, with its create body (an ``external`` one is only used:
-    never created, changed or removed)."""
-
-    id: str
-    name: str
-    engine_name: str
-    config: FrozenDict[str, Any]
-    config_hash: str
-    body: FrozenDict[str, Any]
-    external: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredSwarmFile:
     """A config or secret to exist: content-addressed, so never updated, only replaced by a
     new name."""
@@ -114,6 +105,10 @@ class DesiredSwarmFile:
 # An input file of a service, by digest: the same value as a container's, recorded in a label
 # as on one engine.
 ServiceInput = DesiredInput
+
+# An overlay network to exist, with its create body (an ``external`` one is only used: never
+# created, changed or removed): the same value as a network on one engine.
+DesiredSwarmNetwork = DesiredNetwork
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,18 +184,9 @@ def placement_config(placement: Placement | None) -> dict[str, Any] | None:
 
 
 def _network(stack: Stack, network: Network) -> DesiredSwarmNetwork:
-    engine = network_engine_name(stack, network.name)
     if network.external:
-        external = {"external": True}
-        return DesiredSwarmNetwork(
-            id=f"network:{network.name}",
-            name=network.name,
-            engine_name=engine,
-            config=freeze(external),
-            config_hash=config_hash(external),
-            body=FrozenDict(),
-            external=True,
-        )
+        return external_network(stack, network)
+    engine = network_engine_name(stack, network.name)
     config = {**network_config(network), "driver": "overlay"}
     labels = {**network.labels, **ownership_labels(stack.name, "network", network.name, config)}
     body: dict[str, Any] = {
