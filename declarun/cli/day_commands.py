@@ -24,12 +24,12 @@ from declarun.cli.options import (
     stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
+from declarun.cli.replicas import chosen_replicas
 from declarun.cli.terminal import decide_tty, exec_attached
-from declarun.errors import DeclarunError, EngineError
+from declarun.errors import DeclarunError
 from declarun.reconcile.apply import ApplyOptions, ApplyReport
 from declarun.reconcile.status import status_rows
 from declarun.stack.model import Stack
-from declarun.stack.naming import replica_names
 
 __all__ = ["exec_command", "logs", "status", "watch"]
 
@@ -82,21 +82,7 @@ def status(
 def _engine_names(stack: Stack, wanted: tuple[str, ...]) -> list[str]:
     from declarun.plan.identity import container_name
 
-    everything: dict[str, list[str]] = {}
-    for container in stack.containers.values():
-        replicas = replica_names(container)
-        everything[container.name] = replicas
-        for replica in replicas:
-            everything.setdefault(replica, [replica])
-    if not wanted:
-        chosen = [r for c in stack.containers.values() for r in replica_names(c)]
-    else:
-        unknown = [name for name in wanted if name not in everything]
-        if unknown:
-            known = ", ".join(everything) or "none"
-            raise EngineError(f"no container {', '.join(unknown)} in the stack (it has: {known})")
-        chosen = list(dict.fromkeys(r for name in wanted for r in everything[name]))
-    return [container_name(stack.name, replica) for replica in chosen]
+    return [container_name(stack.name, replica) for replica in chosen_replicas(stack, wanted)]
 
 
 @click.command()
