@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from declarun.cli.apply_output import live_runner, print_report
 from declarun.cli.interrupt import interruptible
@@ -25,6 +23,7 @@ from declarun.cli.options import (
 )
 from declarun.cli.output import stderr_console, stdout_console
 from declarun.cli.replicas import chosen_replicas
+from declarun.cli.status_output import Row, planned, print_status
 from declarun.cli.terminal import decide_tty, exec_attached
 from declarun.errors import DeclarunError
 from declarun.reconcile.apply import ApplyOptions, ApplyReport
@@ -52,31 +51,24 @@ def status(
         return
     with target.connect() as engine:
         rows = status_rows(engine, stack)
-    if output_format == "json":
-        click.echo(json.dumps({"stack": stack.name, "resources": rows}, indent=2))
-        return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("RESOURCE", "ENGINE NAME", "DESIRED", "ACTUAL", "HEALTH", "PORTS", "PLAN"):
-        # Names and ports must stay whole (people copy them); other cells may wrap.
-        table.add_column(column, no_wrap=column in ("RESOURCE", "ENGINE NAME", "PORTS"))
-    for row in rows:
-        plan_cell = "ok" if row["action"] == "noop" else row["action"]
-        style = "" if row["action"] == "noop" else "yellow"
-        if row["problem"]:
-            plan_cell = f"{plan_cell}; failing: {row['problem']}"
-            if row["action"] == "noop":
-                plan_cell = f"failing: {row['problem']}"
-            style = "red"
-        table.add_row(
-            f"{row['kind']} {row['name']}",
-            row["engine_name"],
-            row["desired"],
-            row["actual"],
-            row["health"] or "",
-            ", ".join(row["ports"]),
-            f"[{style}]{plan_cell}[/{style}]" if style else plan_cell,
-        )
-    stdout_console().print(table)
+    print_status(
+        stack.name,
+        rows,
+        output_format,
+        detail=("HEALTH", lambda row: row["health"] or ""),
+        plan=_planned_or_failing,
+    )
+
+
+def _planned_or_failing(row: Row) -> tuple[str, str]:
+    """The PLAN cell of a container that fails (a crash loop) names its problem, in red."""
+    plan_cell, style = planned(row)
+    if row["problem"]:
+        plan_cell = f"{plan_cell}; failing: {row['problem']}"
+        if row["action"] == "noop":
+            plan_cell = f"failing: {row['problem']}"
+        style = "red"
+    return plan_cell, style
 
 
 def _engine_names(stack: Stack, wanted: tuple[str, ...]) -> list[str]:

@@ -15,9 +15,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import click
-from rich.table import Table
-
 from declarun.cli.apply_output import live_runner, print_report
 from declarun.cli.confirm import confirmation
 from declarun.cli.interrupt import interruptible
@@ -25,6 +22,7 @@ from declarun.cli.locking import held_lock
 from declarun.cli.logs_output import follow_streams, print_logs
 from declarun.cli.options import EngineTarget, StackSource
 from declarun.cli.output import stderr_console, stdout_console
+from declarun.cli.status_output import print_status
 from declarun.cli.terminal import exec_attached
 from declarun.engine.port import Engine
 from declarun.engine.swarm_port import SwarmEngine
@@ -147,29 +145,11 @@ def swarm_destroy(
 
 def swarm_status(stack: Stack, output_format: str, target: EngineTarget) -> None:
     """Print each service (where its tasks run) and the other objects of the stack."""
-    import json
-
     with target.connect_swarm() as engine:
         rows = swarm_status_rows(engine, stack)
-    if output_format == "json":
-        click.echo(json.dumps({"stack": stack.name, "resources": rows}, indent=2))
-        return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("RESOURCE", "ENGINE NAME", "DESIRED", "ACTUAL", "NODES", "PORTS", "PLAN"):
-        table.add_column(column, no_wrap=column in ("RESOURCE", "ENGINE NAME", "PORTS"))
-    for row in rows:
-        plan_cell = "ok" if row["action"] == "noop" else row["action"]
-        style = "" if row["action"] == "noop" else "yellow"
-        table.add_row(
-            f"{row['kind']} {row['name']}",
-            row["engine_name"],
-            row["desired"],
-            row["actual"],
-            ", ".join(row["nodes"]),
-            ", ".join(row["ports"]),
-            f"[{style}]{plan_cell}[/{style}]" if style else plan_cell,
-        )
-    stdout_console().print(table)
+    print_status(
+        stack.name, rows, output_format, detail=("NODES", lambda row: ", ".join(row["nodes"]))
+    )
 
 
 class _ServiceLogs:
