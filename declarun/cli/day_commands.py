@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from declarun.cli.apply_output import live_runner, print_report
+from declarun.cli.apply_output import print_report
 from declarun.cli.interrupt import interruptible
 from declarun.cli.locking import held_lock, lock_timeout_option
 from declarun.cli.logs_output import follow_logs, print_logs
@@ -25,7 +25,6 @@ from declarun.cli.output import stderr_console, stdout_console
 from declarun.cli.replicas import chosen_replicas
 from declarun.cli.status_output import Row, planned, print_status
 from declarun.cli.terminal import decide_tty, exec_attached
-from declarun.errors import DeclarunError
 from declarun.reconcile.apply import ApplyOptions, ApplyReport
 from declarun.reconcile.status import status_rows
 from declarun.stack.model import Stack
@@ -178,7 +177,8 @@ def watch(
     target: EngineTarget,
 ) -> None:
     """Keep the engine matching FILE: re-apply when a container drifts or FILE changes."""
-    from declarun.reconcile.watch import WatchHooks, watch_stack
+    from declarun.cli.watch_hooks import watch_hooks
+    from declarun.reconcile.watch import watch_stack
 
     file = stack_file(file)
     if target.is_swarm:
@@ -200,17 +200,7 @@ def watch(
             print_report(report, console)
         shown_failing[0] = failing
 
-    def on_error(error: DeclarunError) -> None:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
-
-    def on_wake(why: str) -> None:
-        hooks.on_plan = live_runner()  # a fresh runner: "applying again" is per wake-up
-        if why != "start":
-            console.print(f"Woken by {why}: checking.", markup=False, highlight=False)
-
-    hooks = WatchHooks(
-        on_plan=live_runner(), on_report=on_report, on_error=on_error, on_wake=on_wake
-    )
+    hooks = watch_hooks(console, errors, on_report, quiet_wakes=("start",))
     stack = source.load_or_exit(file)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
     apply_options = ApplyOptions(prune=not no_prune, parallel=parallel)

@@ -275,7 +275,8 @@ def swarm_watch(
     """Keep the Swarm matching ``file``: apply now, then again whenever the file changes or
     the Swarm drifts (looked at every few seconds: Swarm heals tasks itself, and what is
     left to put right is a changed or removed service). The stack's lock is held meanwhile."""
-    from declarun.reconcile.watch import WatchHooks, watch_stack
+    from declarun.cli.watch_hooks import watch_hooks
+    from declarun.reconcile.watch import watch_stack
 
     console, errors = stdout_console(), stderr_console()
 
@@ -283,17 +284,7 @@ def swarm_watch(
         if not report.nothing_to_do:
             print_report(report, console)
 
-    def on_error(error: DeclarunError) -> None:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
-
-    def on_wake(why: str) -> None:
-        hooks.on_plan = live_runner()
-        if why not in ("start", "a periodic look"):
-            console.print(f"Woken by {why}: checking.", markup=False, highlight=False)
-
-    hooks = WatchHooks(
-        on_plan=live_runner(), on_report=on_report, on_error=on_error, on_wake=on_wake
-    )
+    hooks = watch_hooks(console, errors, on_report, quiet_wakes=("start", "a periodic look"))
     stack = source.load_or_exit(file)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
     with (
