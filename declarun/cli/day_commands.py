@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from declarun.cli.apply_output import live_runner, print_report
+from declarun.cli.apply_output import print_report
 from declarun.cli.interrupt import interruptible
 from declarun.cli.locking import held_lock, lock_timeout_option
 from declarun.cli.logs_output import follow_logs, print_logs
@@ -24,12 +22,12 @@ from declarun.cli.options import (
     stack_options,
 )
 from declarun.cli.output import stderr_console, stdout_console
+from declarun.cli.replicas import chosen_replicas
+from declarun.cli.status_output import Row, planned, print_status
 from declarun.cli.terminal import decide_tty, exec_attached
-from declarun.errors import DeclarunError, EngineError
 from declarun.reconcile.apply import ApplyOptions, ApplyReport
 from declarun.reconcile.status import status_rows
 from declarun.stack.model import Stack
-from declarun.stack.naming import replica_names
 
 __all__ = ["exec_command", "logs", "status", "watch"]
 
@@ -52,51 +50,30 @@ def status(
         return
     with target.connect() as engine:
         rows = status_rows(engine, stack)
-    if output_format == "json":
-        click.echo(json.dumps({"stack": stack.name, "resources": rows}, indent=2))
-        return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("RESOURCE", "ENGINE NAME", "DESIRED", "ACTUAL", "HEALTH", "PORTS", "PLAN"):
-        # Names and ports must stay whole (people copy them); other cells may wrap.
-        table.add_column(column, no_wrap=column in ("RESOURCE", "ENGINE NAME", "PORTS"))
-    for row in rows:
-        plan_cell = "ok" if row["action"] == "noop" else row["action"]
-        style = "" if row["action"] == "noop" else "yellow"
-        if row["problem"]:
-            plan_cell = f"{plan_cell}; failing: {row['problem']}"
-            if row["action"] == "noop":
-                plan_cell = f"failing: {row['problem']}"
-            style = "red"
-        table.add_row(
-            f"{row['kind']} {row['name']}",
-            row["engine_name"],
-            row["desired"],
-            row["actual"],
-            row["health"] or "",
-            ", ".join(row["ports"]),
-            f"[{style}]{plan_cell}[/{style}]" if style else plan_cell,
-        )
-    stdout_console().print(table)
+    print_status(
+        stack.name,
+        rows,
+        output_format,
+        detail=("HEALTH", lambda row: row["health"] or ""),
+        plan=_planned_or_failing,
+    )
+
+
+def _planned_or_failing(row: Row) -> tuple[str, str]:
+    """The PLAN cell of a container that fails (a crash loop) names its problem, in red."""
+    plan_cell, style = planned(row)
+    if row["problem"]:
+        plan_cell = f"{plan_cell}; failing: {row['problem']}"
+        if row["action"] == "noop":
+            plan_cell = f"failing: {row['problem']}"
+        style = "red"
+    return plan_cell, style
 
 
 def _engine_names(stack: Stack, wanted: tuple[str, ...]) -> list[str]:
     from declarun.plan.identity import container_name
 
-    everything: dict[str, list[str]] = {}
-    for container in stack.containers.values():
-        replicas = replica_names(container)
-        everything[container.name] = replicas
-        for replica in replicas:
-            everything.setdefault(replica, [replica])
-    if not wanted:
-        chosen = [r for c in stack.containers.values() for r in replica_names(c)]
-    else:
-        unknown = [name for name in wanted if name not in everything]
-        if unknown:
-            known = ", ".join(everything) or "none"
-            raise EngineError(f"no container {', '.join(unknown)} in the stack (it has: {known})")
-        chosen = list(dict.fromkeys(r for name in wanted for r in everything[name]))
-    return [container_name(stack.name, replica) for replica in chosen]
+    return [container_name(stack.name, replica) for replica in chosen_replicas(stack, wanted)]
 
 
 @click.command()
@@ -200,7 +177,8 @@ def watch(
     target: EngineTarget,
 ) -> None:
     """Keep the engine matching FILE: re-apply when a container drifts or FILE changes."""
-    from declarun.reconcile.watch import WatchHooks, watch_stack
+    from declarun.cli.watch_hooks import watch_hooks
+    from declarun.reconcile.watch import watch_stack
 
     file = stack_file(file)
     if target.is_swarm:
@@ -222,17 +200,7 @@ def watch(
             print_report(report, console)
         shown_failing[0] = failing
 
-    def on_error(error: DeclarunError) -> None:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
-
-    def on_wake(why: str) -> None:
-        hooks.on_plan = live_runner()  # a fresh runner: "applying again" is per wake-up
-        if why != "start":
-            console.print(f"Woken by {why}: checking.", markup=False, highlight=False)
-
-    hooks = WatchHooks(
-        on_plan=live_runner(), on_report=on_report, on_error=on_error, on_wake=on_wake
-    )
+    hooks = watch_hooks(console, errors, on_report, quiet_wakes=("start",))
     stack = source.load_or_exit(file)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
     apply_options = ApplyOptions(prune=not no_prune, parallel=parallel)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import sys
 import uuid
-from collections.abc import Sequence
 
 import click
 from rich.text import Text
@@ -30,6 +29,7 @@ from declarun.cli.options import (
 )
 from declarun.cli.output import stderr_console, stdout_console
 from declarun.cli.progress import RichProgress
+from declarun.cli.replicas import chosen_replicas
 from declarun.cli.terminal import decide_tty, run_attached
 from declarun.engine.port import Engine
 from declarun.errdefs import ErrorKind, NotFound
@@ -38,30 +38,11 @@ from declarun.observe.state import observe_stack
 from declarun.reconcile.actions import create_container
 from declarun.reconcile.executor import Cancellation, Step, execute
 from declarun.reconcile.manual import ContainerAction, container_steps, prepare_one_off, pull_steps
-from declarun.stack.model import Stack
 from declarun.stack.naming import replica_names
 
 __all__ = ["pull", "restart", "run", "start", "stop"]
 
 _PAST = {"start": "Started", "stop": "Stopped", "restart": "Restarted", "pull": "Pulled"}
-
-
-def chosen_replicas(stack: Stack, wanted: Sequence[str]) -> list[str]:
-    """The replica names ``wanted`` names (a container stands for all its replicas; none
-    named: every container); an unknown name is an error listing the known ones."""
-    everything: dict[str, list[str]] = {}
-    for container in stack.containers.values():
-        replicas = replica_names(container)
-        everything[container.name] = replicas
-        for replica in replicas:
-            everything.setdefault(replica, [replica])
-    if not wanted:
-        return [r for c in stack.containers.values() for r in replica_names(c)]
-    unknown = [name for name in wanted if name not in everything]
-    if unknown:
-        known = ", ".join(everything) or "none"
-        raise EngineError(f"no container {', '.join(unknown)} in the stack (it has: {known})")
-    return list(dict.fromkeys(r for name in wanted for r in everything[name]))
 
 
 def _walk(steps: list[Step], what: str, parallel: int, cancel: Cancellation) -> None:

@@ -15,9 +15,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import click
-from rich.table import Table
-
 from declarun.cli.apply_output import live_runner, print_report
 from declarun.cli.confirm import confirmation
 from declarun.cli.interrupt import interruptible
@@ -25,6 +22,7 @@ from declarun.cli.locking import held_lock
 from declarun.cli.logs_output import follow_streams, print_logs
 from declarun.cli.options import EngineTarget, StackSource
 from declarun.cli.output import stderr_console, stdout_console
+from declarun.cli.status_output import print_status
 from declarun.cli.terminal import exec_attached
 from declarun.engine.port import Engine
 from declarun.engine.swarm_port import SwarmEngine
@@ -147,29 +145,11 @@ def swarm_destroy(
 
 def swarm_status(stack: Stack, output_format: str, target: EngineTarget) -> None:
     """Print each service (where its tasks run) and the other objects of the stack."""
-    import json
-
     with target.connect_swarm() as engine:
         rows = swarm_status_rows(engine, stack)
-    if output_format == "json":
-        click.echo(json.dumps({"stack": stack.name, "resources": rows}, indent=2))
-        return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("RESOURCE", "ENGINE NAME", "DESIRED", "ACTUAL", "NODES", "PORTS", "PLAN"):
-        table.add_column(column, no_wrap=column in ("RESOURCE", "ENGINE NAME", "PORTS"))
-    for row in rows:
-        plan_cell = "ok" if row["action"] == "noop" else row["action"]
-        style = "" if row["action"] == "noop" else "yellow"
-        table.add_row(
-            f"{row['kind']} {row['name']}",
-            row["engine_name"],
-            row["desired"],
-            row["actual"],
-            ", ".join(row["nodes"]),
-            ", ".join(row["ports"]),
-            f"[{style}]{plan_cell}[/{style}]" if style else plan_cell,
-        )
-    stdout_console().print(table)
+    print_status(
+        stack.name, rows, output_format, detail=("NODES", lambda row: ", ".join(row["nodes"]))
+    )
 
 
 class _ServiceLogs:
@@ -295,7 +275,8 @@ def swarm_watch(
     """Keep the Swarm matching ``file``: apply now, then again whenever the file changes or
     the Swarm drifts (looked at every few seconds: Swarm heals tasks itself, and what is
     left to put right is a changed or removed service). The stack's lock is held meanwhile."""
-    from declarun.reconcile.watch import WatchHooks, watch_stack
+    from declarun.cli.watch_hooks import watch_hooks
+    from declarun.reconcile.watch import watch_stack
 
     console, errors = stdout_console(), stderr_console()
 
@@ -303,17 +284,7 @@ def swarm_watch(
         if not report.nothing_to_do:
             print_report(report, console)
 
-    def on_error(error: DeclarunError) -> None:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
-
-    def on_wake(why: str) -> None:
-        hooks.on_plan = live_runner()
-        if why not in ("start", "a periodic look"):
-            console.print(f"Woken by {why}: checking.", markup=False, highlight=False)
-
-    hooks = WatchHooks(
-        on_plan=live_runner(), on_report=on_report, on_error=on_error, on_wake=on_wake
-    )
+    hooks = watch_hooks(console, errors, on_report, quiet_wakes=("start", "a periodic look"))
     stack = source.load_or_exit(file)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
     with (

@@ -7,6 +7,7 @@
 * ``dockerfiles``  the base images of the stack's builds, from their Dockerfiles
 * ``builds``       what each built image would be built from now, and was built from
 * ``buildcache``   what is kept about builds in the user's cache directory
+* ``reading``      what every observation does alike: the objects it keeps, its errors
 
 Everything that reads the engine or the host's files for planning is here, so ``plan/``
 stays pure.

@@ -16,20 +16,19 @@ Engine failures are raised as :class:`~declarun.errors.EngineError`.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from declarun.engine.port import Engine
 from declarun.engine.types import ContainerState, ContainerSummary, PublishedPort, engine_time
-from declarun.errdefs import ErrorKind, NotFound
-from declarun.errors import EngineError
+from declarun.errdefs import NotFound
 from declarun.frozen import FrozenDict
 from declarun.observe.builds import observe_builds
 from declarun.observe.digests import input_digests
 from declarun.observe.dockerfiles import base_images
+from declarun.observe.reading import failures_as_engine_errors, owned_or_wanted
 from declarun.plan.crashes import CRASH_WINDOW
 from declarun.plan.desired import DesiredState, desired_state
-from declarun.plan.identity import LABEL_STACK
 from declarun.plan.lock import Lock
 from declarun.plan.observed import (
     ObservedBuild,
@@ -152,9 +151,7 @@ def _read_engine(
     """What the engine holds of ``stack`` (owned objects, the ``wanted`` (kind, name)s and the
     images ``refs`` names), with the host's ``inputs`` and ``bases`` beside it."""
 
-    def keep(kind: str, name: str, labels: Mapping[str, str]) -> bool:
-        return labels.get(LABEL_STACK) == stack or (kind, name) in wanted
-
+    keep = owned_or_wanted(stack, wanted)
     containers = [
         _container(engine, c)
         for c in engine.list_containers()
@@ -186,7 +183,7 @@ def _read_engine(
 
 def observe_stack(engine: Engine, stack: Stack, *, lock: Lock | None = None) -> Observation:
     """Look at the engine and the host for ``stack`` (see the module docstring)."""
-    try:
+    with failures_as_engine_errors("the engine's state"):
         platform = engine.version().platform
         inputs = input_digests(stack)
         bases = base_images(stack, platform)
@@ -204,8 +201,6 @@ def observe_stack(engine: Engine, stack: Stack, *, lock: Lock | None = None) -> 
             bases=bases,
             builds=builds,
         )
-    except ErrorKind as exc:
-        raise EngineError(f"cannot read the engine's state: {exc}") from exc
     return Observation(observed, desired)
 
 
@@ -214,7 +209,5 @@ def observe(engine: Engine, stack: Stack | str, *, lock: Lock | None = None) -> 
     :func:`observe_stack` sees; given only a stack name, what the stack owns."""
     if isinstance(stack, Stack):
         return observe_stack(engine, stack, lock=lock).observed
-    try:
+    with failures_as_engine_errors("the engine's state"):
         return _read_engine(engine, stack, engine.version().platform)
-    except ErrorKind as exc:
-        raise EngineError(f"cannot read the engine's state: {exc}") from exc

@@ -21,11 +21,9 @@ from pathlib import Path
 
 from declarun.engine.swarm_port import SwarmEngine
 from declarun.engine.swarm_types import ServiceInfo, TaskInfo
-from declarun.errdefs import ErrorKind
-from declarun.errors import EngineError
 from declarun.frozen import FrozenDict
 from declarun.observe.digests import input_digests
-from declarun.plan.identity import LABEL_STACK
+from declarun.observe.reading import failures_as_engine_errors, owned_or_wanted
 from declarun.plan.lock import Lock
 from declarun.plan.swarm_desired import DesiredSwarm, HostFile, desired_swarm
 from declarun.plan.swarm_observed import (
@@ -168,9 +166,7 @@ def read_cluster(
 ) -> ObservedCluster:
     """What the Swarm holds of ``stack`` (owned objects and the ``wanted`` names)."""
 
-    def keep(kind: str, name: str, labels: Mapping[str, str]) -> bool:
-        return labels.get(LABEL_STACK) == stack or (kind, name) in wanted
-
+    keep = owned_or_wanted(stack, wanted)
     nodes = engine.list_nodes()
     hostnames = {n.id: n.hostname for n in nodes}
     services = [s for s in engine.list_services() if keep("service", s.name, s.labels)]
@@ -217,7 +213,7 @@ def observe_swarm(
 ) -> SwarmObservation:
     """Look at the Swarm and the host for ``stack`` (see the module docstring)."""
     mesh = routing_mesh()
-    try:
+    with failures_as_engine_errors("the swarm's state"):
         platform = engine.version().platform
         inputs = input_digests(stack)
         desired = desired_swarm(
@@ -236,6 +232,4 @@ def observe_swarm(
             mesh=mesh,
             inputs=inputs,
         )
-    except ErrorKind as exc:
-        raise EngineError(f"cannot read the swarm's state: {exc}") from exc
     return SwarmObservation(observed, desired)

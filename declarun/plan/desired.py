@@ -23,13 +23,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from declarun.frozen import FrozenDict, freeze, thaw
+from declarun.plan.bodies import (
+    add_network_options,
+    definition_labels,
+    healthcheck_body,
+    tmpfs_options,
+)
 from declarun.plan.buildinputs import BuildInputs
 from declarun.plan.configs import container_config, network_config, volume_config
 from declarun.plan.identity import (
     LABEL_CONFIG,
     LABEL_CONFIG_HASH,
     LABEL_KEEP,
-    LABEL_PROFILES,
     LABEL_REPLICA,
     LABEL_RESOURCE,
     LABEL_STACK,
@@ -37,13 +42,12 @@ from declarun.plan.identity import (
     canonical_json,
     config_hash,
     container_name,
-    input_label,
     network_name,
     ownership_labels,
     resource_label,
     volume_name,
 )
-from declarun.plan.inputs import UNHASHED, bind_key
+from declarun.plan.inputs import DesiredInput, container_inputs
 from declarun.plan.lock import Lock, image_platform
 from declarun.plan.observed import ObservedBuild
 from declarun.stack.model import Build, Container, Image, Mount, Network, Stack, Volume
@@ -59,6 +63,7 @@ __all__ = [
     "DesiredState",
     "DesiredVolume",
     "desired_state",
+    "external_network",
     "network_engine_name",
     "volume_engine_name",
 ]
@@ -123,7 +128,8 @@ class DesiredVolume:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredNetwork:
-    """A network to exist, with its create body (an ``external`` one is only used)."""
+    """A network to exist, with its create body (an ``external`` one is only used); on a
+    Swarm, an overlay network (``plan.swarm_desired``)."""
 
     id: str
     name: str
@@ -132,16 +138,6 @@ class DesiredNetwork:
     config_hash: str
     body: FrozenDict[str, Any]
     external: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DesiredInput:
-    """One input of a container: a file whose content, by digest, the container depends on."""
-
-    kind: str  # env-file | bind
-    path: str
-    label: str  # the label key recording the digest
-    digest: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -313,7 +309,9 @@ def _external_volume(stack: Stack, volume: Volume) -> DesiredVolume:
     )
 
 
-def _external_network(stack: Stack, network: Network) -> DesiredNetwork:
+def external_network(stack: Stack, network: Network) -> DesiredNetwork:
+    """The desired value of an ``external`` network (on one engine or a Swarm alike): used
+    as it is, never created, changed or removed."""
     config = {"external": True}
     return DesiredNetwork(
         id=f"network:{network.name}",
@@ -352,7 +350,7 @@ def _volume(stack: Stack, volume: Volume) -> DesiredVolume:
 
 def _network(stack: Stack, network: Network) -> DesiredNetwork:
     if network.external:
-        return _external_network(stack, network)
+        return external_network(stack, network)
     config = network_config(network)
     engine = network_engine_name(stack, network.name)
     labels = {**network.labels, **ownership_labels(stack.name, "network", network.name, config)}
@@ -363,15 +361,9 @@ def _network(stack: Stack, network: Network) -> DesiredNetwork:
         "Labels": labels,
         "CheckDuplicate": True,
     }
-    if network.driver_opts:
-        body["Options"] = dict(network.driver_opts)
-    if network.subnet is not None:
-        pool = {"Subnet": network.subnet}
-        if network.gateway is not None:
-            pool["Gateway"] = network.gateway
-        body["IPAM"] = {"Driver": "default", "Config": [pool]}
-        if ":" in network.subnet:
-            body["EnableIPv6"] = True
+    add_network_options(body, network)
+    if network.subnet is not None and ":" in network.subnet:
+        body["EnableIPv6"] = True
     return DesiredNetwork(
         id=f"network:{network.name}",
         name=network.name,
@@ -389,32 +381,10 @@ def _mount_body(stack: Stack, mount: Mount) -> dict[str, Any]:
     elif mount.type == "bind":
         body["Source"] = mount.source
     elif mount.type == "tmpfs":
-        options: dict[str, int] = {}
-        if mount.tmpfs_size is not None:
-            options["SizeBytes"] = mount.tmpfs_size
-        if mount.tmpfs_mode is not None:
-            options["Mode"] = mount.tmpfs_mode
+        options = tmpfs_options(mount)
         if options:
             body["TmpfsOptions"] = options
     return body
-
-
-def _inputs(container: Container, inputs: Mapping[str, str]) -> tuple[DesiredInput, ...]:
-    found: dict[str, DesiredInput] = {}
-    for env_file in container.env_files:
-        path = str(env_file.path)
-        label = input_label("env-file", path)
-        found[label] = DesiredInput(
-            kind="env-file", path=path, label=label, digest=f"sha256:{env_file.sha256}"
-        )
-    for mount in container.mounts:
-        if mount.type != "bind" or not mount.read_only or mount.source is None:
-            continue
-        digest = inputs.get(bind_key(mount.source), UNHASHED)
-        if digest != UNHASHED:  # too large or unreadable: not tracked (see plan.inputs)
-            label = input_label("bind", mount.source)
-            found[label] = DesiredInput(kind="bind", path=mount.source, label=label, digest=digest)
-    return tuple(found[label] for label in sorted(found))
 
 
 def _host_config(stack: Stack, container: Container, primary: str) -> dict[str, Any]:
@@ -497,13 +467,7 @@ def _container_body(
         body["ExposedPorts"] = {f"{p.container_port}/{p.protocol}": {} for p in container.ports}
     check = container.healthcheck
     if check is not None:
-        body["Healthcheck"] = {
-            "Test": list(check.test),
-            "Interval": round(check.interval.total_seconds() * _NS),
-            "Timeout": round(check.timeout.total_seconds() * _NS),
-            "Retries": check.retries,
-            "StartPeriod": round(check.start_period.total_seconds() * _NS),
-        }
+        body["Healthcheck"] = healthcheck_body(check)
     extra = tuple((name, freeze(endpoint)) for name, endpoint in endpoints[1:])
     return body, extra
 
@@ -528,14 +492,8 @@ def _containers(
     stack: Stack, container: Container, image: DesiredImage, inputs: Mapping[str, str]
 ) -> list[DesiredContainer]:
     config = container_config(container, image.written_ref, _given_names(stack, container))
-    found = _inputs(container, inputs)
-    shared = {
-        **container.labels,
-        **ownership_labels(stack.name, "container", container.name, config),
-    }
-    shared.update({item.label: item.digest for item in found})
-    if container.profiles:
-        shared[LABEL_PROFILES] = ",".join(container.profiles)
+    found = container_inputs(container, inputs)
+    shared = definition_labels(stack.name, "container", container, config, found)
     result = []
     for index, replica in enumerate(replica_names(container), start=1):
         labels = {**shared, LABEL_REPLICA: str(index)}

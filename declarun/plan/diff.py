@@ -40,7 +40,18 @@ from declarun.plan.desired import (
 )
 from declarun.plan.destroy import plan_destroy
 from declarun.plan.digraph import DiGraph
-from declarun.plan.drafts import Draft, finish, now, reason, short_name, volume_removal
+from declarun.plan.drafts import (
+    Draft,
+    error,
+    finish,
+    foreign,
+    missing,
+    now,
+    orphan_removal,
+    reason,
+    short_name,
+    volume_removal,
+)
 from declarun.plan.graph import build_graph
 from declarun.plan.identity import (
     LABEL_KEEP,
@@ -51,6 +62,7 @@ from declarun.plan.identity import (
 )
 from declarun.plan.lock import Lock
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
+from declarun.plan.network_changes import network_change, network_recreated
 from declarun.plan.observed import ObservedContainer, ObservedNetwork, ObservedState
 from declarun.plan.reasons import config_reasons, image_reasons, input_reasons, short_digest
 from declarun.plan.waits import refuse_impossible_waits
@@ -58,24 +70,6 @@ from declarun.stack.model import Stack
 from declarun.stack.naming import image_for_reference
 
 __all__ = ["desired_hash", "diff", "plan_destroy"]
-
-
-def _foreign(kind: ChangeKind, id_: str, name: str, engine: str, owner: str | None) -> Draft:
-    whose = f"stack '{owner}'" if owner else "no declarun stack"
-    return Draft(
-        id_,
-        "error",
-        kind,
-        name,
-        engine,
-        [
-            reason(
-                "foreign",
-                f"the name {engine} is taken by a {kind} that belongs to {whose}; declarun "
-                "never touches objects it does not own: rename or remove it yourself",
-            )
-        ],
-    )
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -171,20 +165,11 @@ def _external(kind: ChangeKind, id_: str, name: str, engine: str, observed_id: s
     """An external volume or network: used as it is; while it is missing, nothing can start."""
     if observed_id is not None:
         return Draft(id_, "noop", kind, name, engine, observed_id=observed_id)
-    return Draft(
-        id_,
-        "error",
-        kind,
-        name,
-        engine,
-        [
-            reason(
-                "external_missing",
-                f"the external {kind} {engine} does not exist; declarun uses it but never "
-                f"creates it: create it yourself (docker {kind} create {engine})",
-            )
-        ],
+    message = (
+        f"the external {kind} {engine} does not exist; declarun uses it but never "
+        f"creates it: create it yourself (docker {kind} create {engine})"
     )
+    return error(kind, id_, name, engine, reason("external_missing", message))
 
 
 def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
@@ -195,20 +180,11 @@ def _volumes(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]:
             yield _external("volume", volume.id, volume.name, volume.engine_name, found)
             continue
         if observed is None:
-            why = reason("missing", f"volume {volume.engine_name} does not exist")
-            yield Draft(
-                volume.id,
-                "create",
-                "volume",
-                volume.name,
-                volume.engine_name,
-                [why],
-                desired_hash=volume.config_hash,
-            )
+            yield missing("volume", volume.id, volume.name, volume.engine_name, volume.config_hash)
             continue
         if not snapshot.owns(observed.labels):
             owner = observed.labels.get("dev.declarun.stack")
-            yield _foreign("volume", volume.id, volume.name, volume.engine_name, owner)
+            yield foreign("volume", volume.id, volume.name, volume.engine_name, owner)
             continue
         reasons = config_reasons(volume.config, volume.config_hash, observed.labels)
         if reasons:
@@ -238,33 +214,7 @@ def _networks(desired: DesiredState, snapshot: ObservedState) -> Iterable[Draft]
             found = None if observed is None else observed.id
             yield _external("network", network.id, network.name, network.engine_name, found)
             continue
-        if observed is None:
-            why = reason("missing", f"network {network.engine_name} does not exist")
-            yield Draft(
-                network.id,
-                "create",
-                "network",
-                network.name,
-                network.engine_name,
-                [why],
-                desired_hash=network.config_hash,
-            )
-            continue
-        if not snapshot.owns(observed.labels):
-            owner = observed.labels.get("dev.declarun.stack")
-            yield _foreign("network", network.id, network.name, network.engine_name, owner)
-            continue
-        reasons = config_reasons(network.config, network.config_hash, observed.labels)
-        yield Draft(
-            network.id,
-            "recreate" if reasons else "noop",
-            "network",
-            network.name,
-            network.engine_name,
-            reasons,
-            observed_id=observed.id,
-            desired_hash=network.config_hash,
-        )
+        yield network_change(network, observed, snapshot.owns)
 
 
 # -- containers -----------------------------------------------------------------------------
@@ -344,7 +294,7 @@ def _containers(
             continue
         if not snapshot.owns(observed.labels):
             owner = observed.labels.get("dev.declarun.stack")
-            yield _foreign(
+            yield foreign(
                 "container", container.id, container.replica, container.engine_name, owner
             )
             continue
@@ -352,20 +302,12 @@ def _containers(
         image = desired.images[container.image]
         will_pull = images[image.id].action == "pull"
         reasons = config_reasons(container.config, container.config_hash, observed.labels)
-        reasons += input_reasons(container, observed.labels)
+        reasons += input_reasons(container.inputs, observed.labels)
         reasons += image_reasons(
             container, image, snapshot.images.get(image.ref), observed, will_pull
         )
         for network in sorted(replaced_networks & set(observed.networks)):
-            reasons.append(
-                reason(
-                    "dependency_replaced",
-                    f"network {network} is recreated",
-                    field="networks",
-                    before=network,
-                    after=network,
-                )
-            )
+            reasons.append(network_recreated(network))
         if reasons:
             draft.action, draft.reasons = "recreate", reasons
         else:
@@ -426,12 +368,7 @@ def _orphans(
                 name,
                 observed_id=observed.id,
             )
-            if prune:
-                draft.reasons.append(reason("orphan", why))
-            else:
-                draft.action = "noop"
-                draft.reasons.append(reason("kept", f"{why}; kept (--no-prune)"))
-            yield draft
+            yield orphan_removal(draft, why, prune=prune)
     for name, volume in snapshot.volumes.items():
         if ("volume", name) in wanted or not snapshot.owns(volume.labels):
             continue

@@ -13,7 +13,18 @@ from datetime import UTC, datetime
 from declarun.plan.digraph import DiGraph, lexicographical_topological_sort
 from declarun.plan.model import Action, Change, ChangeKind, Reason, Wait
 
-__all__ = ["Draft", "finish", "now", "reason", "short_name", "volume_removal"]
+__all__ = [
+    "Draft",
+    "error",
+    "finish",
+    "foreign",
+    "missing",
+    "now",
+    "orphan_removal",
+    "reason",
+    "short_name",
+    "volume_removal",
+]
 
 _KIND_ORDER = {
     "image": 0,
@@ -51,6 +62,46 @@ def short_name(stack: str, engine_name: str) -> str:
     """An engine name without the stack prefix: the name a change is known by."""
     prefix = f"{stack}-"
     return engine_name[len(prefix) :] if engine_name.startswith(prefix) else engine_name
+
+
+def error(kind: ChangeKind, id_: str, name: str, engine: str, *why: Reason) -> Draft:
+    """An ``error`` change: nothing can be done to the object for the reasons ``why``."""
+    return Draft(id_, "error", kind, name, engine, list(why))
+
+
+def foreign(kind: ChangeKind, id_: str, name: str, engine: str, owner: str | None) -> Draft:
+    """An ``error`` change: the name ``engine`` is held by an object declarun does not own
+    (``owner`` is the stack its label names, if any)."""
+    whose = f"stack '{owner}'" if owner else "no declarun stack"
+    message = (
+        f"the name {engine} is taken by a {kind} that belongs to {whose}; declarun "
+        "never touches objects it does not own: rename or remove it yourself"
+    )
+    return error(kind, id_, name, engine, reason("foreign", message))
+
+
+def missing(kind: ChangeKind, id_: str, name: str, engine: str, desired_hash: str) -> Draft:
+    """A ``create`` change for an object (a volume, a network) whose engine name is unused."""
+    return Draft(
+        id_,
+        "create",
+        kind,
+        name,
+        engine,
+        [reason("missing", f"{kind} {engine} does not exist")],
+        desired_hash=desired_hash,
+    )
+
+
+def orphan_removal(draft: Draft, why: str, *, prune: bool) -> Draft:
+    """Decide the removal of an owned object the stack no longer declares (not a volume:
+    see :func:`volume_removal`): removed when pruning, else kept (``--no-prune``)."""
+    if prune:
+        draft.reasons.append(reason("orphan", why))
+    else:
+        draft.action = "noop"
+        draft.reasons.append(reason("kept", f"{why}; kept (--no-prune)"))
+    return draft
 
 
 def volume_removal(draft: Draft, why: str, *, keep: bool, prune: bool, volumes: bool) -> Draft:

@@ -10,12 +10,12 @@ the whole environment.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from declarun.frozen import freeze, thaw
 from declarun.plan.configs import NESTED_FIELDS
-from declarun.plan.desired import DesiredContainer, DesiredImage
+from declarun.plan.desired import DesiredContainer, DesiredImage, DesiredInput
 from declarun.plan.identity import LABEL_CONFIG, LABEL_CONFIG_HASH, is_masked
 from declarun.plan.model import Reason
 from declarun.plan.observed import ObservedContainer, ObservedImage
@@ -112,10 +112,14 @@ def config_reasons(
     return reasons
 
 
-def input_reasons(desired: DesiredContainer, labels: Mapping[str, str]) -> list[Reason]:
-    """One reason per input file whose content digest differs from the one recorded."""
+def input_reasons(
+    inputs: Iterable[DesiredInput], labels: Mapping[str, str], *, consequence: str = ""
+) -> list[Reason]:
+    """One reason per input file (of a container or a service) whose content digest differs
+    from the one recorded in ``labels``; ``consequence``, when given, ends each message."""
     reasons: list[Reason] = []
-    for item in desired.inputs:
+    ending = f"; {consequence}" if consequence else ""
+    for item in inputs:
         recorded = labels.get(item.label)
         if recorded == item.digest:
             continue
@@ -124,7 +128,7 @@ def input_reasons(desired: DesiredContainer, labels: Mapping[str, str]) -> list[
             Reason(
                 kind="input_changed",
                 message=f"{what} changed: {item.path} "
-                f"(sha256 {short_digest(recorded)} → {short_digest(item.digest)})",
+                f"(sha256 {short_digest(recorded)} → {short_digest(item.digest)}){ending}",
                 field=item.path,
                 before=recorded,
                 after=item.digest,

@@ -29,20 +29,29 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from declarun.frozen import FrozenDict, freeze
+from declarun.plan.bodies import (
+    add_network_options,
+    definition_labels,
+    healthcheck_body,
+    tmpfs_options,
+)
 from declarun.plan.configs import container_config, network_config
-from declarun.plan.desired import network_engine_name, volume_engine_name
+from declarun.plan.desired import (
+    DesiredNetwork,
+    external_network,
+    network_engine_name,
+    volume_engine_name,
+)
 from declarun.plan.identity import (
     LABEL_CONFIG,
     LABEL_CONFIG_HASH,
     LABEL_KEEP,
-    LABEL_PROFILES,
     LABEL_STACK,
     canonical_json,
     config_hash,
-    input_label,
     ownership_labels,
 )
-from declarun.plan.inputs import UNHASHED, bind_key
+from declarun.plan.inputs import DesiredInput, container_inputs
 from declarun.plan.lock import Lock, image_platform
 from declarun.stack.model import Container, Mount, Network, Placement, Stack
 from declarun.stack.naming import image_reference
@@ -79,20 +88,6 @@ class HostFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DesiredSwarmNetwork:
-    """An overlay network to exist, with its create body (an ``external`` one is only used:
-    never created, changed or removed)."""
-
-    id: str
-    name: str
-    engine_name: str
-    config: FrozenDict[str, Any]
-    config_hash: str
-    body: FrozenDict[str, Any]
-    external: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredSwarmFile:
     """A config or secret to exist: content-addressed, so never updated, only replaced by a
     new name."""
@@ -107,14 +102,13 @@ class DesiredSwarmFile:
     labels: FrozenDict[str, str]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServiceInput:
-    """An input file of a service, by digest (recorded in a label as on one engine)."""
+# An input file of a service, by digest: the same value as a container's, recorded in a label
+# as on one engine.
+ServiceInput = DesiredInput
 
-    kind: str  # env-file | bind
-    path: str
-    label: str
-    digest: str
+# An overlay network to exist, with its create body (an ``external`` one is only used: never
+# created, changed or removed): the same value as a network on one engine.
+DesiredSwarmNetwork = DesiredNetwork
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,18 +184,9 @@ def placement_config(placement: Placement | None) -> dict[str, Any] | None:
 
 
 def _network(stack: Stack, network: Network) -> DesiredSwarmNetwork:
-    engine = network_engine_name(stack, network.name)
     if network.external:
-        external = {"external": True}
-        return DesiredSwarmNetwork(
-            id=f"network:{network.name}",
-            name=network.name,
-            engine_name=engine,
-            config=freeze(external),
-            config_hash=config_hash(external),
-            body=FrozenDict(),
-            external=True,
-        )
+        return external_network(stack, network)
+    engine = network_engine_name(stack, network.name)
     config = {**network_config(network), "driver": "overlay"}
     labels = {**network.labels, **ownership_labels(stack.name, "network", network.name, config)}
     body: dict[str, Any] = {
@@ -212,13 +197,7 @@ def _network(stack: Stack, network: Network) -> DesiredSwarmNetwork:
         "Attachable": True,
         "Labels": labels,
     }
-    if network.driver_opts:
-        body["Options"] = dict(network.driver_opts)
-    if network.subnet is not None:
-        pool = {"Subnet": network.subnet}
-        if network.gateway is not None:
-            pool["Gateway"] = network.gateway
-        body["IPAM"] = {"Driver": "default", "Config": [pool]}
+    add_network_options(body, network)
     return DesiredSwarmNetwork(
         id=f"network:{network.name}",
         name=network.name,
@@ -317,11 +296,7 @@ class _ServiceBuilder:
                 "own; it must exist on every node a task may land on"
             )
         elif mount.type == "tmpfs":
-            options: dict[str, int] = {}
-            if mount.tmpfs_size is not None:
-                options["SizeBytes"] = mount.tmpfs_size
-            if mount.tmpfs_mode is not None:
-                options["Mode"] = mount.tmpfs_mode
+            options = tmpfs_options(mount)
             if options:
                 body["TmpfsOptions"] = options
         return body
@@ -483,13 +458,7 @@ def _container_spec(
     spec.update({key: value for key, value in optional.items() if value is not None})
     check = container.healthcheck
     if check is not None:
-        spec["Healthcheck"] = {
-            "Test": list(check.test),
-            "Interval": _ns(check.interval),
-            "Timeout": _ns(check.timeout),
-            "Retries": check.retries,
-            "StartPeriod": _ns(check.start_period),
-        }
+        spec["Healthcheck"] = healthcheck_body(check)
     return spec
 
 
@@ -518,24 +487,6 @@ def _placement(placement: Placement | None) -> dict[str, Any]:
     return body
 
 
-def _inputs(container: Container, digests: Mapping[str, str]) -> tuple[ServiceInput, ...]:
-    found: dict[str, ServiceInput] = {}
-    for env_file in container.env_files:
-        path = str(env_file.path)
-        label = input_label("env-file", path)
-        found[label] = ServiceInput(
-            kind="env-file", path=path, label=label, digest=f"sha256:{env_file.sha256}"
-        )
-    for mount in container.mounts:
-        if mount.type != "bind" or not mount.read_only or mount.source is None:
-            continue
-        digest = digests.get(bind_key(mount.source), UNHASHED)
-        if digest != UNHASHED:
-            label = input_label("bind", mount.source)
-            found[label] = ServiceInput(kind="bind", path=mount.source, label=label, digest=digest)
-    return tuple(found[label] for label in sorted(found))
-
-
 def _service(
     stack: Stack,
     container: Container,
@@ -550,14 +501,8 @@ def _service(
         "replicas": container.replicas,
         "placement": placement_config(container.placement),
     }
-    inputs = _inputs(container, digests)
-    labels = {
-        **container.labels,
-        **ownership_labels(stack.name, "service", container.name, config),
-    }
-    labels.update({item.label: item.digest for item in inputs})
-    if container.profiles:
-        labels[LABEL_PROFILES] = ",".join(container.profiles)
+    inputs = container_inputs(container, digests)
+    labels = definition_labels(stack.name, "service", container, config, inputs)
     builder = _ServiceBuilder(stack, container, host_files, routing_mesh)
     mounts = builder.mounts()
     builder.env_files()

@@ -25,56 +25,27 @@ orphaned services; removals of networks, configs and secrets follow every servic
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from declarun.plan.drafts import Draft, finish, now, reason, short_name
+from declarun.plan.drafts import (
+    Draft,
+    error,
+    finish,
+    foreign,
+    now,
+    orphan_removal,
+    reason,
+    short_name,
+)
 from declarun.plan.identity import LABEL_PROFILES, LABEL_RESOURCE, config_hash, parse_resource
 from declarun.plan.model import Action, ChangeKind, Plan, Reason, Wait
-from declarun.plan.reasons import config_reasons, short_digest
+from declarun.plan.network_changes import network_change, network_recreated
+from declarun.plan.reasons import config_reasons, input_reasons, short_digest
 from declarun.plan.swarm_desired import DesiredService, DesiredSwarm, DesiredSwarmNetwork
 from declarun.plan.swarm_observed import ObservedCluster, ObservedService, ObservedSwarmObject
 from declarun.stack.model import Stack
 
 __all__ = ["diff_swarm", "plan_destroy_swarm", "swarm_desired_hash"]
-
-
-def _foreign(kind: ChangeKind, id_: str, name: str, engine: str, owner: str | None) -> Draft:
-    whose = f"stack '{owner}'" if owner else "no declarun stack"
-    return Draft(
-        id_,
-        "error",
-        kind,
-        name,
-        engine,
-        [
-            reason(
-                "foreign",
-                f"the name {engine} is taken by a {kind} that belongs to {whose}; declarun "
-                "never touches objects it does not own: rename or remove it yourself",
-            )
-        ],
-    )
-
-
-def _input_reasons(service: DesiredService, labels: Mapping[str, str]) -> list[Reason]:
-    reasons = []
-    for item in service.inputs:
-        recorded = labels.get(item.label)
-        if recorded == item.digest:
-            continue
-        what = "env file" if item.kind == "env-file" else "bind-mounted file"
-        reasons.append(
-            reason(
-                "input_changed",
-                f"{what} changed: {item.path} "
-                f"(sha256 {short_digest(recorded)} → {short_digest(item.digest)}); "
-                "it reaches the tasks as a new config",
-                field=item.path,
-                before=recorded,
-                after=item.digest,
-            )
-        )
-    return reasons
 
 
 def _notes(service: DesiredService) -> list[Reason]:
@@ -144,13 +115,12 @@ def _service(
     replaced_networks: set[str],
 ) -> Draft:
     if service.problems:
-        return Draft(
-            service.id,
-            "error",
+        return error(
             "service",
+            service.id,
             service.name,
             service.engine_name,
-            [reason("input_unreadable", problem) for problem in service.problems],
+            *(reason("input_unreadable", problem) for problem in service.problems),
         )
     if observed is None:
         draft = Draft(
@@ -166,9 +136,11 @@ def _service(
         return draft
     if not cluster.owns(observed.labels):
         owner = observed.labels.get("dev.declarun.stack")
-        return _foreign("service", service.id, service.name, service.engine_name, owner)
+        return foreign("service", service.id, service.name, service.engine_name, owner)
     reasons = config_reasons(service.config, service.config_hash, observed.labels)
-    reasons += _input_reasons(service, observed.labels)
+    reasons += input_reasons(
+        service.inputs, observed.labels, consequence="it reaches the tasks as a new config"
+    )
     if observed.image != service.image_ref and not any(r.field == "image" for r in reasons):
         reasons.append(
             reason(
@@ -181,16 +153,7 @@ def _service(
             )
         )
     replaced = sorted(replaced_networks & set(service.networks))
-    for network in replaced:
-        reasons.append(
-            reason(
-                "dependency_replaced",
-                f"network {network} is recreated",
-                field="networks",
-                before=network,
-                after=network,
-            )
-        )
+    reasons.extend(network_recreated(network) for network in replaced)
     if not reasons:
         return _state(service, observed, cluster.down_nodes())
     mode_changed = any(r.field == "run" for r in reasons) or observed.is_job != (
@@ -228,20 +191,17 @@ def _external_network(network: DesiredSwarmNetwork, found: str | None) -> Draft:
         return Draft(
             network.id, "noop", "network", network.name, network.engine_name, observed_id=found
         )
-    return Draft(
-        network.id,
-        "error",
+    message = (
+        f"the external network {network.engine_name} does not exist; declarun uses it "
+        "but never creates it: create it yourself (docker network create --driver "
+        f"overlay --attachable {network.engine_name})"
+    )
+    return error(
         "network",
+        network.id,
         network.name,
         network.engine_name,
-        [
-            reason(
-                "external_missing",
-                f"the external network {network.engine_name} does not exist; declarun uses it "
-                "but never creates it: create it yourself (docker network create --driver "
-                f"overlay --attachable {network.engine_name})",
-            )
-        ],
+        reason("external_missing", message),
     )
 
 
@@ -251,32 +211,7 @@ def _networks(desired: DesiredSwarm, cluster: ObservedCluster) -> Iterable[Draft
         if network.external:
             yield _external_network(network, None if observed is None else observed.id)
             continue
-        if observed is None:
-            yield Draft(
-                network.id,
-                "create",
-                "network",
-                network.name,
-                network.engine_name,
-                [reason("missing", f"network {network.engine_name} does not exist")],
-                desired_hash=network.config_hash,
-            )
-            continue
-        if not cluster.owns(observed.labels):
-            owner = observed.labels.get("dev.declarun.stack")
-            yield _foreign("network", network.id, network.name, network.engine_name, owner)
-            continue
-        reasons = config_reasons(network.config, network.config_hash, observed.labels)
-        yield Draft(
-            network.id,
-            "recreate" if reasons else "noop",
-            "network",
-            network.name,
-            network.engine_name,
-            reasons,
-            observed_id=observed.id,
-            desired_hash=network.config_hash,
-        )
+        yield network_change(network, observed, cluster.owns)
 
 
 def _files(desired: DesiredSwarm, cluster: ObservedCluster) -> Iterable[Draft]:
@@ -295,7 +230,7 @@ def _files(desired: DesiredSwarm, cluster: ObservedCluster) -> Iterable[Draft]:
             )
         elif not cluster.owns(present.labels):
             owner = present.labels.get("dev.declarun.stack")
-            yield _foreign(item.kind, item.id, item.name, item.engine_name, owner)
+            yield foreign(item.kind, item.id, item.name, item.engine_name, owner)
         else:
             yield Draft(
                 item.id, "noop", item.kind, item.name, item.engine_name, observed_id=present.id
@@ -311,8 +246,11 @@ def _orphan_message(kind: str, labels: Mapping[str, str], desired: DesiredSwarm)
     return f"the {kind} is no longer in the stack"
 
 
-def _orphans(desired: DesiredSwarm, cluster: ObservedCluster, prune: bool) -> Iterable[Draft]:
-    wanted = desired.engine_names
+def _owned(
+    cluster: ObservedCluster,
+) -> Iterator[tuple[ChangeKind, str, str, ObservedService | ObservedSwarmObject]]:
+    """(kind, engine name, short name, object) of every object of the stack on the cluster:
+    services, networks, configs, secrets; the short name from the resource label."""
     sources: tuple[tuple[ChangeKind, Mapping[str, ObservedService | ObservedSwarmObject]], ...] = (
         ("service", cluster.services),
         ("network", cluster.networks),
@@ -321,18 +259,21 @@ def _orphans(desired: DesiredSwarm, cluster: ObservedCluster, prune: bool) -> It
     )
     for kind, observed_map in sources:
         for name, observed in observed_map.items():
-            if (kind, name) in wanted or not cluster.owns(observed.labels):
+            if not cluster.owns(observed.labels):
                 continue
             resource = parse_resource(observed.labels.get(LABEL_RESOURCE))
             short = resource[1] if resource else short_name(cluster.stack, name)
-            why = _orphan_message(kind, observed.labels, desired)
-            draft = Draft(f"{kind}:{short}", "remove", kind, short, name, observed_id=observed.id)
-            if prune:
-                draft.reasons.append(reason("orphan", why))
-            else:
-                draft.action = "noop"
-                draft.reasons.append(reason("kept", f"{why}; kept (--no-prune)"))
-            yield draft
+            yield kind, name, short, observed
+
+
+def _orphans(desired: DesiredSwarm, cluster: ObservedCluster, prune: bool) -> Iterable[Draft]:
+    wanted = desired.engine_names
+    for kind, name, short, observed in _owned(cluster):
+        if (kind, name) in wanted:
+            continue
+        why = _orphan_message(kind, observed.labels, desired)
+        draft = Draft(f"{kind}:{short}", "remove", kind, short, name, observed_id=observed.id)
+        yield orphan_removal(draft, why, prune=prune)
 
 
 def _link(stack: Stack, desired: DesiredSwarm, drafts: dict[str, Draft]) -> None:
@@ -411,27 +352,16 @@ def plan_destroy_swarm(
     first, the rest once no service of the stack is left to use them. (Named volumes live
     on each node, made by Swarm; they are left there: see ``specs/scale-out.md``.)"""
     drafts: dict[str, Draft] = {}
-    sources: tuple[tuple[ChangeKind, Mapping[str, ObservedService | ObservedSwarmObject]], ...] = (
-        ("service", cluster.services),
-        ("network", cluster.networks),
-        ("config", cluster.configs),
-        ("secret", cluster.secrets),
-    )
-    for kind, observed_map in sources:
-        for name, observed in observed_map.items():
-            if not cluster.owns(observed.labels):
-                continue
-            resource = parse_resource(observed.labels.get(LABEL_RESOURCE))
-            short = resource[1] if resource else short_name(cluster.stack, name)
-            drafts[f"{kind}:{short}"] = Draft(
-                f"{kind}:{short}",
-                "remove",
-                kind,
-                short,
-                name,
-                [reason("destroy", "destroy")],
-                observed_id=observed.id,
-            )
+    for kind, name, short, observed in _owned(cluster):
+        drafts[f"{kind}:{short}"] = Draft(
+            f"{kind}:{short}",
+            "remove",
+            kind,
+            short,
+            name,
+            [reason("destroy", "destroy")],
+            observed_id=observed.id,
+        )
     services = {d.id for d in drafts.values() if d.kind == "service"}
     for draft in drafts.values():
         if draft.kind != "service":

@@ -7,6 +7,7 @@ restart policies, each registered as listeners on the service.
 ``exec_instances``   ``docker exec`` instances, kept in memory as dockerd keeps them
 ``health``           running a container's ``Healthcheck`` on an interval
 ``restart``          restart policies and their back-off
+``container_tasks``  one asyncio task per container (health checkers, pending restarts)
 """
 
 from __future__ import annotations

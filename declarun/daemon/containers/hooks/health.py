@@ -24,12 +24,12 @@ daemon restart, running containers resume checking with the status they had.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
 from typing import Any
 
+from declarun.daemon.containers.hooks.container_tasks import ContainerTasks
 from declarun.daemon.containers.hooks.exec_instances import ExecConfig, build_process, exec_dir
 from declarun.daemon.containers.lifecycle.record import format_time
 from declarun.daemon.containers.runtime.exec_session import run_exec
@@ -99,7 +99,7 @@ class HealthMonitors:
 
     def __init__(self, service: Any) -> None:
         self.service = service
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks = ContainerTasks()
 
     def start(self, record: Any, *, resume: bool = False) -> None:
         """Begin checking ``record`` (status ``starting``, or as it was with ``resume``)."""
@@ -111,25 +111,15 @@ class HealthMonitors:
         if not resume or not isinstance(health, dict):
             health = {"Status": STARTING, "FailingStreak": 0, "Log": []}
             self.service.update_state(record.id, health=health)
-        self._tasks[record.id] = asyncio.get_running_loop().create_task(
-            self._run(record.id), name=f"health-{record.id[:12]}"
-        )
+        self._tasks.start(record.id, self._run(record.id), name=f"health-{record.id[:12]}")
 
     def stop(self, container_id: str) -> None:
         """Stop checking a container (it exited or was removed)."""
-        task = self._tasks.pop(container_id, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        self._tasks.cancel(container_id)
 
     async def close(self) -> None:
         """Stop every checker (daemon shutdown)."""
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):  # _run reports its own errors
-                await task
+        await self._tasks.close()  # _run reports its own errors
 
     async def _run(self, container_id: str) -> None:
         try:
@@ -156,8 +146,7 @@ class HealthMonitors:
         except Exception:  # a daemon fault: this checker ends, the others go on
             log.exception("health checker of %s failed", container_id[:12])
         finally:
-            if self._tasks.get(container_id) is asyncio.current_task():
-                del self._tasks[container_id]
+            self._tasks.forget_current(container_id)
 
     def _interval(self, record: Any, check: Any) -> int:
         health = record.state.health or {}

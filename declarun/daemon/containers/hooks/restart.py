@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from declarun.daemon.containers.hooks.container_tasks import ContainerTasks
 from declarun.errdefs import NotFound
 from declarun.errors import DeclarunError
 
@@ -87,7 +88,7 @@ class RestartManager:
     def __init__(self, service: Any) -> None:
         self.service = service
         self._delays: dict[str, float] = {}
-        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._pending = ContainerTasks()
         self._held = False
         self._noted: dict[str, Any] = {}
 
@@ -113,25 +114,17 @@ class RestartManager:
         self._delays[record.id] = delay
         self.cancel(record.id)
         self.service.update_state(record.id, restarting=True)
-        self._pending[record.id] = asyncio.get_running_loop().create_task(
-            self._restart_later(record.id, delay), name=f"restart-{record.id[:12]}"
+        self._pending.start(
+            record.id, self._restart_later(record.id, delay), name=f"restart-{record.id[:12]}"
         )
 
     def cancel(self, container_id: str) -> None:
         """Forget a pending restart (the container was stopped, started or removed)."""
-        task = self._pending.pop(container_id, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        self._pending.cancel(container_id)
 
     async def close(self) -> None:
         """Cancel every pending restart (daemon shutdown)."""
-        tasks = list(self._pending.values())
-        self._pending.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):  # the tasks report their errors
-                await task
+        await self._pending.close()  # the tasks report their errors
 
     async def _restart_later(self, container_id: str, delay: float) -> None:
         try:
@@ -159,8 +152,7 @@ class RestartManager:
         except Exception:  # a daemon fault: this restart ends, the others go on
             log.exception("restart of %s failed", container_id[:12])
         finally:
-            if self._pending.get(container_id) is asyncio.current_task():
-                del self._pending[container_id]
+            self._pending.forget_current(container_id)
 
     def restart_at_daemon_start(self) -> None:
         """Start the containers whose policy wants them running (see module docstring)."""
@@ -181,8 +173,8 @@ class RestartManager:
                 if record.id in noted or was_restarting:
                     self.on_exit(record, noted.get(record.id) or _LastExit(state.exit_code))
                 continue
-            self._pending[record.id] = asyncio.get_running_loop().create_task(
-                self._start_now(record.id), name=f"restart-{record.id[:12]}"
+            self._pending.start(
+                record.id, self._start_now(record.id), name=f"restart-{record.id[:12]}"
             )
 
     async def _start_now(self, container_id: str) -> None:
@@ -195,5 +187,4 @@ class RestartManager:
         except Exception:  # a daemon fault: logged, the daemon keeps starting
             log.exception("restarting container %s at daemon start failed", container_id[:12])
         finally:
-            if self._pending.get(container_id) is asyncio.current_task():
-                del self._pending[container_id]
+            self._pending.forget_current(container_id)
