@@ -284,8 +284,12 @@ class _Applier:
     def _make_file(
         self, tar: tarfile.TarFile, pdir: ResolvedDir, name: str, member: tarfile.TarInfo
     ) -> None:
-        self._remove_existing(pdir, name, keep_dir=False)
-        fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=pdir.fd)
+        try:
+            fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=pdir.fd)
+        except FileExistsError:
+            # Tried first, as most names are new: whatever is there (never opened) goes.
+            self._remove_existing(pdir, name, keep_dir=False)
+            fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=pdir.fd)
         try:
             if member.size >= _ROOM_CHECK_FROM:
                 _check_room(fd, member)
