@@ -442,12 +442,15 @@ class Harness:
         *,
         extra_args: Sequence[str] = (),
         wrapper: Sequence[str] = (),
+        source: Path | None = None,
     ) -> Daemon:
-        """declarund from this checkout with a fresh data root ``<root>/<name>/root``.
+        """declarund from this checkout (or the checkout ``source``, run with this one's
+        virtualenv) with a fresh data root ``<root>/<name>/root``.
 
         ``wrapper`` prefixes the command (e.g. ``py-spy record -o out.svg --``); memory is
         then still measured on declarund itself, not the wrapper.
         """
+        tree = source if source is not None else REPO_ROOT
         directory = self.path(name)
         sock = directory / "declarun.sock"
         python = REPO_ROOT / ".venv" / "bin" / "python"
@@ -463,9 +466,9 @@ class Harness:
             *extra_args,
         ]  # fmt: skip
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
         log = directory / "declarund.log"
-        process = self.spawn(name, command, log, cwd=REPO_ROOT, env=env)
+        process = self.spawn(name, command, log, cwd=tree, env=env)
         daemon = Daemon("declarund", f"unix://{sock}", directory, process, process.pid)
         self._wait_ready(daemon, log)
         if wrapper:

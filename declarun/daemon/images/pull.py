@@ -9,10 +9,13 @@ dockerd answers a missing tag with a 404 rather than a stream)::
 ``run`` follows the GC protocol of :mod:`declarun.daemon.images.gc`: one lease for the
 whole pull, each blob, ingest ref and snapshot added to it *before* it is looked for or
 written, the image record stored before the lease is dropped. Layers download in
-parallel (``max_concurrent_downloads``) into resumable ingests and are unpacked in order
-as soon as they and the layers below are there; each unpack checks the diff ID the image
-config lists. Nothing is registered unless every step succeeded, so a failed pull leaves
-no image and no corrupt blob behind.
+parallel (``max_concurrent_downloads``) into resumable ingests; each is unpacked as soon as
+it is there -- with overlay snapshots up to :data:`UNPACK_CONCURRENCY` layers side by side,
+since a layer's snapshot does not need its parent's files (a copying snapshotter applies
+them one after the other, each on its parent's tree) -- into a private directory, checked
+against the diff ID the image config lists, and the snapshots are committed in chain order.
+Nothing is registered unless every step succeeded, so a failed pull leaves no image, no
+half-applied layer and no corrupt blob behind.
 
 A pull's lease is named ``pull-*`` and outlives a daemon killed mid-pull (until it
 expires, 24 h after it was made; a pull that failed or was cancelled keeps it for one more
@@ -29,11 +32,12 @@ import contextlib
 import difflib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from declarun.daemon import failpoints
 from declarun.daemon.images import mediatypes
@@ -62,18 +66,31 @@ from declarun.daemon.metadata import (
     LeaseNotFoundError,
     LeaseResource,
 )
-from declarun.daemon.snapshots import chain_ids
+from declarun.daemon.snapshots import StagedLayer, chain_ids
 from declarun.errdefs import ErrorKind, InvalidArgument, NotFound, SystemFailure
 from declarun.errors import ContentError, DaemonError
 from declarun.reference import ImageReference
 
-__all__ = ["PreparedPull", "credential_provider", "prepare_pull", "registry_error"]
+__all__ = [
+    "UNPACK_CONCURRENCY",
+    "PreparedPull",
+    "credential_provider",
+    "prepare_pull",
+    "registry_error",
+]
 
 log = logging.getLogger("declarun.daemon.images.pull")
 
 _LEASE_TTL = 24 * 3600.0
 # How long a failed or cancelled pull's verified blobs and partial downloads are kept.
 _RESUME_TTL = 3600.0
+
+#: Layers of one pull unpacked at the same time (overlay snapshots). Unpacking is mostly
+#: file creation in the kernel, which runs in parallel; more than a layer or so per core
+#: only adds contention.
+UNPACK_CONCURRENCY = min(3, max(2, os.cpu_count() or 2))
+
+_T = TypeVar("_T")
 
 
 def credential_provider() -> Callable[[str], Credentials | None]:
@@ -316,20 +333,53 @@ class PreparedPull:
                 downloads[job.desc.digest] = asyncio.create_task(
                     self._download(job.desc, limit, emit)
                 )
+        snapshotter = self.service.snapshotter
+        independent = snapshotter.independent_layers
+        slots = asyncio.Semaphore(UNPACK_CONCURRENCY if independent else 1)
+        parents = [None, *(j.chain_id for j in jobs[:-1])]
+        committed = [asyncio.Event() for _ in jobs]
+        stages = [
+            asyncio.create_task(
+                self._stage(
+                    job,
+                    parent,
+                    downloads.get(job.desc.digest),
+                    # A copying snapshotter starts from the parent's committed tree.
+                    None if independent or index == 0 else committed[index - 1],
+                    slots,
+                    emit,
+                    loop,
+                )
+            )
+            for index, (job, parent) in enumerate(zip(jobs, parents, strict=True))
+        ]
+        claimed: set[int] = set()
         try:
             sizes: list[int] = []
-            parent: str | None = None
-            for job in jobs:
-                if job.desc.digest in downloads:
-                    await downloads[job.desc.digest]
-                size = await self._unpack(job, parent, emit, loop)
+            for index, (job, parent) in enumerate(zip(jobs, parents, strict=True)):
+                staged = await stages[index]
+                claimed.add(index)
+                size = await self._commit(job, parent, staged, emit)
+                committed[index].set()
                 sizes.append(size)
-                parent = job.chain_id
             return sizes
         finally:
-            for task in downloads.values():
+            for task in (*stages, *downloads.values()):
                 task.cancel()
-            await asyncio.gather(*downloads.values(), return_exceptions=True)
+            await _settle(self._discard_unclaimed(stages, claimed))
+            await _settle(asyncio.gather(*downloads.values(), return_exceptions=True))
+
+    async def _discard_unclaimed(
+        self, stages: list[asyncio.Task[StagedLayer | None]], claimed: set[int]
+    ) -> None:
+        """Wait for every staging to end; throw away what was staged but not committed."""
+        await asyncio.gather(*stages, return_exceptions=True)
+        for index, task in enumerate(stages):
+            if index in claimed or task.cancelled() or task.exception() is not None:
+                continue
+            staged = task.result()
+            if staged is not None:
+                await asyncio.to_thread(self.service.snapshotter.abort, staged.prepared)
 
     async def _download(self, desc: Descriptor, limit: asyncio.Semaphore, emit: Emit) -> None:
         store, lid = self.service.store, short_id(desc.digest)
@@ -381,14 +431,26 @@ class PreparedPull:
                 writer.close()
         emit(status_message("Download complete", lid, detail=True))
 
-    async def _unpack(
-        self, job: _LayerJob, parent: str | None, emit: Emit, loop: asyncio.AbstractEventLoop
-    ) -> int:
+    async def _stage(
+        self,
+        job: _LayerJob,
+        parent: str | None,
+        download: asyncio.Task[None] | None,
+        parent_committed: asyncio.Event | None,
+        slots: asyncio.Semaphore,
+        emit: Emit,
+        loop: asyncio.AbstractEventLoop,
+    ) -> StagedLayer | None:
+        """Unpack a layer into a staged snapshot once it is downloaded (and, for a copying
+        snapshotter, its parent committed); None if its snapshot already exists."""
         svc, lid = self.service, short_id(job.desc.digest)
-        if await asyncio.to_thread(svc.snapshotter.exists, job.chain_id):
-            info = await asyncio.to_thread(svc.snapshotter.info, job.chain_id)
-            size = info.size
-        else:
+        if download is not None:
+            await asyncio.shield(download)  # cancelled with the pull, not with this task
+        if parent_committed is not None:
+            await parent_committed.wait()
+        async with slots:
+            if await asyncio.to_thread(svc.snapshotter.exists, job.chain_id):
+                return None
             throttle = ProgressThrottle(job.desc.size)
 
             def report(current: int) -> None:
@@ -396,20 +458,38 @@ class PreparedPull:
                     msg = progress_message("Extracting", lid, current, job.desc.size)
                     loop.call_soon_threadsafe(emit, msg)
 
-            size = await asyncio.shield(asyncio.to_thread(self._apply, job, parent, report))
+            def discard(staged: StagedLayer) -> None:
+                svc.snapshotter.abort(staged.prepared)
+
+            return await _finish_in_thread(
+                lambda: self._apply(job, parent, report), discard=discard
+            )
+
+    async def _commit(
+        self, job: _LayerJob, parent: str | None, staged: StagedLayer | None, emit: Emit
+    ) -> int:
+        """Publish a staged layer (its parent is committed by now) and record it."""
+        svc = self.service
+        if staged is None:
+            info = await asyncio.to_thread(svc.snapshotter.info, job.chain_id)
+            size = info.size
+        else:
+            await asyncio.shield(asyncio.to_thread(svc.snapshotter.commit_staged, staged))
+            size = staged.size
         layer = Layer(job.chain_id, job.diff_id, parent, size, time.time())
         await asyncio.to_thread(svc.metadata.put_layer, layer)
         if not job.present:
-            emit(status_message("Pull complete", lid, detail=True))
+            emit(status_message("Pull complete", short_id(job.desc.digest), detail=True))
         return size
 
-    def _apply(self, job: _LayerJob, parent: str | None, report: Callable[[int], None]) -> int:
+    def _apply(
+        self, job: _LayerJob, parent: str | None, report: Callable[[int], None]
+    ) -> StagedLayer:
         svc = self.service
         with svc.store.open(job.desc.digest) as blob:
-            applied = svc.snapshotter.apply_layer(
+            return svc.snapshotter.stage_layer(
                 parent, _CountingReader(blob, report), diff_id=job.diff_id
             )
-        return applied.snapshot.size
 
 
 def _add_to_lease(
@@ -475,6 +555,45 @@ async def _to_completion(func: Callable[[], object]) -> None:
     if cancelled:
         if not task.cancelled() and task.exception() is not None:
             log.warning("a commit finished after its pull was cancelled: %s", task.exception())
+        raise asyncio.CancelledError
+
+
+async def _finish_in_thread(func: Callable[[], _T], *, discard: Callable[[_T], None]) -> _T:
+    """Run ``func`` in a worker thread to its end, even when the caller is cancelled
+    meanwhile; then hand what it made to ``discard`` (in a thread, also to its end) and
+    re-raise the cancellation, so a cancelled pull leaves no staged layer behind."""
+    task = asyncio.ensure_future(asyncio.to_thread(func))
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+    if cancelled:
+        if not task.cancelled() and task.exception() is None:
+            await _settle(asyncio.to_thread(discard, task.result()))
+        raise asyncio.CancelledError
+    return task.result()
+
+
+async def _settle(awaitable: Any) -> None:
+    """Await ``awaitable`` to its end even if cancelled meanwhile (then re-raise that); a
+    failure of its own is logged: the caller is cleaning up and only waits."""
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = cancelled or not task.done() or task.cancelled()
+        except Exception:
+            break
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("clean-up after a pull failed: %s", task.exception())
+    if cancelled:
         raise asyncio.CancelledError
 
 

@@ -49,7 +49,7 @@ import zstandard
 
 from declarun.daemon import failpoints
 from declarun.daemon.images.fsops import clone_tree, remove_tree, sync_filesystem, temp_sibling
-from declarun.daemon.images.layerstream import HashingReader, Readable, open_uncompressed
+from declarun.daemon.images.layerstream import Readable, ReadAhead, read_ahead
 from declarun.daemon.images.tarsafe import InRoot, ResolvedDir, clean_name
 from declarun.errors import UnpackError
 
@@ -284,8 +284,12 @@ class _Applier:
     def _make_file(
         self, tar: tarfile.TarFile, pdir: ResolvedDir, name: str, member: tarfile.TarInfo
     ) -> None:
-        self._remove_existing(pdir, name, keep_dir=False)
-        fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=pdir.fd)
+        try:
+            fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=pdir.fd)
+        except FileExistsError:
+            # Tried first, as most names are new: whatever is there (never opened) goes.
+            self._remove_existing(pdir, name, keep_dir=False)
+            fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=pdir.fd)
         try:
             if member.size >= _ROOM_CHECK_FROM:
                 _check_room(fd, member)
@@ -535,7 +539,7 @@ def _copy_to_fd(source: Readable, fd: int) -> None:
         os.ftruncate(fd, os.lseek(fd, hole, os.SEEK_CUR))
 
 
-def _open_tar(reader: HashingReader) -> tarfile.TarFile | None:
+def _open_tar(reader: ReadAhead) -> tarfile.TarFile | None:
     """Open the stream for sequential header reading; None for an empty (0-byte) layer."""
     try:
         return tarfile.open(  # type: ignore[call-overload, no-any-return]
@@ -587,9 +591,9 @@ def apply_into(layer: BinaryIO | Readable, root: Path, *, mode: Mode) -> ApplyRe
     """
     if mode not in ("overlay", "flat"):
         raise ValueError(f"unknown apply mode {mode!r}")
-    reader, compression = open_uncompressed(layer)
+    reader, compression = read_ahead(layer)
     entries = 0
-    with _open_root(root) as root_fd:
+    with reader, _open_root(root) as root_fd:
         applier = _Applier(root_fd, mode)
         try:
             tar = _open_tar(reader)

@@ -24,6 +24,7 @@ from declarun.daemon.snapshots.model import (
     SnapshotInUse,
     SnapshotNotFound,
     Snapshotter,
+    StagedLayer,
 )
 from declarun.daemon.snapshots.overlay import (
     OverlaySnapshotter,
@@ -45,6 +46,7 @@ __all__ = [
     "SnapshotInfo",
     "SnapshotNotFound",
     "Snapshotter",
+    "StagedLayer",
     "chain_id",
     "chain_ids",
     "mount_lowers",

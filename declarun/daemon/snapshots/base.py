@@ -35,6 +35,7 @@ from declarun.daemon.snapshots.model import (
     SnapshotInfo,
     SnapshotInUse,
     SnapshotNotFound,
+    StagedLayer,
 )
 from declarun.errors import UnpackError
 
@@ -132,6 +133,9 @@ class DirectorySnapshotter:
         """Start a snapshot on top of ``parent``: an empty or (copy) seeded ``fs``."""
         if parent is not None and not self.exists(parent):
             raise SnapshotNotFound(f"no parent snapshot {parent}")
+        return self._prepare(parent)
+
+    def _prepare(self, parent: str | None) -> Prepared:
         path = self._root / f".tmp-{uuid.uuid4().hex}"
         path.mkdir(mode=0o700)
         fs = path / "fs"
@@ -192,7 +196,32 @@ class DirectorySnapshotter:
             chain = compute_chain_id(parent, diff_id)
             if self.exists(chain):
                 return AppliedLayer(self.info(chain), reused=True)
-        prepared = self.prepare(parent)
+        staged = self._stage(self.prepare(parent), layer, diff_id)
+        snapshot = self.commit_staged(staged)
+        return AppliedLayer(snapshot, reused=False, warnings=staged.warnings)
+
+    @property
+    def independent_layers(self) -> bool:
+        """Whether a layer can be staged before its parent is committed (overlay: yes)."""
+        return self._mode == "overlay"
+
+    def stage_layer(
+        self, parent: str | None, layer: BinaryIO | Readable, *, diff_id: str
+    ) -> StagedLayer:
+        """Apply a layer for ``parent`` into a private ``.tmp-*`` directory, checked against
+        ``diff_id`` (:class:`UnpackError` otherwise); nothing is published.
+
+        With :attr:`independent_layers` the parent need not be committed yet, so the
+        layers of an image can be applied side by side; otherwise the parent's tree is the
+        starting point and must exist. Publish with :meth:`commit_staged` once the parent
+        is committed, or throw it away with :meth:`abort` on ``staged.prepared``.
+        """
+        prepared = self._prepare(parent) if self.independent_layers else self.prepare(parent)
+        return self._stage(prepared, layer, diff_id)
+
+    def _stage(
+        self, prepared: Prepared, layer: BinaryIO | Readable, diff_id: str | None
+    ) -> StagedLayer:
         try:
             result = apply_into(layer, prepared.fs, mode=self._mode)
             if diff_id is not None and result.diff_id != diff_id:
@@ -200,11 +229,23 @@ class DirectorySnapshotter:
                     f"layer content does not match the image: diff ID {result.diff_id}, "
                     f"expected {diff_id}"
                 )
-            snapshot = self.commit(prepared, result.diff_id, result.size)
         except BaseException:
             self.abort(prepared)
             raise
-        return AppliedLayer(snapshot, reused=False, warnings=result.warnings)
+        return StagedLayer(prepared, result.diff_id, result.size, result.warnings)
+
+    def commit_staged(self, staged: StagedLayer) -> SnapshotInfo:
+        """Publish a staged layer (see :meth:`commit`); a snapshot's parent is always
+        committed before it, so a parent that is not there refuses it (and discards it)."""
+        parent = staged.prepared.parent
+        if parent is not None and not self.exists(parent):
+            self.abort(staged.prepared)
+            raise SnapshotNotFound(f"no parent snapshot {parent}")
+        try:
+            return self.commit(staged.prepared, staged.diff_id, staged.size)
+        except BaseException:
+            self.abort(staged.prepared)
+            raise
 
     # ---- removal -----------------------------------------------------------------
 

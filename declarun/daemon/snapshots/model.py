@@ -24,6 +24,7 @@ __all__ = [
     "SnapshotInfo",
     "SnapshotNotFound",
     "Snapshotter",
+    "StagedLayer",
 ]
 
 Driver = Literal["overlay", "copy"]
@@ -70,6 +71,17 @@ class Prepared:
     parent: str | None
     path: Path
     fs: Path
+
+
+@dataclass(frozen=True)
+class StagedLayer:
+    """A layer applied into a private directory, verified, not yet published: pass it to
+    :meth:`Snapshotter.commit_staged` or :meth:`Snapshotter.abort` its ``prepared``."""
+
+    prepared: Prepared
+    diff_id: str
+    size: int
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,23 @@ class Snapshotter(Protocol):
         self, parent: str | None, layer: BinaryIO | Readable, *, diff_id: str | None = None
     ) -> AppliedLayer:
         """Apply a layer blob on ``parent`` once; reuse the snapshot if it exists."""
+        ...
+
+    @property
+    def independent_layers(self) -> bool:
+        """Whether a layer can be staged before its parent snapshot is committed (a
+        snapshot then holds only its own layer, not a copy of its parent's files)."""
+        ...
+
+    def stage_layer(
+        self, parent: str | None, layer: BinaryIO | Readable, *, diff_id: str
+    ) -> StagedLayer:
+        """Apply a layer for ``parent`` into a private directory and check that it hashes
+        to ``diff_id``; publish it later with :meth:`commit_staged`, in chain order."""
+        ...
+
+    def commit_staged(self, staged: StagedLayer) -> SnapshotInfo:
+        """Publish a staged layer; its parent must be committed by now."""
         ...
 
     def mounts_for(self, chain_id: str | None, container_id: str) -> ContainerMounts:

@@ -2,13 +2,15 @@
 
 Covers Docker's progress stream, up-to-date pulls, missing tags, platform choice from an
 index, registry auth through ``docker login``, our store read by skopeo, a connection cut
-mid-layer (resumed), a corrupt blob (refused, nothing kept) and a daemon killed mid-pull
-(its partial download kept for the next pull).
+mid-layer (resumed), a corrupt blob (refused, nothing kept), a hostile layer between two
+good ones (refused while the others unpack beside it; nothing staged or registered kept)
+and a daemon killed mid-pull (its partial download kept for the next pull).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import signal
@@ -27,8 +29,18 @@ from tests.daemon.images.daemon_support import (
     layout_registry_app,
     need_docker,
 )
-from tests.support.daemon import DaemonProcess, http_request, running_daemon
-from tests.support.images import build_busybox_layout
+from tests.daemon.images.layertar import LayerBuilder
+from tests.support.daemon import DaemonProcess, daemon_check, http_request, running_daemon
+from tests.support.images import (
+    OCI_LAYER_GZIP,
+    OciImage,
+    _gzip,
+    _write_blob,
+    _write_image,
+    _write_layout_index,
+    build_busybox_layout,
+    busybox_rootfs_tar,
+)
 from tests.support.loopback import CuttingProxy, serve_app
 from tests.support.registry import RunningRegistry
 
@@ -187,6 +199,44 @@ def test_corrupt_blob_is_refused_and_nothing_kept(tmp_path: Path) -> None:
             assert docker(daemon, "images", "-q").stdout.strip() == ""
             assert layer.digest[7:] not in blob_files(daemon)
             assert ingests(daemon) == []
+    finally:
+        loop.run(served.__aexit__(None, None, None))
+        loop.close()
+
+
+def _layout_of(dest: Path, tag: str, tars: list[bytes]) -> OciImage:
+    dest.mkdir(parents=True)
+    layers = [_write_blob(dest, OCI_LAYER_GZIP, _gzip(tar)) for tar in tars]
+    diff_ids = [f"sha256:{hashlib.sha256(tar).hexdigest()}" for tar in tars]
+    image = _write_image(dest, tag, layers, diff_ids, "amd64", None)
+    _write_layout_index(dest, tag, image.manifest, {"os": "linux", "architecture": "amd64"})
+    return image
+
+
+def test_a_hostile_layer_between_good_ones_leaves_nothing_half_done(tmp_path: Path) -> None:
+    need_docker()
+    big = LayerBuilder()
+    for index in range(40):
+        big.file(f"data/f{index}", hashlib.sha256(str(index).encode()).digest() * 4096)
+    hostile = LayerBuilder().file("ok", b"1").file("../../../escape", b"x")
+    image = _layout_of(
+        tmp_path / "layout", "bad", [busybox_rootfs_tar(), hostile.build(), big.build()]
+    )
+    loop = ThreadLoop()
+    served = serve_app(layout_registry_app(image, "hostile/busybox"))
+    try:
+        base = loop.run(served.__aenter__())
+        ref = f"127.0.0.1:{base.rsplit(':', 1)[1]}/hostile/busybox:bad"
+        with running_daemon(tmp_path / "d") as daemon:
+            done = docker(daemon, "pull", ref, check=False)
+            assert done.returncode != 0
+            assert "escape" in (done.stdout + done.stderr)
+            assert docker(daemon, "images", "-q").stdout.strip() == ""
+            snapshots = daemon.data_root / "snapshots"
+            assert [p.name for p in snapshots.iterdir() if p.name.startswith(".")] == []
+            assert not (tmp_path / "escape").exists()
+            checked = daemon_check(daemon)
+            assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         loop.run(served.__aexit__(None, None, None))
         loop.close()

@@ -295,3 +295,41 @@ def test_a_writable_layer_with_a_redirect_is_not_adopted(store: Snapshotter) -> 
     assert store.commit_writable("w3", "sha256:" + "e" * 64, 1) is None
     assert (mounts.upperdir / "moved").is_dir()  # left as it was
     store.release("w3")
+
+
+def test_layers_staged_out_of_order_are_committed_in_chain_order(store: Snapshotter) -> None:
+    blobs = _layers()
+    diff_ids = [_diff_id(blob) for blob in blobs]
+    chains = chain_ids(diff_ids)
+    parents = [None, *chains[:-1]]
+    if not store.independent_layers:
+        # A copy starts from the parent's tree: it cannot be staged before the parent.
+        with pytest.raises(SnapshotNotFound):
+            store.stage_layer(parents[1], io.BytesIO(blobs[1]), diff_id=diff_ids[1])
+        assert [p.name for p in store.root.iterdir() if p.name.startswith(".")] == []
+        return
+    # overlay: the top layers first, before their parents exist
+    staged = {
+        index: store.stage_layer(parents[index], io.BytesIO(blobs[index]), diff_id=diff_ids[index])
+        for index in (2, 1, 0)
+    }
+    assert store.snapshots() == []
+    with pytest.raises(SnapshotNotFound):
+        store.commit_staged(staged[1])  # its parent is not committed: refused, discarded
+    assert not staged[1].prepared.path.exists()
+    staged[1] = store.stage_layer(parents[1], io.BytesIO(blobs[1]), diff_id=diff_ids[1])
+    for index in (0, 1, 2):
+        assert store.commit_staged(staged[index]).chain_id == chains[index]
+    assert [p.name for p in store.root.iterdir() if p.name.startswith(".")] == []
+    with rootfs(store, chains[-1], "c") as root:
+        assert (root / "etc/os-release").read_bytes() == b"ID=top\n"
+        assert (root / "etc/added").read_bytes() == b"added"
+        assert not (root / "etc/remove-me").exists()
+        assert sorted(os.listdir(root / "var/cache")) == ["fresh"]
+    store.release("c")
+
+
+def test_a_staged_layer_not_matching_its_diff_id_leaves_nothing(store: Snapshotter) -> None:
+    with pytest.raises(UnpackError, match="does not match"):
+        store.stage_layer(None, io.BytesIO(_layers()[0]), diff_id=A)
+    assert [p.name for p in store.root.iterdir() if p.name.startswith(".")] == []
