@@ -25,13 +25,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from declarun.daemon.config import DEFAULT_DATA_ROOT, DEFAULT_HOST
 from declarun.engine.dockerpy import DockerEngine
-from declarun.engine.swarm import DockerSwarmEngine
 from declarun.errdefs import ErrorKind
 from declarun.errors import EngineError
+
+if TYPE_CHECKING:
+    from declarun.engine.swarm import DockerSwarmEngine
 
 __all__ = [
     "DOCKER_DEFAULT_HOST",
@@ -314,7 +316,11 @@ def connect(choice: EngineChoice) -> DockerEngine:
                 f"'declarun daemon --host {choice.host}' or drop --host to use the default"
             )
         start_daemon(choice.host)
-    adapter = DockerSwarmEngine if choice.kind == "swarm" else DockerEngine
+    adapter = DockerEngine
+    if choice.kind == "swarm":
+        from declarun.engine.swarm import DockerSwarmEngine  # its types only for a Swarm
+
+        adapter = DockerSwarmEngine
     try:
         engine = adapter.open(choice.host, timeout=_CLIENT_TIMEOUT)
     except ErrorKind as exc:
@@ -330,6 +336,8 @@ def connect(choice: EngineChoice) -> DockerEngine:
 def connect_swarm(choice: EngineChoice) -> DockerSwarmEngine:
     """The Swarm adapter for ``choice`` (``kind`` swarm): an engine that is a manager of an
     active Swarm. Raises EngineError saying what it is otherwise."""
+    from declarun.engine.swarm import DockerSwarmEngine
+
     engine = connect(choice)
     assert isinstance(engine, DockerSwarmEngine)
     try:
