@@ -29,6 +29,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -199,9 +200,10 @@ def _engine(harness: Harness, repeat: int, profile: bool, tree: Path | None) -> 
     env = _environment(harness.path("pycache"))
     common = ["--host", daemon.host, "--var", f"registry={registry.host}"]
     common += ["--var", f"http_port={free_port()}"]
-    name = harness.path("work")
-    stack = name / "stack.yaml"
-    stack.write_text(WEB.read_text())
+    # The whole example: its web image is built from ./web beside the stack file.
+    work = harness.path("work") / "web"
+    shutil.copytree(WEB.parent, work)
+    stack = work / "stack.yaml"
     apply_argv = [str(DECLARUN), "apply", str(stack), *common, "--yes"]
     started = time.perf_counter()
     _run(apply_argv, env, None)
