@@ -9,7 +9,8 @@
 * ``--engine swarm``: a Docker Swarm manager, addressed as Docker is (:func:`connect_swarm`).
 
 :func:`connect` returns a :class:`~declarun.engine.dockerpy.DockerEngine`, the port's
-adapter: the reconciler speaks the Docker Engine API only.
+adapter: the reconciler speaks the Docker Engine API only. Connecting imports no docker-py
+(``GET /_ping`` goes through declarun's own client); the adapter imports it when first needed.
 """
 
 from __future__ import annotations
