@@ -50,6 +50,7 @@ from _harness import (
     Harness,
     Registry,
     docker,
+    free_subnet,
     machine_summary,
     run_benchmark,
     tree_cpu_seconds,
@@ -359,7 +360,10 @@ def _write_stacks(
     directory.mkdir(parents=True, exist_ok=True)
     stack = directory / "stack.yaml"
     compose = directory / "docker-compose.yml"
-    stack.write_text(yaml.safe_dump(stack_file(count, reference, name), sort_keys=False))
+    document = stack_file(count, reference, name)
+    # A subnet of its own: the default address pools may all be taken on a shared machine.
+    document["networks"]["net"] = {"subnet": free_subnet()}
+    stack.write_text(yaml.safe_dump(document, sort_keys=False))
     compose.write_text(yaml.safe_dump(compose_file(count, reference), sort_keys=False))
     return stack, compose
 
