@@ -50,6 +50,7 @@ __all__ = [
     "disk_usage",
     "docker",
     "free_port",
+    "free_subnet",
     "machine_summary",
     "run_benchmark",
     "tree_cpu_seconds",
@@ -93,6 +94,32 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_subnet() -> str:
+    """A /24 in 10.160.0.0-10.249.255.0 that no interface or route of this host uses now.
+
+    For the benchmarks' networks: on a machine shared with other engines the default address
+    pools (172.17-31/16, 192.168/20) may all be taken, and an engine then refuses to create
+    a network without a subnet of its own.
+    """
+    import ipaddress
+    import random
+
+    used: list[ipaddress.IPv4Network] = []
+    for command in (["ip", "-4", "-o", "addr", "show"], ["ip", "-4", "route", "show"]):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        for word in done.stdout.split():
+            with contextlib.suppress(ValueError):
+                if "/" in word:
+                    used.append(ipaddress.IPv4Network(word, strict=False))
+    for _ in range(1000):
+        candidate = ipaddress.IPv4Network(
+            f"10.{random.randrange(160, 250)}.{random.randrange(256)}.0/24"
+        )
+        if not any(candidate.overlaps(network) for network in used):
+            return str(candidate)
+    raise BenchError("no free /24 in 10.160.0.0/11 for a benchmark network")
 
 
 def _log_tail(path: Path, chars: int = 3000) -> str:

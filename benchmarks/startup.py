@@ -29,6 +29,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _harness import REPO_ROOT, BenchError, Harness, free_port, machine_summary, run_benchmark
+from _harness import (
+    REPO_ROOT,
+    BenchError,
+    Harness,
+    free_port,
+    free_subnet,
+    machine_summary,
+    run_benchmark,
+)
 
 __all__ = ["main"]
 
@@ -199,9 +208,18 @@ def _engine(harness: Harness, repeat: int, profile: bool, tree: Path | None) -> 
     env = _environment(harness.path("pycache"))
     common = ["--host", daemon.host, "--var", f"registry={registry.host}"]
     common += ["--var", f"http_port={free_port()}"]
-    name = harness.path("work")
-    stack = name / "stack.yaml"
-    stack.write_text(WEB.read_text())
+    # The whole example: its web image is built from ./web beside the stack file.
+    work = harness.path("work") / "web"
+    shutil.copytree(WEB.parent, work)
+    stack = work / "stack.yaml"
+    # Its network gets a subnet of its own (the default pools may all be taken here).
+    text = stack.read_text()
+    backend = "  backend:\n    labels:\n"
+    if backend not in text:
+        raise BenchError("examples/web/stack.yaml changed: its backend network is not found")
+    stack.write_text(
+        text.replace(backend, f"  backend:\n    subnet: {free_subnet()}\n    labels:\n")
+    )
     apply_argv = [str(DECLARUN), "apply", str(stack), *common, "--yes"]
     started = time.perf_counter()
     _run(apply_argv, env, None)

@@ -208,7 +208,7 @@ def watch(
     with (
         target.connect() as engine,
         held_lock(engine, stack.name, "watch", lock_timeout),
-        interruptible(console, on_request=stop.set) as cancel,
+        interruptible(lambda: console, on_request=stop.set) as cancel,
     ):
         console.print(f"Watching {file} (Ctrl-C to stop).", markup=False)
         watch_stack(engine, file, source.load, apply_options, stop, hooks, cancel)

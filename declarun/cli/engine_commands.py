@@ -6,12 +6,13 @@ changes, 1 on error; ``apply`` and ``destroy`` 0 when the machine matches, 1 oth
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
-from declarun.cli.apply_output import live_runner, print_report
 from declarun.cli.confirm import confirmation, yes_option
 from declarun.cli.interrupt import interruptible
 from declarun.cli.locking import held_lock, lock_timeout_option
@@ -25,17 +26,18 @@ from declarun.cli.options import (
 )
 from declarun.cli.output import stderr_console, stdout_console
 from declarun.plan.model import Plan
-from declarun.plan.render import NO_CHANGES, render_plan
+from declarun.plan.render import NO_CHANGES, plain_plan_text, render_plan
 from declarun.plan.staleness import observed_objects
 from declarun.reconcile.apply import (
     ApplyOptions,
     ApplyReport,
+    PlanRun,
     apply_saved_plan,
     apply_stack,
     destroy_stack,
     make_plan,
 )
-from declarun.reconcile.executor import DEFAULT_PARALLEL
+from declarun.reconcile.executor import DEFAULT_PARALLEL, ProgressSink
 from declarun.reconcile.saved import (
     PlanSource,
     is_saved_plan,
@@ -47,6 +49,41 @@ from declarun.reconcile.saved import (
 __all__ = ["apply", "destroy", "lock", "plan"]
 
 
+def _print_plan(plan: Plan) -> None:
+    """The plan on standard output; plain text without rich when that is all it is (a plan
+    with nothing to do: issue 16, a no-op plan starts fast), byte for byte what rich prints."""
+    plain = plain_plan_text(plan)
+    if plain is not None:
+        click.echo(plain, nl=False)
+        return
+    render_plan(plan, stdout_console())
+
+
+def _live_runner(confirm: Callable[[Plan], None] | None = None) -> PlanRun:
+    """:func:`declarun.cli.apply_output.live_runner`, made (and rich imported) only when a
+    plan is carried out: an apply with nothing to do prints no progress."""
+    made: PlanRun | None = None
+
+    @contextlib.contextmanager
+    def run(plan: Plan) -> Iterator[ProgressSink]:
+        nonlocal made
+        if made is None:
+            from declarun.cli.apply_output import live_runner as rich_runner
+
+            made = rich_runner(confirm)
+        with made(plan) as progress:
+            yield progress
+
+    return run
+
+
+def _print_report(report: ApplyReport, verb: str) -> bool:
+    """:func:`declarun.cli.apply_output.print_report` on standard output."""
+    from declarun.cli.apply_output import print_report as rich_report
+
+    return rich_report(report, stdout_console(), verb=verb)
+
+
 def _plan_exit(plan: Plan) -> int:
     if plan.errors:
         return 1
@@ -54,18 +91,18 @@ def _plan_exit(plan: Plan) -> int:
 
 
 def _finish(report: ApplyReport, verb: str) -> None:
-    console = stdout_console()
     if report.cancelled:
-        print_report(report, console, verb=verb)
+        _print_report(report, verb)
         sys.exit(130)
     if report.nothing_to_do:
         if not report.failing:
-            console.print(NO_CHANGES, markup=False)
-            console.print("Nothing to do: no action taken.", markup=False)
+            # Plain text: what the rich console printed (no markup, style or wrapping).
+            click.echo(NO_CHANGES)
+            click.echo("Nothing to do: no action taken.")
             return
-        render_plan(report.remaining, console)
-        console.print()
-    if not print_report(report, console, verb=verb):
+        render_plan(report.remaining, stdout_console())
+        stdout_console().print()
+    if not _print_report(report, verb):
         sys.exit(1)
 
 
@@ -140,7 +177,7 @@ def plan(
     if output_format == "json":
         click.echo(made.to_json(), nl=False)
     else:
-        render_plan(made, stdout_console())
+        _print_plan(made)
         if out is not None:
             stdout_console().print(f"Saved the plan to {out}.", markup=False)
     sys.exit(_plan_exit(made))
@@ -191,7 +228,7 @@ def apply(
 
         if dry_run:
             made = saved if saved is not None else swarm_plan(stack, options, target)
-            render_plan(made, stdout_console())
+            _print_plan(made)
             sys.exit(_plan_exit(made))
         _finish(
             swarm_apply(stack, saved, options, target, yes=yes, lock_timeout=lock_timeout),
@@ -201,19 +238,19 @@ def apply(
     with target.connect() as engine:
         if dry_run:
             made = saved if saved is not None else make_plan(engine, stack, options).plan
-            render_plan(made, stdout_console())
+            _print_plan(made)
             sys.exit(_plan_exit(made))
         with (
             held_lock(engine, stack.name, "apply", lock_timeout),
-            interruptible(stdout_console()) as cancel,
+            interruptible(stdout_console) as cancel,
         ):
             if saved is not None:  # reviewed and saved on purpose: applied as it is
                 report = apply_saved_plan(
-                    engine, stack, saved, options, live_runner(), cancel, recorded
+                    engine, stack, saved, options, _live_runner(), cancel, recorded
                 )
             else:
                 asked = confirmation("Apply", yes=yes, always=False)
-                report = apply_stack(engine, stack, options, live_runner(asked), cancel)
+                report = apply_stack(engine, stack, options, _live_runner(asked), cancel)
     _finish(report, "Apply")
 
 
@@ -247,25 +284,25 @@ def destroy(
         with (
             target.connect() as engine,
             held_lock(engine, stack.name, "destroy", lock_timeout),
-            interruptible(stdout_console()) as cancel,
+            interruptible(stdout_console) as cancel,
         ):
             report = destroy_stack(
                 engine,
                 stack,
                 volumes=volumes,
                 parallel=parallel,
-                on_plan=live_runner(confirmation("Destroy", yes=yes, always=True)),
+                on_plan=_live_runner(confirmation("Destroy", yes=yes, always=True)),
                 cancel=cancel,
             )
     if report.cancelled:
-        print_report(report, stdout_console(), verb="Destroy")
+        _print_report(report, "Destroy")
         sys.exit(130)
     if report.nothing_to_do:
         stdout_console().print(
             f"Nothing to destroy: stack '{stack.name}' owns nothing on this engine.", markup=False
         )
         return
-    if not print_report(report, stdout_console(), verb="Destroy"):
+    if not _print_report(report, "Destroy"):
         sys.exit(1)
 
 

@@ -15,27 +15,31 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from declarun.reconcile.executor import Cancellation
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["interruptible"]
 
 
 @contextlib.contextmanager
 def interruptible(
-    console: Console, on_request: Callable[[], None] | None = None
+    console: Callable[[], Console], on_request: Callable[[], None] | None = None
 ) -> Iterator[Cancellation]:
     """A :class:`Cancellation` that the first Ctrl-C requests (and ``on_request`` hears of,
     in the main thread); the second raises KeyboardInterrupt. Off the main thread (where no
-    signal handler can be installed) Ctrl-C keeps its usual meaning."""
+    signal handler can be installed) Ctrl-C keeps its usual meaning. ``console`` makes the
+    console the notice goes to, when there is one to print (rich is imported only then)."""
 
     def stopping(running: list[str]) -> None:
+        from rich.text import Text
+
         if running:
             waited = ", ".join(running)
-            console.print(
+            console().print(
                 Text(
                     f"Interrupted: no new change starts; waiting for the running ones to "
                     f"finish: {waited} (Ctrl-C again to stop waiting).",
@@ -43,7 +47,7 @@ def interruptible(
                 )
             )
         else:
-            console.print(Text("Interrupted: no change starts.", style="bold yellow"))
+            console().print(Text("Interrupted: no change starts.", style="bold yellow"))
 
     cancellation = Cancellation(stopping)
     if threading.current_thread() is not threading.main_thread():

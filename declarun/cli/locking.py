@@ -47,10 +47,9 @@ def lock_timeout_option(func: F) -> F:
 @contextlib.contextmanager
 def held_lock(engine: Engine, stack: str, command: str, timeout: float) -> Iterator[None]:
     """Hold ``stack``'s lock on ``engine`` for the block, saying on stderr when it waits."""
-    console = stderr_console()
 
     def on_wait(message: str) -> None:
-        console.print(message, markup=False, highlight=False, style="yellow")
+        stderr_console().print(message, markup=False, highlight=False, style="yellow")
 
     with hold_stack_lock(engine, stack, command, timeout=timeout, on_wait=on_wait):
         yield

@@ -95,7 +95,7 @@ def _container_command(action: ContainerAction, summary: str) -> click.Command:
         with (
             target.connect() as engine,
             held_lock(engine, stack.name, action, lock_timeout),
-            interruptible(stdout_console()) as cancel,
+            interruptible(stdout_console) as cancel,
         ):
             desired = observe_stack(engine, stack).desired
             steps = container_steps(engine, stack, desired, replicas, action)
@@ -144,7 +144,7 @@ def pull(
         )
     else:
         images = list(stack.images)
-    with target.connect() as engine, interruptible(stdout_console()) as cancel:
+    with target.connect() as engine, interruptible(stdout_console) as cancel:
         desired = observe_stack(engine, stack).desired
         _walk(pull_steps(engine, desired, images), "pull", parallel, cancel)
 

@@ -28,7 +28,6 @@ from declarun.cli.output import stderr_console
 from declarun.compose.project import COMPOSE_FILE_NAMES, ComposeOptions
 from declarun.errdefs import ErrorKind, Unavailable
 from declarun.errors import EngineError, Problem, StackError
-from declarun.reconcile.executor import DEFAULT_PARALLEL
 from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, parse_var_assignment
 
@@ -417,6 +416,9 @@ def engine_options(func: F) -> F:
 
 def parallel_option(func: F) -> F:
     """``--parallel N``: how many changes are carried out at once."""
+    # Here, not at the top: ``validate`` and ``render`` need no executor (threads, logging).
+    from declarun.reconcile.executor import DEFAULT_PARALLEL
+
     option: F = click.option(
         "--parallel",
         type=click.IntRange(min=1),

@@ -77,7 +77,7 @@ def swarm_apply(
     with (
         target.connect_swarm() as engine,
         held_lock(engine, stack.name, "apply", lock_timeout),
-        interruptible(stdout_console()) as cancel,
+        interruptible(stdout_console) as cancel,
     ):
         if saved is not None:  # reviewed and saved on purpose: applied as it is
             return apply_saved_swarm_plan(engine, stack, saved, options, live_runner(), cancel)
@@ -111,7 +111,7 @@ def swarm_destroy(
         target.connect_swarm() as engine,
         held_lock(engine, stack.name, "destroy", lock_timeout),
     ):
-        with interruptible(stdout_console()) as cancel:
+        with interruptible(stdout_console) as cancel:
             report = destroy_swarm(
                 engine, stack, parallel=parallel, on_plan=live_runner(asked), cancel=cancel
             )
@@ -290,7 +290,7 @@ def swarm_watch(
     with (
         target.connect_swarm() as engine,
         held_lock(engine, stack.name, "watch", lock_timeout),
-        interruptible(console, on_request=stop.set) as cancel,
+        interruptible(lambda: console, on_request=stop.set) as cancel,
     ):
 
         def apply(

@@ -9,7 +9,8 @@
 * ``--engine swarm``: a Docker Swarm manager, addressed as Docker is (:func:`connect_swarm`).
 
 :func:`connect` returns a :class:`~declarun.engine.dockerpy.DockerEngine`, the port's
-adapter: the reconciler speaks the Docker Engine API only.
+adapter: the reconciler speaks the Docker Engine API only. Connecting imports no docker-py
+(``GET /_ping`` goes through declarun's own client); the adapter imports it when first needed.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from declarun.daemon.config import DEFAULT_DATA_ROOT, DEFAULT_HOST
 from declarun.engine.dockerpy import DockerEngine
-from declarun.engine.swarm import DockerSwarmEngine
 from declarun.errdefs import ErrorKind
 from declarun.errors import EngineError
+
+if TYPE_CHECKING:
+    from declarun.engine.swarm import DockerSwarmEngine
 
 __all__ = [
     "DOCKER_DEFAULT_HOST",
@@ -314,7 +317,11 @@ def connect(choice: EngineChoice) -> DockerEngine:
                 f"'declarun daemon --host {choice.host}' or drop --host to use the default"
             )
         start_daemon(choice.host)
-    adapter = DockerSwarmEngine if choice.kind == "swarm" else DockerEngine
+    adapter = DockerEngine
+    if choice.kind == "swarm":
+        from declarun.engine.swarm import DockerSwarmEngine  # its types only for a Swarm
+
+        adapter = DockerSwarmEngine
     try:
         engine = adapter.open(choice.host, timeout=_CLIENT_TIMEOUT)
     except ErrorKind as exc:
@@ -330,6 +337,8 @@ def connect(choice: EngineChoice) -> DockerEngine:
 def connect_swarm(choice: EngineChoice) -> DockerSwarmEngine:
     """The Swarm adapter for ``choice`` (``kind`` swarm): an engine that is a manager of an
     active Swarm. Raises EngineError saying what it is otherwise."""
+    from declarun.engine.swarm import DockerSwarmEngine
+
     engine = connect(choice)
     assert isinstance(engine, DockerSwarmEngine)
     try:

@@ -1,5 +1,12 @@
 """The docker-py adapter of the engine port: any Docker-Engine-API engine (declarund, dockerd).
 
+What a plan reads (version, containers, networks, volumes, images) and the engine-side lock's
+volumes go through declarun's own small client (:mod:`declarun.engine.apiclient`) when the
+engine is reached over a Unix socket or plain TCP; everything else goes through docker-py,
+imported and connected the first time it is needed, so a plan with nothing to do never loads
+docker-py and requests (issue 16: start-up). Both transports read answers with
+:mod:`declarun.engine.wire` and raise the same error kinds.
+
 This is the one place where docker-py's and requests' exceptions become declarun's error
 kinds (:func:`error_kind`): an API error by its HTTP status (404 NotFound, 409 Conflict, ...),
 a connection that fails or is cut by ``Unavailable``. Streams (pull, logs, exec, events) are
@@ -14,82 +21,69 @@ from __future__ import annotations
 import contextlib
 import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-import docker
-import docker.errors
-import requests.exceptions
-import urllib3.exceptions
-from docker.utils import parse_repository_tag
-
+from declarun.engine.apiclient import EngineAPIClient, kind_of_status, path_of, supports
 from declarun.engine.context_tar import write_context_tar
 from declarun.engine.types import (
     BuildEvent,
-    BuildFailed,
     BuildRequest,
     ContainerDetails,
-    ContainerState,
     ContainerSummary,
     EngineEvent,
     EngineVersion,
-    Healthcheck,
-    HealthResult,
     ImageDetails,
     NetworkSummary,
-    PortBinding,
-    PublishedPort,
     PullEvent,
     VolumeSummary,
 )
-from declarun.errdefs import (
-    Conflict,
-    ErrorKind,
-    Forbidden,
-    InvalidArgument,
-    NotFound,
-    NotModified,
-    SystemFailure,
-    Unauthorized,
-    Unavailable,
-    Unsupported,
+from declarun.engine.wire import (
+    container_details,
+    container_summary,
+    engine_event,
+    engine_version,
+    image_details,
+    network_summary,
+    pull_event,
+    read_build_message,
+    volume_summary,
 )
-from declarun.frozen import FrozenDict
+from declarun.errdefs import ErrorKind, InvalidArgument, SystemFailure, Unavailable
 
 __all__ = ["DockerEngine", "error_kind", "read_build_message"]
 
 _T = TypeVar("_T")
-_BY_STATUS: dict[int, type[ErrorKind]] = {
-    304: NotModified,
-    400: InvalidArgument,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    501: Unsupported,
-    503: Unavailable,
-}
-# What a failing or cut connection raises, at connect time or in the middle of a stream.
-_TRANSPORT = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What a failing or cut connection raises, at connect time or in the middle of a stream."""
+    import requests.exceptions
+    import urllib3.exceptions
+
+    return (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
 def error_kind(exc: Exception) -> ErrorKind | None:
     """The error kind ``exc`` from docker-py, requests or the socket stands for, or None when
     it is none of theirs (a bug, which must not be disguised as an engine error)."""
+    import docker.errors
+
+    transport = _transport_errors()
     if isinstance(exc, docker.errors.APIError):
         status = exc.status_code
         if status is None:
             return Unavailable(str(exc))
-        fallback = InvalidArgument if 400 <= status < 500 else SystemFailure
-        return _BY_STATUS.get(status, fallback)(str(exc.explanation or exc))
+        return kind_of_status(status, str(exc.explanation or exc))
     if isinstance(exc, docker.errors.InvalidArgument):
         return InvalidArgument(str(exc))
-    if isinstance(exc, _TRANSPORT):
+    if isinstance(exc, transport):
         return Unavailable(str(exc))
     if isinstance(exc, docker.errors.DockerException):
         # docker-py's own failures without a response. It wraps a connection that fails while
         # it asks for the API version ("Error while fetching server API version: ...").
-        if isinstance(exc.__cause__, _TRANSPORT):
+        if isinstance(exc.__cause__, transport):
             return Unavailable(str(exc))
         return SystemFailure(str(exc))
     return None
@@ -134,141 +128,6 @@ def _closing(stream: Any) -> Iterator[Any]:
         stream._response.close()
 
 
-def _labels(raw: Any) -> FrozenDict[str, str]:
-    return FrozenDict(sorted((raw or {}).items()))
-
-
-def _summary(raw: dict[str, Any]) -> ContainerSummary:
-    networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
-    volumes = [m.get("Name") for m in raw.get("Mounts") or () if m.get("Type") == "volume"]
-    return ContainerSummary(
-        id=raw["Id"],
-        name=(raw.get("Names") or ["/"])[0].lstrip("/"),
-        labels=_labels(raw.get("Labels")),
-        image=str(raw.get("Image") or ""),
-        image_id=str(raw.get("ImageID") or ""),
-        state=str(raw.get("State") or ""),
-        status=str(raw.get("Status") or ""),
-        networks=tuple(sorted(networks)),
-        volumes=tuple(sorted(v for v in volumes if v)),
-        ports=tuple(
-            PublishedPort(
-                ip=str(p.get("IP") or ""),
-                private_port=int(p["PrivatePort"]),
-                public_port=int(p["PublicPort"]) if p.get("PublicPort") else None,
-                protocol=str(p.get("Type") or "tcp"),
-            )
-            for p in raw.get("Ports") or ()
-        ),
-    )
-
-
-def _state(raw: dict[str, Any]) -> ContainerState:
-    health = raw.get("Health")
-    return ContainerState(
-        status=str(raw.get("Status") or ""),
-        running=bool(raw.get("Running")),
-        restarting=bool(raw.get("Restarting")),
-        exit_code=int(raw.get("ExitCode") or 0),
-        error=str(raw.get("Error") or ""),
-        oom_killed=bool(raw.get("OOMKilled")),
-        health=None if health is None else str(health.get("Status") or ""),
-        health_log=tuple(
-            HealthResult(exit_code=entry.get("ExitCode"), output=str(entry.get("Output") or ""))
-            for entry in (health or {}).get("Log") or ()
-        ),
-        started_at=str(raw.get("StartedAt") or ""),
-        finished_at=str(raw.get("FinishedAt") or ""),
-    )
-
-
-def _healthcheck(raw: dict[str, Any] | None) -> Healthcheck | None:
-    if not raw:
-        return None
-    return Healthcheck(
-        test=tuple(raw.get("Test") or ()),
-        interval=int(raw.get("Interval") or 0),
-        timeout=int(raw.get("Timeout") or 0),
-        retries=int(raw.get("Retries") or 0),
-        start_period=int(raw.get("StartPeriod") or 0),
-    )
-
-
-def _details(raw: dict[str, Any]) -> ContainerDetails:
-    config = raw.get("Config") or {}
-    host_config = raw.get("HostConfig") or {}
-    bindings = host_config.get("PortBindings") or {}
-    networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
-    addresses = {
-        name: str(address)
-        for name, endpoint in networks.items()
-        if (address := ((endpoint or {}).get("IPAMConfig") or {}).get("IPv4Address"))
-    }
-    return ContainerDetails(
-        id=raw["Id"],
-        name=str(raw.get("Name") or "").lstrip("/"),
-        labels=_labels(config.get("Labels")),
-        image_id=str(raw.get("Image") or ""),
-        state=_state(raw.get("State") or {}),
-        healthcheck=_healthcheck(config.get("Healthcheck")),
-        port_bindings=tuple(
-            PortBinding(
-                container_port=port,
-                host_ip=str(binding.get("HostIp") or ""),
-                host_port=str(binding.get("HostPort") or ""),
-            )
-            for port, found in sorted(bindings.items())
-            for binding in found or ()
-        ),
-        ipv4_addresses=FrozenDict(sorted(addresses.items())),
-        restart_count=int(raw.get("RestartCount") or 0),
-        restart_policy=str((host_config.get("RestartPolicy") or {}).get("Name") or ""),
-    )
-
-
-def _pull_event(raw: dict[str, Any]) -> PullEvent:
-    if raw.get("error"):
-        # An error in the stream carries no status: the pull failed on the engine's side.
-        raise SystemFailure(str(raw["error"]))
-    detail = raw.get("progressDetail") or {}
-    return PullEvent(
-        layer=str(raw["id"]) if raw.get("id") else None,
-        status=str(raw.get("status") or ""),
-        current=int(detail["current"]) if detail.get("current") is not None else None,
-        total=int(detail["total"]) if detail.get("total") else None,
-    )
-
-
-def read_build_message(raw: dict[str, Any]) -> BuildEvent:
-    """One decoded message of ``POST /build``'s stream as a :class:`BuildEvent`; an error
-    message (``errorDetail``: a ``RUN`` that failed, with its exit code as ``code``) raises
-    :class:`BuildFailed` with the engine's message."""
-    if raw.get("errorDetail") or raw.get("error"):
-        detail = raw.get("errorDetail") or {}
-        message = str(detail.get("message") or raw.get("error") or "the build failed")
-        code = detail.get("code")
-        raise BuildFailed(message.strip(), int(code) if isinstance(code, int) else None)
-    aux = raw.get("aux")
-    if isinstance(aux, dict) and aux.get("ID"):
-        return BuildEvent(image_id=str(aux["ID"]))
-    if raw.get("status"):
-        parts = [str(raw["id"]) + ":" if raw.get("id") else "", str(raw["status"])]
-        if raw.get("progress"):
-            parts.append(str(raw["progress"]))
-        return BuildEvent(status=" ".join(p for p in parts if p))
-    return BuildEvent(output=str(raw.get("stream") or ""))
-
-
-def _event(raw: dict[str, Any]) -> EngineEvent:
-    actor = raw.get("Actor") or {}
-    return EngineEvent(
-        type=str(raw.get("Type") or ""),
-        action=str(raw.get("Action") or raw.get("status") or ""),
-        actor_id=str(actor.get("ID") or raw.get("id") or ""),
-        attributes=_labels(actor.get("Attributes")),
-    )
-
-
 class _Events:
     """docker-py's cancellable event stream, read as typed events."""
 
@@ -278,7 +137,7 @@ class _Events:
     def __iter__(self) -> Iterator[EngineEvent]:
         with _translated():
             for raw in self._stream:
-                yield _event(raw)
+                yield engine_event(raw)
 
     def close(self) -> None:
         with _translated():
@@ -341,42 +200,88 @@ class _Hijacked:
 
 
 class DockerEngine:
-    """An :class:`~declarun.engine.port.Engine` over a ``docker.DockerClient``."""
+    """An :class:`~declarun.engine.port.Engine` over declarun's own client for reads (see the
+    module docstring) and a ``docker.DockerClient`` for the rest.
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    Made with a docker-py ``client``, everything goes through it; made by :meth:`open`, the
+    docker-py client is connected the first time :attr:`client` is used.
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        host: str | None = None,
+        timeout: float = 60,
+        api: EngineAPIClient | None = None,
+    ) -> None:
+        if client is None and host is None:
+            raise ValueError("DockerEngine needs a docker-py client or a host")
+        self._client = client
+        self._host = host
+        self._timeout = timeout
+        self._api = api
+        self._client_lock = threading.Lock()
 
     @classmethod
     def open(cls, host: str, *, timeout: float) -> DockerEngine:
-        """A client of the engine at ``host`` (asks its API version: ``Unavailable`` when it
-        does not answer)."""
-        return cls(_call(docker.DockerClient, base_url=host, timeout=timeout))
+        """An engine adapter for ``host``. Over a Unix socket or plain TCP nothing is asked
+        yet (:meth:`ping` checks that it answers); any other address is connected through
+        docker-py at once (it asks the API version: ``Unavailable`` when nothing answers)."""
+        if supports(host):
+            return cls(host=host, timeout=timeout, api=EngineAPIClient(host, timeout=timeout))
+        engine = cls(host=host, timeout=timeout)
+        _ = engine.client
+        return engine
+
+    @property
+    def client(self) -> Any:
+        """The ``docker.DockerClient``, connected on first use (imports docker-py)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    import docker
+
+                    self._client = _call(
+                        docker.DockerClient, base_url=self._host, timeout=self._timeout
+                    )
+        return self._client
 
     # -- system --------------------------------------------------------------------------------
 
     def ping(self) -> None:
         """``GET /_ping``; raises a kind when the engine does not answer OK."""
+        if self._api is not None:
+            self._api.request("GET", "/_ping", versioned=False, expect_json=False)
+            return
         _call(self.client.ping)
 
     def version(self) -> EngineVersion:
-        raw = _call(self.client.version)
-        return EngineVersion(
-            version=str(raw.get("Version") or "?"),
-            api_version=str(raw.get("ApiVersion") or ""),
-            os=str(raw.get("Os") or "linux"),
-            arch=str(raw.get("Arch") or "amd64"),
-        )
+        if self._api is not None:
+            raw = self._api.request("GET", "/version", versioned=False)
+            self._api.remember_version(str(raw.get("ApiVersion") or ""))
+            return engine_version(raw)
+        return engine_version(_call(self.client.version))
 
     def close(self) -> None:
-        self.client.close()
+        if self._api is not None:
+            self._api.close()
+        if self._client is not None:
+            self._client.close()
 
     # -- containers ----------------------------------------------------------------------------
 
     def list_containers(self) -> list[ContainerSummary]:
-        return [_summary(raw) for raw in _call(self.client.api.containers, all=True)]
+        if self._api is not None:
+            listed = self._api.request("GET", "/containers/json", params={"all": 1})
+        else:
+            listed = _call(self.client.api.containers, all=True)
+        return [container_summary(raw) for raw in listed]
 
     def inspect_container(self, name: str) -> ContainerDetails:
-        return _details(_call(self.client.api.inspect_container, name))
+        if self._api is not None:
+            return container_details(self._api.request("GET", path_of("/containers/{}/json", name)))
+        return container_details(_call(self.client.api.inspect_container, name))
 
     def create_container(self, name: str, body: Mapping[str, Any]) -> str:
         created = _call(self.client.api.create_container_from_config, dict(body), name=name)
@@ -515,18 +420,13 @@ class DockerEngine:
     # -- images --------------------------------------------------------------------------------
 
     def inspect_image(self, ref: str) -> ImageDetails:
-        raw = _call(self.client.api.inspect_image, ref)
-        config = raw.get("Config") or {}
-        test = (config.get("Healthcheck") or {}).get("Test") or []
-        return ImageDetails(
-            id=raw["Id"],
-            repo_digests=tuple(sorted(raw.get("RepoDigests") or ())),
-            repo_tags=tuple(sorted(raw.get("RepoTags") or ())),
-            labels=_labels(config.get("Labels")),
-            has_healthcheck=bool(test) and test[0] != "NONE",
-        )
+        if self._api is not None:
+            return image_details(self._api.request("GET", path_of("/images/{}/json", ref)))
+        return image_details(_call(self.client.api.inspect_image, ref))
 
     def pull_image(self, ref: str, *, platform: str | None = None) -> Iterator[PullEvent]:
+        from docker.utils import parse_repository_tag
+
         repository, tag = parse_repository_tag(ref)
         events = _call(
             self.client.api.pull,
@@ -536,14 +436,16 @@ class DockerEngine:
             decode=True,
             platform=platform,
         )
-        return (_pull_event(raw) for raw in _stream(events))
+        return (pull_event(raw) for raw in _stream(events))
 
     def push_image(self, ref: str) -> Iterator[PullEvent]:
+        from docker.utils import parse_repository_tag
+
         repository, tag = parse_repository_tag(ref)
         events = _call(
             self.client.api.push, repository, tag=tag or "latest", stream=True, decode=True
         )
-        return (_pull_event(raw) for raw in _stream(events))
+        return (pull_event(raw) for raw in _stream(events))
 
     def build_image(self, request: BuildRequest) -> Iterator[BuildEvent]:
         # The context goes to a temporary file first: its size is sent up front, and a file
@@ -579,6 +481,8 @@ class DockerEngine:
             self.tag_image(built, tag)
 
     def tag_image(self, source: str, target: str) -> None:
+        from docker.utils import parse_repository_tag
+
         repository, tag = parse_repository_tag(target)
         _call(self.client.api.tag, source, repository, tag=tag or "latest")
 
@@ -589,16 +493,11 @@ class DockerEngine:
     # -- networks and volumes ------------------------------------------------------------------
 
     def list_networks(self) -> list[NetworkSummary]:
-        return [
-            NetworkSummary(
-                id=raw["Id"],
-                name=raw["Name"],
-                labels=_labels(raw.get("Labels")),
-                driver=str(raw.get("Driver") or ""),
-                internal=bool(raw.get("Internal")),
-            )
-            for raw in _call(self.client.api.networks)
-        ]
+        if self._api is not None:
+            listed = self._api.request("GET", "/networks")
+        else:
+            listed = _call(self.client.api.networks)
+        return [network_summary(raw) for raw in listed]
 
     def create_network(self, body: Mapping[str, Any]) -> None:
         _call(
@@ -617,31 +516,38 @@ class DockerEngine:
         _call(self.client.api.remove_network, name)
 
     def list_volumes(self) -> list[VolumeSummary]:
-        listed = _call(self.client.api.volumes).get("Volumes") or ()
-        return [
-            VolumeSummary(
-                name=raw["Name"],
-                labels=_labels(raw.get("Labels")),
-                driver=str(raw.get("Driver") or ""),
-            )
-            for raw in listed
-        ]
+        if self._api is not None:
+            answer = self._api.request("GET", "/volumes")
+        else:
+            answer = _call(self.client.api.volumes)
+        return [volume_summary(raw) for raw in (answer or {}).get("Volumes") or ()]
 
     def create_volume(self, body: Mapping[str, Any]) -> VolumeSummary:
-        raw = _call(
-            self.client.api.create_volume,
-            name=body["Name"],
-            driver=body.get("Driver") or "local",
-            driver_opts=body.get("DriverOpts") or None,
-            labels=body.get("Labels") or None,
-        )
-        return VolumeSummary(
-            name=str(raw.get("Name") or body["Name"]),
-            labels=_labels(raw.get("Labels")),
-            driver=str(raw.get("Driver") or ""),
-        )
+        if self._api is not None:
+            # The body docker-py's create_volume sends for these arguments.
+            request: dict[str, Any] = {
+                "Name": body["Name"],
+                "Driver": body.get("Driver") or "local",
+            }
+            if body.get("DriverOpts"):
+                request["DriverOpts"] = dict(body["DriverOpts"])
+            if body.get("Labels"):
+                request["Labels"] = dict(body["Labels"])
+            raw = self._api.request("POST", "/volumes/create", body=request)
+        else:
+            raw = _call(
+                self.client.api.create_volume,
+                name=body["Name"],
+                driver=body.get("Driver") or "local",
+                driver_opts=body.get("DriverOpts") or None,
+                labels=body.get("Labels") or None,
+            )
+        return volume_summary(raw or {}, name=body["Name"])
 
     def remove_volume(self, name: str) -> None:
+        if self._api is not None:
+            self._api.request("DELETE", path_of("/volumes/{}", name), expect_json=False)
+            return
         _call(self.client.api.remove_volume, name)
 
     # -- events --------------------------------------------------------------------------------

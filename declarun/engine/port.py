@@ -2,7 +2,8 @@
 
 The observer and the reconciler speak to an engine only through :class:`Engine`; the one
 adapter today (:mod:`declarun.engine.dockerpy`) drives any Docker-Engine-API engine
-(declarund, dockerd) through docker-py. Every method raises only the error kinds of
+(declarund, dockerd): reads through declarun's own small client, the rest through docker-py.
+Every method raises only the error kinds of
 :mod:`declarun.errdefs` (``NotFound`` for a missing object, ``Conflict`` for a name taken,
 ``Unavailable`` when the engine does not answer, ...), so callers catch a kind, never a
 transport's exception. Values come back typed (:mod:`declarun.engine.types`); request bodies

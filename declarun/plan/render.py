@@ -20,14 +20,15 @@ the CLI builds with its colour policy (``declarun.cli.output``): none off a term
 from __future__ import annotations
 
 import io
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from declarun.plan.model import Change, Plan, Reason, is_conditional_replace
 from declarun.plan.reasons import show
 
-__all__ = ["NO_CHANGES", "plan_text", "render_plan", "summary_line"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["NO_CHANGES", "plain_plan_text", "plan_text", "render_plan", "summary_line"]
 
 NO_CHANGES = "No changes. The machine matches the stack."
 
@@ -89,6 +90,8 @@ def _what(change: Change) -> str:
 
 
 def _change_lines(change: Change) -> list[str]:
+    from rich.markup import escape
+
     style = _STYLE[change.action]
     symbol = "=" if change.action == "noop" else change.symbol
     head = (
@@ -108,9 +111,24 @@ def _change_lines(change: Change) -> list[str]:
     return lines
 
 
+def _shown(plan: Plan) -> list[Change]:
+    return [c for c in plan.changes if c.action != "noop" or c.reasons]
+
+
+def plain_plan_text(plan: Plan) -> str | None:
+    """What :func:`render_plan` prints for ``plan`` when that is plain text, the same on any
+    console (a plan with nothing to do or to note: :data:`NO_CHANGES`), else None. A command
+    prints it without building a rich console (issue 16: a no-op plan starts fast)."""
+    if plan.is_empty and not _shown(plan):
+        return NO_CHANGES + "\n"
+    return None
+
+
 def render_plan(plan: Plan, console: Console) -> None:
     """Print ``plan`` on ``console``: the changes with their reasons, then the summary."""
-    shown = [c for c in plan.changes if c.action != "noop" or c.reasons]
+    from rich.markup import escape
+
+    shown = _shown(plan)
     for change in shown:
         for line in _change_lines(change):
             console.print(line, markup=True, highlight=False)
@@ -145,6 +163,8 @@ def render_plan(plan: Plan, console: Console) -> None:
 
 def plan_text(plan: Plan, *, width: int = 120) -> str:
     """The rendering as plain text, without colour (for logs, files and tests)."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(
         file=buffer,

@@ -24,7 +24,7 @@ from declarun.daemon import failpoints
 from tests.daemon.containers.daemon_fixtures import needs_runtime
 from tests.support.cli import StackCli
 from tests.support.daemon import DaemonProcess, arm_failpoints, daemon_check
-from tests.support.engine_fixtures import Engine, EngineImage, _client
+from tests.support.engine_fixtures import Engine, EngineImage, _api, _client
 
 pytestmark = needs_runtime
 
@@ -92,6 +92,7 @@ def bench(
             image=engine_registry.reference,
             client=_client(daemon.url, stack),
             log_path=daemon.log_path,
+            api=_api(daemon.url, stack),
         )
         yield Bench(daemon, engine, armed)
 

@@ -7,7 +7,8 @@ conftest (``tests/conftest.py`` does, so one of each engine serves the whole ses
 ``declarund_engine`` / ``dockerd_engine`` (session)
     The built-in daemon (a real ``declarund`` subprocess on a private socket and data root)
     and a real Docker engine (a private ``dockerd``), each as an :class:`Engine`: ``client``
-    is docker-py (for the tests' own checks), ``adapter`` the engine port declarun drives. Each skips,
+    is docker-py (for the tests' own checks), ``adapter`` the engine port declarun drives
+    (its reads over declarun's own API client, the rest over that docker-py client). Each skips,
     with the reason, when it cannot run here. Afterwards nothing is left behind: every
     container and user network is removed, and for declarund the CNI state and bridges too.
 ``engine`` (session, parametrised ``declarund`` / ``dockerd``)
@@ -28,6 +29,7 @@ from typing import Any, Literal
 import docker
 import pytest
 
+from declarun.engine.apiclient import EngineAPIClient
 from declarun.engine.dockerpy import DockerEngine
 from tests.support.dockerd import docker_cli
 from tests.support.engine import DockerdUnavailable, run_dockerd
@@ -68,11 +70,13 @@ class Engine:
     image: str
     client: Any
     log_path: Path
+    api: EngineAPIClient
 
     @property
     def adapter(self) -> DockerEngine:
-        """The engine port over the same docker-py client, as ``declarun`` commands get it."""
-        return DockerEngine(self.client)
+        """The engine port as ``declarun`` commands get it: reads over declarun's own API
+        client, the rest over the same docker-py client."""
+        return DockerEngine(self.client, host=self.host, timeout=_CLIENT_TIMEOUT, api=self.api)
 
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the docker CLI against this engine (asserts success unless ``check`` is False)."""
@@ -102,6 +106,12 @@ def _client(host: str, stack: contextlib.ExitStack) -> Any:
     client = docker.DockerClient(base_url=host, timeout=_CLIENT_TIMEOUT)
     stack.callback(client.close)
     return client
+
+
+def _api(host: str, stack: contextlib.ExitStack) -> EngineAPIClient:
+    api = EngineAPIClient(host, timeout=_CLIENT_TIMEOUT)
+    stack.callback(api.close)
+    return api
 
 
 def _declarund_unavailable() -> str | None:
@@ -136,6 +146,7 @@ def declarund_engine(
             registry=engine_registry.registry,
             image=engine_registry.reference,
             client=_client(daemon.url, stack),
+            api=_api(daemon.url, stack),
             log_path=daemon.log_path,
         )
 
@@ -154,6 +165,7 @@ def dockerd_engine(engine_registry: EngineImage) -> Iterator[Engine]:
             registry=engine_registry.registry,
             image=engine_registry.reference,
             client=_client(dockerd.host, stack),
+            api=_api(dockerd.host, stack),
             log_path=dockerd.root / "dockerd.log",
         )
 
