@@ -70,9 +70,6 @@ def cli(stack_file: Path | None) -> None:
 
 def main() -> None:
     """Console-script entry point: run the CLI, turning declarun errors into clean exits."""
-    from declarun.cli.dataclass_cache import install
-
-    install()  # before any command module defines its dataclasses (issue 16: start-up)
     from declarun.cli.output import exit_on_declarun_error
 
     with exit_on_declarun_error():
