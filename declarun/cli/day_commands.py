@@ -17,6 +17,7 @@ from declarun.cli.options import (
     StackSource,
     engine_options,
     parallel_option,
+    settle_option,
     stack_file,
     stack_file_and_words,
     stack_options,
@@ -165,6 +166,7 @@ def exec_command(
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("--no-prune", "no_prune", is_flag=True, help="Keep resources that left the stack.")
 @parallel_option
+@settle_option
 @lock_timeout_option
 @stack_options
 @engine_options
@@ -172,6 +174,7 @@ def watch(
     file: Path | None,
     no_prune: bool,
     parallel: int,
+    settle: float,
     lock_timeout: float,
     source: StackSource,
     target: EngineTarget,
@@ -203,7 +206,7 @@ def watch(
     hooks = watch_hooks(console, errors, on_report, quiet_wakes=("start",))
     stack = source.load_or_exit(file)  # a broken file at start is an ordinary error exit
     stop = threading.Event()
-    apply_options = ApplyOptions(prune=not no_prune, parallel=parallel)
+    apply_options = ApplyOptions(prune=not no_prune, parallel=parallel, settle=settle)
     # The lock is the stack's while the watch runs: an apply elsewhere waits for it.
     with (
         target.connect() as engine,

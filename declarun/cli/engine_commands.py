@@ -21,6 +21,7 @@ from declarun.cli.options import (
     StackSource,
     engine_options,
     parallel_option,
+    settle_option,
     stack_file,
     stack_options,
 )
@@ -45,6 +46,7 @@ from declarun.reconcile.saved import (
     saved_plan_text,
     write_saved_plan,
 )
+from declarun.reconcile.settle import DEFAULT_SETTLE
 
 __all__ = ["apply", "destroy", "lock", "plan"]
 
@@ -106,8 +108,12 @@ def _finish(report: ApplyReport, verb: str) -> None:
         sys.exit(1)
 
 
-def _apply_options(prune: bool, volumes: bool, locked: bool, parallel: int) -> ApplyOptions:
-    return ApplyOptions(prune=prune, volumes=volumes, locked=locked, parallel=parallel)
+def _apply_options(
+    prune: bool, volumes: bool, locked: bool, parallel: int, settle: float = DEFAULT_SETTLE
+) -> ApplyOptions:
+    return ApplyOptions(
+        prune=prune, volumes=volumes, locked=locked, parallel=parallel, settle=settle
+    )
 
 
 def _prune_options(func: click.decorators.FC) -> click.decorators.FC:
@@ -188,6 +194,7 @@ def plan(
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as 'declarun plan').")
 @yes_option
 @parallel_option
+@settle_option
 @lock_timeout_option
 @_prune_options
 @stack_options
@@ -197,6 +204,7 @@ def apply(
     dry_run: bool,
     yes: bool,
     parallel: int,
+    settle: float,
     lock_timeout: float,
     no_prune: bool,
     volumes: bool,
@@ -206,7 +214,7 @@ def apply(
 ) -> None:
     """Make the engine match the stack in FILE, or carry out a plan saved by 'plan -o'."""
     file = stack_file(file)
-    options = _apply_options(not no_prune, volumes, locked, parallel)
+    options = _apply_options(not no_prune, volumes, locked, parallel, settle)
     saved: Plan | None = None
     recorded: dict[str, dict[str, str]] | None = None
     if is_saved_plan(file):

@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -44,6 +45,7 @@ __all__ = [
     "parallel_option",
     "report_stack_problems",
     "report_stack_warnings",
+    "settle_option",
     "stack_file",
     "stack_file_and_words",
     "stack_options",
@@ -412,6 +414,37 @@ def engine_options(func: F) -> F:
     )(decorated)
     wrapped: F = decorated
     return wrapped
+
+
+def _settle_seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from declarun.stack.units import parse_duration
+
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def settle_option(func: F) -> F:
+    """``--settle DURATION`` (or ``DECLARUN_SETTLE``), given to ``func`` as ``settle``
+    (seconds): how long a container this apply started must stay up before it is trusted."""
+    from declarun.reconcile.settle import DEFAULT_SETTLE
+    from declarun.stack.units import format_duration
+
+    option: F = click.option(
+        "--settle",
+        "settle",
+        default=format_duration(timedelta(seconds=DEFAULT_SETTLE)),
+        show_default=True,
+        envvar="DECLARUN_SETTLE",
+        show_envvar=True,
+        metavar="DURATION",
+        callback=_settle_seconds,
+        help="How long a container this apply started must stay up (and healthy, where it "
+        "has a health check) before the apply succeeds; one that dies sooner fails it (on a "
+        "Swarm the services' update monitor period applies).",
+    )(func)
+    return option
 
 
 def parallel_option(func: F) -> F:

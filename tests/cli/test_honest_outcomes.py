@@ -6,6 +6,7 @@ problem."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,5 +113,40 @@ def test_waiting_for_a_health_check_nobody_has_is_refused_before_anything_is_mad
         label = {"label": f"dev.declarun.stack={cli.name}"}
         assert engine.client.api.containers(all=True, filters=label) == []
         assert engine.client.api.networks(filters=label) == []
+    finally:
+        cli.clean()
+
+
+DIES_LATER = """\
+stack: {name}
+containers:
+  slow-crash:
+    image: {image}
+    command: ["sh", "-c", "sleep 4; echo gave up; exit 1"]
+"""
+
+
+def test_settle_sets_how_long_a_started_container_must_stay_up(
+    engine: Engine, tmp_path: Path
+) -> None:
+    cli = StackCli(engine, tmp_path, DIES_LATER)
+    try:
+        # It dies 4 s after its start: a settle period longer than that sees it die.
+        longer = cli.run("apply", "stack.yaml", "--settle", "8s")
+        assert longer.returncode == 1, longer.stdout + longer.stderr
+        assert "slow-crash is not running: exited with code 1" in longer.stdout, longer.stdout
+        assert "| gave up" in longer.stdout
+        bad = subprocess.run(
+            cli.command("apply", "stack.yaml"),
+            env=cli.env(DECLARUN_SETTLE="soon"),
+            cwd=cli.tmp,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert bad.returncode == 2, bad.stdout + bad.stderr
+        assert "Traceback" not in bad.stderr
+        assert "--settle" in bad.stderr and "soon" in bad.stderr, bad.stderr
     finally:
         cli.clean()
