@@ -298,8 +298,12 @@ def run_timed(
     return timing
 
 
-def _declarun_apply(engine: Engine, stack: Path, parallel: int | None = None) -> list[str]:
+def _declarun_apply(
+    engine: Engine, stack: Path, parallel: int | None = None, settle: str | None = None
+) -> list[str]:
     command = [str(DECLARUN), "apply", str(stack)]
+    if settle is not None:
+        command += ["--settle", settle]
     if engine.daemon.kind == "dockerd":
         command += ["--engine", "docker"]
     else:
@@ -407,7 +411,7 @@ def bench_cold(
             else:
                 timing = run_timed(
                     engine,
-                    _declarun_apply(engine, stack, parallel),
+                    _declarun_apply(engine, stack, parallel, args.settle),
                     log,
                     profile=args.profile,
                     name=f"a-{engine_name}-{parallel}-{round_no}",
@@ -717,6 +721,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="declarun apply --parallel values to compare in (a), e.g. 4,16 (default: its own)",
     )
     parser.add_argument("--no-declarund", action="store_true", help="dockerd only")
+    parser.add_argument(
+        "--settle",
+        metavar="DURATION",
+        help="declarun apply --settle in (a) (default: declarun's own, 3s)",
+    )
     parser.add_argument("--no-compose-b", action="store_true", help="skip the compose re-up of (b)")
     parser.add_argument("--profile", type=Path, help="py-spy/cProfile output into DIR")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
