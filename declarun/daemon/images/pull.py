@@ -538,20 +538,26 @@ def _config_platform(config: Any) -> Platform:
     return Platform(os_name, arch or "amd64", variant or None)
 
 
+async def _wait_through_cancellation(task: asyncio.Future[Any]) -> bool:
+    """Wait for ``task`` to end whatever happens to the caller; True when the caller was
+    cancelled meanwhile (the caller re-raises once it has dealt with the result)."""
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            return cancelled
+        except asyncio.CancelledError:
+            if task.done():
+                return cancelled
+            cancelled = True
+
+
 async def _to_completion(func: Callable[[], object]) -> None:
     """Run ``func`` in a worker thread to its end, even when the caller is cancelled
     meanwhile (then re-raise the cancellation): a blob's commit must not find its writer
     closed under it by the clean-up of a pull another layer made fail."""
     task = asyncio.ensure_future(asyncio.to_thread(func))
-    cancelled = False
-    while True:
-        try:
-            await asyncio.shield(task)
-            break
-        except asyncio.CancelledError:
-            if task.done():
-                break
-            cancelled = True
+    cancelled = await _wait_through_cancellation(task)
     if cancelled:
         if not task.cancelled() and task.exception() is not None:
             log.warning("a commit finished after its pull was cancelled: %s", task.exception())
@@ -563,15 +569,7 @@ async def _finish_in_thread(func: Callable[[], _T], *, discard: Callable[[_T], N
     meanwhile; then hand what it made to ``discard`` (in a thread, also to its end) and
     re-raise the cancellation, so a cancelled pull leaves no staged layer behind."""
     task = asyncio.ensure_future(asyncio.to_thread(func))
-    cancelled = False
-    while True:
-        try:
-            await asyncio.shield(task)
-            break
-        except asyncio.CancelledError:
-            if task.done():
-                break
-            cancelled = True
+    cancelled = await _wait_through_cancellation(task)
     if cancelled:
         if not task.cancelled() and task.exception() is None:
             await _settle(asyncio.to_thread(discard, task.result()))
