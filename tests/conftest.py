@@ -5,6 +5,8 @@ One declarund and one dockerd serve the whole session (``tests.support.engine_fi
 ``engine`` runs a test on each in turn (``build_engine`` too, for builds: see
 ``tests.support.builds``). Fixtures are lazy: only tests that ask start them.
 
+``DECLARUN_SETTLE`` is the tests' short settle period (``tests.support.settle`` says why).
+
 ``XDG_CACHE_HOME`` points at a directory of the session's own, so what declarun keeps there
 (build records, context digests, the compiled schema) never mixes with the user's; a test
 that needs an empty cache sets its own.
@@ -23,6 +25,7 @@ from tests.support.engine_fixtures import (
     engine,
     engine_registry,
 )
+from tests.support.settle import TEST_SETTLE_TEXT
 
 __all__ = [
     "build_engine",
@@ -31,6 +34,7 @@ __all__ = [
     "engine",
     "engine_registry",
     "private_cache",
+    "short_settle",
 ]
 
 
@@ -39,4 +43,12 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The session's own ``XDG_CACHE_HOME`` (subprocesses inherit it)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def short_settle() -> Iterator[None]:
+    """``DECLARUN_SETTLE`` for every ``declarun`` the session runs (subprocesses inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DECLARUN_SETTLE", TEST_SETTLE_TEXT)
         yield

@@ -32,6 +32,13 @@ containers:
 """
 
 
+@pytest.fixture(autouse=True)
+def default_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settle period is what this module tests: its applies run with declarun's own
+    default, not the short one of the other tests (``tests.support.settle``)."""
+    monkeypatch.delenv("DECLARUN_SETTLE", raising=False)
+
+
 @pytest.fixture
 def broken(engine: Engine, tmp_path: Path) -> Iterator[StackCli]:
     cli = StackCli(engine, tmp_path, BROKEN)

@@ -42,7 +42,7 @@ _OWN_LABELS = re.compile(r"^(com\.docker\.compose\.|dev\.declarun\.)")
 
 def _environ(engine: Engine) -> dict[str, str]:
     registry, _, tag = engine.image.rpartition("/busybox:")
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "DECLARUN_SETTLE")}
     return {
         **keep,
         "REGISTRY": registry,

@@ -61,9 +61,11 @@ def names(engine: Engine) -> Iterator[list[str]]:
 
 
 def body(image: str, script: str, **extra: Any) -> dict[str, Any]:
+    """A container running ``script`` that exits on SIGTERM, as a service does: ``sh`` as
+    PID 1 ignores it, and each stop of a replace would wait out the 10 s grace period."""
     return {
         "Image": image,
-        "Cmd": ["sh", "-c", script],
+        "Cmd": ["sh", "-c", f"trap 'exit 0' TERM; {{ {script}; }} & wait $!"],
         "Labels": {LABEL_STACK: "actions-test"},
         "HostConfig": {"NetworkMode": "none"},
         **extra,
@@ -222,7 +224,7 @@ def test_replace_is_gated_on_health_and_keeps_the_old_one_when_the_new_fails(
     replace_container(engine.adapter, name, fixed)
     now = state(engine, name)
     assert now["Id"] != old_id
-    assert now["Config"]["Cmd"][-1].endswith("echo v3; sleep 60")
+    assert "echo v3; sleep 60" in now["Config"]["Cmd"][-1]
     assert now["State"]["Health"]["Status"] == "healthy"
 
 

@@ -16,7 +16,6 @@ import pytest
 
 from declarun.plan.identity import LABEL_STACK
 from declarun.reconcile.apply import (
-    ApplyOptions,
     StalePlan,
     apply_saved_plan,
     apply_stack,
@@ -27,6 +26,7 @@ from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, load_stack
 from tests.support.engine_fixtures import Engine
 from tests.support.registry import free_port
+from tests.support.settle import apply_options
 from tests.support.stacks import fetch, unique_stack, write_stack
 
 
@@ -71,7 +71,7 @@ def deployed(engine: Engine, tmp_path: Path) -> Iterator[Deployed]:
 
 
 def test_apply_converges_serves_and_reapplies_as_a_no_op(deployed: Deployed) -> None:
-    report = apply_stack(deployed.adapter, deployed.load())
+    report = apply_stack(deployed.adapter, deployed.load(), apply_options())
     assert report.ok, report
     assert len(report.rounds) == 1
     first = report.rounds[0]
@@ -89,13 +89,13 @@ def test_apply_converges_serves_and_reapplies_as_a_no_op(deployed: Deployed) -> 
     ports = deployed.inspect("web")["HostConfig"]["PortBindings"]["80/tcp"]
     assert ports == [{"HostIp": "127.0.0.1", "HostPort": str(deployed.port)}]
 
-    again = apply_stack(deployed.adapter, deployed.load())
+    again = apply_stack(deployed.adapter, deployed.load(), apply_options())
     assert again.nothing_to_do
     assert again.rounds == ()
 
 
 def test_changing_one_field_replaces_exactly_that_container(deployed: Deployed) -> None:
-    assert apply_stack(deployed.adapter, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load(), apply_options()).ok
     before = {name: deployed.inspect(name)["Id"] for name in ("db", "migrate", "web")}
     plan = make_plan(deployed.adapter, deployed.load(mode="two")).plan
     (change,) = plan.actionable
@@ -103,7 +103,7 @@ def test_changing_one_field_replaces_exactly_that_container(deployed: Deployed) 
     (reason,) = change.reasons
     assert (reason.field, reason.before, reason.after) == ("env.MODE", "one", "two")
 
-    report = apply_stack(deployed.adapter, deployed.load(mode="two"))
+    report = apply_stack(deployed.adapter, deployed.load(mode="two"), apply_options())
     assert report.ok, report
     after = {name: deployed.inspect(name)["Id"] for name in ("db", "migrate", "web")}
     assert after["web"] != before["web"]
@@ -114,13 +114,13 @@ def test_changing_one_field_replaces_exactly_that_container(deployed: Deployed) 
 
 
 def test_out_of_band_removal_is_healed(deployed: Deployed) -> None:
-    assert apply_stack(deployed.adapter, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load(), apply_options()).ok
     deployed.engine.docker("rm", "-f", f"{deployed.name}-web")
     plan = make_plan(deployed.adapter, deployed.load()).plan
     assert [(c.id, c.action, c.reasons[0].kind) for c in plan.actionable] == [
         ("container:web", "create", "missing")
     ]
-    assert apply_stack(deployed.adapter, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load(), apply_options()).ok
     assert fetch(deployed.port).strip() == "migrated"
 
 
@@ -128,7 +128,7 @@ def test_failing_health_check_blocks_dependents_and_reports_its_output(
     deployed: Deployed,
 ) -> None:
     failing = "echo db-is-not-ready; exit 1"
-    report = apply_stack(deployed.adapter, deployed.load(db_check=failing))
+    report = apply_stack(deployed.adapter, deployed.load(db_check=failing), apply_options())
     assert not report.ok
     (round_,) = report.rounds  # a failed round is not repeated
     db = round_.result.outcome("container:db")
@@ -147,17 +147,17 @@ def test_failing_health_check_blocks_dependents_and_reports_its_output(
 
 
 def test_orphans_are_pruned_unless_asked_to_keep_them(deployed: Deployed, tmp_path: Path) -> None:
-    assert apply_stack(deployed.adapter, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load(), apply_options()).ok
     write_stack(
         deployed.path, deployed.name, deployed.engine.image, deployed.port, with_migrate=False
     )
-    kept = apply_stack(deployed.adapter, deployed.load(), ApplyOptions(prune=False))
+    kept = apply_stack(deployed.adapter, deployed.load(), apply_options(prune=False))
     assert kept.nothing_to_do
     assert deployed.inspect("migrate")["Id"]
     plan = make_plan(deployed.adapter, deployed.load()).plan
     assert [(c.id, c.action) for c in plan.actionable] == [("container:migrate", "remove")]
     assert plan.actionable[0].reasons[0].kind == "orphan"
-    assert apply_stack(deployed.adapter, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load(), apply_options()).ok
     with pytest.raises(docker.errors.NotFound):
         deployed.inspect("migrate")
 
@@ -165,7 +165,7 @@ def test_orphans_are_pruned_unless_asked_to_keep_them(deployed: Deployed, tmp_pa
 def test_destroy_removes_everything_owned_but_keeps_volumes_as_told(
     deployed: Deployed,
 ) -> None:
-    assert apply_stack(deployed.adapter, deployed.load()).ok
+    assert apply_stack(deployed.adapter, deployed.load(), apply_options()).ok
     report = destroy_stack(deployed.adapter, deployed.load())
     assert report.ok, report
     owned = deployed.owned()

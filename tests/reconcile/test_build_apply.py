@@ -23,7 +23,6 @@ import pytest
 from declarun.observe.dockerfiles import base_images
 from declarun.plan.lock import lock_path
 from declarun.reconcile.apply import (
-    ApplyOptions,
     ApplyReport,
     apply_stack,
     build_stack,
@@ -35,6 +34,7 @@ from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, load_stack
 from tests.support.engine_fixtures import Engine
 from tests.support.images import build_busybox_layout, skopeo_push
+from tests.support.settle import apply_options
 from tests.support.stacks import unique_stack
 
 STACK = """\
@@ -125,7 +125,7 @@ def built(build_engine: Engine, tmp_path: Path) -> Iterator[Built]:
 
 @pytest.fixture
 def applied(built: Built) -> Built:
-    report = apply_stack(built.adapter, built.load())
+    report = apply_stack(built.adapter, built.load(), apply_options())
     _ok(report)
     (first,) = report.rounds[:1]
     order = [o.key for o in first.result.outcomes]
@@ -156,7 +156,7 @@ def test_edit_one_file_plan_names_it_apply_replaces_only_the_containers_on_that_
     (reason,) = plan.change("image:app").reasons
     assert reason.message == "1 file changed in the build context: index.txt (modified)"
 
-    _ok(apply_stack(applied.adapter, applied.load()))
+    _ok(apply_stack(applied.adapter, applied.load(), apply_options()))
     after = applied.container_ids()
     assert after["web-1"] != before["web-1"] and after["web-2"] != before["web-2"]
     assert (after["side"], after["plain"]) == (before["side"], before["plain"])
@@ -170,7 +170,7 @@ def test_a_rebuild_that_gives_the_same_image_replaces_no_container(applied: Buil
     plan = make_plan(applied.adapter, applied.load()).plan
     (reason,) = plan.change("image:app").reasons
     assert reason.message == "1 file changed in the build context: notes.md (modified)"
-    report = apply_stack(applied.adapter, applied.load())
+    report = apply_stack(applied.adapter, applied.load(), apply_options())
     _ok(report)
     (round_,) = report.rounds
     for replica in ("container:web-1", "container:web-2"):
@@ -187,7 +187,7 @@ def test_a_changed_arg_is_named_and_rebuilt(applied: Built) -> None:
         "hello",
         "bonjour",
     )
-    _ok(apply_stack(applied.adapter, applied.load(greeting="bonjour")))
+    _ok(apply_stack(applied.adapter, applied.load(greeting="bonjour"), apply_options()))
     assert applied.run("web-2", "cat", "/www/greeting") == "bonjour\n"
 
 
@@ -199,7 +199,7 @@ def test_a_base_image_of_the_stack_is_built_before_the_images_on_it(applied: Bui
     assert plan.change("image:base").action == plan.change("image:app").action == "build"
     assert "image:base" in plan.change("image:app").depends_on
     assert plan.change("image:app").reasons[0].kind == "dependency_replaced"
-    report = apply_stack(applied.adapter, applied.load())
+    report = apply_stack(applied.adapter, applied.load(), apply_options())
     _ok(report)
     order = [o.key for o in report.rounds[0].result.outcomes]
     assert order.index("image:base") < order.index("image:app") < order.index("container:web-1")
@@ -210,7 +210,7 @@ def test_a_failing_build_fails_the_apply_and_skips_the_containers_on_it(built: B
     (built.root / "other" / "Dockerfile").write_text(
         f"FROM {built.engine.image}\nRUN echo about to fail; exit 3\n"
     )
-    report = apply_stack(built.adapter, built.load())
+    report = apply_stack(built.adapter, built.load(), apply_options())
     assert not report.ok
     (round_,) = report.rounds
     failed = round_.result.outcome("image:other")
@@ -251,12 +251,12 @@ def test_lock_pins_the_base_images_and_locked_builds_use_them(
         pass
     assert build_engine.adapter.inspect_image(reference).id == moved.config.digest
     try:
-        _ok(apply_stack(build_engine.adapter, stack, ApplyOptions(locked=True)))
+        _ok(apply_stack(build_engine.adapter, stack, apply_options(locked=True)))
         built_tag = f"{name}-app:latest"
         output = build_engine.client.containers.run(built_tag, ["cat", "/extra.txt"], remove=True)
         assert output.strip() == b"1"  # built FROM the pinned image: one extra layer
         assert build_engine.adapter.inspect_image(reference).id == pinned.config.digest
-        assert make_plan(build_engine.adapter, stack, ApplyOptions(locked=True)).plan.is_empty
+        assert make_plan(build_engine.adapter, stack, apply_options(locked=True)).plan.is_empty
     finally:
         for image in (f"{name}-app:latest", reference, pinned.config.digest, moved.config.digest):
             build_engine.docker("rmi", "-f", image, check=False)

@@ -21,6 +21,7 @@ from declarun.stack.model import Stack
 from declarun.stack.pipeline import LoadOptions, load_stack
 from tests.support.engine_fixtures import Engine
 from tests.support.registry import free_port
+from tests.support.settle import apply_options
 from tests.support.stacks import fetch, unique_stack, write_stack
 
 # Engine-assigned identities: they name the same things differently on each engine.
@@ -88,7 +89,7 @@ def _apply_observe_destroy(engine: Engine, path: Path, port: int) -> Outcome:
     """Apply the stack at ``path`` to ``engine``, record what it shows, then remove it all."""
     client, adapter = engine.client, engine.adapter
     try:
-        report = apply_stack(adapter, _load(path))
+        report = apply_stack(adapter, _load(path), apply_options())
         rounds = report.rounds
         planned = make_plan(adapter, _load(path))
         plan, snapshot = planned.plan, planned.observed
