@@ -77,6 +77,14 @@ __all__ = ["daemon"]
     show_default=True,
     help="Layers downloaded in parallel per pull.",
 )
+@click.option(
+    "--default-address-pool",
+    "address_pools",
+    multiple=True,
+    metavar="base=CIDR,size=N",
+    help="Where networks created without a subnet get one (subnets of prefix length N carved "
+    "from CIDR); repeatable, tried in order. Default: Docker's pools (172.17.0.0/16 ...).",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @click.pass_context
 def daemon(
@@ -91,6 +99,7 @@ def daemon(
     registry_mirrors: tuple[str, ...],
     insecure_registries: tuple[str, ...],
     max_concurrent_downloads: int,
+    address_pools: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Run declarund, the built-in Docker-Engine-API daemon, in the foreground."""
@@ -111,6 +120,7 @@ def daemon(
             insecure_registries=insecure_registries,
             max_concurrent_downloads=max_concurrent_downloads,
             log_level=log_level,
+            address_pools=address_pools,
         )
     except DaemonError as exc:
         raise click.UsageError(str(exc), ctx=click_ctx) from None

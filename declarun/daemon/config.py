@@ -76,6 +76,9 @@ class DaemonConfig:
     insecure_registries: tuple[str, ...] = ()
     max_concurrent_downloads: int = 3
     log_level: str = "info"
+    #: Where networks created without a subnet get theirs (``--default-address-pool``);
+    #: empty: Docker's default pools.
+    address_pools: tuple[tuple[ipaddress.IPv4Network, int], ...] = ()
 
     @property
     def socket_paths(self) -> tuple[Path, ...]:
@@ -102,6 +105,7 @@ class DaemonConfig:
         insecure_registries: Iterable[str] = (),
         max_concurrent_downloads: int = 3,
         log_level: str = "info",
+        address_pools: Iterable[str] = (),
     ) -> DaemonConfig:
         """Validate raw flag values into a config; raises DaemonError with the reason."""
         parsed = tuple(parse_host(h) for h in hosts) or (ListenAddress("unix", DEFAULT_SOCKET),)
@@ -134,7 +138,33 @@ class DaemonConfig:
             ),
             max_concurrent_downloads=max_concurrent_downloads,
             log_level="warning" if log_level == "warn" else log_level,
+            address_pools=tuple(dict.fromkeys(parse_address_pool(p) for p in address_pools)),
         )
+
+
+def parse_address_pool(text: str) -> tuple[ipaddress.IPv4Network, int]:
+    """``base=10.30.0.0/16,size=24`` (dockerd's ``--default-address-pool``) as the base network
+    and the prefix length of the subnets carved from it; DaemonError with the reason."""
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in ("base", "size") or key.strip() in fields:
+            raise DaemonError(
+                f"--default-address-pool {text!r}: expected base=CIDR,size=PREFIX-LENGTH"
+            )
+        fields[key.strip()] = value.strip()
+    if set(fields) != {"base", "size"}:
+        raise DaemonError(f"--default-address-pool {text!r}: both base= and size= are needed")
+    try:
+        base = ipaddress.IPv4Network(fields["base"])
+    except ValueError as exc:
+        raise DaemonError(f"--default-address-pool {text!r}: base: {exc}") from None
+    if not fields["size"].isdigit() or not base.prefixlen <= int(fields["size"]) <= 30:
+        raise DaemonError(
+            f"--default-address-pool {text!r}: size must be a prefix length from "
+            f"{base.prefixlen} (the base's) to 30"
+        )
+    return base, int(fields["size"])
 
 
 def _build_tls(

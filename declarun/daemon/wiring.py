@@ -152,7 +152,7 @@ async def open_services(
         )
         await asyncio.to_thread(image_service.start)
 
-        network_service = NetworkService(root, events, metadata)
+        network_service = NetworkService(root, events, metadata, config.address_pools)
         await network_service.open()
         stack.push_async_callback(network_service.release_idle_bridges)
         volume_service = VolumeService(

@@ -198,6 +198,10 @@ def test_sigterm_ends_open_event_streams(tmp_path: Path) -> None:
         (["--insecure-registry", "http://r.example"], "should not contain '://'"),
         (["--tlscacert", "/nonexistent"], "need --tlsverify"),
         (["--log-level", "loud"], "--log-level"),
+        (["--default-address-pool", "10.30.0.0/16"], "expected base=CIDR,size=PREFIX-LENGTH"),
+        (["--default-address-pool", "base=10.30.0.0/16"], "both base= and size= are needed"),
+        (["--default-address-pool", "base=10.30.0.300/16,size=24"], "base:"),
+        (["--default-address-pool", "base=10.30.0.0/16,size=8"], "size must be a prefix"),
     ],
 )
 def test_bad_flags_exit_nonzero_without_traceback(

@@ -32,6 +32,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from declarun.daemon.networks import ipam_pool
+from tests.support.workers import DECLARUND_BLOCKS, free_blocks
+
 __all__ = [
     "REPO_ROOT",
     "DaemonProcess",
@@ -149,6 +152,16 @@ def _spawn(args: list[str], log_path: Path, extra_env: dict[str, str]) -> subpro
         )
 
 
+def _address_pools() -> list[str]:
+    """This test worker's own subnets (``tests.support.workers``)."""
+    args = []
+    for block in free_blocks(DECLARUND_BLOCKS, ipam_pool.host_routes(), count=2):
+        args += ["--default-address-pool", f"base={block},size=24"]
+    if not args:
+        raise RuntimeError("no free 10.x.0.0/16 block for this worker's declarund networks")
+    return args
+
+
 @contextlib.contextmanager
 def running_daemon(
     tmp: Path,
@@ -163,6 +176,8 @@ def running_daemon(
     data_root = tmp / f"{name}-root"
     log_path = tmp / f"{name}.log"
     args = ["--host", f"unix://{socket_path}", "--data-root", str(data_root), *extra]
+    if "--default-address-pool" not in extra:
+        args += _address_pools()
     process = _spawn(args, log_path, dict(env or {}))
     daemon = DaemonProcess(process, socket_path, data_root, log_path, args, dict(env or {}))
     try:

@@ -3,8 +3,9 @@ what a stack needs.
 
 ``run_dockerd()`` wraps :func:`tests.support.dockerd.running_dockerd` and adds:
 
-* user networks drawn from a 10.x.0.0/16 pool no route on this machine uses yet, so parallel
-  test engines never hand out overlapping subnets;
+* user networks drawn from a 10.x.0.0/16 block of this test worker's own that no route on
+  this machine uses yet (``tests.support.workers``), so parallel test engines never hand out
+  overlapping subnets;
 * removal of every container before the engine stops, so docker-proxy processes holding
   published loopback ports go with them;
 * a ``docker(...)`` helper on the yielded :class:`RunningDockerd`.
@@ -13,13 +14,14 @@ what a stack needs.
 from __future__ import annotations
 
 import contextlib
-import random
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from declarun.daemon.networks import ipam_pool
 from tests.support.dockerd import DockerdUnavailable, docker_cli, running_dockerd
+from tests.support.workers import DOCKERD_BLOCKS, free_blocks
 
 __all__ = ["DockerdUnavailable", "RunningDockerd", "run_dockerd"]
 
@@ -45,11 +47,9 @@ class RunningDockerd:
 
 
 def _free_pool() -> str:
-    routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=False).stdout
-    for _ in range(50):
-        second = random.randint(100, 250)
-        if f"10.{second}." not in routes:
-            return f"base=10.{second}.0.0/16,size=24"
+    """This test worker's own block (``tests.support.workers``), clear of every route."""
+    for block in free_blocks(DOCKERD_BLOCKS, ipam_pool.host_routes(), count=1):
+        return f"base={block},size=24"
     raise DockerdUnavailable("no free 10.x.0.0/16 address pool for test networks")
 
 

@@ -146,7 +146,15 @@ def parse_create_body(body: Any) -> dict[str, Any]:
 class NetworkService:
     """The daemon's networks (use from the event loop)."""
 
-    def __init__(self, data_root: Path, events: EventBus, metadata: Metadata) -> None:
+    def __init__(
+        self,
+        data_root: Path,
+        events: EventBus,
+        metadata: Metadata,
+        pools: tuple[ipam_pool.AddressPool, ...] = (),
+    ) -> None:
+        #: Where subnets of networks created without one come from (Docker's by default).
+        self.pools = pools or ipam_pool.DEFAULT_POOLS
         self.state_dir = data_root / "network"
         self.store = NetworkStore(metadata, self.state_dir)
         self.cni = CniDriver(self.state_dir)
@@ -220,7 +228,7 @@ class NetworkService:
 
     def _free_subnet(self) -> ipaddress.IPv4Network:
         in_use = [r.subnet for r in self._networks.values() if r.subnet is not None]
-        return ipam_pool.allocate_subnet(in_use, ipam_pool.host_routes())  # 403 when none
+        return ipam_pool.allocate_subnet(in_use, ipam_pool.host_routes(), self.pools)  # 403: none
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -354,7 +362,7 @@ class NetworkService:
         if not any(record.subnet.overlaps(net) for net in foreign if net.prefixlen > 0):
             return record
         in_use = [r.subnet for r in self._networks.values() if r.subnet and r.id != record.id]
-        subnet = ipam_pool.allocate_subnet(in_use, foreign)  # PoolExhaustedError: 403
+        subnet = ipam_pool.allocate_subnet(in_use, foreign, self.pools)  # PoolExhaustedError: 403
         await self._drop_bridge(record)
         moved = dataclasses.replace(
             record, subnet=subnet, gateway=ipam_pool.default_gateway(subnet), ip_range=None

@@ -76,7 +76,8 @@ def leftovers(data_root: Path) -> dict[str, list[str]]:
 
 def force_cleanup(data_root: Path) -> None:
     """Delete every runtime container, kill monitors, unmount everything under ``data_root``."""
-    for root, ids in _runtime_ids(data_root).items():
+    runtime = _runtime_ids(data_root)
+    for root, ids in runtime.items():
         for cid in ids:
             subprocess.run([RUNC, f"--root={root}", "delete", "--force", cid],
                            capture_output=True, check=False)  # fmt: skip
@@ -85,11 +86,16 @@ def force_cleanup(data_root: Path) -> None:
             os.kill(pid, signal.SIGKILL)
     for point in sorted(mounts_under(data_root), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    # This daemon's containers' cgroups only: another daemon (a parallel test worker) may
+    # have just made one of its own, still empty, that runc is about to move a process into.
+    own = {cid for ids in runtime.values() for cid in ids}
+    containers = data_root / "containers"
+    if containers.is_dir():
+        own.update(entry.name for entry in containers.iterdir())
     for parent in Path("/sys/fs/cgroup").glob("*/declarun"):
-        for child in parent.iterdir():
-            if child.is_dir():
-                with contextlib.suppress(OSError):
-                    child.rmdir()
+        for cid in own:
+            with contextlib.suppress(OSError):
+                (parent / cid).rmdir()
 
 
 def remove_all(daemon: DaemonProcess) -> None:

@@ -27,6 +27,7 @@ import pytest
 
 from declarun.daemon.networks import cniconf, ipam_pool, netns
 from declarun.daemon.networks.cni import AttachResult, CniDriver
+from tests.support.workers import LAB_BLOCKS, free_blocks
 
 PLUGIN_DIR = Path("/usr/lib/cni")
 BUSYBOX = shutil.which("busybox")
@@ -59,11 +60,15 @@ def iptables_dump() -> str:
 
 
 def _free_subnet() -> ipaddress.IPv4Network:
+    """A /24 of this test worker's own block (``tests.support.workers``) no route overlaps."""
     taken = ipam_pool.host_routes()
-    for _ in range(200):
-        candidate = ipaddress.IPv4Network(f"10.97.{secrets.randbelow(250) + 1}.0/24")
-        if not any(candidate.overlaps(r) for r in taken if r.prefixlen):
-            return candidate
+    for block in free_blocks(LAB_BLOCKS, taken, count=1):
+        for _ in range(200):
+            candidate = ipaddress.IPv4Network(
+                f"{block.network_address + 256 * (secrets.randbelow(250) + 1)}/24"
+            )
+            if not any(candidate.overlaps(r) for r in taken if r.prefixlen):
+                return candidate
     raise RuntimeError("no free test subnet")
 
 

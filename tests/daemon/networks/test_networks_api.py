@@ -6,6 +6,7 @@ over the host's loopback.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import docker as docker_py
 import pytest
 
+from declarun.daemon.networks import ipam_pool
 from tests.daemon.conftest import PushedImage
 from tests.daemon.containers.daemon_fixtures import needs_runtime, pull_image
 from tests.daemon.images.daemon_support import docker
@@ -96,6 +98,40 @@ def test_builtin_networks_and_lifecycle(ndaemon: DaemonProcess) -> None:
     docker(ndaemon, "network", "rm", "lifecycle")
     gone = docker(ndaemon, "network", "inspect", "lifecycle", check=False)
     assert gone.returncode != 0 and "not found" in gone.stderr
+
+
+def test_subnets_come_from_the_default_address_pools(
+    ndaemon: DaemonProcess, tmp_path: Path
+) -> None:
+    # The test daemons run with --default-address-pool (tests.support.workers): networks made
+    # without a subnet, and the built-in bridge, take /24s of those blocks, in order.
+    pools = [
+        ipaddress.IPv4Network(arg.split(",")[0].removeprefix("base="))
+        for flag, arg in zip(ndaemon.args, ndaemon.args[1:], strict=False)
+        if flag == "--default-address-pool"
+    ]
+    assert pools
+    docker(ndaemon, "network", "create", "pooled")
+    try:
+        for name in ("bridge", "pooled"):
+            subnet = inspect(ndaemon, "network", "inspect", name)["IPAM"]["Config"][0]["Subnet"]
+            carved = ipaddress.IPv4Network(subnet)
+            assert carved.prefixlen == 24 and any(carved.subnet_of(p) for p in pools), subnet
+    finally:
+        docker(ndaemon, "network", "rm", "pooled")
+    # A pool of a single /24 is used up by the built-in bridge: a user network is refused.
+    routes = ipam_pool.host_routes()
+    single = next(
+        net
+        for net in reversed(list(pools[0].subnets(new_prefix=24)))
+        if not any(net.overlaps(r) for r in routes if r.prefixlen)
+    )
+    with running_daemon(
+        tmp_path / "tiny", "--default-address-pool", f"base={single},size=24"
+    ) as tiny:
+        refused = docker(tiny, "network", "create", "second", check=False)
+        assert refused.returncode != 0, refused.stdout
+        assert "could not find an available, non-overlapping IPv4 address pool" in refused.stderr
 
 
 def test_subnet_given_and_overlap_refused(ndaemon: DaemonProcess) -> None:
