@@ -12,8 +12,9 @@ into a message and an exit code. Code that must react to a kind catches the kind
     except NotFound:
         pass  # already gone: removal is idempotent
 
-The kinds, with the status Docker's API gives each (for reference; the mapping itself lives
-in ``declarun.daemon.api.errors``)::
+The kinds, with the status Docker's API gives each (:data:`HTTP_STATUS`, the one table both
+edges read: declarund answers a kind with it, the engine API client reads a status back into
+the kind)::
 
     DeclarunError
     ├── NotFound            404  no such object (image, container, network, volume, blob, ...)
@@ -36,6 +37,7 @@ from __future__ import annotations
 from declarun.errors import DeclarunError
 
 __all__ = [
+    "HTTP_STATUS",
     "Conflict",
     "ErrorKind",
     "Forbidden",
@@ -112,3 +114,17 @@ def kind_of(exc: BaseException) -> type[ErrorKind] | None:
         if isinstance(exc, kind):
             return kind
     return None
+
+
+#: The HTTP status Docker's API answers for each kind (dockerd's errdefs classes).
+HTTP_STATUS: dict[type[ErrorKind], int] = {
+    NotModified: 304,
+    InvalidArgument: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    SystemFailure: 500,
+    Unsupported: 501,
+    Unavailable: 503,
+}

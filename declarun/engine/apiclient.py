@@ -25,14 +25,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from declarun.errdefs import (
-    Conflict,
+    HTTP_STATUS,
     ErrorKind,
-    Forbidden,
     InvalidArgument,
-    NotFound,
-    NotModified,
     SystemFailure,
-    Unauthorized,
     Unavailable,
     Unsupported,
 )
@@ -41,15 +37,9 @@ __all__ = ["MINIMUM_API_VERSION", "EngineAPIClient", "kind_of_status", "path_of"
 
 #: The oldest API docker-py (and so declarun) talks to.
 MINIMUM_API_VERSION = (1, 24)
+#: Each status Docker answers an error with, read back into its kind (500 is the fallback).
 _BY_STATUS: dict[int, type[ErrorKind]] = {
-    304: NotModified,
-    400: InvalidArgument,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    501: Unsupported,
-    503: Unavailable,
+    status: kind for kind, status in HTTP_STATUS.items() if kind is not SystemFailure
 }
 # What a failing, refused or cut connection raises (http.client's RemoteDisconnected is both).
 _TRANSPORT = (OSError, http.client.HTTPException)

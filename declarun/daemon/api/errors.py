@@ -26,35 +26,13 @@ is the caller's fault: 400, as dockerd answers ``invalid reference format``.
 
 from __future__ import annotations
 
-from declarun.errdefs import (
-    Conflict,
-    ErrorKind,
-    Forbidden,
-    InvalidArgument,
-    NotFound,
-    NotModified,
-    SystemFailure,
-    Unauthorized,
-    Unavailable,
-    Unsupported,
-    kind_of,
-)
+from declarun.errdefs import HTTP_STATUS, NotModified, kind_of
 from declarun.errors import ImageReferenceError
 
 __all__ = ["NOT_MODIFIED", "STATUS_OF_KIND", "status_for"]
 
-#: The HTTP status Docker answers for each error kind.
-STATUS_OF_KIND: dict[type[ErrorKind], int] = {
-    NotModified: 304,
-    InvalidArgument: 400,
-    Unauthorized: 401,
-    Forbidden: 403,
-    NotFound: 404,
-    Conflict: 409,
-    SystemFailure: 500,
-    Unsupported: 501,
-    Unavailable: 503,
-}
+#: The HTTP status Docker answers for each error kind (``declarun.errdefs.HTTP_STATUS``).
+STATUS_OF_KIND = HTTP_STATUS
 #: The one status whose answer carries no body.
 NOT_MODIFIED = STATUS_OF_KIND[NotModified]
 
