@@ -22,8 +22,12 @@ typecheck: deps
 # A fresh base directory per run: tests mount network namespaces and overlays under their tmp
 # dirs, and pytest's clean-up of an older run's directory must never trip over one.
 # --durations: every run names its slowest tests (the suite's time is a target of its own).
+# Two pytest-xdist workers, a test file at a time each: most of the suite waits on containers,
+# daemons and registries rather than computing, and each worker is a session with engines and
+# subnets of its own (tests/support/workers.py). Two, because this machine has two cores.
 unit: deps
-	$(VENV)/pytest -q -p no:cacheprovider --durations=30 --basetemp="$$(mktemp -d /tmp/declarun-tests.XXXXXX)"
+	$(VENV)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=30 \
+		--basetemp="$$(mktemp -d /tmp/declarun-tests.XXXXXX)"
 
 test: lint typecheck unit
 

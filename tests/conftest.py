@@ -5,7 +5,8 @@ One declarund and one dockerd serve the whole session (``tests.support.engine_fi
 ``engine`` runs a test on each in turn (``build_engine`` too, for builds: see
 ``tests.support.builds``). Fixtures are lazy: only tests that ask start them.
 
-``DECLARUN_SETTLE`` is the tests' short settle period (``tests.support.settle`` says why).
+``DECLARUN_SETTLE`` is the tests' short settle period (``tests.support.settle`` says why), and
+``COLUMNS``/``LINES`` are unset, as they are outside pytest-xdist's workers.
 
 ``XDG_CACHE_HOME`` points at a directory of the session's own, so what declarun keeps there
 (build records, context digests, the compiled schema) never mixes with the user's; a test
@@ -48,7 +49,13 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="session", autouse=True)
 def short_settle() -> Iterator[None]:
-    """``DECLARUN_SETTLE`` for every ``declarun`` the session runs (subprocesses inherit it)."""
+    """``DECLARUN_SETTLE`` for every ``declarun`` the session runs (subprocesses inherit it);
+    and no ``COLUMNS``/``LINES``: pytest-xdist gives its workers the terminal's size there,
+    and the programs the tests run read it (docker-compose wraps its tables at 80 columns),
+    so a test would see other output in a worker than in one process. A test that wants a
+    width sets it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DECLARUN_SETTLE", TEST_SETTLE_TEXT)
+        patch.delenv("COLUMNS", raising=False)
+        patch.delenv("LINES", raising=False)
         yield

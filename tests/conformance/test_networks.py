@@ -9,7 +9,7 @@ import docker
 from tests.conformance.conftest import Pair, Side, unique
 from tests.support.conformance import outcome, shape_differences
 
-# 10.96.x is outside both test engines' pools (dockerd's 10.100-250.x, declarund's 172.x).
+# 10.96.x is outside both test engines' pools (tests.support.workers).
 _SUBNET, _GATEWAY, _RANGE, _AUX = "10.96.0.0/16", "10.96.0.254", "10.96.1.0/24", "10.96.0.5"
 
 
