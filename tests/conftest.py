@@ -36,7 +36,7 @@ __all__ = [
     "engine_registry",
     "private_cache",
     "pytest_collection_modifyitems",
-    "short_settle",
+    "session_environment",
 ]
 
 #: The files that take longest (``make test``'s durations: the Swarm file ~220 s, the others
@@ -69,7 +69,7 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def short_settle() -> Iterator[None]:
+def session_environment() -> Iterator[None]:
     """``DECLARUN_SETTLE`` for every ``declarun`` the session runs (subprocesses inherit it);
     and no ``COLUMNS``/``LINES``: pytest-xdist gives its workers the terminal's size there,
     and the programs the tests run read it (docker-compose wraps its tables at 80 columns),

@@ -37,10 +37,8 @@ __all__ = ["MINIMUM_API_VERSION", "EngineAPIClient", "kind_of_status", "path_of"
 
 #: The oldest API docker-py (and so declarun) talks to.
 MINIMUM_API_VERSION = (1, 24)
-#: Each status Docker answers an error with, read back into its kind (500 is the fallback).
-_BY_STATUS: dict[int, type[ErrorKind]] = {
-    status: kind for kind, status in HTTP_STATUS.items() if kind is not SystemFailure
-}
+#: Each status Docker answers an error with, read back into its kind.
+_BY_STATUS: dict[int, type[ErrorKind]] = {status: kind for kind, status in HTTP_STATUS.items()}
 # What a failing, refused or cut connection raises (http.client's RemoteDisconnected is both).
 _TRANSPORT = (OSError, http.client.HTTPException)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from declarun import errdefs
-from declarun.daemon.api.errors import NOT_MODIFIED, STATUS_OF_KIND, status_for
+from declarun.daemon.api.errors import NOT_MODIFIED, status_for
 from declarun.daemon.containers.config.errors import InvalidCreateRequest
 from declarun.daemon.containers.lifecycle.launch import StartBroken, StartRefused
 from declarun.daemon.images.content import BlobNotFoundError
@@ -58,5 +58,5 @@ def test_every_kind_is_mapped() -> None:
         for k in vars(errdefs).values()
         if isinstance(k, type) and issubclass(k, errdefs.ErrorKind)
     }
-    assert kinds - {errdefs.ErrorKind} == set(STATUS_OF_KIND)
+    assert kinds - {errdefs.ErrorKind} == set(errdefs.HTTP_STATUS)
     assert NOT_MODIFIED == 304

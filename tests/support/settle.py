@@ -12,16 +12,18 @@ every ``declarun`` the tests run; in-process applies take :func:`apply_options`.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from declarun.reconcile.apply import ApplyOptions
+from declarun.stack.units import format_duration
 
 __all__ = ["TEST_SETTLE", "TEST_SETTLE_TEXT", "apply_options"]
 
 #: Seconds a started container must stay up in the tests' applies.
 TEST_SETTLE = 0.5
 #: The same, as ``DECLARUN_SETTLE`` takes it.
-TEST_SETTLE_TEXT = "500ms"
+TEST_SETTLE_TEXT = format_duration(timedelta(seconds=TEST_SETTLE))
 
 
 def apply_options(**given: Any) -> ApplyOptions:

@@ -36,7 +36,7 @@ def worker_index() -> int:
 
 
 def free_blocks(
-    first: int, routes: list[ipaddress.IPv4Network], count: int = 3
+    first: int, routes: list[ipaddress.IPv4Network], count: int
 ) -> Iterator[ipaddress.IPv4Network]:
     """This worker's ``10.x.0.0/16`` blocks from ``first`` on that no host route overlaps."""
     found = 0

@@ -29,19 +29,17 @@ from __future__ import annotations
 from declarun.errdefs import HTTP_STATUS, NotModified, kind_of
 from declarun.errors import ImageReferenceError
 
-__all__ = ["NOT_MODIFIED", "STATUS_OF_KIND", "status_for"]
+__all__ = ["NOT_MODIFIED", "status_for"]
 
-#: The HTTP status Docker answers for each error kind (``declarun.errdefs.HTTP_STATUS``).
-STATUS_OF_KIND = HTTP_STATUS
 #: The one status whose answer carries no body.
-NOT_MODIFIED = STATUS_OF_KIND[NotModified]
+NOT_MODIFIED = HTTP_STATUS[NotModified]
 
 
 def status_for(exc: BaseException) -> int:
     """The HTTP status Docker would answer for ``exc`` (500 for an error of no kind)."""
     kind = kind_of(exc)
     if kind is not None:
-        return STATUS_OF_KIND[kind]
+        return HTTP_STATUS[kind]
     if isinstance(exc, ImageReferenceError):
         return 400
     return 500
